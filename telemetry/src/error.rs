@@ -1,0 +1,93 @@
+//! Start-up errors. Each says what to change.
+
+use std::path::Path;
+
+use crate::config::{ConfigErrors, Signal};
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// One or more environment variables are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// A global tracing subscriber is already installed (`init` called twice,
+    /// or another crate installed one first).
+    #[error(
+        "a global tracing subscriber is already installed; call telemetry::init once, at the start of main, \
+         or use Telemetry::builder(..).build() to get a subscriber without installing it"
+    )]
+    AlreadyInitialized,
+    /// An OTLP exporter could not be built.
+    #[error("cannot build the OTLP {signal} exporter: {message}; check OTEL_EXPORTER_OTLP_{upper}_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT and their protocol", upper = signal_upper(*signal))]
+    Exporter {
+        /// Which signal.
+        signal: Signal,
+        /// The exporter's error.
+        message: String,
+    },
+    /// A header from `OTEL_EXPORTER_OTLP_*HEADERS` is not valid gRPC metadata.
+    #[error("header {name:?} in OTEL_EXPORTER_OTLP_{upper}_HEADERS / OTEL_EXPORTER_OTLP_HEADERS is not valid gRPC metadata: use lower-case ASCII names and visible ASCII values", upper = signal_upper(*signal))]
+    Header {
+        /// Which signal.
+        signal: Signal,
+        /// The header name.
+        name: String,
+    },
+    /// A TLS file could not be read or parsed.
+    #[error("TLS setup for {signal} failed: OTEL_EXPORTER_OTLP_{var} (or OTEL_EXPORTER_OTLP_{upper}_{var}) = {path}: {message}", upper = signal_upper(*signal))]
+    Tls {
+        /// Which signal.
+        signal: Signal,
+        /// The variable suffix (`CERTIFICATE`, `CLIENT_KEY`, `CLIENT_CERTIFICATE`).
+        var: String,
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The Prometheus endpoint could not bind its address.
+    #[error(
+        "cannot serve Prometheus metrics on {address}: {source}; set OTEL_EXPORTER_PROMETHEUS_HOST / OTEL_EXPORTER_PROMETHEUS_PORT to a free address"
+    )]
+    PrometheusBind {
+        /// The address tried.
+        address: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// A background thread or runtime could not be started.
+    #[error("cannot start telemetry's background thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+fn signal_upper(s: Signal) -> &'static str {
+    match s {
+        Signal::Traces => "TRACES",
+        Signal::Metrics => "METRICS",
+        Signal::Logs => "LOGS",
+    }
+}
+
+impl InitError {
+    pub(crate) fn exporter(signal: Signal, e: impl std::fmt::Display) -> Self {
+        InitError::Exporter {
+            signal,
+            message: e.to_string(),
+        }
+    }
+    pub(crate) fn header(signal: Signal, name: &str) -> Self {
+        InitError::Header {
+            signal,
+            name: name.to_string(),
+        }
+    }
+    pub(crate) fn tls(signal: Signal, var: &str, path: &Path, message: String) -> Self {
+        InitError::Tls {
+            signal,
+            var: var.to_string(),
+            path: path.display().to_string(),
+            message,
+        }
+    }
+}

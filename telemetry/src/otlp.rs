@@ -1,0 +1,206 @@
+//! OTLP exporters for the three signals, over gRPC (tonic) or HTTP/protobuf
+//! (hyper + rustls), built from an [`OtlpConfig`].
+//!
+//! Must be called inside telemetry's own runtime context: tonic and hyper
+//! spawn their connection tasks onto the current runtime.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+
+use crate::config::{Compression, OtlpConfig, Protocol, Signal};
+use crate::error::InitError;
+
+/// Builds the span exporter.
+pub(crate) fn span_exporter(
+    cfg: &OtlpConfig,
+) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
+    let signal = Signal::Traces;
+    let b = opentelemetry_otlp::SpanExporter::builder();
+    match cfg.protocol {
+        Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
+        Protocol::HttpProtobuf => b.with_http().apply_http(cfg, signal)?.build(),
+    }
+    .map_err(|e| InitError::exporter(signal, e))
+}
+
+/// Builds the metric exporter (cumulative temporality, as Prometheus wants).
+pub(crate) fn metric_exporter(
+    cfg: &OtlpConfig,
+) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
+    let signal = Signal::Metrics;
+    let b = opentelemetry_otlp::MetricExporter::builder()
+        .with_temporality(opentelemetry_sdk::metrics::Temporality::Cumulative);
+    match cfg.protocol {
+        Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
+        Protocol::HttpProtobuf => b.with_http().apply_http(cfg, signal)?.build(),
+    }
+    .map_err(|e| InitError::exporter(signal, e))
+}
+
+/// Builds the log exporter.
+pub(crate) fn log_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::LogExporter, InitError> {
+    let signal = Signal::Logs;
+    let b = opentelemetry_otlp::LogExporter::builder();
+    match cfg.protocol {
+        Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
+        Protocol::HttpProtobuf => b.with_http().apply_http(cfg, signal)?.build(),
+    }
+    .map_err(|e| InitError::exporter(signal, e))
+}
+
+trait ApplyTonic: Sized {
+    fn apply_tonic(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError>;
+}
+
+impl<B: WithExportConfig + WithTonicConfig> ApplyTonic for B {
+    fn apply_tonic(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError> {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        for (k, v) in &cfg.headers {
+            let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|_| InitError::header(signal, k))?;
+            let value = v.parse().map_err(|_| InitError::header(signal, k))?;
+            metadata.insert(key, value);
+        }
+        let mut b = self
+            .with_endpoint(cfg.endpoint.clone())
+            .with_timeout(cfg.timeout)
+            .with_metadata(metadata);
+        if let Some(c) = cfg.compression {
+            b = b.with_compression(match c {
+                Compression::Gzip => opentelemetry_otlp::Compression::Gzip,
+                Compression::Zstd => opentelemetry_otlp::Compression::Zstd,
+            });
+        }
+        if cfg.endpoint.starts_with("https://") {
+            let mut tls = tonic::transport::ClientTlsConfig::new();
+            match &cfg.certificate {
+                Some(ca) => {
+                    let pem = read_pem(signal, "CERTIFICATE", ca)?;
+                    tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+                }
+                None => tls = tls.with_native_roots(),
+            }
+            if let (Some(cert), Some(key)) = (&cfg.client_certificate, &cfg.client_key) {
+                let cert = read_pem(signal, "CLIENT_CERTIFICATE", cert)?;
+                let key = read_pem(signal, "CLIENT_KEY", key)?;
+                tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            if let Some(host) = host_of(&cfg.endpoint) {
+                tls = tls.domain_name(host);
+            }
+            b = b.with_tls_config(tls);
+        }
+        Ok(b)
+    }
+}
+
+trait ApplyHttp: Sized {
+    fn apply_http(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError>;
+}
+
+impl<B: WithExportConfig + WithHttpConfig> ApplyHttp for B {
+    fn apply_http(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError> {
+        let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
+        let connector = https_connector(cfg, signal)?;
+        let client = opentelemetry_http::hyper::HyperClient::new(connector, cfg.timeout, None);
+        let mut b = self
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(cfg.endpoint.clone())
+            .with_timeout(cfg.timeout)
+            .with_headers(headers)
+            .with_http_client(client);
+        if let Some(c) = cfg.compression {
+            b = b.with_compression(match c {
+                Compression::Gzip => opentelemetry_otlp::Compression::Gzip,
+                Compression::Zstd => opentelemetry_otlp::Compression::Zstd,
+            });
+        }
+        Ok(b)
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+fn https_connector(cfg: &OtlpConfig, signal: Signal) -> Result<Connector, InitError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.certificate {
+        Some(ca) => {
+            let pem = read_pem(signal, "CERTIFICATE", ca)?;
+            for cert in parse_certs(signal, "CERTIFICATE", ca, &pem)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| InitError::tls(signal, "CERTIFICATE", ca, e.to_string()))?;
+            }
+        }
+        None if cfg.endpoint.starts_with("https://") => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+        None => {}
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| {
+            InitError::tls(
+                signal,
+                "CERTIFICATE",
+                std::path::Path::new(""),
+                e.to_string(),
+            )
+        })?
+        .with_root_certificates(roots);
+    let tls = match (&cfg.client_certificate, &cfg.client_key) {
+        (Some(cert_path), Some(key_path)) => {
+            let cert_pem = read_pem(signal, "CLIENT_CERTIFICATE", cert_path)?;
+            let certs = parse_certs(signal, "CLIENT_CERTIFICATE", cert_path, &cert_pem)?;
+            let key_pem = read_pem(signal, "CLIENT_KEY", key_path)?;
+            use rustls::pki_types::pem::PemObject;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| InitError::tls(signal, "CLIENT_KEY", key_path, e.to_string()))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| InitError::tls(signal, "CLIENT_KEY", key_path, e.to_string()))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build())
+}
+
+fn parse_certs(
+    signal: Signal,
+    var: &str,
+    path: &std::path::Path,
+    pem: &[u8],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, InitError> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> = rustls::pki_types::CertificateDer::pem_slice_iter(pem).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) => Err(InitError::tls(
+            signal,
+            var,
+            path,
+            "no CERTIFICATE block found".into(),
+        )),
+        Err(e) => Err(InitError::tls(signal, var, path, e.to_string())),
+    }
+}
+
+fn read_pem(signal: Signal, var: &str, path: &std::path::Path) -> Result<Vec<u8>, InitError> {
+    std::fs::read(path).map_err(|e| InitError::tls(signal, var, path, e.to_string()))
+}
+
+fn host_of(endpoint: &str) -> Option<String> {
+    endpoint
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()))
+}

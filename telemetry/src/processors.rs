@@ -1,0 +1,137 @@
+//! Span and log processors on top of [`BatchQueue`](crate::batch::BatchQueue),
+//! and the adapters that let it drive the SDK's exporters.
+
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::logs::LogRecord as _;
+use opentelemetry::{Context, InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+use crate::batch::{BatchExporter, BatchQueue, ExportFuture};
+
+/// Feeds ended spans into a [`BatchQueue`], truncating long string values
+/// (the SDK has no value-length limit of its own).
+#[derive(Debug)]
+pub(crate) struct QueueSpanProcessor {
+    pub(crate) queue: BatchQueue<SpanData>,
+    pub(crate) max_value_len: Option<usize>,
+}
+
+impl SpanProcessor for QueueSpanProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, mut span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if let Some(limit) = self.max_value_len {
+            truncate_all(&mut span.attributes, limit);
+            for event in span.events.events.iter_mut() {
+                truncate_all(&mut event.attributes, limit);
+            }
+            for link in span.links.links.iter_mut() {
+                truncate_all(&mut link.attributes, limit);
+            }
+        }
+        self.queue.push(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.queue.flush(Duration::from_secs(5))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.queue.shutdown(timeout)
+    }
+}
+
+fn truncate_all(attrs: &mut [KeyValue], limit: usize) {
+    for kv in attrs.iter_mut() {
+        if let Value::String(s) = &kv.value {
+            if s.as_str().chars().count() > limit {
+                let cut: String = s.as_str().chars().take(limit).collect();
+                kv.value = Value::from(cut);
+            }
+        }
+    }
+}
+
+/// Feeds log records into a [`BatchQueue`]. Records bridged from `tracing`
+/// carry only an observed time; the event time is set from it here so
+/// backends sort them correctly.
+#[derive(Debug)]
+pub(crate) struct QueueLogProcessor {
+    pub(crate) queue: BatchQueue<(SdkLogRecord, InstrumentationScope)>,
+}
+
+impl LogProcessor for QueueLogProcessor {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        if record.timestamp().is_none() {
+            let t = record.observed_timestamp().unwrap_or_else(SystemTime::now);
+            record.set_timestamp(t);
+        }
+        self.queue.push((record.clone(), scope.clone()));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.queue.flush(Duration::from_secs(5))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.queue.shutdown(timeout)
+    }
+}
+
+/// Drives an SDK [`SpanExporter`] from the batch worker.
+#[derive(Debug)]
+pub(crate) struct SpanExporterAdapter<E>(pub(crate) E);
+
+impl<E: SpanExporter + 'static> BatchExporter<SpanData> for SpanExporterAdapter<E> {
+    fn export<'a>(&'a mut self, batch: &'a mut Vec<SpanData>) -> ExportFuture<'a> {
+        let spans = std::mem::take(batch);
+        Box::pin(self.0.export(spans))
+    }
+    fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+}
+
+impl<E: SpanExporter> SpanExporterAdapter<E> {
+    pub(crate) fn new(mut exporter: E, resource: &Resource) -> Self {
+        exporter.set_resource(resource);
+        SpanExporterAdapter(exporter)
+    }
+}
+
+/// Drives an SDK [`LogExporter`] from the batch worker.
+#[derive(Debug)]
+pub(crate) struct LogExporterAdapter<E>(pub(crate) E);
+
+impl<E: LogExporter> LogExporterAdapter<E> {
+    pub(crate) fn new(mut exporter: E, resource: &Resource) -> Self {
+        exporter.set_resource(resource);
+        LogExporterAdapter(exporter)
+    }
+}
+
+impl<E: LogExporter + 'static> BatchExporter<(SdkLogRecord, InstrumentationScope)>
+    for LogExporterAdapter<E>
+{
+    fn export<'a>(
+        &'a mut self,
+        batch: &'a mut Vec<(SdkLogRecord, InstrumentationScope)>,
+    ) -> ExportFuture<'a> {
+        let exporter = &self.0;
+        Box::pin(async move {
+            let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+                batch.iter().map(|(r, s)| (r, s)).collect();
+            exporter.export(LogBatch::new(&refs)).await
+        })
+    }
+    fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+}

@@ -1,0 +1,205 @@
+//! Stdout logs: JSON lines with `trace_id` and `span_id` outside dev, readable
+//! text in dev; and the filter that keeps the exporter's own transport
+//! events out of OTLP (a feedback loop otherwise).
+
+use std::io::Write;
+
+use opentelemetry::trace::TraceContextExt;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Filter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Targets whose events and spans never reach the OTLP layers: the HTTP/2,
+/// gRPC and TLS stacks the exporters themselves run on, the OpenTelemetry
+/// SDK's internal logs, and telemetry's own export warnings.
+const EXPORTER_TARGETS: &[&str] = &[
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "rustls",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry_http",
+    "opentelemetry_prometheus",
+    "telemetry::export",
+    "telemetry::prometheus",
+];
+
+/// True when `target` belongs to the exporter's own machinery.
+pub fn is_exporter_target(target: &str) -> bool {
+    EXPORTER_TARGETS.iter().any(|t| {
+        target == *t
+            || (target.starts_with(t)
+                && matches!(target.as_bytes().get(t.len()), Some(b':') | Some(b'-')))
+    })
+}
+
+/// Per-layer filter for the OTLP layers: drops [`is_exporter_target`] callsites.
+/// The decision is cached per callsite, so it costs nothing per span.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFeedback;
+
+impl<S> Filter<S> for NoFeedback {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        !is_exporter_target(meta.target())
+    }
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        if is_exporter_target(meta.target()) {
+            tracing::subscriber::Interest::never()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+}
+
+/// Writes each event as one JSON object per line:
+/// `{"timestamp","level","target","message","fields",...,"span","trace_id","span_id"}`.
+#[derive(Debug)]
+pub struct JsonLayer<W> {
+    make_writer: W,
+}
+
+impl<W> JsonLayer<W> {
+    /// A JSON layer writing to `make_writer` (e.g. `std::io::stdout`).
+    pub fn new(make_writer: W) -> Self {
+        JsonLayer { make_writer }
+    }
+}
+
+impl<S, W> Layer<S> for JsonLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut obj = Map::new();
+        obj.insert("timestamp".into(), Value::String(rfc3339_now()));
+        obj.insert("level".into(), Value::String(meta.level().as_str().into()));
+        obj.insert("target".into(), Value::String(meta.target().into()));
+        let mut fields = JsonVisitor::default();
+        event.record(&mut fields);
+        if let Some(m) = fields.message.take() {
+            obj.insert("message".into(), Value::String(m));
+        }
+        if !fields.fields.is_empty() {
+            obj.insert("fields".into(), Value::Object(fields.fields));
+        }
+        if let Some(span) = ctx.event_span(event) {
+            obj.insert("span".into(), Value::String(span.name().into()));
+        }
+        let cx = opentelemetry::Context::current();
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            obj.insert("trace_id".into(), Value::String(sc.trace_id().to_string()));
+            obj.insert("span_id".into(), Value::String(sc.span_id().to_string()));
+        }
+        let mut line = Value::Object(obj).to_string();
+        line.push('\n');
+        // A failed stdout write must never hurt the service.
+        let _ = self
+            .make_writer
+            .make_writer_for(meta)
+            .write_all(line.as_bytes());
+    }
+}
+
+#[derive(Default)]
+struct JsonVisitor {
+    message: Option<String>,
+    fields: Map<String, Value>,
+}
+
+impl Visit for JsonVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_string());
+        } else {
+            self.fields
+                .insert(field.name().into(), Value::String(value.into()));
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.fields
+            .insert(field.name().into(), Value::String(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let s = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = Some(s);
+        } else {
+            self.fields.insert(field.name().into(), Value::String(s));
+        }
+    }
+}
+
+/// Current UTC time as RFC 3339 with microseconds, without a date crate.
+fn rfc3339_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let micros = now.subsec_micros();
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{micros:06}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exporter_targets_match_whole_path_segments() {
+        assert!(is_exporter_target("h2"));
+        assert!(is_exporter_target("h2::codec"));
+        assert!(is_exporter_target("hyper_util::client::legacy"));
+        assert!(is_exporter_target("opentelemetry_sdk"));
+        assert!(is_exporter_target("telemetry::export"));
+        assert!(!is_exporter_target("h2o_engine"));
+        assert!(!is_exporter_target("token_engine::mint"));
+        assert!(!is_exporter_target("telemetry"));
+        assert!(!is_exporter_target("towers"));
+    }
+
+    #[test]
+    fn timestamp_is_rfc3339() {
+        let t = rfc3339_now();
+        assert_eq!(t.len(), 27, "{t}");
+        assert!(t.ends_with('Z'));
+        assert_eq!(&t[4..5], "-");
+        assert_eq!(&t[10..11], "T");
+        let year: i32 = t[..4].parse().unwrap();
+        assert!(year >= 2024);
+    }
+}
