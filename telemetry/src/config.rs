@@ -453,34 +453,24 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             return vec![PropagatorKind::TraceContext, PropagatorKind::Baggage];
         };
         let mut out = Vec::new();
+        let mut none = false;
         for item in list(&raw) {
             match item.as_str() {
                 "tracecontext" => push_unique(&mut out, PropagatorKind::TraceContext),
                 "baggage" => push_unique(&mut out, PropagatorKind::Baggage),
-                "none" => {}
-                "b3" | "b3multi" | "jaeger" | "xray" | "ottrace" => {
-                    self.fail(
-                        VAR,
-                        &raw,
-                        format!(
-                            "tracecontext, baggage or none ({item} is a valid OpenTelemetry name but not built into this crate)"
-                        ),
-                    );
-                }
-                _ => self.fail(
+                "none" => none = true,
+                "b3" | "b3multi" | "jaeger" | "xray" | "ottrace" => self.fail(
                     VAR,
                     &raw,
-                    "a comma-separated list of tracecontext, baggage, none",
+                    format!(
+                        "tracecontext, baggage or none ({item} is a valid OpenTelemetry name but not built into this crate)"
+                    ),
                 ),
+                _ => self.fail(VAR, &raw, "a comma-separated list of tracecontext, baggage, none"),
             }
         }
-        if out.is_empty() || raw.split(',').any(|s| s.trim() == "none") {
-            // `none` anywhere wins, as the specification says.
-            if raw.split(',').any(|s| s.trim() == "none") {
-                return Vec::new();
-            }
-        }
-        out
+        // `none` anywhere wins, as the specification says.
+        if none { Vec::new() } else { out }
     }
 
     fn exporters(&mut self, signal: Signal) -> Vec<ExporterKind> {

@@ -58,6 +58,15 @@ impl<const N: usize> EnvSource for [(&str, &str); N] {
     }
 }
 
+impl EnvSource for Vec<(String, String)> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.iter()
+            .rev()
+            .find(|(k, v)| k == key && !v.trim().is_empty())
+            .map(|(_, v)| v.clone())
+    }
+}
+
 impl<T: EnvSource + ?Sized> EnvSource for &T {
     fn var(&self, key: &str) -> Option<String> {
         (**self).var(key)

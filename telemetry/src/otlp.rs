@@ -78,13 +78,18 @@ impl<B: WithExportConfig + WithTonicConfig> ApplyTonic for B {
             match &cfg.certificate {
                 Some(ca) => {
                     let pem = read_pem(signal, "CERTIFICATE", ca)?;
+                    // tonic only parses PEM on first connect; fail at start-up instead.
+                    parse_certs(signal, "CERTIFICATE", ca, &pem)?;
                     tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
                 }
                 None => tls = tls.with_native_roots(),
             }
             if let (Some(cert), Some(key)) = (&cfg.client_certificate, &cfg.client_key) {
-                let cert = read_pem(signal, "CLIENT_CERTIFICATE", cert)?;
-                let key = read_pem(signal, "CLIENT_KEY", key)?;
+                let cert_pem = read_pem(signal, "CLIENT_CERTIFICATE", cert)?;
+                parse_certs(signal, "CLIENT_CERTIFICATE", cert, &cert_pem)?;
+                let key_pem = read_pem(signal, "CLIENT_KEY", key)?;
+                parse_key(signal, key, &key_pem)?;
+                let (cert, key) = (cert_pem, key_pem);
                 tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
             }
             if let Some(host) = host_of(&cfg.endpoint) {
@@ -157,9 +162,7 @@ fn https_connector(cfg: &OtlpConfig, signal: Signal) -> Result<Connector, InitEr
             let cert_pem = read_pem(signal, "CLIENT_CERTIFICATE", cert_path)?;
             let certs = parse_certs(signal, "CLIENT_CERTIFICATE", cert_path, &cert_pem)?;
             let key_pem = read_pem(signal, "CLIENT_KEY", key_path)?;
-            use rustls::pki_types::pem::PemObject;
-            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
-                .map_err(|e| InitError::tls(signal, "CLIENT_KEY", key_path, e.to_string()))?;
+            let key = parse_key(signal, key_path, &key_pem)?;
             builder
                 .with_client_auth_cert(certs, key)
                 .map_err(|e| InitError::tls(signal, "CLIENT_KEY", key_path, e.to_string()))?
@@ -192,6 +195,16 @@ fn parse_certs(
         )),
         Err(e) => Err(InitError::tls(signal, var, path, e.to_string())),
     }
+}
+
+fn parse_key(
+    signal: Signal,
+    path: &std::path::Path,
+    pem: &[u8],
+) -> Result<rustls::pki_types::PrivateKeyDer<'static>, InitError> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| InitError::tls(signal, "CLIENT_KEY", path, e.to_string()))
 }
 
 fn read_pem(signal: Signal, var: &str, path: &std::path::Path) -> Result<Vec<u8>, InitError> {

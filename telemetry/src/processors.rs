@@ -50,11 +50,11 @@ impl SpanProcessor for QueueSpanProcessor {
 
 fn truncate_all(attrs: &mut [KeyValue], limit: usize) {
     for kv in attrs.iter_mut() {
-        if let Value::String(s) = &kv.value {
-            if s.as_str().chars().count() > limit {
-                let cut: String = s.as_str().chars().take(limit).collect();
-                kv.value = Value::from(cut);
-            }
+        if let Value::String(s) = &kv.value
+            && s.as_str().chars().count() > limit
+        {
+            let cut: String = s.as_str().chars().take(limit).collect();
+            kv.value = Value::from(cut);
         }
     }
 }

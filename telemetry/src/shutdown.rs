@@ -36,10 +36,10 @@ pub(crate) struct ShutdownSlot {
 
 impl ShutdownSlot {
     pub(crate) fn complete(&self, r: Result<(), ShutdownError>) {
-        if let Ok(mut slot) = self.result.lock() {
-            if slot.is_none() {
-                *slot = Some(r);
-            }
+        if let Ok(mut slot) = self.result.lock()
+            && slot.is_none()
+        {
+            *slot = Some(r);
         }
         self.done.notify_all();
         if let Ok(mut w) = self.wakers.lock() {

@@ -189,7 +189,7 @@ impl TelemetryBuilder {
     pub fn build(self) -> Result<Telemetry, InitError> {
         let config = Config::from_env(&*self.env)?;
         let filter = EnvFilter::builder()
-            .parse(&config.log_filter)
+            .parse(stdout_directives(&config.log_filter))
             .map_err(|e| {
                 InitError::Config(ConfigErrors(vec![ConfigError {
                     variable: "RUST_LOG".into(),
@@ -281,6 +281,21 @@ impl TelemetryBuilder {
         }
         layers.extend(self.layers);
         let subscriber = tracing_subscriber::registry().with(filter).with(layers);
+        let dispatch = Dispatch::new(subscriber);
+        for var in [
+            "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        ] {
+            if self.env.var(var).is_some() {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    tracing::warn!(
+                        target: "telemetry::config",
+                        variable = var,
+                        "log-record attribute limits are not enforced: the OpenTelemetry 0.33 SDK cannot trim log attributes"
+                    )
+                });
+            }
+        }
         let meter_provider = parts
             .meter_provider
             .clone()
@@ -288,7 +303,7 @@ impl TelemetryBuilder {
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 identity,
-                dispatch: Dispatch::new(subscriber),
+                dispatch,
                 tracer_provider: parts.tracer_provider,
                 logger_provider: parts.logger_provider,
                 meter_provider,
@@ -314,6 +329,17 @@ impl TelemetryBuilder {
         let telemetry = self.build()?;
         telemetry.install()?;
         Ok(telemetry)
+    }
+}
+
+/// `RUST_LOG` plus a default that silences the SDK's per-failure export
+/// warnings (telemetry's own rate-limited warning replaces them), unless
+/// the user asked for `opentelemetry*` targets explicitly.
+fn stdout_directives(rust_log: &str) -> String {
+    if rust_log.contains("opentelemetry") {
+        rust_log.to_string()
+    } else {
+        format!("{rust_log},opentelemetry=error")
     }
 }
 
