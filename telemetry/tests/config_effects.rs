@@ -1,0 +1,191 @@
+//! The environment variables do what they say, observed through the
+//! in-memory mode (same pipelines, exporters in memory).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use telemetry::Telemetry;
+use telemetry::testing::InMemory;
+use telemetry::tracing_opentelemetry::OpenTelemetrySpanExt;
+
+fn run(env: &[(&str, &str)], body: impl FnOnce()) -> (InMemory, Telemetry) {
+    let sink = InMemory::new();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let t = Telemetry::builder("config-engine")
+        .with_env(env)
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), body);
+    t.shutdown().unwrap();
+    (sink, t)
+}
+
+fn ten_roots() {
+    for i in 0..10 {
+        tracing::info_span!("root", i).in_scope(|| {});
+    }
+}
+
+#[test]
+fn always_off_and_ratio_zero_export_no_spans() {
+    let (sink, t) = run(&[("OTEL_TRACES_SAMPLER", "always_off")], ten_roots);
+    assert!(sink.spans().is_empty());
+    assert_eq!(
+        t.health()
+            .signal(telemetry::Signal::Traces)
+            .unwrap()
+            .emitted,
+        0
+    );
+    let (sink, _) = run(
+        &[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+        ten_roots,
+    );
+    assert!(sink.spans().is_empty());
+    let (sink, _) = run(
+        &[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1"),
+        ],
+        ten_roots,
+    );
+    assert_eq!(sink.spans().len(), 10);
+}
+
+#[test]
+fn parent_based_follows_a_remote_parent() {
+    let remote = |sampled: bool| {
+        let flags = if sampled { "01" } else { "00" };
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "traceparent",
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}")
+                .parse()
+                .unwrap(),
+        );
+        telemetry::propagation::extract(&telemetry::propagation::default_propagator(), &h)
+    };
+    let (sink, _) = run(&[("OTEL_TRACES_SAMPLER", "parentbased_always_off")], || {
+        let span = tracing::info_span!("child_of_sampled");
+        span.set_parent(remote(true)).unwrap();
+        span.in_scope(|| {});
+        let span = tracing::info_span!("child_of_unsampled");
+        span.set_parent(remote(false)).unwrap();
+        span.in_scope(|| {});
+        tracing::info_span!("new_root").in_scope(|| {});
+    });
+    let spans = sink.spans();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, vec!["child_of_sampled"], "parent decides; roots off");
+    assert_eq!(
+        spans[0].span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(spans[0].parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert!(spans[0].parent_span_is_remote);
+}
+
+#[test]
+fn attribute_limits_truncate_and_cap() {
+    let (sink, _) = run(
+        &[
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "8"),
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3"),
+        ],
+        || {
+            let span = tracing::info_span!(
+                "limited",
+                note = "0123456789abcdef",
+                a = 1,
+                b = 2,
+                c = 3,
+                d = 4
+            );
+            span.in_scope(|| {});
+        },
+    );
+    let span = &sink.spans()[0];
+    assert!(span.attributes.len() <= 3, "{:?}", span.attributes);
+    assert!(span.dropped_attributes_count >= 1);
+    let note = span.attributes.iter().find(|kv| kv.key.as_str() == "note");
+    if let Some(kv) = note {
+        assert_eq!(kv.value.as_str(), "01234567");
+    }
+    // With only the length limit, the value is kept, truncated.
+    let (sink, _) = run(&[("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4")], || {
+        tracing::info_span!("short", note = "abcdefgh").in_scope(|| {});
+    });
+    let span = &sink.spans()[0];
+    let kv = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "note")
+        .unwrap();
+    assert_eq!(kv.value.as_str(), "abcd");
+}
+
+#[test]
+fn rust_log_is_the_off_switch_for_spans_and_logs() {
+    let (sink, _) = run(&[("RUST_LOG", "warn")], || {
+        tracing::info_span!("filtered").in_scope(|| tracing::info!("hidden"));
+        tracing::warn_span!("kept").in_scope(|| tracing::warn!("shown"));
+    });
+    let names: Vec<_> = sink.spans().iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, vec!["kept"]);
+    let logs = sink.logs();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(
+        logs[0].record.trace_context().unwrap().trace_id,
+        sink.spans()[0].span_context.trace_id()
+    );
+}
+
+#[test]
+fn exporter_internals_never_reach_otlp() {
+    let (sink, _) = run(&[("RUST_LOG", "trace")], || {
+        tracing::info!(target: "h2::codec", "frame");
+        tracing::info!(target: "tonic::transport", "connect");
+        tracing::info!(target: "opentelemetry_sdk", "internal");
+        tracing::info_span!(target: "hyper::proto", "poll").in_scope(|| {});
+        tracing::info!(target: "token_engine", "business");
+    });
+    let bodies: Vec<String> = sink
+        .logs()
+        .iter()
+        .filter_map(|l| l.record.body().map(|b| format!("{b:?}")))
+        .collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains("business"));
+    assert!(sink.spans().is_empty());
+}
+
+#[test]
+fn propagators_none_is_honoured() {
+    let sink = InMemory::new();
+    let t = Telemetry::builder("p")
+        .with_env(vec![("OTEL_PROPAGATORS".to_string(), "none".to_string())])
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    let cx = tracing::dispatcher::with_default(t.dispatch(), || {
+        tracing::info_span!("s").in_scope(|| tracing::Span::current().context())
+    });
+    assert!(cx.span().span_context().is_valid());
+    let mut headers = http::HeaderMap::new();
+    telemetry::propagation::inject(t.propagator(), &cx, &mut headers);
+    assert!(headers.is_empty());
+    let mut headers = http::HeaderMap::new();
+    let default = Telemetry::builder("p")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    telemetry::propagation::inject(default.propagator(), &cx, &mut headers);
+    assert!(headers.contains_key("traceparent"));
+    let _ = t.tracer_provider().unwrap().tracer("x");
+}
