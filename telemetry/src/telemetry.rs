@@ -229,7 +229,10 @@ impl TelemetryBuilder {
         let mut layers: Vec<BoxedLayer> = vec![stdout_layer];
 
         let mut parts = Parts::default();
-        if !config.sdk_disabled {
+        let any_exporter = !(config.traces_exporters.is_empty()
+            && config.metrics_exporters.is_empty()
+            && config.logs_exporters.is_empty());
+        if !config.sdk_disabled && any_exporter {
             let resource = resource::build(&identity, &config, &*self.env, &self.attributes);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -765,6 +768,17 @@ impl Telemetry {
         let (slot, deadline) = self.inner.shutdown.get_or_init(|| {
             let slot = Arc::new(ShutdownSlot::default());
             let deadline = Instant::now() + self.inner.shutdown_timeout;
+            let nothing_to_stop = self.inner.tracer_provider.is_none()
+                && self.inner.logger_provider.is_none()
+                && !self.inner.has_metric_readers
+                && self.inner.runtime.lock().map(|r| r.is_none()).unwrap_or(true);
+            if nothing_to_stop {
+                // OTEL_SDK_DISABLED or every exporter `none`: no thread needed.
+                slot.complete(Ok(()));
+                return (slot, deadline);
+            }
+            // Every step of `shutdown_all` is bounded by the deadline, so this
+            // thread always reports by then; waiters never need a timer.
             let inner = Arc::clone(&self.inner);
             let worker_slot = Arc::clone(&slot);
             let spawned = std::thread::Builder::new()
@@ -776,19 +790,6 @@ impl Telemetry {
                     "cannot spawn the shutdown thread".into(),
                 )])));
             }
-            // A timer so async waiters resolve at the deadline even if a
-            // provider hangs past it.
-            let timer_slot = Arc::clone(&slot);
-            let budget = self.inner.shutdown_timeout;
-            let _ = std::thread::Builder::new()
-                .name("otel-shutdown-timer".into())
-                .spawn(move || {
-                    std::thread::sleep(
-                        deadline.saturating_duration_since(Instant::now())
-                            + Duration::from_millis(100),
-                    );
-                    timer_slot.complete(Err(ShutdownError::TimedOut(budget)));
-                });
             (slot, deadline)
         });
         (Arc::clone(slot), *deadline)
