@@ -1,0 +1,13 @@
+//! Instrumentation for every hop of a service: HTTP servers and clients,
+//! gRPC, NATS, databases, caches, JSON-RPC, LLM calls, and business
+//! instruments declared once.
+//!
+//! Built on the OpenTelemetry API and `tracing` only: the SDK lives in
+//! `telemetry`, which installs the providers and the W3C propagator these
+//! integrations use through the OpenTelemetry globals. One cargo feature per
+//! integration, none on by default.
+
+pub mod http;
+
+#[cfg(feature = "axum")]
+pub mod axum;

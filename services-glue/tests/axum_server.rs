@@ -1,0 +1,189 @@
+//! The axum layer against a real axum server on loopback, asserted through
+//! telemetry's in-memory harness.
+#![cfg(feature = "axum")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use services_glue::axum::HttpServerLayer;
+use services_glue::http::HttpServerConfig;
+use telemetry::Telemetry;
+use telemetry::testing::InMemory;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn app(config: HttpServerConfig) -> Router {
+    Router::new()
+        .route(
+            "/payments/{id}",
+            get(|| async { "paid" }).post(|| async { StatusCode::CREATED }),
+        )
+        .route("/fail", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/health", get(|| async { "ok" }))
+        .layer(HttpServerLayer::new(config))
+}
+
+/// Sends raw HTTP/1.1 requests so nothing but the server adds telemetry.
+async fn send(addr: std::net::SocketAddr, method: &str, path: &str, extra: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let status = buf[9..12].parse().unwrap();
+    (status, buf)
+}
+
+fn with_server<F, Fut>(sink: &InMemory, f: F)
+where
+    F: FnOnce(std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
+    let t = Telemetry::builder("axum-engine")
+        .with_in_memory(sink)
+        .build()
+        .unwrap();
+    let config = HttpServerConfig::new(&t.meter()).with_traceresponse(true);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server =
+                tokio::spawn(async move { axum::serve(listener, app(config)).await.unwrap() });
+            f(addr).await;
+            server.abort();
+        })
+    });
+    t.shutdown().unwrap();
+}
+
+#[test]
+fn spans_follow_the_conventions() {
+    let sink = InMemory::new();
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    with_server(&sink, |addr| async move {
+        let (code, raw) = send(
+            addr,
+            "GET",
+            "/payments/123?card=4111111111111111",
+            &format!("traceparent: {parent}\r\n"),
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert!(
+            raw.to_lowercase()
+                .contains("traceresponse: 00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        );
+        assert_eq!(send(addr, "GET", "/fail", "").await.0, 503);
+        assert_eq!(send(addr, "GET", "/missing", "").await.0, 404);
+        assert_eq!(send(addr, "GET", "/no/such/route", "").await.0, 404);
+        assert_eq!(send(addr, "PURGE", "/payments/9", "").await.0, 405);
+        assert_eq!(send(addr, "GET", "/health", "").await.0, 200);
+    });
+    let spans = sink.spans();
+    let by_name = |n: &str| spans.iter().filter(|s| s.name == n).collect::<Vec<_>>();
+
+    let paid = by_name("GET /payments/{id}");
+    assert_eq!(
+        paid.len(),
+        1,
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    let paid = paid[0];
+    assert_eq!(paid.span_kind, SpanKind::Server);
+    assert_eq!(
+        paid.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(paid.parent_span_id.to_string(), "00f067aa0ba902b7");
+    let attr = |s: &opentelemetry_sdk::trace::SpanData, k: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attr(paid, "http.route").as_deref(), Some("/payments/{id}"));
+    assert_eq!(attr(paid, "http.request.method").as_deref(), Some("GET"));
+    assert_eq!(
+        attr(paid, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(
+        spans.iter().all(|s| s
+            .attributes
+            .iter()
+            .all(|kv| !kv.value.to_string().contains("4111"))),
+        "query strings never land in spans"
+    );
+
+    let fail = by_name("GET /fail")[0];
+    assert!(
+        matches!(fail.status, Status::Error { .. }),
+        "5xx is an error"
+    );
+    assert_eq!(attr(fail, "error.type").as_deref(), Some("503"));
+    let missing = by_name("GET /missing")[0];
+    assert!(
+        !matches!(missing.status, Status::Error { .. }),
+        "4xx is not a server error"
+    );
+
+    // Unmatched path: method only, no route attribute, no raw path anywhere.
+    let unmatched = by_name("GET");
+    assert_eq!(unmatched.len(), 1);
+    assert_eq!(attr(unmatched[0], "http.route"), None);
+    // Unknown method.
+    assert_eq!(by_name("_OTHER /payments/{id}").len(), 1);
+    // Health is not traced.
+    assert!(spans.iter().all(|s| !s.name.contains("health")));
+}
+
+#[test]
+fn ten_thousand_raw_paths_keep_series_bounded() {
+    let sink = InMemory::new();
+    with_server(&sink, |addr| async move {
+        for i in 0..10_000u32 {
+            let path = if i % 2 == 0 {
+                format!("/payments/{i}")
+            } else {
+                format!("/random/{i}/x")
+            };
+            let method = ["GET", "POST", "BREW", "get"][(i % 4) as usize];
+            send(addr, method, &path, "").await;
+        }
+    });
+    let collections = sink.metrics();
+    let last = collections.last().expect("metrics exported");
+    let mut series = HashSet::new();
+    for scope in last.scope_metrics() {
+        for m in scope.metrics() {
+            if m.name() != "http.server.request.duration" {
+                continue;
+            }
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() {
+                for p in h.data_points() {
+                    let mut attrs: Vec<String> = p
+                        .attributes()
+                        .map(|kv| format!("{}={}", kv.key, kv.value))
+                        .collect();
+                    attrs.sort();
+                    series.insert(attrs.join(","));
+                }
+            }
+        }
+    }
+    assert!(!series.is_empty());
+    assert!(series.len() <= 8, "{} series: {series:?}", series.len());
+    assert!(series.iter().all(|s| !s.contains("/random/")));
+}
