@@ -88,10 +88,10 @@ where
         let request_size = content_length(req.headers());
         let inflight = InFlight::begin(
             &self.config,
-            req.method(),
+            crate::http::normalize_method(req.method()),
             route.as_deref(),
             scheme,
-            req.headers(),
+            crate::http::extract_parent(req.headers()),
             request_size,
         );
         let inner = {

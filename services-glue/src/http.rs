@@ -30,18 +30,32 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
 /// The method as the conventions want it: one of the registered methods,
 /// or `_OTHER` so arbitrary client input never becomes a label value.
 pub fn normalize_method(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::CONNECT => "CONNECT",
-        http::Method::TRACE => "TRACE",
+    normalize_method_str(method.as_str())
+}
+
+/// [`normalize_method`] for frameworks on other `http` versions (actix-web).
+/// Methods are case-sensitive: `get` is not `GET`.
+pub fn normalize_method_str(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
         _ => "_OTHER",
     }
+}
+
+/// The remote parent carried by `headers`, read with the global propagator
+/// (which `telemetry::init` sets to strict W3C trace context + baggage).
+pub fn extract_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&opentelemetry_http_headers::Extract(headers))
+    })
 }
 
 /// `error.type` for a server response: the status code for 5xx, none otherwise.
@@ -160,13 +174,12 @@ impl InFlight {
     /// the request as active.
     pub(crate) fn begin(
         config: &HttpServerConfig,
-        method: &http::Method,
+        method: &'static str,
         route: Option<&str>,
         scheme: &'static str,
-        headers: &http::HeaderMap,
+        parent: opentelemetry::Context,
         request_size: Option<u64>,
     ) -> InFlight {
-        let method = normalize_method(method);
         let name = match route {
             Some(r) => format!("{method} {r}"),
             None => method.to_string(),
@@ -182,9 +195,6 @@ impl InFlight {
             http.response.status_code = Empty,
             error.type = Empty,
         );
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&opentelemetry_http_headers::Extract(headers))
-        });
         let _ = span.set_parent(parent);
         let active_attrs = [
             KeyValue::new("http.request.method", method),

@@ -11,3 +11,6 @@ pub mod http;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+
+#[cfg(feature = "actix")]
+pub mod actix;

@@ -1,0 +1,128 @@
+//! The actix-web middleware against a real actix-web server on loopback.
+//! actix runs handlers on its own worker threads, so this binary installs
+//! telemetry globally (it is alone in its process).
+#![cfg(feature = "actix")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use services_glue::actix::HttpServerMiddleware;
+use services_glue::http::HttpServerConfig;
+use telemetry::Telemetry;
+use telemetry::testing::InMemory;
+
+fn send(addr: std::net::SocketAddr, method: &str, path: &str, extra: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    (buf[9..12].parse().unwrap(), buf)
+}
+
+#[test]
+fn actix_requests_follow_the_conventions_and_stay_bounded() {
+    let sink = InMemory::new();
+    let t = Telemetry::builder("actix-engine")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    t.install().unwrap();
+    let config = HttpServerConfig::new(&t.meter()).with_traceresponse(true);
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server_thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                App::new()
+                    .wrap(HttpServerMiddleware::new(config.clone()))
+                    .route(
+                        "/obligations/{id}",
+                        web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+                    )
+                    .route(
+                        "/boom",
+                        web::get().to(|| async { HttpResponse::InternalServerError().finish() }),
+                    )
+                    .route("/health", web::get().to(|| async { "ok" }))
+            })
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+            let addr = server.addrs()[0];
+            let server = server.run();
+            tx.send((addr, server.handle())).unwrap();
+            server.await.unwrap();
+        })
+    });
+    let (addr, handle) = rx.recv().unwrap();
+
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (code, raw) = send(
+        addr,
+        "GET",
+        "/obligations/77?iban=DE89370400440532013000",
+        &format!("traceparent: {parent}\r\n"),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        raw.to_lowercase()
+            .contains("traceresponse: 00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{raw}"
+    );
+    assert_eq!(send(addr, "GET", "/boom", "").0, 500);
+    assert_eq!(send(addr, "GET", "/health", "").0, 200);
+    for i in 0..10_000u32 {
+        let method = ["GET", "BREW"][(i % 2) as usize];
+        send(addr, method, &format!("/unknown/{i}"), "");
+    }
+    actix_web::rt::System::new().block_on(handle.stop(true));
+    server_thread.join().unwrap();
+    t.shutdown().unwrap();
+
+    let spans = sink.spans();
+    let named = |n: &str| spans.iter().filter(|s| s.name == n).collect::<Vec<_>>();
+    let ok = named("GET /obligations/{id}");
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].span_kind, SpanKind::Server);
+    assert_eq!(
+        ok[0].span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(ok[0].parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert!(matches!(named("GET /boom")[0].status, Status::Error { .. }));
+    assert!(spans.iter().all(|s| !s.name.contains("health")));
+    assert!(spans.iter().all(|s| {
+        s.attributes
+            .iter()
+            .all(|kv| !kv.value.to_string().contains("DE89"))
+    }));
+
+    let last = sink.metrics().pop().expect("metrics");
+    let mut series = HashSet::new();
+    for scope in last.scope_metrics() {
+        for m in scope.metrics() {
+            if m.name() == "http.server.request.duration"
+                && let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data()
+            {
+                for p in h.data_points() {
+                    let mut a: Vec<String> = p
+                        .attributes()
+                        .map(|kv| format!("{}={}", kv.key, kv.value))
+                        .collect();
+                    a.sort();
+                    series.insert(a.join(","));
+                }
+            }
+        }
+    }
+    assert!(series.len() <= 6, "{series:?}");
+    assert!(
+        series.iter().all(|s| !s.contains("/unknown/")),
+        "{series:?}"
+    );
+}
