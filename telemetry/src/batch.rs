@@ -3,8 +3,11 @@
 //! Why not the SDK's batch processors: they drop silently when full, expose no
 //! queue size, and their shutdown can deadlock when the exporter's I/O lives on
 //! a `current_thread` runtime that is blocked waiting for them. Here:
-//! - the hot path is one `try_send` and one relaxed atomic add;
+//! - the hot path is one `try_send`, one relaxed atomic add and one
+//!   compare-and-swap reserving a queue slot (a plain load when full);
 //! - every item is counted exactly once (exported, failed or dropped);
+//! - at most `max_queue_size` items are held at any time, counting the batch
+//!   being exported, and `queued` says exactly how many;
 //! - exports run on telemetry's own tokio runtime, never the application's,
 //!   each bounded by its export timeout;
 //! - flush and shutdown reply over a channel, so callers wait with a deadline.
@@ -44,6 +47,9 @@ pub(crate) struct BatchQueue<T> {
     data: Sender<T>,
     control: Sender<Control>,
     stats: Arc<PipelineStats>,
+    /// Most items held at once: waiting in the channel or in the batch being
+    /// exported (`stats.queued` counts them).
+    capacity: usize,
     shut_down: AtomicBool,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -86,25 +92,42 @@ impl<T: Send + 'static> BatchQueue<T> {
             data,
             control,
             stats,
+            capacity: config.max_queue_size,
             shut_down: AtomicBool::new(false),
             worker: Mutex::new(Some(handle)),
         })
     }
 
     /// Hands an item over without blocking; drops and counts it when full.
+    ///
+    /// "Full" counts the batch the worker is exporting too: items taken off
+    /// the channel keep their slot until their export has been accounted, so
+    /// memory is bounded by `max_queue_size`, not by it plus a batch.
     #[inline]
     pub(crate) fn push(&self, item: T) {
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
-        if self.shut_down.load(Ordering::Relaxed) {
+        if self.shut_down.load(Ordering::Relaxed) || !self.reserve_slot() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         match self.data.try_send(item) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Takes one of the `capacity` slots; false when all are taken.
+    #[inline]
+    fn reserve_slot(&self) -> bool {
+        self.stats
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                (q < self.capacity).then_some(q + 1)
+            })
+            .is_ok()
     }
 
     /// Exports everything queued so far, waiting at most `timeout`.
@@ -162,7 +185,6 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
     fn run(mut self) {
         let mut batch_started: Option<Instant> = None;
         loop {
-            self.publish_queue_size();
             let wait = match batch_started {
                 Some(t) => self.config.schedule_delay.saturating_sub(t.elapsed()),
                 None => Duration::from_secs(3600),
@@ -193,7 +215,6 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                     Ok(Control::Shutdown(reply)) => {
                         self.drain();
                         let _ = self.exporter.shutdown(self.config.export_timeout);
-                        self.publish_queue_size();
                         let _ = reply.send(());
                         return;
                     }
@@ -210,12 +231,6 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                 }
             }
         }
-    }
-
-    fn publish_queue_size(&self) {
-        self.stats
-            .queued
-            .store(self.data.len() + self.batch.len(), Ordering::Relaxed);
     }
 
     /// Exports everything in the channel, in batches.
@@ -236,7 +251,6 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
 
     fn export_batch(&mut self) {
         let n = self.batch.len() as u64;
-        self.publish_queue_size();
         let timeout = self.config.export_timeout;
         let exporter = &mut self.exporter;
         let batch = &mut self.batch;
@@ -253,6 +267,7 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                 &format!("export timed out after {timeout:?}"),
             ),
         }
-        self.publish_queue_size();
+        // Accounted as exported or failed: release their queue slots.
+        self.stats.queued.fetch_sub(n as usize, Ordering::Relaxed);
     }
 }

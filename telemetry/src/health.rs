@@ -7,8 +7,10 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use tracing::dispatcher::WeakDispatch;
 
 use crate::config::Signal;
 
@@ -28,6 +30,9 @@ pub(crate) struct PipelineStats {
     pub(crate) capacity: usize,
     last_error: Mutex<Option<String>>,
     warn_state: Mutex<WarnState>,
+    /// Telemetry's own subscriber, where export warnings go (weak: the
+    /// subscriber owns the pipelines).
+    log_to: OnceLock<WeakDispatch>,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +59,24 @@ impl PipelineStats {
             capacity,
             last_error: Mutex::new(None),
             warn_state: Mutex::new(WarnState::default()),
+            log_to: OnceLock::new(),
         })
+    }
+
+    /// Sends this pipeline's warnings to `dispatch`: the exporter threads
+    /// that report them have no default subscriber of their own when
+    /// telemetry was built without being installed globally.
+    pub(crate) fn log_to(&self, dispatch: &tracing::Dispatch) {
+        let _ = self.log_to.set(dispatch.downgrade());
+    }
+
+    /// Runs `f` (a `tracing` macro) with telemetry's subscriber as default,
+    /// or with the global one once telemetry is gone.
+    fn log(&self, f: impl FnOnce()) {
+        match self.log_to.get().and_then(WeakDispatch::upgrade) {
+            Some(dispatch) => tracing::dispatcher::with_default(&dispatch, f),
+            None => f(),
+        }
     }
 
     /// Records a successful export of `n` items; says once that the
@@ -67,13 +89,15 @@ impl PipelineStats {
             if let Ok(mut w) = self.warn_state.lock() {
                 *w = WarnState::default();
             }
-            tracing::info!(
-                target: "telemetry::export",
-                signal = %self.signal,
-                endpoint,
-                failed_attempts = failures,
-                "telemetry export recovered: the collector is reachable again"
-            );
+            self.log(|| {
+                tracing::info!(
+                    target: "telemetry::export",
+                    signal = %self.signal,
+                    endpoint,
+                    failed_attempts = failures,
+                    "telemetry export recovered: the collector is reachable again"
+                )
+            });
         }
     }
 
@@ -95,16 +119,18 @@ impl PipelineStats {
             let suppressed = std::mem::take(&mut w.suppressed);
             w.last_warned = Some(Instant::now());
             drop(w);
-            tracing::warn!(
-                target: "telemetry::export",
-                signal = %self.signal,
-                endpoint,
-                error,
-                lost_items = self.failed.load(Ordering::Relaxed),
-                similar_warnings_suppressed = suppressed,
-                "telemetry export failing: the collector is unreachable or rejecting data; \
-                 the service keeps running, data is queued up to its limit and dropped beyond it"
-            );
+            self.log(|| {
+                tracing::warn!(
+                    target: "telemetry::export",
+                    signal = %self.signal,
+                    endpoint,
+                    error,
+                    lost_items = self.failed.load(Ordering::Relaxed),
+                    similar_warnings_suppressed = suppressed,
+                    "telemetry export failing: the collector is unreachable or rejecting data; \
+                     the service keeps running, data is queued up to its limit and dropped beyond it"
+                )
+            });
         } else {
             w.suppressed += 1;
         }
@@ -173,9 +199,12 @@ pub struct SignalStatus {
     pub failed: u64,
     /// Items dropped because the queue was full or the pipeline shut down.
     pub dropped: u64,
-    /// Items waiting in the queue right now.
+    /// Items held right now: waiting in the queue or in the export in
+    /// flight. Never more than `queue_capacity`.
     pub queued: usize,
-    /// The queue's capacity (0 for metrics, which have no queue).
+    /// Most items the pipeline holds at once (`OTEL_BSP_MAX_QUEUE_SIZE`,
+    /// `OTEL_BLRP_MAX_QUEUE_SIZE`); beyond it items are dropped. 0 for
+    /// metrics, which have no queue.
     pub queue_capacity: usize,
 }
 

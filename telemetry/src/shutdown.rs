@@ -53,7 +53,9 @@ impl ShutdownSlot {
         self.result.lock().ok().and_then(|r| r.clone())
     }
 
-    /// Blocks until the result is in or `deadline` passes.
+    /// Blocks until the result is in or `deadline` passes. A timeout is
+    /// recorded as the result, so that every caller (now, later, sync or
+    /// async) sees the same outcome even if the shutdown thread reports late.
     pub(crate) fn wait_until(
         &self,
         deadline: Instant,
@@ -68,13 +70,16 @@ impl ShutdownSlot {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(ShutdownError::TimedOut(budget));
+                break;
             }
             match self.done.wait_timeout(guard, deadline - now) {
                 Ok((g, _)) => guard = g,
                 Err(_) => return Err(ShutdownError::TimedOut(budget)),
             }
         }
+        drop(guard);
+        self.complete(Err(ShutdownError::TimedOut(budget)));
+        self.get().unwrap_or(Err(ShutdownError::TimedOut(budget)))
     }
 }
 

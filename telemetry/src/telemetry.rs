@@ -285,6 +285,11 @@ impl TelemetryBuilder {
         layers.extend(self.layers);
         let subscriber = tracing_subscriber::registry().with(filter).with(layers);
         let dispatch = Dispatch::new(subscriber);
+        for stats in &parts.pipelines {
+            // Export warnings are emitted on exporter threads, which have no
+            // default subscriber unless one is installed globally.
+            stats.log_to(&dispatch);
+        }
         for var in [
             "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
             "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
@@ -407,6 +412,18 @@ fn build_pipelines<M: InMemorySink>(
         .with_view(histogram_view(boundaries));
     let mut any_reader = false;
     let mut metric_stats = Vec::new();
+    // Everything fallible comes before the first periodic reader exists: a
+    // reader dropped before its provider is built keeps its thread forever.
+    let mut otlp_metric_exporter = None;
+    if config.metrics_exporters.contains(&ExporterKind::Otlp) && in_memory.is_none() {
+        otlp_metric_exporter = Some(crate::otlp::metric_exporter(&config.otlp_metrics)?);
+    }
+    let mut prometheus = None;
+    if config.metrics_exporters.contains(&ExporterKind::Prometheus) {
+        let (reader, handle) = crate::prometheus::reader()?;
+        let listener = crate::prometheus::bind(&config.prometheus_host, config.prometheus_port)?;
+        prometheus = Some((reader, handle, listener));
+    }
     for kind in &config.metrics_exporters {
         match kind {
             ExporterKind::Otlp => {
@@ -429,7 +446,9 @@ fn build_pipelines<M: InMemorySink>(
                     any_reader = true;
                     continue;
                 }
-                let exporter = crate::otlp::metric_exporter(&config.otlp_metrics)?;
+                let Some(exporter) = otlp_metric_exporter.take() else {
+                    continue;
+                };
                 let reader = PeriodicReader::builder(CountingMetricExporter {
                     inner: exporter,
                     stats: Arc::clone(&stats),
@@ -461,9 +480,9 @@ fn build_pipelines<M: InMemorySink>(
                 any_reader = true;
             }
             ExporterKind::Prometheus => {
-                let (reader, handle) = crate::prometheus::reader()?;
-                let listener =
-                    crate::prometheus::bind(&config.prometheus_host, config.prometheus_port)?;
+                let Some((reader, handle, listener)) = prometheus.take() else {
+                    continue;
+                };
                 parts.prometheus_addr = listener.local_addr().ok();
                 parts.prometheus_listener = Some((listener, handle.clone()));
                 parts.prometheus = Some(handle);
@@ -473,6 +492,10 @@ fn build_pipelines<M: InMemorySink>(
         }
     }
     let _ = in_memory;
+    // Built now, so an error below drops the provider, which shuts the
+    // readers (and their threads) down; nothing is recorded yet, so that
+    // exports nothing.
+    let meter_provider = any_reader.then(|| meter_builder.build());
 
     // Traces.
     let mut span_stats = Vec::new();
@@ -591,8 +614,7 @@ fn build_pipelines<M: InMemorySink>(
         .chain(log_stats)
         .chain(metric_stats)
         .collect();
-    if any_reader {
-        let provider = meter_builder.build();
+    if let Some(provider) = meter_provider {
         let meter = provider.meter_with_scope(
             InstrumentationScope::builder("telemetry")
                 .with_version(env!("CARGO_PKG_VERSION"))
@@ -771,7 +793,12 @@ impl Telemetry {
             let nothing_to_stop = self.inner.tracer_provider.is_none()
                 && self.inner.logger_provider.is_none()
                 && !self.inner.has_metric_readers
-                && self.inner.runtime.lock().map(|r| r.is_none()).unwrap_or(true);
+                && self
+                    .inner
+                    .runtime
+                    .lock()
+                    .map(|r| r.is_none())
+                    .unwrap_or(true);
             if nothing_to_stop {
                 // OTEL_SDK_DISABLED or every exporter `none`: no thread needed.
                 slot.complete(Ok(()));

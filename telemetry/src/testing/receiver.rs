@@ -72,8 +72,30 @@ impl OtlpReceiver {
     /// Binds both listeners and serves them on a dedicated thread with its own tokio runtime,
     /// so it works from sync tests and from inside any tokio runtime flavour (current_thread too).
     pub fn start() -> io::Result<OtlpReceiver> {
-        let grpc_std = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let http_std = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        OtlpReceiver::start_on(0, 0)
+    }
+
+    /// Like [`OtlpReceiver::start`], but binds 127.0.0.1 on the given ports (`0` picks a free
+    /// one). Use it to bring a "collector" back on the address an exporter already points at,
+    /// after a previous receiver on the same ports was shut down:
+    ///
+    /// ```
+    /// use telemetry::testing::OtlpReceiver;
+    ///
+    /// let first = OtlpReceiver::start()?;
+    /// let (grpc, http) = (first.grpc_addr().port(), first.http_addr().port());
+    /// first.shutdown(); // the collector dies...
+    /// let again = OtlpReceiver::start_on(grpc, http)?; // ...and comes back on the same ports
+    /// assert_eq!(again.grpc_addr().port(), grpc);
+    /// assert_eq!(again.http_addr().port(), http);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When a port is still in use (e.g. the previous receiver is alive).
+    pub fn start_on(grpc_port: u16, http_port: u16) -> io::Result<OtlpReceiver> {
+        let grpc_std = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, grpc_port))?;
+        let http_std = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, http_port))?;
         let grpc_addr = grpc_std.local_addr()?;
         let http_addr = http_std.local_addr()?;
         grpc_std.set_nonblocking(true)?;
