@@ -7,6 +7,7 @@
 //! integrations use through the OpenTelemetry globals. One cargo feature per
 //! integration, none on by default.
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub mod http;
 
 #[cfg(feature = "axum")]
@@ -14,3 +15,10 @@ pub mod axum;
 
 #[cfg(feature = "actix")]
 pub mod actix;
+
+pub mod instruments;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use opentelemetry::metrics::Meter;
+}

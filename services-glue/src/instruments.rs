@@ -1,0 +1,235 @@
+//! Business instruments declared once per engine, with typed handles.
+//!
+//! Each instrument's name, unit, description, allowed attribute keys and
+//! (for histograms) buckets are written in one place; the handle's attribute
+//! arity is checked at compile time, so a call site cannot invent a new
+//! attribute key. Hot paths `bind` the attribute values once and then pay
+//! roughly one atomic add per measurement.
+//!
+//! ```
+//! services_glue::instruments! {
+//!     /// The token engine's business metrics.
+//!     pub struct TokenInstruments {
+//!         /// Tokens minted.
+//!         minted: counter("tokens.minted", "{token}", "Tokens minted", ["token.kind"]),
+//!         /// Tokens in circulation.
+//!         active: up_down_counter("tokens.active", "{token}", "Tokens in circulation", ["token.kind"]),
+//!         /// Value of each mint.
+//!         value: histogram("tokens.value", "USD", "Value of minted tokens", ["token.kind"],
+//!                          [100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0]),
+//!     }
+//! }
+//!
+//! let meter = opentelemetry::global::meter("token-engine");
+//! let m = TokenInstruments::new(&meter);
+//! m.minted.add(1, ["usd"]);
+//! m.active.add(1, ["usd"]);
+//! m.value.record(2_500.0, ["usd"]);
+//! let usd_minted = m.minted.bind(["usd"]); // hot path: attributes resolved once
+//! usd_minted.add(1);
+//! ```
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{
+    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter,
+    UpDownCounter,
+};
+
+fn attrs<const N: usize>(keys: &'static [&'static str; N], values: [&str; N]) -> [KeyValue; N] {
+    std::array::from_fn(|i| KeyValue::new(keys[i], values[i].to_string()))
+}
+
+/// A monotonic `u64` counter with exactly `N` declared attribute keys.
+#[derive(Clone, Debug)]
+pub struct DeclaredCounter<const N: usize> {
+    inner: Counter<u64>,
+    keys: &'static [&'static str; N],
+}
+
+impl<const N: usize> DeclaredCounter<N> {
+    /// Creates the instrument.
+    pub fn new(
+        meter: &Meter,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        keys: &'static [&'static str; N],
+    ) -> Self {
+        let inner = meter
+            .u64_counter(name)
+            .with_unit(unit)
+            .with_description(description)
+            .build();
+        DeclaredCounter { inner, keys }
+    }
+    /// Adds `value` for these attribute values (in declaration order).
+    pub fn add(&self, value: u64, values: [&str; N]) {
+        self.inner.add(value, &attrs(self.keys, values));
+    }
+    /// Resolves the attributes once; the bound handle's `add` is the hot path.
+    pub fn bind(&self, values: [&str; N]) -> BoundCounter<u64> {
+        self.inner.bind(&attrs(self.keys, values))
+    }
+}
+
+/// An `i64` up-down counter (things that come and go) with `N` attribute keys.
+#[derive(Clone, Debug)]
+pub struct DeclaredUpDownCounter<const N: usize> {
+    inner: UpDownCounter<i64>,
+    keys: &'static [&'static str; N],
+}
+
+impl<const N: usize> DeclaredUpDownCounter<N> {
+    /// Creates the instrument.
+    pub fn new(
+        meter: &Meter,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        keys: &'static [&'static str; N],
+    ) -> Self {
+        let inner = meter
+            .i64_up_down_counter(name)
+            .with_unit(unit)
+            .with_description(description)
+            .build();
+        DeclaredUpDownCounter { inner, keys }
+    }
+    /// Adds `delta` (negative to decrease).
+    pub fn add(&self, delta: i64, values: [&str; N]) {
+        self.inner.add(delta, &attrs(self.keys, values));
+    }
+    /// Resolves the attributes once.
+    pub fn bind(&self, values: [&str; N]) -> BoundUpDownCounter<i64> {
+        self.inner.bind(&attrs(self.keys, values))
+    }
+}
+
+/// An `f64` gauge (last value wins) with `N` attribute keys.
+#[derive(Clone, Debug)]
+pub struct DeclaredGauge<const N: usize> {
+    inner: Gauge<f64>,
+    keys: &'static [&'static str; N],
+}
+
+impl<const N: usize> DeclaredGauge<N> {
+    /// Creates the instrument.
+    pub fn new(
+        meter: &Meter,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        keys: &'static [&'static str; N],
+    ) -> Self {
+        let inner = meter
+            .f64_gauge(name)
+            .with_unit(unit)
+            .with_description(description)
+            .build();
+        DeclaredGauge { inner, keys }
+    }
+    /// Sets the current value.
+    pub fn record(&self, value: f64, values: [&str; N]) {
+        self.inner.record(value, &attrs(self.keys, values));
+    }
+}
+
+/// An `f64` histogram with declared buckets and `N` attribute keys.
+#[derive(Clone, Debug)]
+pub struct DeclaredHistogram<const N: usize> {
+    inner: Histogram<f64>,
+    keys: &'static [&'static str; N],
+}
+
+impl<const N: usize> DeclaredHistogram<N> {
+    /// Creates the instrument with explicit bucket boundaries (empty: the SDK's,
+    /// or telemetry's seconds buckets when the unit is `s`).
+    pub fn new(
+        meter: &Meter,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        keys: &'static [&'static str; N],
+        buckets: &'static [f64],
+    ) -> Self {
+        let mut b = meter
+            .f64_histogram(name)
+            .with_unit(unit)
+            .with_description(description);
+        if !buckets.is_empty() {
+            b = b.with_boundaries(buckets.to_vec());
+        }
+        DeclaredHistogram {
+            inner: b.build(),
+            keys,
+        }
+    }
+    /// Records one observation.
+    pub fn record(&self, value: f64, values: [&str; N]) {
+        self.inner.record(value, &attrs(self.keys, values));
+    }
+    /// Resolves the attributes once.
+    pub fn bind(&self, values: [&str; N]) -> BoundHistogram<f64> {
+        self.inner.bind(&attrs(self.keys, values))
+    }
+}
+
+/// Counts a macro repetition, for the attribute arity.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __glue_count {
+    () => { 0usize };
+    ($head:tt $($tail:tt)*) => { 1usize + $crate::__glue_count!($($tail)*) };
+}
+
+/// Declares an engine's business instruments in one place; see the
+/// [module docs](crate::instruments). Kinds: `counter`, `up_down_counter`,
+/// `gauge`, and `histogram` (with a trailing bucket list).
+#[macro_export]
+macro_rules! instruments {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $field:ident : $kind:ident ( $iname:literal, $unit:literal, $desc:literal, [$($key:literal),* $(,)?] $(, [$($bucket:expr),* $(,)?])? )
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        $vis struct $name {
+            $(
+                $(#[$fmeta])*
+                pub $field: $crate::instruments!(@type $kind, $crate::__glue_count!($($key)*)),
+            )*
+        }
+
+        impl $name {
+            /// Creates every instrument on `meter`.
+            pub fn new(meter: &$crate::__private::Meter) -> Self {
+                $name {
+                    $(
+                        $field: $crate::instruments!(@new $kind, meter, $iname, $unit, $desc, [$($key),*] $(, [$($bucket),*])?),
+                    )*
+                }
+            }
+        }
+    };
+    (@type counter, $n:expr) => { $crate::instruments::DeclaredCounter<{ $n }> };
+    (@type up_down_counter, $n:expr) => { $crate::instruments::DeclaredUpDownCounter<{ $n }> };
+    (@type gauge, $n:expr) => { $crate::instruments::DeclaredGauge<{ $n }> };
+    (@type histogram, $n:expr) => { $crate::instruments::DeclaredHistogram<{ $n }> };
+    (@new counter, $m:ident, $i:literal, $u:literal, $d:literal, [$($k:literal),*]) => {
+        $crate::instruments::DeclaredCounter::new($m, $i, $u, $d, &[$($k),*])
+    };
+    (@new up_down_counter, $m:ident, $i:literal, $u:literal, $d:literal, [$($k:literal),*]) => {
+        $crate::instruments::DeclaredUpDownCounter::new($m, $i, $u, $d, &[$($k),*])
+    };
+    (@new gauge, $m:ident, $i:literal, $u:literal, $d:literal, [$($k:literal),*]) => {
+        $crate::instruments::DeclaredGauge::new($m, $i, $u, $d, &[$($k),*])
+    };
+    (@new histogram, $m:ident, $i:literal, $u:literal, $d:literal, [$($k:literal),*] $(, [$($b:expr),*])?) => {
+        $crate::instruments::DeclaredHistogram::new($m, $i, $u, $d, &[$($k),*], &[$($($b),*)?])
+    };
+}
