@@ -38,7 +38,11 @@ async fn main() {
             .with_unit("s")
             .with_description("Duration of HTTP server requests")
             .build(),
-        orders: guard.meter().u64_counter("orders.placed").with_unit("{order}").build(),
+        orders: guard
+            .meter()
+            .u64_counter("orders.placed")
+            .with_unit("{order}")
+            .build(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -48,8 +52,11 @@ async fn main() {
     let prometheus = guard.prometheus();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let (metrics, health, prometheus) = (metrics.clone(), health.clone(), prometheus.clone());
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (metrics, health, prometheus) =
+                (metrics.clone(), health.clone(), prometheus.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     handle(req, metrics.clone(), health.clone(), prometheus.clone())
@@ -91,7 +98,10 @@ async fn handle(
         "/ready" => {
             let status = if health.is_healthy() { 200 } else { 503 };
             let body = format!("{:?}\n", health.signals());
-            return Ok(Response::builder().status(status).body(Full::from(body)).unwrap());
+            return Ok(Response::builder()
+                .status(status)
+                .body(Full::from(body))
+                .unwrap());
         }
         "/metrics" => {
             return Ok(match prometheus {
@@ -135,7 +145,9 @@ async fn load_loop(addr: std::net::SocketAddr) {
     loop {
         let span = tracing::info_span!("POST", otel.kind = "client", server.address = %addr);
         async {
-            let Ok(stream) = tokio::net::TcpStream::connect(addr).await else { return };
+            let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                return;
+            };
             let Ok((mut sender, conn)) =
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
             else {
@@ -145,7 +157,10 @@ async fn load_loop(addr: std::net::SocketAddr) {
             let mut req = Request::post("/orders").header("host", addr.to_string());
             let cx = tracing::Span::current().context();
             telemetry::propagation::inject_global(&cx, req.headers_mut().unwrap());
-            if let Ok(resp) = sender.send_request(req.body(Empty::<Bytes>::new()).unwrap()).await {
+            if let Ok(resp) = sender
+                .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+                .await
+            {
                 let _ = resp.into_body().collect().await;
             }
         }

@@ -26,8 +26,10 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params.clone(), KeyPair::generate().unwrap()).unwrap();
-        let other_ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let ca =
+            CertifiedIssuer::self_signed(ca_params.clone(), KeyPair::generate().unwrap()).unwrap();
+        let other_ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let server_key = KeyPair::generate().unwrap();
         let server = CertificateParams::new(vec!["localhost".to_string()])
             .unwrap()
@@ -66,10 +68,15 @@ fn terminator(pki: &Pki, backend: std::net::SocketAddr) -> Terminator {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(pki.path("ca.pem")).unwrap()).unwrap();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
+    roots
+        .add(CertificateDer::from_pem_file(pki.path("ca.pem")).unwrap())
         .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
     let certs = vec![CertificateDer::from_pem_file(pki.path("server.pem")).unwrap()];
     let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -80,43 +87,79 @@ fn terminator(pki: &Pki, backend: std::net::SocketAddr) -> Terminator {
         .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let verified_clients = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&verified_clients);
     runtime.spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             let counter = Arc::clone(&counter);
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                if tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()) {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty())
+                {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
-                let Ok(mut upstream) = tokio::net::TcpStream::connect(backend).await else { return };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
             });
         }
     });
-    Terminator { port, verified_clients, _runtime: runtime }
+    Terminator {
+        port,
+        verified_clients,
+        _runtime: runtime,
+    }
 }
 
 fn tls_env(protocol: &str, port: u16, pki: &Pki, ca: &str, client: bool) -> Vec<(String, String)> {
     let s = |p: &Path| p.to_string_lossy().to_string();
     let mut env = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), format!("https://localhost:{port}")),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL".to_string(), protocol.to_string()),
-        ("OTEL_EXPORTER_OTLP_CERTIFICATE".to_string(), s(&pki.path(ca))),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+            format!("https://localhost:{port}"),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
+            protocol.to_string(),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_CERTIFICATE".to_string(),
+            s(&pki.path(ca)),
+        ),
         ("OTEL_METRICS_EXPORTER".to_string(), "none".to_string()),
         ("OTEL_LOGS_EXPORTER".to_string(), "none".to_string()),
         ("OTEL_EXPORTER_OTLP_TIMEOUT".to_string(), "2000".to_string()),
         ("OTEL_BSP_EXPORT_TIMEOUT".to_string(), "2000".to_string()),
     ];
     if client {
-        env.push(("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE".to_string(), s(&pki.path("client.pem"))));
-        env.push(("OTEL_EXPORTER_OTLP_CLIENT_KEY".to_string(), s(&pki.path("client.key"))));
+        env.push((
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE".to_string(),
+            s(&pki.path("client.pem")),
+        ));
+        env.push((
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY".to_string(),
+            s(&pki.path("client.key")),
+        ));
     }
     env
 }
@@ -127,7 +170,9 @@ fn send_one_span(env: Vec<(String, String)>) -> Telemetry {
         .with_shutdown_timeout(Duration::from_secs(4))
         .build()
         .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || tracing::info_span!("over_tls").in_scope(|| {}));
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        tracing::info_span!("over_tls").in_scope(|| {})
+    });
     let _ = t.shutdown();
     t
 }
@@ -135,13 +180,23 @@ fn send_one_span(env: Vec<(String, String)>) -> Telemetry {
 fn mtls_roundtrip(protocol: &str) {
     let pki = Pki::new();
     let receiver = OtlpReceiver::start().unwrap();
-    let backend = if protocol == "grpc" { receiver.grpc_addr() } else { receiver.http_addr() };
+    let backend = if protocol == "grpc" {
+        receiver.grpc_addr()
+    } else {
+        receiver.http_addr()
+    };
     let term = terminator(&pki, backend);
 
     let t = send_one_span(tls_env(protocol, term.port, &pki, "ca.pem", true));
     let spans = receiver.wait_for_spans(Duration::from_secs(5), |s| !s.is_empty());
-    assert!(find_span(&spans, "over_tls").is_some(), "span must arrive over mTLS");
-    assert!(term.verified_clients.load(Ordering::SeqCst) >= 1, "client certificate presented");
+    assert!(
+        find_span(&spans, "over_tls").is_some(),
+        "span must arrive over mTLS"
+    );
+    assert!(
+        term.verified_clients.load(Ordering::SeqCst) >= 1,
+        "client certificate presented"
+    );
     assert_eq!(t.health().signal(Signal::Traces).unwrap().exported, 1);
 
     // Without a client certificate the server refuses the handshake.
@@ -180,8 +235,16 @@ fn unreadable_or_garbage_pem_is_a_clear_start_up_error() {
         assert!(msg.contains("garbage.pem"), "{msg}");
     }
     let missing = Telemetry::builder("x")
-        .with_env(vec![("OTEL_EXPORTER_OTLP_CERTIFICATE".to_string(), "/nonexistent/ca.pem".to_string())])
+        .with_env(vec![(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE".to_string(),
+            "/nonexistent/ca.pem".to_string(),
+        )])
         .build()
         .unwrap_err();
-    assert!(missing.to_string().contains("OTEL_EXPORTER_OTLP_CERTIFICATE=\"/nonexistent/ca.pem\""), "{missing}");
+    assert!(
+        missing
+            .to_string()
+            .contains("OTEL_EXPORTER_OTLP_CERTIFICATE=\"/nonexistent/ca.pem\""),
+        "{missing}"
+    );
 }

@@ -1,0 +1,296 @@
+//! What one metric update and one span cost on the calling thread.
+//!
+//! `cargo bench -p telemetry --bench hot_path` (about a minute). Every
+//! pipeline exports to a local port nobody listens on, so exports fail fast
+//! off the hot path; the figures are the application thread's cost only.
+//! See BENCHMARKS.md at the workspace root for a run and its ratios.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
+use opentelemetry::trace::TracerProvider as _;
+use telemetry::Telemetry;
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+/// A local port nobody listens on: connecting is refused at once.
+fn refused_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+fn telemetry(name: &str, extra: &[(&str, &str)]) -> Telemetry {
+    let mut env: Vec<(String, String)> = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", refused_endpoint().as_str()),
+        ("OTEL_TRACES_EXPORTER", "none"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+        ("OTEL_LOGS_EXPORTER", "none"),
+        // No periodic export during the measurement.
+        ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
+        ("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "0"),
+        ("RUST_LOG", "info"),
+        ("TELEMETRY_LOG_FORMAT", "json"),
+        ("TELEMETRY_SHUTDOWN_TIMEOUT", "2000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Telemetry::builder(name)
+        .with_env(env)
+        .with_stdout_writer(std::io::sink)
+        .build()
+        .unwrap()
+}
+
+fn counter(t: &Telemetry) -> Counter<u64> {
+    t.meter().u64_counter("http.server.requests").build()
+}
+
+/// The attribute set of one request, built per call as services do.
+#[inline(always)]
+fn request_attrs() -> [KeyValue; 3] {
+    [
+        KeyValue::new("http.request.method", "GET"),
+        KeyValue::new("http.route", "/orders/{id}"),
+        KeyValue::new("http.response.status_code", 200),
+    ]
+}
+
+#[inline(never)]
+fn one_span() {
+    tracing::info_span!("x").in_scope(|| {});
+}
+
+/// Reports anything that would skew a figure (drops, exports that did run).
+fn report(label: &str, t: &Telemetry) {
+    for s in t.health().signals() {
+        eprintln!(
+            "  [{label}] {}: emitted {} exported {} failed {} dropped {} queued {}",
+            s.signal, s.emitted, s.exported, s.failed, s.dropped, s.queued
+        );
+    }
+}
+
+fn metrics(c: &mut Criterion) {
+    let mut g = c.benchmark_group("metrics");
+
+    // (a) The floor: one relaxed atomic add.
+    let atomic = AtomicU64::new(0);
+    g.bench_function("a_atomic_fetch_add", |b| {
+        b.iter(|| black_box(&atomic).fetch_add(1, Ordering::Relaxed))
+    });
+
+    // (b) The seed code's pattern: prometheus IntCounterVec, 3 labels looked up per call.
+    let registry = prometheus::Registry::new();
+    let vec = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("http_server_requests_total", "requests"),
+        &["method", "route", "status"],
+    )
+    .unwrap();
+    registry.register(Box::new(vec.clone())).unwrap();
+    g.bench_function("b_prometheus_with_label_values_inc", |b| {
+        b.iter(|| {
+            vec.with_label_values(black_box(&["GET", "/orders/{id}", "200"]))
+                .inc()
+        })
+    });
+
+    // (c)/(g) OTel counter, 3 attributes, OTLP periodic reader only.
+    let otlp = telemetry("bench-otlp", &[("OTEL_METRICS_EXPORTER", "otlp")]);
+    let c_otlp = counter(&otlp);
+    g.bench_function("c_otel_counter_add_3_attrs_otlp", |b| {
+        b.iter(|| c_otlp.add(1, black_box(&request_attrs())))
+    });
+
+    // (d) The same counter bound once to its attributes
+    // (opentelemetry `experimental_metrics_bound_instruments`).
+    let bound = c_otlp.bind(&request_attrs());
+    g.bench_function("d_otel_bound_counter_add", |b| {
+        b.iter(|| bound.add(black_box(1)))
+    });
+
+    // (h) The same counter with OTLP and Prometheus readers.
+    let both = telemetry(
+        "bench-both",
+        &[("OTEL_METRICS_EXPORTER", "otlp,prometheus")],
+    );
+    assert!(both.prometheus_addr().is_some());
+    let c_both = counter(&both);
+    g.bench_function("h_otel_counter_add_3_attrs_otlp_prometheus", |b| {
+        b.iter(|| c_both.add(1, black_box(&request_attrs())))
+    });
+    let bound_both = c_both.bind(&request_attrs());
+    g.bench_function("h2_otel_bound_counter_add_otlp_prometheus", |b| {
+        b.iter(|| bound_both.add(black_box(1)))
+    });
+    g.finish();
+    drop(bound);
+    drop(bound_both);
+    let _ = otlp.shutdown();
+    let _ = both.shutdown();
+    // The final exports fail (nobody listens) and retry in the background
+    // for a moment; let that settle before the next group.
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+/// Telemetry exporting traces over OTLP (to a refused port) with a queue
+/// big enough for every span of one benchmark, so spans are queued, not
+/// dropped: the OTLP exporter retries with backoff, so the worker drains
+/// only a few batches during a run.
+fn traced(name: &str, extra: &[(&str, &str)]) -> Telemetry {
+    let mut env = vec![
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "3145728"),
+    ];
+    env.extend_from_slice(extra);
+    telemetry(name, &env)
+}
+
+fn bench_span(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    dispatch: &Dispatch,
+) {
+    tracing::dispatcher::with_default(dispatch, || {
+        g.bench_function(id, |b| b.iter(one_span));
+    });
+}
+
+/// The OTel layer as telemetry configures it.
+fn otel_layer<S>(
+    tp: &opentelemetry_sdk::trace::SdkTracerProvider,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tp.tracer("bench"))
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+}
+
+fn spans(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spans");
+
+    // (e) A bare registry: the floor for a span.
+    bench_span(
+        &mut g,
+        "e_span_bare_registry",
+        &Dispatch::new(tracing_subscriber::registry()),
+    );
+
+    // (f) The subscriber `build()` makes: EnvFilter(info) + JSON stdout layer
+    // + OTel layer (NoFeedback-filtered) feeding the OTLP span queue; logs off.
+    let t = traced("bench-spans", &[]);
+    bench_span(&mut g, "f_span_telemetry_dispatch", t.dispatch());
+    report("f", &t);
+    let _ = t.shutdown();
+    // f0: (f) with the default queue (2048): once it is full, every span is
+    // built and then dropped, as while a collector is down.
+    let t = telemetry("bench-queue-full", &[("OTEL_TRACES_EXPORTER", "otlp")]);
+    bench_span(&mut g, "f0_telemetry_dispatch_queue_full", t.dispatch());
+    report("f0", &t);
+    let _ = t.shutdown();
+
+    // Where (f)'s time goes.
+    // f1: telemetry's subscriber without the OTel layer (EnvFilter + JSON layer).
+    let t = telemetry("bench-no-otel", &[]);
+    bench_span(&mut g, "f1_telemetry_dispatch_traces_none", t.dispatch());
+    let _ = t.shutdown();
+    // f2: EnvFilter alone on the registry.
+    let filtered = Dispatch::new(
+        tracing_subscriber::registry().with(EnvFilter::builder().parse("info").unwrap()),
+    );
+    bench_span(&mut g, "f2_registry_envfilter", &filtered);
+    // f3: the OTel layer alone on the registry, feeding the same span queue
+    // set-up as (f).
+    let t = traced("bench-otel-only", &[]);
+    let tp = t.tracer_provider().unwrap().clone();
+    bench_span(
+        &mut g,
+        "f3_registry_otel_layer_queue",
+        &Dispatch::new(tracing_subscriber::registry().with(otel_layer(&tp))),
+    );
+    report("f3", &t);
+    let _ = t.shutdown();
+    // f4: the OTel layer on a provider without any span processor: building
+    // the span, without queueing it.
+    let bare_tp = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    bench_span(
+        &mut g,
+        "f4_registry_otel_layer_no_processor",
+        &Dispatch::new(tracing_subscriber::registry().with(otel_layer(&bare_tp))),
+    );
+    // f5: f4 behind telemetry's per-layer NoFeedback filter.
+    bench_span(
+        &mut g,
+        "f5_registry_otel_layer_no_processor_nofeedback",
+        &Dispatch::new(
+            tracing_subscriber::registry()
+                .with(otel_layer(&bare_tp).with_filter(telemetry::stdout::NoFeedback)),
+        ),
+    );
+    // f6: tracing-opentelemetry's defaults (location, thread ids and
+    // inactivity tracking on), no processor.
+    bench_span(
+        &mut g,
+        "f6_registry_otel_layer_defaults_no_processor",
+        &Dispatch::new(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(bare_tp.tracer("bench"))),
+        ),
+    );
+    // f7: (f) with OTEL_TRACES_SAMPLER=always_off: sampling is not the off switch.
+    let t = telemetry(
+        "bench-always-off",
+        &[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ],
+    );
+    bench_span(&mut g, "f7_telemetry_dispatch_always_off", t.dispatch());
+    let _ = t.shutdown();
+    // f8: (f) with RUST_LOG=warn: level filtering is.
+    let t = telemetry(
+        "bench-warn",
+        &[("OTEL_TRACES_EXPORTER", "otlp"), ("RUST_LOG", "warn")],
+    );
+    bench_span(&mut g, "f8_telemetry_dispatch_rust_log_warn", t.dispatch());
+    let _ = t.shutdown();
+
+    // (e) again at the end: the floor drifts with the machine's load.
+    bench_span(
+        &mut g,
+        "e2_span_bare_registry_again",
+        &Dispatch::new(tracing_subscriber::registry()),
+    );
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_millis(2500))
+        .sample_size(20)
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = metrics, spans
+}
+criterion_main!(benches);
