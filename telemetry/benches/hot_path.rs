@@ -1,9 +1,12 @@
 //! What one metric update and one span cost on the calling thread.
 //!
-//! `cargo bench -p telemetry --bench hot_path` (about a minute). Every
-//! pipeline exports to a local port nobody listens on, so exports fail fast
-//! off the hot path; the figures are the application thread's cost only.
-//! See BENCHMARKS.md at the workspace root for a run and its ratios.
+//! `cargo bench -p telemetry --bench hot_path` (about 90 s once built).
+//! Every pipeline exports over OTLP to a local port nobody listens on, so
+//! exports fail off the hot path (with retries); the figures are the calling
+//! thread's cost only. The span benchmarks give their OTLP span queue room
+//! for every span of a run (3 Mi entries, so the process peaks at ~4.3 GB of
+//! memory) so that they measure queueing, not dropping; `f0` measures the
+//! drop path. See BENCHMARKS.md at the workspace root for runs and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

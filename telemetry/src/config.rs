@@ -354,10 +354,7 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             prometheus_port: self.port("OTEL_EXPORTER_PROMETHEUS_PORT", 9464),
             shutdown_timeout: self.millis("TELEMETRY_SHUTDOWN_TIMEOUT", 5_000, false),
             log_format: self.log_format(),
-            log_filter: self
-                .env
-                .var("RUST_LOG")
-                .unwrap_or_else(|| "info".to_string()),
+            log_filter: self.log_filter(),
         }
     }
 
@@ -782,6 +779,25 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             .map(|_| self.unsigned(var, u64::MAX, true) as usize)
     }
 
+    fn log_filter(&mut self) -> String {
+        let Some(raw) = self.env.var("RUST_LOG") else {
+            return "info".to_string();
+        };
+        match tracing_subscriber::EnvFilter::builder().parse(&raw) {
+            Ok(_) => raw,
+            Err(e) => {
+                self.fail(
+                    "RUST_LOG",
+                    &raw,
+                    format!(
+                        "tracing-subscriber filter directives, e.g. info,token_engine=debug ({e})"
+                    ),
+                );
+                "info".to_string()
+            }
+        }
+    }
+
     fn log_format(&mut self) -> Option<LogFormat> {
         const VAR: &str = "TELEMETRY_LOG_FORMAT";
         let raw = self.env.var(VAR)?;
@@ -994,6 +1010,7 @@ mod tests {
             ),
             ("TELEMETRY_LOG_FORMAT", "xml", "json or text"),
             ("OTEL_METRICS_EXPORTER", "otlp,none", "none alone"),
+            ("RUST_LOG", "info,[", "filter directives"),
         ];
         for (var, value, expected) in cases {
             let errs = errors(&[(var, value)]);

@@ -25,6 +25,7 @@ mod env;
 mod error;
 mod health;
 mod metrics;
+mod metrics_push;
 mod otlp;
 mod processors;
 pub mod prometheus;

@@ -68,8 +68,10 @@ impl<E> std::fmt::Debug for CountingMetricExporter<E> {
     }
 }
 
-impl<E: PushMetricExporter> PushMetricExporter for CountingMetricExporter<E> {
-    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+impl<E: PushMetricExporter> CountingMetricExporter<E> {
+    /// Exports on telemetry's runtime, bounded by the export timeout (or the
+    /// shutdown deadline). Callers must be plain threads, never runtime workers.
+    pub(crate) fn export_blocking(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         let n = count_points(metrics);
         self.stats.emitted.fetch_add(n, Ordering::Relaxed);
         // The periodic reader polls us on its own plain thread, so blocking
@@ -98,6 +100,12 @@ impl<E: PushMetricExporter> PushMetricExporter for CountingMetricExporter<E> {
                 Err(OTelSdkError::Timeout(timeout))
             }
         }
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for CountingMetricExporter<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        self.export_blocking(metrics)
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -24,6 +24,7 @@ use crate::env::{EnvSource, ProcessEnv};
 use crate::error::InitError;
 use crate::health::{PipelineStats, TelemetryHealth};
 use crate::metrics::{CountingMetricExporter, histogram_view, register_self_metrics};
+use crate::metrics_push::{MetricsPush, SharedReader};
 use crate::processors::{
     LogExporterAdapter, QueueLogProcessor, QueueSpanProcessor, SpanExporterAdapter,
 };
@@ -326,6 +327,7 @@ impl TelemetryBuilder {
                 propagator: Arc::new(propagator),
                 shutdown_timeout,
                 metric_deadline: parts.metric_deadline,
+                metrics_push: parts.metrics_push,
                 shutdown: OnceLock::new(),
             }),
         })
@@ -370,6 +372,7 @@ struct Parts {
     prometheus_stop: Option<tokio::sync::watch::Sender<bool>>,
     runtime: Option<tokio::runtime::Runtime>,
     metric_deadline: Arc<Mutex<Option<Instant>>>,
+    metrics_push: Option<MetricsPush>,
 }
 
 trait InMemorySink {
@@ -424,6 +427,8 @@ fn build_pipelines<M: InMemorySink>(
         let listener = crate::prometheus::bind(&config.prometheus_host, config.prometheus_port)?;
         prometheus = Some((reader, handle, listener));
     }
+    let mut push_exporter = None;
+    let mut shared_prometheus: Option<SharedReader> = None;
     for kind in &config.metrics_exporters {
         match kind {
             ExporterKind::Otlp => {
@@ -449,6 +454,20 @@ fn build_pipelines<M: InMemorySink>(
                 let Some(exporter) = otlp_metric_exporter.take() else {
                     continue;
                 };
+                if prometheus.is_some() || shared_prometheus.is_some() {
+                    // One reader feeds both paths: see `metrics_push`.
+                    push_exporter = Some(CountingMetricExporter {
+                        inner: exporter,
+                        stats: Arc::clone(&stats),
+                        runtime: runtime.clone(),
+                        timeout: config.metric_export_timeout,
+                        endpoint,
+                        deadline: Arc::clone(&parts.metric_deadline),
+                    });
+                    metric_stats.push(stats);
+                    any_reader = true;
+                    continue;
+                }
                 let reader = PeriodicReader::builder(CountingMetricExporter {
                     inner: exporter,
                     stats: Arc::clone(&stats),
@@ -486,7 +505,13 @@ fn build_pipelines<M: InMemorySink>(
                 parts.prometheus_addr = listener.local_addr().ok();
                 parts.prometheus_listener = Some((listener, handle.clone()));
                 parts.prometheus = Some(handle);
-                meter_builder = meter_builder.with_reader(reader);
+                if otlp_metric_exporter.is_some() || push_exporter.is_some() {
+                    let shared = SharedReader(Arc::new(reader));
+                    meter_builder = meter_builder.with_reader(shared.clone());
+                    shared_prometheus = Some(shared);
+                } else {
+                    meter_builder = meter_builder.with_reader(reader);
+                }
                 any_reader = true;
             }
         }
@@ -496,6 +521,13 @@ fn build_pipelines<M: InMemorySink>(
     // readers (and their threads) down; nothing is recorded yet, so that
     // exports nothing.
     let meter_provider = any_reader.then(|| meter_builder.build());
+    if let (Some(exporter), Some(reader)) = (push_exporter, shared_prometheus) {
+        parts.metrics_push = Some(MetricsPush::start(
+            reader,
+            exporter,
+            config.metric_export_interval,
+        )?);
+    }
 
     // Traces.
     let mut span_stats = Vec::new();
@@ -654,6 +686,7 @@ struct Inner {
     propagator: Arc<TextMapCompositePropagator>,
     shutdown_timeout: Duration,
     metric_deadline: Arc<Mutex<Option<Instant>>>,
+    metrics_push: Option<MetricsPush>,
     shutdown: OnceLock<(Arc<ShutdownSlot>, Instant)>,
 }
 
@@ -762,6 +795,9 @@ impl Telemetry {
         if let Some(lp) = &self.inner.logger_provider {
             let _ = lp.force_flush();
         }
+        if let Some(push) = &self.inner.metrics_push {
+            push.flush(Duration::from_secs(5));
+        }
         if self.inner.has_metric_readers {
             let _ = self.inner.meter_provider.force_flush();
         }
@@ -863,6 +899,11 @@ fn shutdown_all(inner: &Arc<Inner>, deadline: Instant) -> Result<(), ShutdownErr
     if inner.has_metric_readers {
         if let Ok(mut d) = inner.metric_deadline.lock() {
             *d = Some(deadline);
+        }
+        if let Some(push) = &inner.metrics_push
+            && !push.shutdown(deadline)
+        {
+            timed_out = true;
         }
         let mp = inner.meter_provider.clone();
         let budget = remaining();
