@@ -6,4 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
-cargo test --workspace --all-features
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --all-features 2>&1 | tee "$log"
+# One closing line for the whole workspace (cargo prints one per test binary,
+# and the last binary is often a doctest crate with nothing in it).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"

@@ -53,9 +53,7 @@ pub fn normalize_method_str(method: &str) -> &'static str {
 /// The remote parent carried by `headers`, read with the global propagator
 /// (which `telemetry::init` sets to strict W3C trace context + baggage).
 pub fn extract_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&opentelemetry_http_headers::Extract(headers))
-    })
+    crate::propagation::extract(headers)
 }
 
 /// `error.type` for a server response: the status code for 5xx, none otherwise.
@@ -283,21 +281,6 @@ impl Drop for InFlight {
     /// active gauge balanced and is recorded as cancelled.
     fn drop(&mut self) {
         self.record(None, None, Some("cancelled"));
-    }
-}
-
-/// Header-map adapters for the global propagator.
-pub(crate) mod opentelemetry_http_headers {
-    /// Reads propagation fields from an `http::HeaderMap`.
-    pub(crate) struct Extract<'a>(pub(crate) &'a http::HeaderMap);
-
-    impl opentelemetry::propagation::Extractor for Extract<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).and_then(|v| v.to_str().ok())
-        }
-        fn keys(&self) -> Vec<&str> {
-            self.0.keys().map(|k| k.as_str()).collect()
-        }
     }
 }
 

@@ -9,6 +9,10 @@
 
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod http;
+pub mod propagation;
+
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 
 #[cfg(feature = "axum")]
 pub mod axum;

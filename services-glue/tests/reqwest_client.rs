@@ -1,0 +1,136 @@
+//! reqwest client spans and metrics, and one trace across client → axum
+//! server on loopback.
+#![cfg(all(feature = "reqwest", feature = "axum"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use services_glue::axum::HttpServerLayer;
+use services_glue::http::HttpServerConfig;
+use services_glue::reqwest::TracedClient;
+use telemetry::Telemetry;
+use telemetry::testing::InMemory;
+use tracing::Instrument;
+
+#[test]
+fn client_and_server_share_one_trace() {
+    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
+    let sink = InMemory::new();
+    let t = Telemetry::builder("caller")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    let meter = t.meter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        rt.block_on(async {
+            let app = Router::new()
+                .route("/screen/{party}", get(|| async { "clear" }))
+                .route("/denied", get(|| async { StatusCode::FORBIDDEN }))
+                .layer(HttpServerLayer::new(HttpServerConfig::new(&meter)));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+            let client = TracedClient::new(reqwest::Client::new(), &meter);
+            async {
+                let req = client
+                    .inner()
+                    .get(format!(
+                        "http://{addr}/screen/alice?acct=DE89370400440532013000"
+                    ))
+                    .build()
+                    .unwrap();
+                assert_eq!(
+                    client.execute(req).await.unwrap().text().await.unwrap(),
+                    "clear"
+                );
+                let req = client
+                    .inner()
+                    .get(format!("http://{addr}/denied"))
+                    .build()
+                    .unwrap();
+                assert_eq!(client.execute(req).await.unwrap().status(), 403);
+                let refused = format!("http://127.0.0.1:{}/x", free_port());
+                let req = client.inner().get(refused).build().unwrap();
+                assert!(client.execute(req).await.is_err());
+            }
+            .instrument(tracing::info_span!("payment"))
+            .await;
+            server.abort();
+        })
+    });
+    t.shutdown().unwrap();
+
+    let spans = sink.spans();
+    let payment = spans.iter().find(|s| s.name == "payment").unwrap();
+    let clients: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Client)
+        .collect();
+    assert_eq!(clients.len(), 3);
+    let server = spans
+        .iter()
+        .find(|s| s.name == "GET /screen/{party}")
+        .unwrap();
+    let first_client = clients
+        .iter()
+        .find(|c| c.span_context.span_id() == server.parent_span_id)
+        .expect("server span is the client span's child");
+    assert_eq!(first_client.parent_span_id, payment.span_context.span_id());
+    assert_eq!(
+        first_client.span_context.trace_id(),
+        server.span_context.trace_id()
+    );
+    assert_eq!(first_client.name, "GET");
+    for c in &clients {
+        assert!(
+            c.attributes
+                .iter()
+                .all(|kv| !kv.value.to_string().contains("DE89")),
+            "no query strings"
+        );
+    }
+    let errors = clients
+        .iter()
+        .filter(|c| matches!(c.status, Status::Error { .. }))
+        .count();
+    assert_eq!(errors, 2, "403 and connection refused are client errors");
+
+    let last = sink.metrics().pop().unwrap();
+    let mut kinds = Vec::new();
+    for scope in last.scope_metrics() {
+        for m in scope.metrics() {
+            if m.name() == "http.client.request.duration"
+                && let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data()
+            {
+                for p in h.data_points() {
+                    let e = p
+                        .attributes()
+                        .find(|kv| kv.key.as_str() == "error.type")
+                        .map(|kv| kv.value.to_string());
+                    kinds.push(e.unwrap_or_default());
+                }
+            }
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec!["".to_string(), "403".to_string(), "connect".to_string()]
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
