@@ -20,7 +20,11 @@ pub mod axum;
 #[cfg(feature = "actix")]
 pub mod actix;
 
+pub mod cardinality;
 pub mod instruments;
+
+#[cfg(feature = "nats")]
+pub mod nats;
 
 #[doc(hidden)]
 pub mod __private {
