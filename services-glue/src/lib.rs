@@ -30,3 +30,10 @@ pub mod nats;
 pub mod __private {
     pub use opentelemetry::metrics::Meter;
 }
+
+#[cfg(feature = "cache")]
+pub mod cache;
+#[cfg(feature = "jsonrpc")]
+pub mod jsonrpc;
+#[cfg(feature = "llm")]
+pub mod llm;

@@ -1,0 +1,146 @@
+//! LLM calls with the `gen_ai.*` conventions: a CLIENT span
+//! `{operation} {model}`, `gen_ai.client.operation.duration` (s) and
+//! `gen_ai.client.token.usage` ({token}, input and output) by provider,
+//! model and outcome.
+//!
+//! ```
+//! use services_glue::llm::GenAiTelemetry;
+//! let meter = opentelemetry::global::meter("analysis-agent");
+//! let llm = GenAiTelemetry::new(&meter);
+//! let call = llm.start("chat", "openai", "gpt-4o");
+//! // ... send the request ...
+//! call.finish_ok(812, 164);
+//! let failed = llm.start("chat", "anthropic", "claude-sonnet");
+//! failed.finish_err("rate_limited");
+//! ```
+
+use std::time::Instant;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter};
+use tracing::field::Empty;
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+const TOKEN_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+];
+
+/// gen_ai instruments; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct GenAiTelemetry {
+    duration: Histogram<f64>,
+    tokens: Histogram<u64>,
+}
+
+impl GenAiTelemetry {
+    /// Creates the instruments (semconv bucket advice included).
+    pub fn new(meter: &Meter) -> Self {
+        GenAiTelemetry {
+            duration: meter
+                .f64_histogram("gen_ai.client.operation.duration")
+                .with_unit("s")
+                .with_description("GenAI operation duration")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            tokens: meter
+                .u64_histogram("gen_ai.client.token.usage")
+                .with_unit("{token}")
+                .with_description("Number of input and output tokens used")
+                .with_boundaries(TOKEN_BUCKETS.to_vec())
+                .build(),
+        }
+    }
+
+    /// Starts a call. `operation` is e.g. `chat`, `embeddings`; `provider` and
+    /// `model` should be constants of the service, not user input.
+    pub fn start(
+        &self,
+        operation: &'static str,
+        provider: &'static str,
+        model: &'static str,
+    ) -> GenAiCall {
+        let span = tracing::info_span!(
+            "gen_ai",
+            otel.name = %format!("{operation} {model}"),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            gen_ai.operation.name = operation,
+            gen_ai.provider.name = provider,
+            gen_ai.request.model = model,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            error.type = Empty,
+        );
+        GenAiCall {
+            telemetry: self.clone(),
+            span,
+            start: Instant::now(),
+            attrs: vec![
+                KeyValue::new("gen_ai.operation.name", operation),
+                KeyValue::new("gen_ai.provider.name", provider),
+                KeyValue::new("gen_ai.request.model", model),
+            ],
+            done: false,
+        }
+    }
+}
+
+/// One call in flight; dropping it unfinished records `error.type=cancelled`.
+#[derive(Debug)]
+pub struct GenAiCall {
+    telemetry: GenAiTelemetry,
+    span: tracing::Span,
+    start: Instant,
+    attrs: Vec<KeyValue>,
+    done: bool,
+}
+
+impl GenAiCall {
+    /// The CLIENT span, to instrument the request with.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Success, with the token counts the provider reported.
+    pub fn finish_ok(mut self, input_tokens: u64, output_tokens: u64) {
+        self.span
+            .record("gen_ai.usage.input_tokens", input_tokens as i64);
+        self.span
+            .record("gen_ai.usage.output_tokens", output_tokens as i64);
+        for (kind, n) in [("input", input_tokens), ("output", output_tokens)] {
+            let mut attrs = self.attrs.clone();
+            attrs.push(KeyValue::new("gen_ai.token.type", kind));
+            self.telemetry.tokens.record(n, &attrs);
+        }
+        self.record(None);
+    }
+
+    /// Failure; `kind` is a short bounded string (`timeout`, `rate_limited`, an HTTP status).
+    pub fn finish_err(mut self, kind: &'static str) {
+        self.record(Some(kind));
+    }
+
+    fn record(&mut self, error: Option<&'static str>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let mut attrs = self.attrs.clone();
+        if let Some(e) = error {
+            self.span.record("error.type", e);
+            self.span.record("otel.status_code", "ERROR");
+            attrs.push(KeyValue::new("error.type", e));
+        }
+        self.telemetry
+            .duration
+            .record(self.start.elapsed().as_secs_f64(), &attrs);
+    }
+}
+
+impl Drop for GenAiCall {
+    fn drop(&mut self) {
+        self.record(Some("cancelled"));
+    }
+}
