@@ -33,6 +33,8 @@ pub mod __private {
 
 #[cfg(feature = "cache")]
 pub mod cache;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "health")]
 pub mod health;
 #[cfg(feature = "jsonrpc")]

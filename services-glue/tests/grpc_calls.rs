@@ -1,0 +1,171 @@
+//! The gRPC layers on a real tonic server and client over loopback, using
+//! the OTLP TraceService that opentelemetry-proto generates (no protoc).
+#![cfg(feature = "grpc")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use services_glue::grpc::{GrpcConfig, GrpcLayer};
+use telemetry::Telemetry;
+use telemetry::testing::InMemory;
+use tracing::Instrument;
+
+struct Settlement;
+
+#[tonic::async_trait]
+impl TraceService for Settlement {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        tracing::info!("settling");
+        if request.get_ref().resource_spans.is_empty() {
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        } else {
+            Err(tonic::Status::unavailable("ledger down"))
+        }
+    }
+}
+
+#[test]
+fn client_and_server_spans_metrics_and_status() {
+    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
+    let sink = InMemory::new();
+    let t = Telemetry::builder("grpc-engine")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    let meter = t.meter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tonic::transport::Server::builder()
+                .layer(GrpcLayer::new(GrpcConfig::server(&meter)))
+                .add_service(TraceServiceServer::new(Settlement))
+                .serve_with_incoming(tokio_stream_listener(listener));
+            let server = tokio::spawn(server);
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let layered = tower::ServiceBuilder::new()
+                .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
+                .service(channel);
+            let mut client = TraceServiceClient::new(layered);
+            async {
+                client
+                    .export(ExportTraceServiceRequest::default())
+                    .await
+                    .unwrap();
+                let failing = ExportTraceServiceRequest {
+                    resource_spans: vec![Default::default()],
+                };
+                let err = client.export(failing).await.unwrap_err();
+                assert_eq!(err.code(), tonic::Code::Unavailable);
+            }
+            .instrument(tracing::info_span!("settle_batch"))
+            .await;
+            server.abort();
+        })
+    });
+    t.shutdown().unwrap();
+
+    let spans = sink.spans();
+    let name = "opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    let clients: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == name && s.span_kind == SpanKind::Client)
+        .collect();
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == name && s.span_kind == SpanKind::Server)
+        .collect();
+    assert_eq!(
+        (clients.len(), servers.len()),
+        (2, 2),
+        "{:?}",
+        spans
+            .iter()
+            .map(|s| (&s.name, &s.span_kind))
+            .collect::<Vec<_>>()
+    );
+    let root = spans.iter().find(|s| s.name == "settle_batch").unwrap();
+    for server in &servers {
+        let client = clients
+            .iter()
+            .find(|c| c.span_context.span_id() == server.parent_span_id)
+            .expect("server is the client's child");
+        assert_eq!(client.parent_span_id, root.span_context.span_id());
+    }
+    let errors = |v: &[&opentelemetry_sdk::trace::SpanData]| {
+        v.iter()
+            .filter(|s| matches!(s.status, Status::Error { .. }))
+            .count()
+    };
+    assert_eq!(errors(&clients), 1);
+    assert_eq!(errors(&servers), 1, "UNAVAILABLE is a server error");
+    let attr = |s: &opentelemetry_sdk::trace::SpanData, k: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.to_string())
+    };
+    assert!(
+        servers
+            .iter()
+            .any(|s| attr(s, "rpc.grpc.status_code").as_deref() == Some("14"))
+    );
+    assert!(
+        servers
+            .iter()
+            .any(|s| attr(s, "rpc.grpc.status_code").as_deref() == Some("0"))
+    );
+    assert_eq!(attr(servers[0], "rpc.method").as_deref(), Some("Export"));
+    let settling = sink
+        .logs()
+        .into_iter()
+        .find(|l| format!("{:?}", l.record.body()).contains("settling"))
+        .unwrap();
+    assert!(
+        servers
+            .iter()
+            .any(|s| s.span_context.span_id() == settling.record.trace_context().unwrap().span_id)
+    );
+
+    let last = sink.metrics().pop().unwrap();
+    let mut counts = std::collections::HashMap::new();
+    for scope in last.scope_metrics() {
+        for m in scope.metrics() {
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data()
+                && m.name().starts_with("rpc.")
+            {
+                *counts.entry(m.name().to_string()).or_insert(0) +=
+                    h.data_points().map(|p| p.count()).sum::<u64>();
+            }
+        }
+    }
+    assert_eq!(counts.get("rpc.server.call.duration"), Some(&2));
+    assert_eq!(counts.get("rpc.client.call.duration"), Some(&2));
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_util::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| s);
+        Some((r, l))
+    })
+}
