@@ -30,6 +30,7 @@ mod otlp;
 mod processors;
 pub mod prometheus;
 pub mod propagation;
+pub mod redact;
 mod resource;
 mod shutdown;
 pub mod stdout;

@@ -48,6 +48,16 @@ impl SpanProcessor for QueueSpanProcessor {
     }
 }
 
+fn mask_all(attrs: &mut [KeyValue]) {
+    for kv in attrs.iter_mut() {
+        if let Value::String(s) = &kv.value
+            && let Some(masked) = crate::redact::mask_sensitive(s.as_str())
+        {
+            kv.value = Value::from(masked);
+        }
+    }
+}
+
 fn truncate_all(attrs: &mut [KeyValue], limit: usize) {
     for kv in attrs.iter_mut() {
         if let Value::String(s) = &kv.value
@@ -91,7 +101,14 @@ pub(crate) struct SpanExporterAdapter<E>(pub(crate) E);
 
 impl<E: SpanExporter + 'static> BatchExporter<SpanData> for SpanExporterAdapter<E> {
     fn export<'a>(&'a mut self, batch: &'a mut Vec<SpanData>) -> ExportFuture<'a> {
-        let spans = std::mem::take(batch);
+        let mut spans = std::mem::take(batch);
+        // On the worker thread: masking never costs the application.
+        for span in spans.iter_mut() {
+            mask_all(&mut span.attributes);
+            for event in span.events.events.iter_mut() {
+                mask_all(&mut event.attributes);
+            }
+        }
         Box::pin(self.0.export(spans))
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {

@@ -189,3 +189,28 @@ fn propagators_none_is_honoured() {
     assert!(headers.contains_key("traceparent"));
     let _ = t.tracer_provider().unwrap().tracer("x");
 }
+
+#[test]
+fn card_and_account_numbers_in_span_attributes_are_masked() {
+    let (sink, _) = run(&[], || {
+        let span = tracing::info_span!(
+            "pay",
+            card = "4111 1111 1111 1111",
+            iban = "DE89370400440532013000",
+            order = "A-12345"
+        );
+        span.in_scope(|| {});
+    });
+    let span = &sink.spans()[0];
+    let get = |k: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .unwrap()
+            .value
+            .to_string()
+    };
+    assert_eq!(get("card"), "****1111");
+    assert_eq!(get("iban"), "DE89****3000");
+    assert_eq!(get("order"), "A-12345");
+}
