@@ -29,7 +29,7 @@ fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Runs of 13–19 digits, optionally grouped by single spaces or dashes.
