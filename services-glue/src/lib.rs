@@ -33,6 +33,8 @@ pub mod __private {
 
 #[cfg(feature = "cache")]
 pub mod cache;
+#[cfg(feature = "sqlx")]
+pub mod db;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 #[cfg(feature = "health")]

@@ -1,0 +1,219 @@
+//! sqlx instrumentation against a real PostgreSQL (Debian package) and an
+//! in-memory SQLite.
+#![cfg(feature = "sqlx")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::trace::SpanData;
+use services_glue::db::DbTelemetry;
+use telemetry::Telemetry;
+use telemetry::testing::InMemory;
+use tracing::Instrument;
+
+const CREATE: &str = "CREATE TABLE ledger (account TEXT PRIMARY KEY, balance BIGINT NOT NULL)";
+const INSERT: &str = "INSERT INTO ledger (account, balance) VALUES ($1, $2)";
+const SELECT: &str = "SELECT balance FROM ledger WHERE account = $1";
+
+fn attr(s: &SpanData, k: &str) -> Option<String> {
+    s.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == k)
+        .map(|kv| kv.value.to_string())
+}
+
+#[test]
+fn postgres_queries_are_spans_and_durations() {
+    let pg = testkit::Postgres::start().unwrap();
+    let sink = InMemory::new();
+    let t = Telemetry::builder("settlement")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    let meter = t.meter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        rt.block_on(async {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&pg.url())
+                .await
+                .unwrap();
+            let db = DbTelemetry::new(&meter, "postgresql");
+            db.observe_pool(&meter, "ledger", pool.clone());
+            async {
+                db.run(CREATE, sqlx::query(CREATE).execute(&pool))
+                    .await
+                    .unwrap();
+                db.run(
+                    INSERT,
+                    sqlx::query(INSERT)
+                        .bind("DE89370400440532013000")
+                        .bind(500_i64)
+                        .execute(&pool),
+                )
+                .await
+                .unwrap();
+                let dup = db
+                    .run(
+                        INSERT,
+                        sqlx::query(INSERT)
+                            .bind("DE89370400440532013000")
+                            .bind(1_i64)
+                            .execute(&pool),
+                    )
+                    .await;
+                assert!(dup.is_err());
+                let (balance,): (i64,) = db
+                    .run(
+                        SELECT,
+                        sqlx::query_as(SELECT)
+                            .bind("DE89370400440532013000")
+                            .fetch_one(&pool),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(balance, 500);
+            }
+            .instrument(tracing::info_span!("settle"))
+            .await;
+            pool.close().await;
+        })
+    });
+    t.shutdown().unwrap();
+
+    let spans = sink.spans();
+    let root = spans.iter().find(|s| s.name == "settle").unwrap();
+    let inserts: Vec<_> = spans.iter().filter(|s| s.name == "INSERT ledger").collect();
+    assert_eq!(inserts.len(), 2);
+    assert!(inserts.iter().all(
+        |s| s.span_kind == SpanKind::Client && s.parent_span_id == root.span_context.span_id()
+    ));
+    let failed = inserts
+        .iter()
+        .find(|s| matches!(s.status, Status::Error { .. }))
+        .expect("duplicate key fails");
+    assert_eq!(
+        attr(failed, "error.type").as_deref(),
+        Some("unique_violation")
+    );
+    assert_eq!(
+        attr(failed, "db.response.status_code").as_deref(),
+        Some("23505")
+    );
+    let select = spans.iter().find(|s| s.name == "SELECT ledger").unwrap();
+    assert_eq!(
+        attr(select, "db.system.name").as_deref(),
+        Some("postgresql")
+    );
+    assert_eq!(attr(select, "db.query.text").as_deref(), Some(SELECT));
+    assert!(
+        spans.iter().all(|s| s
+            .attributes
+            .iter()
+            .all(|kv| !kv.value.to_string().contains("DE8937"))),
+        "bound values never recorded"
+    );
+
+    let last = sink.metrics().pop().unwrap();
+    let mut ops = Vec::new();
+    let mut pool_states = Vec::new();
+    for scope in last.scope_metrics() {
+        for m in scope.metrics() {
+            match (m.name(), m.data()) {
+                (
+                    "db.client.operation.duration",
+                    AggregatedMetrics::F64(MetricData::Histogram(h)),
+                ) => {
+                    for p in h.data_points() {
+                        let op = p
+                            .attributes()
+                            .find(|kv| kv.key.as_str() == "db.operation.name")
+                            .unwrap()
+                            .value
+                            .to_string();
+                        ops.push((op, p.count()));
+                    }
+                }
+                ("db.client.connection.count", AggregatedMetrics::I64(MetricData::Sum(s))) => {
+                    pool_states.extend(s.data_points().map(|p| {
+                        p.attributes()
+                            .map(|kv| kv.value.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }));
+                }
+                _ => {}
+            }
+        }
+    }
+    let inserted: u64 = ops
+        .iter()
+        .filter(|(o, _)| o == "INSERT")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(inserted, 2);
+    assert!(ops.iter().any(|(o, n)| o == "SELECT" && *n == 1));
+    assert_eq!(pool_states.len(), 2, "{pool_states:?}");
+}
+
+#[test]
+fn sqlite_works_the_same_way() {
+    let sink = InMemory::new();
+    let t = Telemetry::builder("settlement-lite")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    let meter = t.meter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        rt.block_on(async {
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect("sqlite::memory:")
+                .await
+                .unwrap();
+            let db = DbTelemetry::new(&meter, "sqlite");
+            db.run(CREATE, sqlx::query(CREATE).execute(&pool))
+                .await
+                .unwrap();
+            const INSERT_LITE: &str = "INSERT INTO ledger (account, balance) VALUES (?, ?)";
+            db.run(
+                INSERT_LITE,
+                sqlx::query(INSERT_LITE)
+                    .bind("a")
+                    .bind(1_i64)
+                    .execute(&pool),
+            )
+            .await
+            .unwrap();
+            let missing = db
+                .run(
+                    SELECT,
+                    sqlx::query_as::<_, (i64,)>("SELECT balance FROM ledger WHERE account = ?")
+                        .bind("zz")
+                        .fetch_one(&pool),
+                )
+                .await;
+            assert!(matches!(missing, Err(sqlx::Error::RowNotFound)));
+        })
+    });
+    t.shutdown().unwrap();
+    let spans = sink.spans();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(
+        names,
+        vec!["CREATE ledger", "INSERT ledger", "SELECT ledger"]
+    );
+    assert_eq!(
+        attr(&spans[2], "error.type").as_deref(),
+        Some("row_not_found")
+    );
+    assert_eq!(attr(&spans[0], "db.system.name").as_deref(), Some("sqlite"));
+}
