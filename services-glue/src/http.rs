@@ -9,11 +9,12 @@
 //! - 5xx marks the span as an error, 4xx does not;
 //! - health and metrics endpoints are not traced by default.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, Histogram, Meter, UpDownCounter};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -74,41 +75,157 @@ fn status_str(status: u16) -> &'static str {
 }
 
 /// The HTTP server instruments, created once per service.
+///
+/// Per-request attribute lookups are what make the SDK's `add`/`record`
+/// slow, so the handles are bound once per attribute set and cached: the
+/// active-requests gauge per (method, scheme), the histograms per (method,
+/// scheme, route template, status, error). Route templates and methods are
+/// already bounded, so is the cache; past [`MAX_BOUND_SETS`] entries it falls
+/// back to the unbound instruments.
 #[derive(Clone, Debug)]
 pub struct HttpServerMetrics {
     duration: Histogram<f64>,
     active: UpDownCounter<i64>,
     request_size: Histogram<u64>,
     response_size: Histogram<u64>,
+    bound: Arc<BoundCache>,
+}
+
+/// Most distinct outcome attribute sets kept as bound handles.
+pub const MAX_BOUND_SETS: usize = 2048;
+
+const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct OutcomeKey {
+    method: &'static str,
+    scheme: &'static str,
+    route: Option<String>,
+    status: Option<u16>,
+    error: Option<&'static str>,
+}
+
+#[derive(Debug)]
+struct BoundOutcome {
+    duration: BoundHistogram<f64>,
+    response_size: BoundHistogram<u64>,
+}
+
+#[derive(Debug)]
+struct BoundCache {
+    /// Indexed by method index * 2 + (scheme == https).
+    active: Vec<BoundUpDownCounter<i64>>,
+    outcomes: RwLock<HashMap<OutcomeKey, Arc<BoundOutcome>>>,
+}
+
+fn method_index(method: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1)
 }
 
 impl HttpServerMetrics {
     /// Creates the instruments on `meter`.
     pub fn new(meter: &Meter) -> Self {
+        let duration = meter
+            .f64_histogram("http.server.request.duration")
+            .with_unit("s")
+            .with_description("Duration of HTTP server requests")
+            .with_boundaries(DURATION_BUCKETS.to_vec())
+            .build();
+        let active = meter
+            .i64_up_down_counter("http.server.active_requests")
+            .with_unit("{request}")
+            .with_description("Number of active HTTP server requests")
+            .build();
+        let request_size = meter
+            .u64_histogram("http.server.request.body.size")
+            .with_unit("By")
+            .with_description("Size of HTTP server request bodies")
+            .build();
+        let response_size = meter
+            .u64_histogram("http.server.response.body.size")
+            .with_unit("By")
+            .with_description("Size of HTTP server response bodies")
+            .build();
+        let active_bound = METHODS
+            .iter()
+            .flat_map(|m| ["http", "https"].map(|scheme| (*m, scheme)))
+            .map(|(m, scheme)| {
+                active.bind(&[
+                    KeyValue::new("http.request.method", m),
+                    KeyValue::new("url.scheme", scheme),
+                ])
+            })
+            .collect();
         HttpServerMetrics {
-            duration: meter
-                .f64_histogram("http.server.request.duration")
-                .with_unit("s")
-                .with_description("Duration of HTTP server requests")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            active: meter
-                .i64_up_down_counter("http.server.active_requests")
-                .with_unit("{request}")
-                .with_description("Number of active HTTP server requests")
-                .build(),
-            request_size: meter
-                .u64_histogram("http.server.request.body.size")
-                .with_unit("By")
-                .with_description("Size of HTTP server request bodies")
-                .build(),
-            response_size: meter
-                .u64_histogram("http.server.response.body.size")
-                .with_unit("By")
-                .with_description("Size of HTTP server response bodies")
-                .build(),
+            duration,
+            active,
+            request_size,
+            response_size,
+            bound: Arc::new(BoundCache {
+                active: active_bound,
+                outcomes: RwLock::new(HashMap::new()),
+            }),
         }
     }
+
+    fn active_add(&self, method: &'static str, scheme: &'static str, delta: i64) {
+        let i = method_index(method) * 2 + usize::from(scheme == "https");
+        match self.bound.active.get(i) {
+            Some(bound) => bound.add(delta),
+            None => self.active.add(
+                delta,
+                &[
+                    KeyValue::new("http.request.method", method),
+                    KeyValue::new("url.scheme", scheme),
+                ],
+            ),
+        }
+    }
+
+    fn outcome(&self, key: OutcomeKey) -> Result<Arc<BoundOutcome>, Vec<KeyValue>> {
+        if let Ok(map) = self.bound.outcomes.read()
+            && let Some(b) = map.get(&key)
+        {
+            return Ok(Arc::clone(b));
+        }
+        let attrs = outcome_attrs(&key);
+        let Ok(mut map) = self.bound.outcomes.write() else {
+            return Err(attrs);
+        };
+        if let Some(b) = map.get(&key) {
+            return Ok(Arc::clone(b));
+        }
+        if map.len() >= MAX_BOUND_SETS {
+            return Err(attrs);
+        }
+        let bound = Arc::new(BoundOutcome {
+            duration: self.duration.bind(&attrs),
+            response_size: self.response_size.bind(&attrs),
+        });
+        map.insert(key, Arc::clone(&bound));
+        Ok(bound)
+    }
+}
+
+fn outcome_attrs(key: &OutcomeKey) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(5);
+    attrs.push(KeyValue::new("http.request.method", key.method));
+    attrs.push(KeyValue::new("url.scheme", key.scheme));
+    if let Some(route) = &key.route {
+        attrs.push(KeyValue::new("http.route", route.clone()));
+    }
+    if let Some(code) = key.status {
+        attrs.push(KeyValue::new("http.response.status_code", i64::from(code)));
+    }
+    if let Some(e) = key.error {
+        attrs.push(KeyValue::new("error.type", e));
+    }
+    attrs
 }
 
 /// Server instrumentation settings, shared by every request.
@@ -154,6 +271,20 @@ impl HttpServerConfig {
     }
 }
 
+struct SpanName<'a> {
+    method: &'static str,
+    route: Option<&'a str>,
+}
+
+impl std::fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.route {
+            Some(r) => write!(f, "{} {r}", self.method),
+            None => f.write_str(self.method),
+        }
+    }
+}
+
 /// One request in flight: its span, start time and metric attributes.
 #[derive(Debug)]
 pub(crate) struct InFlight {
@@ -163,7 +294,6 @@ pub(crate) struct InFlight {
     route: Option<String>,
     scheme: &'static str,
     metrics: HttpServerMetrics,
-    active_attrs: [KeyValue; 2],
     finished: bool,
 }
 
@@ -178,10 +308,8 @@ impl InFlight {
         parent: opentelemetry::Context,
         request_size: Option<u64>,
     ) -> InFlight {
-        let name = match route {
-            Some(r) => format!("{method} {r}"),
-            None => method.to_string(),
-        };
+        // Formatted only if the span is enabled (field values are lazy).
+        let name = SpanName { method, route };
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = %name,
@@ -193,12 +321,14 @@ impl InFlight {
             http.response.status_code = Empty,
             error.type = Empty,
         );
-        let _ = span.set_parent(parent);
-        let active_attrs = [
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("url.scheme", scheme),
-        ];
-        config.metrics.active.add(1, &active_attrs);
+        // Setting an empty parent still costs a dispatcher lookup and a lock.
+        if opentelemetry::trace::TraceContextExt::span(&parent)
+            .span_context()
+            .is_valid()
+        {
+            let _ = span.set_parent(parent);
+        }
+        config.metrics.active_add(method, scheme, 1);
         if let Some(size) = request_size {
             let attrs = [
                 KeyValue::new("http.request.method", method),
@@ -213,7 +343,6 @@ impl InFlight {
             route: route.map(str::to_string),
             scheme,
             metrics: config.metrics.clone(),
-            active_attrs,
             finished: false,
         }
     }
@@ -236,12 +365,17 @@ impl InFlight {
         mut self,
         status: Option<u16>,
         response_size: Option<u64>,
-        error: Option<&str>,
+        error: Option<&'static str>,
     ) {
         self.record(status, response_size, error);
     }
 
-    fn record(&mut self, status: Option<u16>, response_size: Option<u64>, error: Option<&str>) {
+    fn record(
+        &mut self,
+        status: Option<u16>,
+        response_size: Option<u64>,
+        error: Option<&'static str>,
+    ) {
         if self.finished {
             return;
         }
@@ -256,23 +390,28 @@ impl InFlight {
             self.span.record("error.type", e);
             self.span.record("otel.status_code", "ERROR");
         }
-        let mut attrs = Vec::with_capacity(5);
-        attrs.push(KeyValue::new("http.request.method", self.method));
-        attrs.push(KeyValue::new("url.scheme", self.scheme));
-        if let Some(route) = &self.route {
-            attrs.push(KeyValue::new("http.route", route.clone()));
+        let key = OutcomeKey {
+            method: self.method,
+            scheme: self.scheme,
+            route: self.route.take(),
+            status,
+            error: error_type,
+        };
+        match self.metrics.outcome(key) {
+            Ok(bound) => {
+                bound.duration.record(elapsed);
+                if let Some(size) = response_size {
+                    bound.response_size.record(size);
+                }
+            }
+            Err(attrs) => {
+                self.metrics.duration.record(elapsed, &attrs);
+                if let Some(size) = response_size {
+                    self.metrics.response_size.record(size, &attrs);
+                }
+            }
         }
-        if let Some(code) = status {
-            attrs.push(KeyValue::new("http.response.status_code", i64::from(code)));
-        }
-        if let Some(e) = error_type {
-            attrs.push(KeyValue::new("error.type", e.to_string()));
-        }
-        self.metrics.duration.record(elapsed, &attrs);
-        if let Some(size) = response_size {
-            self.metrics.response_size.record(size, &attrs);
-        }
-        self.metrics.active.add(-1, &self.active_attrs);
+        self.metrics.active_add(self.method, self.scheme, -1);
     }
 }
 

@@ -80,7 +80,7 @@ fn cache_rpc_and_llm_record_what_they_say() {
             0.05
         );
         assert!(rpc.call("no/such", || Err::<(), i64>(-32601)).is_err());
-        for i in 0..500 {
+        for i in 0..10_000 {
             let _ = rpc.call(&format!("random/{i}"), || Ok::<_, i64>(()));
             let _ = rpc.tool(&format!("tool{i}"), || Err::<(), _>("nope"));
         }
