@@ -23,10 +23,6 @@ use opentelemetry::metrics::{Histogram, Meter};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-const SECONDS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
-];
-
 /// Database instruments for one `db.system.name` (`postgresql`, `sqlite`, ...).
 #[derive(Clone, Debug)]
 pub struct DbTelemetry {
@@ -43,7 +39,7 @@ impl DbTelemetry {
                 .f64_histogram("db.client.operation.duration")
                 .with_unit("s")
                 .with_description("Duration of database client operations")
-                .with_boundaries(SECONDS.to_vec())
+                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
         }
     }

@@ -32,10 +32,6 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::cardinality::BoundedValues;
 
-const SECONDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 /// Which side of the call this layer instruments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -81,7 +77,7 @@ impl GrpcConfig {
                 .f64_histogram(name)
                 .with_unit("s")
                 .with_description(description)
-                .with_boundaries(SECONDS.to_vec())
+                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
             // Paths come from peers: bound them (a real service has a few dozen methods).
             methods: Arc::new(BoundedValues::new(200)),

@@ -19,9 +19,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Seconds buckets for request durations (stable HTTP semantic conventions).
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+pub const DURATION_BUCKETS: &[f64] = crate::semconv::SECONDS_BUCKETS;
 
 /// Paths not traced or measured unless configured otherwise.
 pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
@@ -37,18 +35,7 @@ pub fn normalize_method(method: &http::Method) -> &'static str {
 /// [`normalize_method`] for frameworks on other `http` versions (actix-web).
 /// Methods are case-sensitive: `get` is not `GET`.
 pub fn normalize_method_str(method: &str) -> &'static str {
-    match method {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        "CONNECT" => "CONNECT",
-        "TRACE" => "TRACE",
-        _ => "_OTHER",
-    }
+    crate::semconv::normalize_method(method)
 }
 
 /// The remote parent carried by `headers`, read with the global propagator

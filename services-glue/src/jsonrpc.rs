@@ -29,10 +29,6 @@ use tracing::field::Empty;
 
 use crate::cardinality::{BoundedValues, OTHER};
 
-const SECONDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 /// A JSON-RPC error code, for `rpc.jsonrpc.error_code`.
 pub trait RpcErrorCode {
     /// The JSON-RPC error code (e.g. -32601 method not found).
@@ -92,13 +88,13 @@ impl RpcServerTelemetry {
                 .f64_histogram("rpc.server.call.duration")
                 .with_unit("s")
                 .with_description("Duration of JSON-RPC requests")
-                .with_boundaries(SECONDS.to_vec())
+                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
             tools: meter
                 .f64_histogram("mcp.tool.call.duration")
                 .with_unit("s")
                 .with_description("Duration of MCP tool calls")
-                .with_boundaries(SECONDS.to_vec())
+                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
             methods: Arc::new(Names::Bounded(BoundedValues::new(100))),
             tool_names: Arc::new(Names::Bounded(BoundedValues::new(100))),

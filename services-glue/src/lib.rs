@@ -10,6 +10,7 @@
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod http;
 pub mod propagation;
+pub mod semconv;
 
 #[cfg(feature = "reqwest")]
 pub mod reqwest;

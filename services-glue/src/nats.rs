@@ -39,10 +39,6 @@ use crate::cardinality::{BoundedValues, subject_template};
 /// Most distinct subject templates kept as attribute values.
 pub const MAX_SUBJECTS: usize = 200;
 
-const SECONDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 /// NATS instruments and subject bounding; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct NatsTelemetry {
@@ -71,13 +67,13 @@ impl NatsTelemetry {
                 .f64_histogram("messaging.process.duration")
                 .with_unit("s")
                 .with_description("Duration of processing one message")
-                .with_boundaries(SECONDS.to_vec())
+                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
             operation_duration: meter
                 .f64_histogram("messaging.client.operation.duration")
                 .with_unit("s")
                 .with_description("Duration of publish and request operations")
-                .with_boundaries(SECONDS.to_vec())
+                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
             subjects: Arc::new(BoundedValues::new(MAX_SUBJECTS)),
         }

@@ -21,11 +21,6 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Client durations use the same seconds buckets as the server side.
-const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 /// A `reqwest::Client` that traces and measures every request it executes.
 #[derive(Clone, Debug)]
 pub struct TracedClient {
@@ -42,7 +37,7 @@ impl TracedClient {
                 .f64_histogram("http.client.request.duration")
                 .with_unit("s")
                 .with_description("Duration of HTTP client requests")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
         }
     }
@@ -59,7 +54,7 @@ impl TracedClient {
         &self,
         mut request: reqwest::Request,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let method = method_name(request.method().as_str());
+        let method = crate::semconv::normalize_method(request.method().as_str());
         let url = request.url();
         let scheme = if url.scheme() == "https" {
             "https"
@@ -116,21 +111,6 @@ impl TracedClient {
         }
         self.duration.record(start.elapsed().as_secs_f64(), &attrs);
         result
-    }
-}
-
-fn method_name(m: &str) -> &'static str {
-    match m {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        "CONNECT" => "CONNECT",
-        "TRACE" => "TRACE",
-        _ => "_OTHER",
     }
 }
 
