@@ -46,6 +46,16 @@ impl Alertmanager {
         extra_flags: &[&str],
         ready_timeout: Duration,
     ) -> Result<Alertmanager> {
+        crate::process::retry_on_port_clash(|| {
+            Self::start_once(config_yaml, extra_flags, ready_timeout)
+        })
+    }
+
+    fn start_once(
+        config_yaml: &str,
+        extra_flags: &[&str],
+        ready_timeout: Duration,
+    ) -> Result<Alertmanager> {
         let bin = alertmanager_binary()?;
         let dir = temp_dir("alertmanager")?;
         let port = free_port()?;

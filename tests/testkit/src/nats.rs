@@ -38,6 +38,10 @@ impl Nats {
 
     /// Like [`Nats::start`] with extra flags and a readiness timeout.
     pub fn start_with(extra_flags: &[&str], ready_timeout: Duration) -> Result<Nats> {
+        crate::process::retry_on_port_clash(|| Self::start_once(extra_flags, ready_timeout))
+    }
+
+    fn start_once(extra_flags: &[&str], ready_timeout: Duration) -> Result<Nats> {
         let bin = nats_binary()?;
         let dir = temp_dir("nats")?;
         let ports = free_ports(2)?;

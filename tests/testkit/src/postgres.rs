@@ -102,6 +102,10 @@ impl Postgres {
 
     /// Like [`Postgres::start`] with extra `postgres` arguments (e.g. `["-c", "max_connections=50"]`).
     pub fn start_with(extra_args: &[&str], ready_timeout: Duration) -> Result<Postgres> {
+        crate::process::retry_on_port_clash(|| Self::start_once(extra_args, ready_timeout))
+    }
+
+    fn start_once(extra_args: &[&str], ready_timeout: Duration) -> Result<Postgres> {
         let bin_dir = postgres_bin_dir()?;
         let run_as = if current_uid()? == 0 {
             Some(postgres_user()?)

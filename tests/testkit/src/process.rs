@@ -458,3 +458,27 @@ impl Drop for ChildProcess {
         let _ = self.stop();
     }
 }
+
+/// Starts a server, retrying with fresh ports when it lost a port race:
+/// [`free_port`] releases the port before the server binds it, so a
+/// parallel test can take it in between. Other failures are returned as-is.
+pub fn retry_on_port_clash<T>(mut start: impl FnMut() -> Result<T>) -> Result<T> {
+    const ATTEMPTS: usize = 5;
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(e) if attempt < ATTEMPTS && is_port_clash(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn is_port_clash(e: &Error) -> bool {
+    match e {
+        Error::Exited { log_tail, .. } | Error::NotReady { log_tail, .. } => {
+            let t = log_tail.to_ascii_lowercase();
+            t.contains("address already in use") || t.contains("addrinuse")
+        }
+        _ => false,
+    }
+}

@@ -138,6 +138,10 @@ impl PrometheusBuilder {
 
     /// Writes the configuration, starts Prometheus and waits until `/-/ready` is 200.
     pub fn start(self) -> Result<Prometheus> {
+        crate::process::retry_on_port_clash(|| self.clone().start_once())
+    }
+
+    fn start_once(self) -> Result<Prometheus> {
         let bin = prometheus_binary()?;
         let dir = temp_dir("prometheus")?;
         let port = free_port()?;

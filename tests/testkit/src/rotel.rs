@@ -97,6 +97,10 @@ impl RotelBuilder {
 
     /// Starts rotel in the foreground and waits until both receiver ports accept connections.
     pub fn start(self) -> Result<Rotel> {
+        crate::process::retry_on_port_clash(|| self.clone().start_once())
+    }
+
+    fn start_once(self) -> Result<Rotel> {
         let bin = rotel_binary()?;
         let dir = temp_dir("rotel")?;
         let ports = free_ports(2)?;
