@@ -3,6 +3,8 @@
 #![cfg(feature = "grpc")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -13,8 +15,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use services_glue::grpc::{GrpcConfig, GrpcLayer};
-use telemetry::Telemetry;
-use telemetry::testing::InMemory;
 use tracing::Instrument;
 
 struct Settlement;
@@ -36,52 +36,38 @@ impl TraceService for Settlement {
 
 #[test]
 fn client_and_server_spans_metrics_and_status() {
-    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
-    let sink = InMemory::new();
-    let t = Telemetry::builder("grpc-engine")
-        .with_in_memory(&sink)
-        .build()
-        .unwrap();
-    let meter = t.meter();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let server = tonic::transport::Server::builder()
-                .layer(GrpcLayer::new(GrpcConfig::server(&meter)))
-                .add_service(TraceServiceServer::new(Settlement))
-                .serve_with_incoming(tokio_stream_listener(listener));
-            let server = tokio::spawn(server);
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
+    let sink = common::run_in_telemetry("grpc-engine", |meter| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder()
+            .layer(GrpcLayer::new(GrpcConfig::server(&meter)))
+            .add_service(TraceServiceServer::new(Settlement))
+            .serve_with_incoming(tokio_stream_listener(listener));
+        let server = tokio::spawn(server);
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let layered = tower::ServiceBuilder::new()
+            .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
+            .service(channel);
+        let mut client = TraceServiceClient::new(layered);
+        async {
+            client
+                .export(ExportTraceServiceRequest::default())
                 .await
                 .unwrap();
-            let layered = tower::ServiceBuilder::new()
-                .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
-                .service(channel);
-            let mut client = TraceServiceClient::new(layered);
-            async {
-                client
-                    .export(ExportTraceServiceRequest::default())
-                    .await
-                    .unwrap();
-                let failing = ExportTraceServiceRequest {
-                    resource_spans: vec![Default::default()],
-                };
-                let err = client.export(failing).await.unwrap_err();
-                assert_eq!(err.code(), tonic::Code::Unavailable);
-            }
-            .instrument(tracing::info_span!("settle_batch"))
-            .await;
-            server.abort();
-        })
+            let failing = ExportTraceServiceRequest {
+                resource_spans: vec![Default::default()],
+            };
+            let err = client.export(failing).await.unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unavailable);
+        }
+        .instrument(tracing::info_span!("settle_batch"))
+        .await;
+        server.abort();
     });
-    t.shutdown().unwrap();
 
     let spans = sink.spans();
     let name = "opentelemetry.proto.collector.trace.v1.TraceService/Export";

@@ -3,6 +3,8 @@
 #![cfg(all(feature = "reqwest", feature = "axum"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -11,62 +13,46 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use services_glue::axum::HttpServerLayer;
 use services_glue::http::HttpServerConfig;
 use services_glue::reqwest::TracedClient;
-use telemetry::Telemetry;
-use telemetry::testing::InMemory;
 use tracing::Instrument;
 
 #[test]
 fn client_and_server_share_one_trace() {
-    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
-    let sink = InMemory::new();
-    let t = Telemetry::builder("caller")
-        .with_in_memory(&sink)
-        .build()
-        .unwrap();
-    let meter = t.meter();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
-        rt.block_on(async {
-            let app = Router::new()
-                .route("/screen/{party}", get(|| async { "clear" }))
-                .route("/denied", get(|| async { StatusCode::FORBIDDEN }))
-                .layer(HttpServerLayer::new(HttpServerConfig::new(&meter)));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sink = common::run_in_telemetry("caller", |meter| async move {
+        let app = Router::new()
+            .route("/screen/{party}", get(|| async { "clear" }))
+            .route("/denied", get(|| async { StatusCode::FORBIDDEN }))
+            .layer(HttpServerLayer::new(HttpServerConfig::new(&meter)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-            let client = TracedClient::new(reqwest::Client::new(), &meter);
-            async {
-                let req = client
-                    .inner()
-                    .get(format!(
-                        "http://{addr}/screen/alice?acct=DE89370400440532013000"
-                    ))
-                    .build()
-                    .unwrap();
-                assert_eq!(
-                    client.execute(req).await.unwrap().text().await.unwrap(),
-                    "clear"
-                );
-                let req = client
-                    .inner()
-                    .get(format!("http://{addr}/denied"))
-                    .build()
-                    .unwrap();
-                assert_eq!(client.execute(req).await.unwrap().status(), 403);
-                let refused = format!("http://127.0.0.1:{}/x", free_port());
-                let req = client.inner().get(refused).build().unwrap();
-                assert!(client.execute(req).await.is_err());
-            }
-            .instrument(tracing::info_span!("payment"))
-            .await;
-            server.abort();
-        })
+        let client = TracedClient::new(reqwest::Client::new(), &meter);
+        async {
+            let req = client
+                .inner()
+                .get(format!(
+                    "http://{addr}/screen/alice?acct=DE89370400440532013000"
+                ))
+                .build()
+                .unwrap();
+            assert_eq!(
+                client.execute(req).await.unwrap().text().await.unwrap(),
+                "clear"
+            );
+            let req = client
+                .inner()
+                .get(format!("http://{addr}/denied"))
+                .build()
+                .unwrap();
+            assert_eq!(client.execute(req).await.unwrap().status(), 403);
+            let refused = format!("http://127.0.0.1:{}/x", free_port());
+            let req = client.inner().get(refused).build().unwrap();
+            assert!(client.execute(req).await.is_err());
+        }
+        .instrument(tracing::info_span!("payment"))
+        .await;
+        server.abort();
     });
-    t.shutdown().unwrap();
 
     let spans = sink.spans();
     let payment = spans.iter().find(|s| s.name == "payment").unwrap();

@@ -3,12 +3,12 @@
 #![cfg(feature = "sqlx")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::trace::SpanData;
 use services_glue::db::DbTelemetry;
-use telemetry::Telemetry;
-use telemetry::testing::InMemory;
 use tracing::Instrument;
 
 const CREATE: &str = "CREATE TABLE ledger (account TEXT PRIMARY KEY, balance BIGINT NOT NULL)";
@@ -25,65 +25,53 @@ fn attr(s: &SpanData, k: &str) -> Option<String> {
 #[test]
 fn postgres_queries_are_spans_and_durations() {
     let pg = testkit::Postgres::start().unwrap();
-    let sink = InMemory::new();
-    let t = Telemetry::builder("settlement")
-        .with_in_memory(&sink)
-        .build()
-        .unwrap();
-    let meter = t.meter();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
-        rt.block_on(async {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(2)
-                .connect(&pg.url())
+    let pg_url = pg.url();
+    let sink = common::run_in_telemetry("settlement", |meter| async move {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&pg_url)
+            .await
+            .unwrap();
+        let db = DbTelemetry::new(&meter, "postgresql");
+        db.observe_pool(&meter, "ledger", pool.clone());
+        async {
+            db.run(CREATE, sqlx::query(CREATE).execute(&pool))
                 .await
                 .unwrap();
-            let db = DbTelemetry::new(&meter, "postgresql");
-            db.observe_pool(&meter, "ledger", pool.clone());
-            async {
-                db.run(CREATE, sqlx::query(CREATE).execute(&pool))
-                    .await
-                    .unwrap();
-                db.run(
+            db.run(
+                INSERT,
+                sqlx::query(INSERT)
+                    .bind("DE89370400440532013000")
+                    .bind(500_i64)
+                    .execute(&pool),
+            )
+            .await
+            .unwrap();
+            let dup = db
+                .run(
                     INSERT,
                     sqlx::query(INSERT)
                         .bind("DE89370400440532013000")
-                        .bind(500_i64)
+                        .bind(1_i64)
                         .execute(&pool),
+                )
+                .await;
+            assert!(dup.is_err());
+            let (balance,): (i64,) = db
+                .run(
+                    SELECT,
+                    sqlx::query_as(SELECT)
+                        .bind("DE89370400440532013000")
+                        .fetch_one(&pool),
                 )
                 .await
                 .unwrap();
-                let dup = db
-                    .run(
-                        INSERT,
-                        sqlx::query(INSERT)
-                            .bind("DE89370400440532013000")
-                            .bind(1_i64)
-                            .execute(&pool),
-                    )
-                    .await;
-                assert!(dup.is_err());
-                let (balance,): (i64,) = db
-                    .run(
-                        SELECT,
-                        sqlx::query_as(SELECT)
-                            .bind("DE89370400440532013000")
-                            .fetch_one(&pool),
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(balance, 500);
-            }
-            .instrument(tracing::info_span!("settle"))
-            .await;
-            pool.close().await;
-        })
+            assert_eq!(balance, 500);
+        }
+        .instrument(tracing::info_span!("settle"))
+        .await;
+        pool.close().await;
     });
-    t.shutdown().unwrap();
 
     let spans = sink.spans();
     let root = spans.iter().find(|s| s.name == "settle").unwrap();
@@ -162,49 +150,36 @@ fn postgres_queries_are_spans_and_durations() {
 
 #[test]
 fn sqlite_works_the_same_way() {
-    let sink = InMemory::new();
-    let t = Telemetry::builder("settlement-lite")
-        .with_in_memory(&sink)
-        .build()
-        .unwrap();
-    let meter = t.meter();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
-        rt.block_on(async {
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect("sqlite::memory:")
-                .await
-                .unwrap();
-            let db = DbTelemetry::new(&meter, "sqlite");
-            db.run(CREATE, sqlx::query(CREATE).execute(&pool))
-                .await
-                .unwrap();
-            const INSERT_LITE: &str = "INSERT INTO ledger (account, balance) VALUES (?, ?)";
-            db.run(
-                INSERT_LITE,
-                sqlx::query(INSERT_LITE)
-                    .bind("a")
-                    .bind(1_i64)
-                    .execute(&pool),
-            )
+    let sink = common::run_in_telemetry("settlement-lite", |meter| async move {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
             .await
             .unwrap();
-            let missing = db
-                .run(
-                    SELECT,
-                    sqlx::query_as::<_, (i64,)>("SELECT balance FROM ledger WHERE account = ?")
-                        .bind("zz")
-                        .fetch_one(&pool),
-                )
-                .await;
-            assert!(matches!(missing, Err(sqlx::Error::RowNotFound)));
-        })
+        let db = DbTelemetry::new(&meter, "sqlite");
+        db.run(CREATE, sqlx::query(CREATE).execute(&pool))
+            .await
+            .unwrap();
+        const INSERT_LITE: &str = "INSERT INTO ledger (account, balance) VALUES (?, ?)";
+        db.run(
+            INSERT_LITE,
+            sqlx::query(INSERT_LITE)
+                .bind("a")
+                .bind(1_i64)
+                .execute(&pool),
+        )
+        .await
+        .unwrap();
+        let missing = db
+            .run(
+                SELECT,
+                sqlx::query_as::<_, (i64,)>("SELECT balance FROM ledger WHERE account = ?")
+                    .bind("zz")
+                    .fetch_one(&pool),
+            )
+            .await;
+        assert!(matches!(missing, Err(sqlx::Error::RowNotFound)));
     });
-    t.shutdown().unwrap();
     let spans = sink.spans();
     let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
     assert_eq!(
