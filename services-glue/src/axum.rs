@@ -132,13 +132,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let poll = match this.inflight.as_ref() {
-            Some(f) => {
-                let _entered = f.span.enter();
-                this.inner.poll(cx)
-            }
-            None => this.inner.poll(cx),
-        };
+        let poll = InFlight::in_span(this.inflight.as_ref(), || this.inner.poll(cx));
         let Poll::Ready(result) = poll else {
             return Poll::Pending;
         };

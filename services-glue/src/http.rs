@@ -334,6 +334,18 @@ impl InFlight {
         }
     }
 
+    /// Runs `f` (a poll of the wrapped service's future) inside the request's
+    /// span, so handler spans and logs get it as parent; no span, no entry.
+    pub(crate) fn in_span<T>(inflight: Option<&InFlight>, f: impl FnOnce() -> T) -> T {
+        match inflight {
+            Some(inflight) => {
+                let _entered = inflight.span.enter();
+                f()
+            }
+            None => f(),
+        }
+    }
+
     /// The `traceresponse` header value for this request's span.
     pub(crate) fn traceresponse(&self) -> Option<http::HeaderValue> {
         use opentelemetry::trace::TraceContextExt;
