@@ -10,6 +10,10 @@
 //! DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS are
 //! server errors; on the client every non-OK status is an error.
 //!
+//! Method names come from the peer, so they are bounded: a call the server
+//! answers with UNIMPLEMENTED is named `_OTHER` (span name and labels), and
+//! each layer admits at most 200 distinct methods before `_OTHER`.
+//!
 //! ```
 //! use services_glue::grpc::{GrpcLayer, GrpcConfig};
 //! let meter = opentelemetry::global::meter("settlement-engine");
@@ -27,6 +31,7 @@ use std::time::Instant;
 use http::{Request, Response};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::trace::TraceContextExt;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -121,7 +126,9 @@ struct Call {
     span: tracing::Span,
     start: Instant,
     side: Side,
-    attrs: Vec<KeyValue>,
+    /// `package.Service/Method` as the peer sent it; bounded at the finish.
+    raw_method: String,
+    methods: Arc<BoundedValues>,
     duration: Histogram<f64>,
     done: bool,
 }
@@ -132,7 +139,27 @@ impl Call {
             return;
         }
         self.done = true;
-        let mut attrs = std::mem::take(&mut self.attrs);
+        // A method the server does not implement is named by the peer, not
+        // by us: it never becomes a span name or label value, and does not
+        // spend the budget of distinct methods.
+        let full = if self.side == Side::Server && status == Some(UNIMPLEMENTED) {
+            Arc::from(crate::cardinality::OTHER)
+        } else {
+            self.methods.bound(&self.raw_method)
+        };
+        let (service, method) = full
+            .split_once('/')
+            .unwrap_or((crate::cardinality::OTHER, crate::cardinality::OTHER));
+        // The span has started by now (its context was injected or
+        // entered), so it is renamed through the OpenTelemetry span itself.
+        self.span.context().span().update_name(full.to_string());
+        self.span.record("rpc.service", service);
+        self.span.record("rpc.method", method);
+        let mut attrs = vec![
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", service.to_string()),
+            KeyValue::new("rpc.method", method.to_string()),
+        ];
         match status {
             Some(code) => {
                 self.span.record("rpc.grpc.status_code", code);
@@ -164,6 +191,9 @@ impl Drop for Call {
     }
 }
 
+/// `UNIMPLEMENTED`: the server has no such method.
+const UNIMPLEMENTED: i64 = 12;
+
 fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
     headers
         .get("grpc-status")
@@ -185,25 +215,25 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let path = req.uri().path();
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("_OTHER", "_OTHER"));
-        let full = self.config.methods.bound(&format!("{service}/{method}"));
-        let (service, method) = full.split_once('/').unwrap_or((&full, "_OTHER"));
+        let path = req.uri().path().trim_start_matches('/');
+        let raw_method = match path.split_once('/') {
+            Some((service, method)) if !service.is_empty() && !method.is_empty() => {
+                path.to_string()
+            }
+            _ => format!("{0}/{0}", crate::cardinality::OTHER),
+        };
         let kind = match self.config.side {
             Side::Server => "server",
             Side::Client => "client",
         };
         let span = tracing::info_span!(
             "grpc",
-            otel.name = %full,
+            otel.name = Empty,
             otel.kind = kind,
             otel.status_code = Empty,
             rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
+            rpc.service = Empty,
+            rpc.method = Empty,
             rpc.grpc.status_code = Empty,
             error.type = Empty,
         );
@@ -215,16 +245,12 @@ where
                 crate::propagation::inject(&span.context(), req.headers_mut());
             }
         }
-        let attrs = vec![
-            KeyValue::new("rpc.system", "grpc"),
-            KeyValue::new("rpc.service", service.to_string()),
-            KeyValue::new("rpc.method", method.to_string()),
-        ];
         let call = Call {
             span,
             start: Instant::now(),
             side: self.config.side,
-            attrs,
+            raw_method,
+            methods: Arc::clone(&self.config.methods),
             duration: self.config.duration.clone(),
             done: false,
         };

@@ -147,6 +147,103 @@ fn client_and_server_spans_metrics_and_status() {
     assert_eq!(counts.get("rpc.client.call.duration"), Some(&2));
 }
 
+/// 10,000 calls to distinct methods the server does not have: the server
+/// names them all `_OTHER` (they answer UNIMPLEMENTED), the client keeps at
+/// most its budget of distinct methods, and the real method keeps its name.
+#[test]
+fn ten_thousand_unknown_methods_stay_bounded() {
+    const CALLS: usize = 10_000;
+    let sink = common::run_in_telemetry("grpc-engine", |meter| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder()
+            .layer(GrpcLayer::new(GrpcConfig::server(&meter)))
+            .add_service(TraceServiceServer::new(Settlement))
+            .serve_with_incoming(tokio_stream_listener(listener));
+        let server = tokio::spawn(server);
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut real = TraceServiceClient::new(
+            tower::ServiceBuilder::new()
+                .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
+                .service(channel.clone()),
+        );
+        real.export(ExportTraceServiceRequest::default())
+            .await
+            .unwrap();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Outermost first: the path is rewritten before the client layer sees it.
+        let rewriting = tower::ServiceBuilder::new()
+            .map_request(move |mut req: http::Request<tonic::body::Body>| {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *req.uri_mut() = format!("http://{addr}/probe.Service{i}/Method{i}")
+                    .parse()
+                    .unwrap();
+                req
+            })
+            .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
+            .service(channel);
+        let client = TraceServiceClient::new(rewriting);
+        use futures_util::StreamExt;
+        let unimplemented = futures_util::stream::iter(0..CALLS)
+            .map(|_| {
+                let mut client = client.clone();
+                async move { client.export(ExportTraceServiceRequest::default()).await }
+            })
+            .buffer_unordered(32)
+            .filter(|r| {
+                std::future::ready(matches!(r, Err(s) if s.code() == tonic::Code::Unimplemented))
+            })
+            .count()
+            .await;
+        assert_eq!(unimplemented, CALLS);
+        server.abort();
+    });
+
+    let spans = sink.spans();
+    let server_names: std::collections::BTreeSet<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(
+        server_names,
+        [
+            "_OTHER",
+            "opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        ]
+        .map(String::from)
+        .into()
+    );
+    let client_names: std::collections::BTreeSet<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Client)
+        .map(|s| s.name.to_string())
+        .collect();
+    assert!(client_names.len() <= 202, "{}", client_names.len());
+    assert!(client_names.contains("_OTHER"), "{client_names:?}");
+
+    let last = sink.metrics().pop().unwrap();
+    let mut series = std::collections::HashMap::new();
+    for scope in last.scope_metrics() {
+        for m in scope.metrics() {
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() {
+                *series.entry(m.name().to_string()).or_insert(0) += h.data_points().count();
+            }
+        }
+    }
+    assert_eq!(
+        series.get("rpc.server.call.duration"),
+        Some(&2),
+        "{series:?}"
+    );
+    let client_series = series["rpc.client.call.duration"];
+    assert!((2..=202).contains(&client_series), "{client_series}");
+}
+
 fn tokio_stream_listener(
     listener: tokio::net::TcpListener,
 ) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
