@@ -18,6 +18,10 @@
 //! assert!(!ready);
 //! assert!(body.contains("\"nats\":false"));
 //! ```
+//!
+//! A check added with [`Readiness::info`] is reported in the body but does not
+//! gate readiness: a payment engine whose collector is down should stay in
+//! rotation, with the problem visible on `/ready`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,12 +35,13 @@ type Check = Arc<dyn Fn() -> bool + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Check)>,
+    info: Vec<(&'static str, Check)>,
 }
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.checks.iter().map(|(n, _)| n))
+            .entries(self.checks.iter().chain(&self.info).map(|(n, _)| n))
             .finish()
     }
 }
@@ -57,12 +62,31 @@ impl Readiness {
         self
     }
 
-    /// Whether every check passes, and a JSON body naming each result.
+    /// Adds a check that is reported but never makes the service unready.
+    pub fn info(
+        mut self,
+        name: &'static str,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.info.push((name, Arc::new(check)));
+        self
+    }
+
+    /// Whether every gating check passes, and a JSON body naming each result.
+    ///
+    /// ```
+    /// use services_glue::health::Readiness;
+    /// let r = Readiness::new().check("db", || true).info("telemetry", || false);
+    /// let (ready, body) = r.report();
+    /// assert!(ready);
+    /// assert!(body.contains("\"telemetry\":false"));
+    /// ```
     pub fn report(&self) -> (bool, String) {
         let results: Vec<(&str, bool)> = self.checks.iter().map(|(n, c)| (*n, c())).collect();
         let ready = results.iter().all(|(_, ok)| *ok);
         let checks: Vec<String> = results
-            .iter()
+            .into_iter()
+            .chain(self.info.iter().map(|(n, c)| (*n, c())))
             .map(|(n, ok)| format!("\"{n}\":{ok}"))
             .collect();
         let status = if ready { "ready" } else { "not_ready" };

@@ -27,6 +27,7 @@
 //! m.value.record(2_500.0, ["usd"]);
 //! let usd_minted = m.minted.bind(["usd"]); // hot path: attributes resolved once
 //! usd_minted.add(1);
+//! assert_eq!(TokenInstruments::NAMES, ["tokens.minted", "tokens.active", "tokens.value"]);
 //! ```
 
 use opentelemetry::KeyValue;
@@ -206,6 +207,10 @@ macro_rules! instruments {
         }
 
         impl $name {
+            /// The declared instrument names, in declaration order (for
+            /// tests and dashboards that check every one is exported).
+            pub const NAMES: &'static [&'static str] = &[$($iname),*];
+
             /// Creates every instrument on `meter`.
             pub fn new(meter: &$crate::__private::Meter) -> Self {
                 $name {

@@ -1,5 +1,12 @@
 //! `http::HeaderMap` adapters for the global propagator, which
-//! `telemetry::init` sets to strict W3C trace context and baggage.
+//! `telemetry::init` sets to strict W3C trace context and baggage, and
+//! carriers for context that travels inside a payload (batches, where one
+//! message stands for many traces).
+
+use std::collections::HashMap;
+
+use opentelemetry::trace::TraceContextExt;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Reads propagation fields from a header map.
 #[derive(Debug)]
@@ -39,4 +46,51 @@ pub fn inject(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(cx, &mut HeaderInjector(headers))
     })
+}
+
+/// A span's context as propagation fields (`traceparent`, ...), to store in
+/// a payload when a batch carries many traces.
+///
+/// ```
+/// let carrier = services_glue::propagation::carrier_of(&tracing::Span::none());
+/// assert!(carrier.is_empty() || carrier.contains_key("traceparent"));
+/// ```
+pub fn carrier_of(span: &tracing::Span) -> HashMap<String, String> {
+    let mut carrier = HashMap::new();
+    let cx = span.context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+    carrier
+}
+
+/// The context stored in `carrier` (invalid or missing fields: none).
+pub fn context_from_carrier(carrier: &HashMap<String, String>) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier))
+}
+
+/// Makes `span` a child of the context in `carrier`; call before the span
+/// is first entered. Returns whether a valid remote parent was found.
+pub fn set_parent_from_carrier(span: &tracing::Span, carrier: &HashMap<String, String>) -> bool {
+    let cx = context_from_carrier(carrier);
+    let valid = cx.span().span_context().is_valid();
+    if valid {
+        let _ = span.set_parent(cx);
+    }
+    valid
+}
+
+/// Adds a link from `span` to the context in `carrier` (the messaging
+/// conventions' way for a batch to point at each message it consumed).
+pub fn link_to_carrier(span: &tracing::Span, carrier: &HashMap<String, String>) {
+    let cx = context_from_carrier(carrier);
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        span.add_link(sc);
+    }
+}
+
+/// The trace id of `span` as 32 hex digits, when it is sampled into a trace.
+pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| sc.trace_id().to_string())
 }

@@ -1,0 +1,233 @@
+//! clearing-engine (8085, axum for health): consumes obligations from NATS,
+//! nets them per bank pair and currency in clearing windows, routes each net
+//! position through liquidity-router and publishes it for settlement.
+//!
+//! Tracing: each obligation's `process` span is in its payment's trace; the
+//! window is a trace of its own (`clear window`) linked to every obligation
+//! it nets, and each member's trace context travels on in the instruction.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use services_glue::health::Readiness;
+use services_glue::nats::NatsTelemetry;
+use services_glue::reqwest::TracedClient;
+use telemetry::Telemetry;
+use tracing::Instrument;
+
+use super::{EngineError, EngineKind, post_json};
+use crate::domain::{Member, Obligation, Route, RouteRequest, SettlementInstruction, subjects};
+use crate::env::{EngineEnv, peer_url};
+
+services_glue::instruments! {
+    /// clearing-engine's business instruments.
+    pub struct ClearingInstruments {
+        /// Windows closed.
+        windows: counter("deltran.clearing.windows", "{window}", "Clearing windows closed with obligations in them", []),
+        /// Obligations netted.
+        obligations: counter("deltran.clearing.obligations", "{obligation}", "Obligations netted", ["currency"]),
+        /// Net positions produced.
+        net_positions: counter("deltran.clearing.net_positions", "{position}",
+            "Net positions produced, by routing outcome (routed, unrouted)", ["outcome"]),
+        /// Netting ratio of the last window.
+        netting_ratio: gauge("deltran.clearing.netting.ratio", "1",
+            "Share of gross value removed by netting in the last window (1 - net/gross)", []),
+        /// Gross value per window.
+        gross: histogram("deltran.clearing.window.gross", "{amount}", "Gross value cleared per window", [],
+            [1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0, 100_000_000.0]),
+    }
+}
+
+/// An obligation waiting for its window, with its `process` span's context.
+struct Pending {
+    obligation: Obligation,
+    carrier: std::collections::HashMap<String, String>,
+}
+
+struct Clearing {
+    m: ClearingInstruments,
+    window: Mutex<Vec<Pending>>,
+    http: TracedClient,
+    liquidity: String,
+    nats: async_nats::Client,
+    nats_telemetry: NatsTelemetry,
+}
+
+fn on_obligation(c: &Clearing, message: &async_nats::Message) -> Result<(), String> {
+    let obligation: Obligation =
+        serde_json::from_slice(&message.payload).map_err(|e| e.to_string())?;
+    // The current span is this message's CONSUMER span (a child of the publish).
+    let carrier = services_glue::propagation::carrier_of(&tracing::Span::current());
+    tracing::debug!(payment.id = %obligation.payment_id, "obligation queued for the window");
+    c.window
+        .lock()
+        .map_err(|_| "window lock poisoned".to_string())?
+        .push(Pending {
+            obligation,
+            carrier,
+        });
+    Ok(())
+}
+
+/// One bank pair's position in one currency: positive means `a` owes `b`.
+#[derive(Default)]
+struct Position {
+    net: f64,
+    members: Vec<Member>,
+}
+
+async fn close_window(c: &Clearing) {
+    let pending = match c.window.lock() {
+        Ok(mut w) => std::mem::take(&mut *w),
+        Err(_) => return,
+    };
+    if pending.is_empty() {
+        return;
+    }
+    let window_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!(
+        parent: None,
+        "clear window",
+        deltran.window.id = %window_id,
+        deltran.window.obligations = pending.len() as i64,
+    );
+    for p in &pending {
+        services_glue::propagation::link_to_carrier(&span, &p.carrier);
+    }
+    net_and_publish(c, window_id, pending)
+        .instrument(span)
+        .await;
+}
+
+async fn net_and_publish(c: &Clearing, window_id: String, pending: Vec<Pending>) {
+    let mut gross = 0.0;
+    let mut positions: BTreeMap<(String, String, String), Position> = BTreeMap::new();
+    for p in pending {
+        let o = p.obligation;
+        gross += o.amount;
+        c.m.obligations.add(1, [o.currency.as_str()]);
+        let (a, b, sign) = if o.from_bank < o.to_bank {
+            (o.from_bank.clone(), o.to_bank.clone(), 1.0)
+        } else {
+            (o.to_bank.clone(), o.from_bank.clone(), -1.0)
+        };
+        let position = positions.entry((a, b, o.currency.clone())).or_default();
+        position.net += sign * o.amount;
+        position.members.push(Member {
+            payment_id: o.payment_id,
+            accepted_at_ms: o.accepted_at_ms,
+            carrier: p.carrier,
+        });
+    }
+    let net_total: f64 = positions.values().map(|p| p.net.abs()).sum();
+    let ratio = if gross > 0.0 {
+        1.0 - net_total / gross
+    } else {
+        0.0
+    };
+    c.m.windows.add(1, []);
+    c.m.netting_ratio.record(ratio, []);
+    c.m.gross.record(gross, []);
+    tracing::info!(window.id = %window_id, positions = positions.len(), gross, netting_ratio = ratio, "window netted");
+    for ((a, b, currency), position) in positions {
+        let (from_bank, to_bank) = if position.net >= 0.0 { (a, b) } else { (b, a) };
+        let request = RouteRequest {
+            from_bank: from_bank.clone(),
+            to_bank: to_bank.clone(),
+            amount: position.net.abs(),
+            currency: currency.clone(),
+        };
+        let route: Route = match post_json(&c.http, format!("{}/routes", c.liquidity), &request)
+            .await
+        {
+            Ok(r) => {
+                c.m.net_positions.add(1, ["routed"]);
+                r
+            }
+            Err(e) => {
+                // Settle anyway on the default corridor: routing is an optimisation.
+                tracing::warn!(error = %e, "liquidity-router unavailable; using the default corridor");
+                c.m.net_positions.add(1, ["unrouted"]);
+                Route {
+                    corridor: "swift".into(),
+                    source: "nostro".into(),
+                    fx_rate_usd: 1.0,
+                }
+            }
+        };
+        let instruction = SettlementInstruction {
+            window_id: window_id.clone(),
+            from_bank,
+            to_bank,
+            net_amount: position.net.abs(),
+            currency,
+            route,
+            members: position.members,
+        };
+        let payload = match serde_json::to_vec(&instruction) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "instruction not encodable");
+                continue;
+            }
+        };
+        if let Err(e) = c
+            .nats_telemetry
+            .publish(&c.nats, subjects::INSTRUCTIONS, payload.into())
+            .await
+        {
+            tracing::error!(error = %e, "settlement instruction not published");
+        }
+    }
+}
+
+/// Runs clearing-engine until SIGINT/SIGTERM.
+pub fn main(env: EngineEnv) -> Result<(), EngineError> {
+    let t = telemetry::try_init!("clearing-engine")?;
+    let rt = super::runtime()?;
+    let result = rt.block_on(serve(&t, &env));
+    drop(rt);
+    result
+}
+
+async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
+    let meter = t.meter();
+    let nats = super::connect_nats(env, "clearing-engine").await?;
+    let nats_telemetry = NatsTelemetry::new(&meter);
+    let c = Arc::new(Clearing {
+        m: ClearingInstruments::new(&meter),
+        window: Mutex::new(Vec::new()),
+        http: super::http_client(t),
+        liquidity: peer_url(EngineKind::LiquidityRouter),
+        nats: nats.clone(),
+        nats_telemetry: nats_telemetry.clone(),
+    });
+    {
+        let c = c.clone();
+        tokio::spawn(super::consume(
+            nats.clone(),
+            nats_telemetry,
+            subjects::OBLIGATIONS,
+            Some("clearing-engine"),
+            move |m| std::future::ready(on_obligation(&c, &m)),
+        ));
+    }
+    let ticker = {
+        let (c, every) = (c.clone(), env.clearing_window);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                close_window(&c).await;
+            }
+        })
+    };
+    let readiness = Readiness::new().check("nats", super::nats_ready(&nats));
+    let result = super::serve_axum(t, env, Router::new(), readiness).await;
+    // Net what is still waiting so no accepted payment is stranded.
+    ticker.abort();
+    close_window(&c).await;
+    result
+}

@@ -1,0 +1,337 @@
+//! gateway (8080, axum): accepts payments, walks them through compliance,
+//! risk, token and obligation engines, and streams their status to
+//! WebSocket clients as settlement events arrive over NATS.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use services_glue::health::Readiness;
+use services_glue::nats::NatsTelemetry;
+use services_glue::reqwest::TracedClient;
+use telemetry::Telemetry;
+use tokio::sync::broadcast;
+
+use super::{CallError, EngineError, EngineKind, post_json};
+use crate::domain::{
+    AssessmentRequest, AssessmentResponse, Obligation, PaymentEvent, PaymentRequest, PaymentStatus,
+    PaymentView, ScreeningRequest, ScreeningResponse, now_ms, subjects,
+};
+use crate::env::{EngineEnv, peer_url};
+use crate::faults::Faults;
+
+services_glue::instruments! {
+    /// The gateway's business instruments.
+    pub struct GatewayInstruments {
+        /// Payments received, by outcome.
+        payments: counter("deltran.payments", "{payment}",
+            "Payments received, by outcome (accepted, held, rejected, invalid, failed)", ["outcome"]),
+        /// Amounts of accepted payments.
+        amount: histogram("deltran.payment.amount", "{amount}", "Amounts of accepted payments", ["currency"],
+            [100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0]),
+        /// Accepted payments that reached a final state.
+        completed: counter("deltran.payments.completed", "{payment}",
+            "Accepted payments that reached a final state (settled, failed)", ["status"]),
+        /// Open WebSocket status streams.
+        websocket_connections: up_down_counter("deltran.gateway.websocket.connections", "{connection}",
+            "Open WebSocket payment-status streams", []),
+    }
+}
+
+/// How many payments the gateway remembers for `GET /payments/{id}`.
+const REMEMBERED: usize = 100_000;
+
+#[derive(Default)]
+struct PaymentBook {
+    by_id: HashMap<String, PaymentView>,
+    order: VecDeque<String>,
+}
+
+struct Gateway {
+    http: TracedClient,
+    compliance: String,
+    risk: String,
+    token: String,
+    obligation: String,
+    m: GatewayInstruments,
+    faults: Faults,
+    book: Mutex<PaymentBook>,
+    events: broadcast::Sender<String>,
+}
+
+impl Gateway {
+    fn remember(&self, view: &PaymentView) {
+        if let Ok(mut book) = self.book.lock() {
+            if book.by_id.insert(view.id.clone(), view.clone()).is_none() {
+                book.order.push_back(view.id.clone());
+            }
+            while book.order.len() > REMEMBERED {
+                if let Some(old) = book.order.pop_front() {
+                    book.by_id.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn complete(&self, event: &PaymentEvent) {
+        let view = self.book.lock().ok().and_then(|mut book| {
+            book.by_id.get_mut(&event.payment_id).map(|v| {
+                v.status = event.status;
+                v.clone()
+            })
+        });
+        self.m.completed.add(1, [event.status.as_str()]);
+        let view = view.unwrap_or(PaymentView {
+            id: event.payment_id.clone(),
+            status: event.status,
+            reason: None,
+            trace_id: None,
+        });
+        if let Ok(json) = serde_json::to_string(&view) {
+            // No receivers is fine: nobody is watching.
+            let _ = self.events.send(json);
+        }
+    }
+
+    /// Walks one payment through the engines on its path.
+    async fn process(
+        &self,
+        id: &str,
+        request: PaymentRequest,
+    ) -> (StatusCode, PaymentStatus, Option<String>) {
+        if let Err(reason) = request.validate() {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                PaymentStatus::Rejected,
+                Some(reason),
+            );
+        }
+        if self.faults.apply().await.is_err() {
+            return failed("gateway: injected fault");
+        }
+        let screening: Result<ScreeningResponse, _> = post_json(
+            &self.http,
+            format!("{}/screenings", self.compliance),
+            &ScreeningRequest {
+                debtor: request.debtor.clone(),
+                creditor: request.creditor.clone(),
+            },
+        )
+        .await;
+        match screening {
+            Ok(s) if s.decision == "reject" => {
+                return (
+                    StatusCode::FORBIDDEN,
+                    PaymentStatus::Rejected,
+                    Some("sanctioned party".into()),
+                );
+            }
+            Ok(s) if s.decision == "hold" => {
+                return (
+                    StatusCode::ACCEPTED,
+                    PaymentStatus::Held,
+                    Some("held for compliance review".into()),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return unavailable(EngineKind::ComplianceEngine, e),
+        }
+        let assessment: Result<AssessmentResponse, _> = post_json(
+            &self.http,
+            format!("{}/assessments", self.risk),
+            &AssessmentRequest {
+                from_bank: request.from_bank.clone(),
+                amount: request.amount,
+                currency: request.currency.clone(),
+            },
+        )
+        .await;
+        match assessment {
+            Ok(a) if a.decision != "approve" => {
+                let reason = a.reason.unwrap_or_else(|| "risk".into());
+                return (
+                    StatusCode::CONFLICT,
+                    PaymentStatus::Rejected,
+                    Some(format!("declined by risk: {reason}")),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return unavailable(EngineKind::RiskEngine, e),
+        }
+        let obligation = Obligation {
+            payment_id: id.to_string(),
+            from_bank: request.from_bank.clone(),
+            to_bank: request.to_bank.clone(),
+            amount: request.amount,
+            currency: request.currency.clone(),
+            accepted_at_ms: now_ms(),
+        };
+        let minted: Result<serde_json::Value, _> =
+            post_json(&self.http, format!("{}/transfers", self.token), &obligation).await;
+        if let Err(e) = minted {
+            return unavailable(EngineKind::TokenEngine, e);
+        }
+        let recorded: Result<serde_json::Value, _> = post_json(
+            &self.http,
+            format!("{}/obligations", self.obligation),
+            &obligation,
+        )
+        .await;
+        if let Err(e) = recorded {
+            return unavailable(EngineKind::ObligationEngine, e);
+        }
+        self.m
+            .amount
+            .record(request.amount, [request.currency.as_str()]);
+        (StatusCode::ACCEPTED, PaymentStatus::Accepted, None)
+    }
+}
+
+fn failed(reason: &str) -> (StatusCode, PaymentStatus, Option<String>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        PaymentStatus::Failed,
+        Some(reason.to_string()),
+    )
+}
+
+fn unavailable(engine: EngineKind, e: CallError) -> (StatusCode, PaymentStatus, Option<String>) {
+    tracing::warn!(engine = engine.name(), error = %e, "payment failed at a downstream engine");
+    (
+        StatusCode::BAD_GATEWAY,
+        PaymentStatus::Failed,
+        Some(format!("{} {e}", engine.name())),
+    )
+}
+
+async fn create_payment(
+    State(g): State<Arc<Gateway>>,
+    body: Result<Json<PaymentRequest>, JsonRejection>,
+) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let trace_id = services_glue::propagation::trace_id_of(&tracing::Span::current());
+    let (code, status, reason) = match body {
+        Ok(Json(request)) => g.process(&id, request).await,
+        Err(rejection) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            PaymentStatus::Rejected,
+            Some(rejection.body_text()),
+        ),
+    };
+    let outcome = match (code, status) {
+        (StatusCode::UNPROCESSABLE_ENTITY, _) => "invalid",
+        (_, s) => s.as_str(),
+    };
+    g.m.payments.add(1, [outcome]);
+    tracing::info!(payment.id = %id, outcome, reason = reason.as_deref().unwrap_or(""), "payment received");
+    let view = PaymentView {
+        id,
+        status,
+        reason,
+        trace_id,
+    };
+    g.remember(&view);
+    (code, Json(view)).into_response()
+}
+
+async fn get_payment(State(g): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    let view = g.book.lock().ok().and_then(|b| b.by_id.get(&id).cloned());
+    match view {
+        Some(v) => Json(v).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such payment\n").into_response(),
+    }
+}
+
+async fn stream(State(g): State<Arc<Gateway>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| watch(g, socket))
+}
+
+/// Keeps the connections gauge right however the socket ends.
+struct Open(GatewayInstruments);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.websocket_connections.add(-1, []);
+    }
+}
+
+async fn watch(g: Arc<Gateway>, mut socket: WebSocket) {
+    g.m.websocket_connections.add(1, []);
+    let _open = Open(g.m.clone());
+    let mut events = g.events.subscribe();
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(json) => {
+                    if socket.send(Message::Text(json.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+async fn on_payment_event(g: Arc<Gateway>, message: async_nats::Message) -> Result<(), String> {
+    let event: PaymentEvent =
+        serde_json::from_slice(&message.payload).map_err(|e| e.to_string())?;
+    tracing::info!(payment.id = %event.payment_id, status = event.status.as_str(), "payment completed");
+    g.complete(&event);
+    Ok(())
+}
+
+/// Runs the gateway until SIGINT/SIGTERM.
+pub fn main(env: EngineEnv) -> Result<(), EngineError> {
+    let t = telemetry::try_init!("gateway")?;
+    let rt = super::runtime()?;
+    let result = rt.block_on(serve(&t, &env));
+    drop(rt);
+    result
+}
+
+async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
+    let meter = t.meter();
+    let nats = super::connect_nats(env, "gateway").await?;
+    let (events, _) = broadcast::channel(1024);
+    let g = Arc::new(Gateway {
+        http: super::http_client(t),
+        compliance: peer_url(EngineKind::ComplianceEngine),
+        risk: peer_url(EngineKind::RiskEngine),
+        token: peer_url(EngineKind::TokenEngine),
+        obligation: peer_url(EngineKind::ObligationEngine),
+        m: GatewayInstruments::new(&meter),
+        faults: super::faults(env),
+        book: Mutex::new(PaymentBook::default()),
+        events,
+    });
+    let nats_telemetry = NatsTelemetry::new(&meter);
+    for subject in [subjects::SETTLED, subjects::FAILED] {
+        let g = g.clone();
+        tokio::spawn(super::consume(
+            nats.clone(),
+            nats_telemetry.clone(),
+            subject,
+            None,
+            move |m| on_payment_event(g.clone(), m),
+        ));
+    }
+    let app = Router::new()
+        .route("/payments", post(create_payment))
+        .route("/payments/{id}", get(get_payment))
+        .route("/payments/stream", get(stream))
+        .with_state(g);
+    let readiness = Readiness::new().check("nats", super::nats_ready(&nats));
+    super::serve_axum(t, env, app, readiness).await
+}

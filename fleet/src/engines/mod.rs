@@ -1,0 +1,401 @@
+//! The eight engines and what they share: how each is hosted (axum or
+//! actix-web, `/health`, `/ready`, `/metrics`, graceful shutdown), JSON calls
+//! between engines, and NATS consumers.
+
+pub mod clearing;
+pub mod compliance;
+pub mod gateway;
+pub mod liquidity;
+pub mod obligation;
+pub mod risk;
+pub mod settlement;
+pub mod token;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use services_glue::health::Readiness;
+use services_glue::http::HttpServerConfig;
+use services_glue::nats::NatsTelemetry;
+use services_glue::reqwest::TracedClient;
+use telemetry::Telemetry;
+use tracing::Instrument;
+
+use crate::env::{EngineEnv, EnvError};
+use crate::faults::Faults;
+
+/// The engines of the fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum EngineKind {
+    /// Accepts payments, streams their status over WebSocket (axum).
+    Gateway,
+    /// Mints, transfers and burns payment tokens (actix-web).
+    TokenEngine,
+    /// Records obligations and publishes them on NATS (axum).
+    ObligationEngine,
+    /// Picks a corridor and liquidity source per net position (axum).
+    LiquidityRouter,
+    /// Scores payments, enforces limits, trips a circuit breaker (axum).
+    RiskEngine,
+    /// Nets obligations in clearing windows (axum).
+    ClearingEngine,
+    /// Screens parties against the sanctions list (axum).
+    ComplianceEngine,
+    /// Settles net positions into the ledger database (actix-web).
+    SettlementEngine,
+}
+
+impl EngineKind {
+    /// Every engine, in start-up order (dependencies first).
+    pub const ALL: [EngineKind; 8] = [
+        EngineKind::SettlementEngine,
+        EngineKind::LiquidityRouter,
+        EngineKind::ClearingEngine,
+        EngineKind::ObligationEngine,
+        EngineKind::TokenEngine,
+        EngineKind::RiskEngine,
+        EngineKind::ComplianceEngine,
+        EngineKind::Gateway,
+    ];
+
+    /// The service name (`service.name`, the `service_name` label).
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Gateway => "gateway",
+            EngineKind::TokenEngine => "token-engine",
+            EngineKind::ObligationEngine => "obligation-engine",
+            EngineKind::LiquidityRouter => "liquidity-router",
+            EngineKind::RiskEngine => "risk-engine",
+            EngineKind::ClearingEngine => "clearing-engine",
+            EngineKind::ComplianceEngine => "compliance-engine",
+            EngineKind::SettlementEngine => "settlement-engine",
+        }
+    }
+
+    /// The engine for a service name.
+    pub fn from_name(name: &str) -> Option<EngineKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Its port in the DelTran table.
+    pub fn default_port(self) -> u16 {
+        match self {
+            EngineKind::Gateway => 8080,
+            EngineKind::TokenEngine => 8081,
+            EngineKind::ObligationEngine => 8082,
+            EngineKind::LiquidityRouter => 8083,
+            EngineKind::RiskEngine => 8084,
+            EngineKind::ClearingEngine => 8085,
+            EngineKind::ComplianceEngine => 8086,
+            EngineKind::SettlementEngine => 8088,
+        }
+    }
+
+    /// The variable other engines read its URL from (`DELTRAN_RISK_ENGINE_URL`).
+    pub fn url_variable(self) -> String {
+        format!(
+            "DELTRAN_{}_URL",
+            self.name().to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// The HTTP framework it runs on.
+    pub fn framework(self) -> &'static str {
+        match self {
+            EngineKind::TokenEngine | EngineKind::SettlementEngine => "actix-web",
+            _ => "axum",
+        }
+    }
+
+    /// Its declared business instruments.
+    pub fn instrument_names(self) -> &'static [&'static str] {
+        match self {
+            EngineKind::Gateway => gateway::GatewayInstruments::NAMES,
+            EngineKind::TokenEngine => token::TokenInstruments::NAMES,
+            EngineKind::ObligationEngine => obligation::ObligationInstruments::NAMES,
+            EngineKind::LiquidityRouter => liquidity::LiquidityInstruments::NAMES,
+            EngineKind::RiskEngine => risk::RiskInstruments::NAMES,
+            EngineKind::ClearingEngine => clearing::ClearingInstruments::NAMES,
+            EngineKind::ComplianceEngine => compliance::ComplianceInstruments::NAMES,
+            EngineKind::SettlementEngine => settlement::SettlementInstruments::NAMES,
+        }
+    }
+}
+
+/// Why an engine stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A `DELTRAN_*` variable is unusable.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// `telemetry` refused its configuration (an `OTEL_*` variable).
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] telemetry::InitError),
+    /// Could not listen, or the server failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The ledger database.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Runs `kind` until SIGINT/SIGTERM; the exit code says how it ended.
+pub fn run(kind: EngineKind) -> ExitCode {
+    let result = EngineEnv::from_env(kind)
+        .map_err(EngineError::from)
+        .and_then(|env| match kind {
+            EngineKind::Gateway => gateway::main(env),
+            EngineKind::TokenEngine => token::main(env),
+            EngineKind::ObligationEngine => obligation::main(env),
+            EngineKind::LiquidityRouter => liquidity::main(env),
+            EngineKind::RiskEngine => risk::main(env),
+            EngineKind::ClearingEngine => clearing::main(env),
+            EngineKind::ComplianceEngine => compliance::main(env),
+            EngineKind::SettlementEngine => settlement::main(env),
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: {e}", kind.name());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A multi-threaded runtime for an axum engine (telemetry exports on its
+/// own threads, so two workers are plenty for the demo).
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// Adds the `telemetry` export state to `/ready` as information (a down
+/// collector never takes a payment engine out of rotation).
+fn with_telemetry_info(readiness: Readiness, t: &Telemetry) -> Readiness {
+    let health = t.health();
+    readiness.info("telemetry", move || health.is_healthy())
+}
+
+/// The HTTP server instrumentation every engine uses, plus the uptime and
+/// build-info series.
+fn http_config(t: &Telemetry) -> HttpServerConfig {
+    let meter = t.meter();
+    services_glue::health::register_process_metrics(&meter, env!("CARGO_PKG_VERSION"));
+    HttpServerConfig::new(&meter).with_traceresponse(true)
+}
+
+/// Serves `app` (plus `/health`, `/ready`, `/metrics`) behind the glue's
+/// axum layer until SIGINT/SIGTERM.
+pub(crate) async fn serve_axum(
+    t: &Telemetry,
+    env: &EngineEnv,
+    app: axum::Router,
+    readiness: Readiness,
+) -> Result<(), EngineError> {
+    let mut app = app.merge(services_glue::health::axum_routes(with_telemetry_info(
+        readiness, t,
+    )));
+    if let Some(prometheus) = t.prometheus() {
+        app = app.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let p = prometheus.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, p.content_type())],
+                        p.render(),
+                    )
+                }
+            }),
+        );
+    }
+    let app = app.layer(services_glue::axum::HttpServerLayer::new(http_config(t)));
+    let listener = tokio::net::TcpListener::bind((env.host.as_str(), env.port))
+        .await
+        .map_err(|e| bind_error(env, e))?;
+    tracing::info!(host = %env.host, port = env.port, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+fn bind_error(env: &EngineEnv, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "cannot listen on {}:{} ({e}); set DELTRAN_PORT to a free port",
+            env.host, env.port
+        ),
+    )
+}
+
+/// Serves the routes `configure` adds (plus `/health`, `/ready`, `/metrics`)
+/// on actix-web behind the glue's middleware; actix stops on SIGINT/SIGTERM.
+pub(crate) async fn serve_actix<F>(
+    t: &Telemetry,
+    env: &EngineEnv,
+    readiness: Readiness,
+    configure: F,
+) -> Result<(), EngineError>
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let config = http_config(t);
+    let health = services_glue::health::actix_configure(with_telemetry_info(readiness, t));
+    let prometheus = t.prometheus();
+    let server = HttpServer::new(move || {
+        let prometheus = prometheus.clone();
+        App::new()
+            .wrap(services_glue::actix::HttpServerMiddleware::new(
+                config.clone(),
+            ))
+            .configure(health.clone())
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let prometheus = prometheus.clone();
+                    async move {
+                        match prometheus {
+                            Some(p) => HttpResponse::Ok()
+                                .content_type(p.content_type())
+                                .body(p.render()),
+                            None => HttpResponse::NotFound().body(
+                                "Prometheus pull is off: set OTEL_METRICS_EXPORTER=prometheus\n",
+                            ),
+                        }
+                    }
+                }),
+            )
+            .configure(configure.clone())
+    })
+    .workers(2)
+    .shutdown_timeout(10)
+    .bind((env.host.as_str(), env.port))
+    .map_err(|e| bind_error(env, e))?;
+    tracing::info!(host = %env.host, port = env.port, "listening");
+    server.run().await?;
+    Ok(())
+}
+
+/// Connects to NATS, retrying in the background if it is not up yet.
+pub(crate) async fn connect_nats(
+    env: &EngineEnv,
+    name: &str,
+) -> Result<async_nats::Client, EngineError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connect(env.nats_url.as_str())
+        .await
+        .map_err(|e| {
+            EngineError::Io(std::io::Error::other(format!(
+                "NATS at {} ({e}); set DELTRAN_NATS_URL",
+                env.nats_url
+            )))
+        })
+}
+
+/// A readiness check that NATS is connected.
+pub(crate) fn nats_ready(client: &async_nats::Client) -> impl Fn() -> bool + Send + Sync + 'static {
+    let client = client.clone();
+    move || client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// A failed call to another engine.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The peer could not be reached.
+    #[error("unreachable: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The peer answered with an error status.
+    #[error("answered {0}")]
+    Status(u16),
+}
+
+/// POSTs `body` as JSON to `url` through the traced client and decodes the answer.
+pub(crate) async fn post_json<Req: Serialize, Resp: DeserializeOwned>(
+    client: &TracedClient,
+    url: String,
+    body: &Req,
+) -> Result<Resp, CallError> {
+    let request = client.inner().post(url).json(body).build()?;
+    let response = client.execute(request).await?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(CallError::Status(status.as_u16()));
+    }
+    Ok(response.json().await?)
+}
+
+/// The traced HTTP client engines call each other with.
+pub(crate) fn http_client(t: &Telemetry) -> TracedClient {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    TracedClient::new(client, &t.meter())
+}
+
+/// Processes every message on `subject` (in `queue`, if given) inside the
+/// glue's CONSUMER span; the handler's error marks the span and metrics.
+pub(crate) async fn consume<F, Fut>(
+    client: async_nats::Client,
+    nats: NatsTelemetry,
+    subject: &'static str,
+    queue: Option<&'static str>,
+    handler: F,
+) where
+    F: Fn(async_nats::Message) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    loop {
+        let subscription = match queue {
+            Some(q) => client.queue_subscribe(subject, q.to_string()).await,
+            None => client.subscribe(subject).await,
+        };
+        let mut subscription = match subscription {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(subject, error = %e, "subscribe failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(message) = subscription.next().await {
+            let processing = nats.process(&message);
+            let span = processing.span().clone();
+            let outcome = handler(message).instrument(span).await;
+            if let Err(e) = &outcome {
+                processing.in_scope(|| tracing::warn!(error = %e, "message failed"));
+            }
+            processing.finish(outcome);
+        }
+    }
+}
+
+/// Every engine's faults, from its environment.
+pub(crate) fn faults(env: &EngineEnv) -> Faults {
+    Faults::new(env.fault_latency, env.fault_error_rate)
+}

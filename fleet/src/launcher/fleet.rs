@@ -1,0 +1,426 @@
+//! The eight engine processes: their ports and environment, starting them
+//! and waiting for `/ready`, stopping them in order with SIGTERM (each
+//! flushes its telemetry on the way out), and `fleet.json` for tools.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::{Ports, RunArgs};
+use crate::engines::EngineKind;
+
+/// How long an engine gets to become ready, and to stop after SIGTERM.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `fleet.json` in the run directory: where everything listens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FleetFile {
+    /// The gateway's base URL.
+    pub gateway_url: String,
+    /// The NATS server.
+    pub nats_url: String,
+    /// Every engine.
+    pub engines: Vec<FleetFileEngine>,
+}
+
+/// One engine in `fleet.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FleetFileEngine {
+    /// Service name.
+    pub name: String,
+    /// HTTP framework.
+    pub framework: String,
+    /// HTTP port (`/health`, `/ready`, `/metrics` too).
+    pub port: u16,
+    /// The telemetry crate's own Prometheus endpoint port.
+    pub metrics_port: u16,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// A free TCP port on loopback (released for the child to bind).
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
+}
+
+/// `n` distinct free ports: every listener is held until all are chosen, so
+/// the kernel cannot hand the same port out twice.
+pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot find free ports: {e}"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot find free ports: {e}"))
+}
+
+/// SIGTERM, then SIGKILL after `timeout`; the exit status if it exited.
+pub async fn terminate(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// One engine's plan and process.
+#[derive(Debug)]
+pub struct Slot {
+    /// Which engine.
+    pub kind: EngineKind,
+    /// HTTP port.
+    pub port: u16,
+    /// Prometheus endpoint port.
+    pub metrics_port: u16,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    /// Stopped on purpose (an outage knob).
+    pub stopped: bool,
+}
+
+impl Slot {
+    /// Whether the process is alive.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+/// The engines of one run.
+#[derive(Debug)]
+pub struct Fleet {
+    /// Every engine, in start-up order.
+    pub slots: Vec<Slot>,
+    exe: PathBuf,
+    run_dir: PathBuf,
+    nats_url: String,
+    http: reqwest::Client,
+}
+
+fn has(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// `OTEL_*` defaults the engines get unless the user set them: with a
+/// collector, everything over OTLP plus `/metrics` for the view; without
+/// one, metrics on `/metrics`, traces to the console (each engine's log).
+fn otel_defaults() -> Vec<(String, String)> {
+    let collector = has("OTEL_EXPORTER_OTLP_ENDPOINT") || has("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    let mut env = Vec::new();
+    let mut default = |name: &str, value: &str| {
+        if !has(name) {
+            env.push((name.to_string(), value.to_string()));
+        }
+    };
+    if collector {
+        default("OTEL_TRACES_EXPORTER", "otlp");
+        default("OTEL_METRICS_EXPORTER", "otlp,prometheus");
+        default("OTEL_LOGS_EXPORTER", "otlp");
+        default("OTEL_METRIC_EXPORT_INTERVAL", "5000");
+    } else {
+        default("OTEL_TRACES_EXPORTER", "console");
+        default("OTEL_METRICS_EXPORTER", "prometheus");
+        default("OTEL_LOGS_EXPORTER", "none");
+    }
+    let mut resource = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
+    for (key, value) in [
+        ("service.namespace", "deltran"),
+        ("deployment.environment.name", "demo"),
+    ] {
+        if !resource
+            .split(',')
+            .any(|kv| kv.trim_start().starts_with(&format!("{key}=")))
+        {
+            if !resource.is_empty() {
+                resource.push(',');
+            }
+            resource.push_str(&format!("{key}={value}"));
+        }
+    }
+    env.push(("OTEL_RESOURCE_ATTRIBUTES".into(), resource));
+    env
+}
+
+impl Fleet {
+    /// Ports and environment for every engine.
+    pub fn plan(args: &RunArgs, run_dir: &Path, nats_url: &str) -> Result<Fleet, String> {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find the deltran binary: {e}"))?;
+        let ports: Vec<(u16, u16)> = match args.ports {
+            Ports::Default => EngineKind::ALL
+                .iter()
+                .map(|k| (k.default_port(), k.default_port() + 1400))
+                .collect(),
+            Ports::Auto => free_ports(2 * EngineKind::ALL.len())?
+                .chunks(2)
+                .map(|p| (p[0], p[1]))
+                .collect(),
+        };
+        let data_dir = run_dir.join("data");
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        let mut common = vec![
+            ("DELTRAN_HOST".to_string(), "127.0.0.1".to_string()),
+            ("DELTRAN_NATS_URL".into(), nats_url.to_string()),
+            ("DELTRAN_DATA_DIR".into(), data_dir.display().to_string()),
+            (
+                "DELTRAN_CLEARING_WINDOW_MS".into(),
+                args.clearing_window_ms.to_string(),
+            ),
+            ("OTEL_EXPORTER_PROMETHEUS_HOST".into(), "127.0.0.1".into()),
+        ];
+        if let Some(url) = &args.database_url {
+            common.push(("DELTRAN_DATABASE_URL".into(), url.clone()));
+        }
+        for (kind, (port, _)) in EngineKind::ALL.iter().zip(&ports) {
+            common.push((kind.url_variable(), format!("http://127.0.0.1:{port}")));
+        }
+        common.extend(otel_defaults());
+        let slots = EngineKind::ALL
+            .iter()
+            .zip(ports)
+            .map(|(&kind, (port, metrics_port))| {
+                let mut env = common.clone();
+                env.push(("DELTRAN_PORT".into(), port.to_string()));
+                env.push((
+                    "OTEL_EXPORTER_PROMETHEUS_PORT".into(),
+                    metrics_port.to_string(),
+                ));
+                if let Some((_, ms)) = args.latency.iter().rev().find(|(k, _)| *k == kind) {
+                    env.push(("DELTRAN_FAULT_LATENCY_MS".into(), ms.to_string()));
+                }
+                if let Some((_, share)) = args.errors.iter().rev().find(|(k, _)| *k == kind) {
+                    env.push(("DELTRAN_FAULT_ERROR_RATE".into(), share.to_string()));
+                }
+                Slot {
+                    kind,
+                    port,
+                    metrics_port,
+                    env,
+                    child: None,
+                    stopped: false,
+                }
+            })
+            .collect();
+        Ok(Fleet {
+            slots,
+            exe,
+            run_dir: run_dir.to_path_buf(),
+            nats_url: nats_url.to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
+    fn slot(&mut self, kind: EngineKind) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.kind == kind)
+    }
+
+    /// The engine's log file.
+    pub fn log_path(&self, kind: EngineKind) -> PathBuf {
+        self.run_dir
+            .join("logs")
+            .join(format!("{}.log", kind.name()))
+    }
+
+    /// The gateway's base URL.
+    pub fn gateway_url(&self) -> String {
+        let port = self
+            .slots
+            .iter()
+            .find(|s| s.kind == EngineKind::Gateway)
+            .map_or(8080, |s| s.port);
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn spawn(&mut self, kind: EngineKind) -> Result<(), String> {
+        let log_path = self.log_path(kind);
+        let exe = self.exe.clone();
+        let Some(slot) = self.slot(kind) else {
+            return Err(format!("{} is not in the plan", kind.name()));
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("engine")
+            .arg(kind.name())
+            .envs(slot.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // Its own process group: Ctrl-C reaches the launcher, which stops the
+        // engines in order instead of all at once.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", kind.name()))?;
+        slot.child = Some(child);
+        slot.stopped = false;
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, kind: EngineKind) -> Result<(), String> {
+        let log_path = self.log_path(kind);
+        let http = self.http.clone();
+        let Some(slot) = self.slot(kind) else {
+            return Err(format!("{} is not in the plan", kind.name()));
+        };
+        let url = format!("http://127.0.0.1:{}/ready", slot.port);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(r) = http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = slot.child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!(
+                    "{} exited ({status}) during start-up; last lines of {}:\n{}",
+                    kind.name(),
+                    log_path.display(),
+                    tail(&log_path, 15)
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} was not ready at {url} within {} s; see {}",
+                    kind.name(),
+                    READY_TIMEOUT.as_secs(),
+                    log_path.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts every engine and waits until each answers `/ready`.
+    pub async fn start_all(&mut self) -> Result<(), String> {
+        for kind in EngineKind::ALL {
+            self.spawn(kind)?;
+        }
+        for kind in EngineKind::ALL {
+            self.wait_ready(kind).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts one engine (after an outage) and waits for `/ready`.
+    pub async fn start(&mut self, kind: EngineKind) -> Result<(), String> {
+        self.spawn(kind)?;
+        self.wait_ready(kind).await
+    }
+
+    /// Stops one engine with SIGTERM; whether it exited cleanly.
+    pub async fn stop(&mut self, kind: EngineKind) -> bool {
+        let Some(slot) = self.slot(kind) else {
+            return false;
+        };
+        slot.stopped = true;
+        match slot.child.take() {
+            Some(child) => terminate(child, STOP_TIMEOUT)
+                .await
+                .is_some_and(|s| s.success()),
+            None => true,
+        }
+    }
+
+    /// Stops every engine, entry point first, so work drains towards the
+    /// ledger; whether all exited cleanly.
+    pub async fn stop_all(&mut self) -> bool {
+        let mut clean = true;
+        for kind in EngineKind::ALL.into_iter().rev() {
+            let was_running = self.slot(kind).is_some_and(|s| s.child.is_some());
+            let ok = self.stop(kind).await;
+            if was_running && !ok {
+                eprintln!(
+                    "deltran: {} did not stop cleanly; see {}",
+                    kind.name(),
+                    self.log_path(kind).display()
+                );
+                clean = false;
+            }
+            if kind == EngineKind::ClearingEngine {
+                // Its last window is on its way to settlement.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        clean
+    }
+
+    /// Writes `fleet.json` into the run directory.
+    pub fn write_fleet_file(&self) -> Result<(), String> {
+        let file = FleetFile {
+            gateway_url: self.gateway_url(),
+            nats_url: self.nats_url.clone(),
+            engines: self
+                .slots
+                .iter()
+                .map(|s| FleetFileEngine {
+                    name: s.kind.name().into(),
+                    framework: s.kind.framework().into(),
+                    port: s.port,
+                    metrics_port: s.metrics_port,
+                    pid: s.child.as_ref().map_or(0, |c| c.id()),
+                })
+                .collect(),
+        };
+        let path = self.run_dir.join("fleet.json");
+        let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
+        // Write then rename, so readers never see half a file.
+        let tmp = self.run_dir.join("fleet.json.tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(mut child) = slot.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

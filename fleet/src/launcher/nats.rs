@@ -1,0 +1,105 @@
+//! The NATS server the fleet talks through: a `nats-server` child on
+//! loopback with its data in the run directory, or one the user names.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Ports, RunArgs};
+
+/// Where to get `nats-server` when it is missing.
+pub const INSTALL_HINT: &str = "nats-server was not found on PATH. Install it: \
+    `sudo apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` (macOS), \
+    or download a release from https://github.com/nats-io/nats-server/releases and put it on PATH; \
+    or pass --nats-url nats://HOST:PORT to use a running server";
+
+/// A started (or borrowed) NATS server.
+#[derive(Debug)]
+pub struct NatsServer {
+    url: String,
+    child: Option<std::process::Child>,
+}
+
+fn find_nats_server() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/bin", "/usr/bin"].map(PathBuf::from))
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+impl NatsServer {
+    /// Uses `--nats-url` if given, else starts `nats-server` on 127.0.0.1.
+    pub async fn start_or_use(args: &RunArgs, run_dir: &Path) -> Result<NatsServer, String> {
+        if let Some(url) = &args.nats_url {
+            return Ok(NatsServer {
+                url: url.clone(),
+                child: None,
+            });
+        }
+        let binary = find_nats_server().ok_or_else(|| INSTALL_HINT.to_string())?;
+        let port = match args.ports {
+            Ports::Default => 4222,
+            Ports::Auto => super::fleet::free_port()?,
+        };
+        let log = std::fs::File::create(run_dir.join("logs/nats-server.log"))
+            .map_err(|e| format!("cannot create the NATS log: {e}"))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new(&binary);
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "nats-server exited ({status}) before listening on 127.0.0.1:{port} (is the port taken? try --ports auto); see {}",
+                    run_dir.join("logs/nats-server.log").display()
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "nats-server did not listen on 127.0.0.1:{port} within 10 s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(NatsServer {
+            url: format!("nats://127.0.0.1:{port}"),
+            child: Some(child),
+        })
+    }
+
+    /// The URL engines connect to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the server if this run started it.
+    pub async fn stop(mut self) {
+        if let Some(child) = self.child.take() {
+            super::fleet::terminate(child, Duration::from_secs(5)).await;
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
