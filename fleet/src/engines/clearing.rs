@@ -182,6 +182,16 @@ async fn net_and_publish(c: &Clearing, window_id: String, pending: Vec<Pending>)
     }
 }
 
+/// `GET /windows/current`: what the open window holds.
+async fn current_window(
+    axum::extract::State(c): axum::extract::State<Arc<Clearing>>,
+) -> axum::Json<serde_json::Value> {
+    let (count, gross) = c.window.lock().map_or((0, 0.0), |w| {
+        (w.len(), w.iter().map(|p| p.obligation.amount).sum::<f64>())
+    });
+    axum::Json(serde_json::json!({ "obligations": count, "gross": gross }))
+}
+
 /// Runs clearing-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
     let t = telemetry::try_init!("clearing-engine")?;
@@ -225,7 +235,10 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         })
     };
     let readiness = Readiness::new().check("nats", super::nats_ready(&nats));
-    let result = super::serve_axum(t, env, Router::new(), readiness).await;
+    let app = Router::new()
+        .route("/windows/current", axum::routing::get(current_window))
+        .with_state(c.clone());
+    let result = super::serve_axum(t, env, app, readiness).await;
     // Net what is still waiting so no accepted payment is stranded.
     ticker.abort();
     close_window(&c).await;

@@ -386,7 +386,12 @@ pub(crate) async fn consume<F, Fut>(
         while let Some(message) = subscription.next().await {
             let processing = nats.process(&message);
             let span = processing.span().clone();
-            let outcome = handler(message).instrument(span).await;
+            // The handler is called inside the span too: synchronous work
+            // before its first await must see this message's context.
+            let outcome = processing
+                .in_scope(|| handler(message))
+                .instrument(span)
+                .await;
             if let Err(e) = &outcome {
                 processing.in_scope(|| tracing::warn!(error = %e, "message failed"));
             }

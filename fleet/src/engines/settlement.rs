@@ -40,6 +40,8 @@ services_glue::instruments! {
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS ledger_entries (window_id TEXT NOT NULL, bank TEXT NOT NULL, currency TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL, corridor TEXT NOT NULL, created_at_ms BIGINT NOT NULL)";
 const CREATE_SETTLED: &str = "CREATE TABLE IF NOT EXISTS settled_payments (payment_id TEXT PRIMARY KEY, window_id TEXT NOT NULL, settled_at_ms BIGINT NOT NULL)";
 const INSERT_ENTRY: &str = "INSERT INTO ledger_entries (window_id, bank, currency, amount, corridor, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+const BALANCES: &str =
+    "SELECT bank, currency, SUM(amount) FROM ledger_entries GROUP BY bank, currency";
 const INSERT_SETTLED: &str =
     "INSERT INTO settled_payments (payment_id, window_id, settled_at_ms) VALUES ($1, $2, $3)";
 
@@ -120,6 +122,24 @@ impl Ledger {
             }
             tx.commit().await
         })
+    }
+}
+
+/// `GET /ledger/balances`: each bank's net settled position per currency.
+async fn balances(s: web::Data<Arc<Settlement>>) -> actix_web::HttpResponse {
+    let rows: Result<Vec<(String, String, f64)>, sqlx::Error> = with_pool!(&s.ledger, pool => {
+        s.db.run(BALANCES, sqlx::query_as(BALANCES).fetch_all(pool)).await
+    });
+    match rows {
+        Ok(rows) => actix_web::HttpResponse::Ok().json(
+            rows.into_iter()
+                .map(|(bank, currency, amount)| serde_json::json!({"bank": bank, "currency": currency, "amount": amount}))
+                .collect::<Vec<_>>(),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "balances query failed");
+            actix_web::HttpResponse::ServiceUnavailable().body("ledger unavailable\n")
+        }
     }
 }
 
@@ -233,5 +253,10 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
             "database",
             move || with_pool!(&db_ready, pool => !pool.is_closed()),
         );
-    super::serve_actix(t, env, readiness, |_cfg: &mut web::ServiceConfig| {}).await
+    let data = web::Data::new(s);
+    super::serve_actix(t, env, readiness, move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(data.clone())
+            .route("/ledger/balances", web::get().to(balances));
+    })
+    .await
 }

@@ -252,6 +252,16 @@ impl Fleet {
             .join(format!("{}.log", kind.name()))
     }
 
+    /// The base URL of an engine.
+    pub fn url(&self, kind: EngineKind) -> String {
+        let port = self
+            .slots
+            .iter()
+            .find(|s| s.kind == kind)
+            .map_or(kind.default_port(), |s| s.port);
+        format!("http://127.0.0.1:{port}")
+    }
+
     /// The gateway's base URL.
     pub fn gateway_url(&self) -> String {
         let port = self

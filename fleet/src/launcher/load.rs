@@ -131,7 +131,13 @@ pub fn payment_body(invalid: f64, sanctioned: f64) -> serde_json::Value {
 }
 
 /// Starts the payment loop and the WebSocket clients.
-pub fn start(args: &RunArgs, gateway_url: String, stats: Arc<LoadStats>) -> LoadHandle {
+pub fn start(
+    args: &RunArgs,
+    gateway_url: String,
+    clearing_url: String,
+    settlement_url: String,
+    stats: Arc<LoadStats>,
+) -> LoadHandle {
     let mut sender = None;
     let mut watchers = Vec::new();
     let http = reqwest::Client::builder()
@@ -165,6 +171,21 @@ pub fn start(args: &RunArgs, gateway_url: String, stats: Arc<LoadStats>) -> Load
                         }
                     }
                 });
+            }
+        }));
+    }
+    // A treasury desk polling the open clearing window and ledger balances.
+    for (path, poll) in [
+        ("windows/current", clearing_url),
+        ("ledger/balances", settlement_url),
+    ] {
+        let url = format!("{poll}/{path}");
+        let http = reqwest::Client::new();
+        watchers.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let _ = http.get(&url).send().await;
             }
         }));
     }

@@ -194,7 +194,13 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     fleet.write_fleet_file()?;
     let started = Instant::now();
     let stats = Arc::new(load::LoadStats::default());
-    let mut load = load::start(&args, fleet.gateway_url(), stats.clone());
+    let mut load = load::start(
+        &args,
+        fleet.gateway_url(),
+        fleet.url(EngineKind::ClearingEngine),
+        fleet.url(EngineKind::SettlementEngine),
+        stats.clone(),
+    );
     let mut view = view::View::new(&args, &fleet, &run_dir);
     let mut outages: Vec<(EngineKind, Duration, Duration, bool)> = args
         .outage

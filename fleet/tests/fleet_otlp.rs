@@ -1,0 +1,438 @@
+//! The fleet exporting to the `telemetry` test harness as its OTLP
+//! endpoint: one trace per payment across every engine on its path, every
+//! declared business instrument exported with data, logs carrying trace
+//! ids, and nothing queued lost when Ctrl-C stops the fleet.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use common::{Launcher, payment, post_payment};
+use deltran_fleet::engines::EngineKind;
+use telemetry::testing::{OtlpReceiver, ReceivedSpan, SpanKind};
+
+const PAYMENTS: usize = 5;
+
+fn service(s: &ReceivedSpan) -> &str {
+    s.resource.str("service.name").unwrap_or("")
+}
+
+#[test]
+fn one_trace_per_payment_every_instrument_and_nothing_lost() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let mut launcher = Launcher::start(
+        &[
+            "--rate",
+            "3",
+            "--websockets",
+            "2",
+            "--clearing-window-ms",
+            "300",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "200".into()),
+            ("DELTRAN_RISK_BREAKER_THRESHOLD", "3".into()),
+            ("DELTRAN_RISK_BREAKER_COOLDOWN_MS", "60000".into()),
+        ],
+    );
+    let gateway = launcher.fleet.gateway_url.clone();
+
+    // Payments we follow, plus one of each rejection.
+    let mut accepted = Vec::new();
+    for i in 0..PAYMENTS {
+        let (from, to) = if i % 2 == 0 {
+            ("DEUTDEFF", "BNPAFRPP")
+        } else {
+            ("BNPAFRPP", "DEUTDEFF")
+        };
+        let (code, view) = post_payment(
+            &gateway,
+            &payment(
+                from,
+                to,
+                1000.0 + i as f64,
+                "Acme Manufacturing",
+                "Globex Retail",
+            ),
+        );
+        assert_eq!(code, 202, "{view}\n{}", launcher.logs());
+        assert_eq!(view["status"], "accepted");
+        accepted.push((
+            view["id"].as_str().unwrap().to_string(),
+            view["trace_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    let (code, view) = post_payment(
+        &gateway,
+        &payment(
+            "DEUTDEFF",
+            "BNPAFRPP",
+            -5.0,
+            "Acme Manufacturing",
+            "Globex Retail",
+        ),
+    );
+    assert_eq!(
+        (code, view["status"].as_str()),
+        (422, Some("rejected")),
+        "{view}"
+    );
+    let (code, view) = post_payment(
+        &gateway,
+        &payment(
+            "DEUTDEFF",
+            "BNPAFRPP",
+            50.0,
+            "Acme Manufacturing",
+            "Volga Shell Trading",
+        ),
+    );
+    assert_eq!(
+        (code, view["status"].as_str()),
+        (403, Some("rejected")),
+        "{view}"
+    );
+    let (code, view) = post_payment(
+        &gateway,
+        &payment(
+            "DEUTDEFF",
+            "BNPAFRPP",
+            50.0,
+            "Caspian Commodities",
+            "Globex Retail",
+        ),
+    );
+    assert_eq!(
+        (code, view["status"].as_str()),
+        (202, Some("held")),
+        "{view}"
+    );
+
+    // Every followed payment settles.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (id, _) in &accepted {
+        loop {
+            let (_, text) = testkit::http_get(&format!("{gateway}/payments/{id}")).unwrap();
+            if text.contains("\"settled\"") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "payment {id} not settled: {text}\n{}",
+                launcher.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    // Sustained limit breaches trip the risk circuit breaker.
+    for _ in 0..3 {
+        let (code, view) = post_payment(
+            &gateway,
+            &payment(
+                "DEUTDEFF",
+                "BNPAFRPP",
+                5_000_000.0,
+                "Acme Manufacturing",
+                "Globex Retail",
+            ),
+        );
+        assert_eq!(code, 409, "{view}");
+    }
+    let (code, view) = post_payment(
+        &gateway,
+        &payment(
+            "DEUTDEFF",
+            "BNPAFRPP",
+            10.0,
+            "Acme Manufacturing",
+            "Globex Retail",
+        ),
+    );
+    assert_eq!(code, 409, "{view}");
+    assert!(
+        view["reason"]
+            .as_str()
+            .unwrap()
+            .contains("circuit_breaker_open"),
+        "{view}"
+    );
+
+    // Let a metric export see the last measurements, then Ctrl-C.
+    std::thread::sleep(Duration::from_secs(2));
+    let status = launcher.interrupt();
+    assert!(
+        status.success(),
+        "launcher exit {status}:\n{}",
+        launcher.logs()
+    );
+
+    let spans = receiver.spans();
+    let by_id: HashMap<&str, &ReceivedSpan> =
+        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let parent_of = |s: &ReceivedSpan| {
+        s.parent_span_id
+            .as_deref()
+            .and_then(|p| by_id.get(p).copied())
+    };
+
+    for (id, trace_id) in &accepted {
+        let trace: Vec<&ReceivedSpan> = spans.iter().filter(|s| &s.trace_id == trace_id).collect();
+        let services: BTreeSet<&str> = trace.iter().map(|s| service(s)).collect();
+        for engine in [
+            "gateway",
+            "compliance-engine",
+            "risk-engine",
+            "token-engine",
+            "obligation-engine",
+            "clearing-engine",
+            "settlement-engine",
+        ] {
+            assert!(
+                services.contains(engine),
+                "payment {id}: no {engine} span in its trace; services {services:?}"
+            );
+        }
+        // Exactly one root: the gateway's server span.
+        let roots: Vec<_> = trace
+            .iter()
+            .filter(|s| s.parent_span_id.is_none())
+            .collect();
+        assert_eq!(
+            roots.len(),
+            1,
+            "payment {id}: roots {:?}",
+            roots.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (roots[0].name.as_str(), service(roots[0])),
+            ("POST /payments", "gateway")
+        );
+        // Every other span's parent is in the same trace (nothing dangling).
+        for s in &trace {
+            if s.parent_span_id.is_some() {
+                assert!(
+                    parent_of(s).is_some_and(|p| p.trace_id == *trace_id),
+                    "{} ({}) has no parent in the trace",
+                    s.name,
+                    service(s)
+                );
+            }
+        }
+        // HTTP hops: each engine's server span is the child of a gateway client span.
+        for (engine, route) in [
+            ("compliance-engine", "POST /screenings"),
+            ("risk-engine", "POST /assessments"),
+            ("token-engine", "POST /transfers"),
+            ("obligation-engine", "POST /obligations"),
+        ] {
+            let server = trace
+                .iter()
+                .find(|s| service(s) == engine && s.name == route && s.kind == SpanKind::Server)
+                .unwrap_or_else(|| panic!("payment {id}: no {route} server span on {engine}"));
+            let client = parent_of(server).unwrap();
+            assert_eq!(
+                (service(client), client.kind),
+                ("gateway", SpanKind::Client),
+                "{engine}"
+            );
+            assert_eq!(parent_of(client).unwrap().name, "POST /payments");
+        }
+        // NATS hop: obligation-engine publishes, clearing-engine processes as its child.
+        let publish = trace
+            .iter()
+            .find(|s| s.name == "publish deltran.obligations.created")
+            .unwrap();
+        assert_eq!(
+            (service(publish), publish.kind),
+            ("obligation-engine", SpanKind::Producer)
+        );
+        let process = trace
+            .iter()
+            .find(|s| s.name == "process deltran.obligations.created")
+            .unwrap();
+        assert_eq!(
+            (service(process), process.kind),
+            ("clearing-engine", SpanKind::Consumer)
+        );
+        assert_eq!(
+            process.parent_span_id.as_deref(),
+            Some(publish.span_id.as_str())
+        );
+        // The clearing window is its own trace, linked to this obligation.
+        let window = spans
+            .iter()
+            .find(|s| {
+                s.name == "clear window" && s.links.iter().any(|l| l.span_id == process.span_id)
+            })
+            .unwrap_or_else(|| panic!("payment {id}: no clearing window links to its obligation"));
+        assert_ne!(&window.trace_id, trace_id);
+        let window_services: BTreeSet<&str> = spans
+            .iter()
+            .filter(|s| s.trace_id == window.trace_id)
+            .map(service)
+            .collect();
+        for engine in ["clearing-engine", "liquidity-router", "settlement-engine"] {
+            assert!(
+                window_services.contains(engine),
+                "window trace lacks {engine}: {window_services:?}"
+            );
+        }
+        // Settlement comes back into the payment's trace, linked to the batch, and
+        // the gateway and token-engine consume the event as children of its publish.
+        let settle = trace.iter().find(|s| s.name == "settle payment").unwrap();
+        assert_eq!(service(settle), "settlement-engine");
+        assert!(
+            !settle.links.is_empty(),
+            "settle payment links to the batch that settled it"
+        );
+        let settled_publish = trace
+            .iter()
+            .find(|s| s.name == "publish deltran.payments.settled")
+            .unwrap();
+        assert_eq!(
+            settled_publish.parent_span_id.as_deref(),
+            Some(settle.span_id.as_str())
+        );
+        let consumers: BTreeSet<&str> = trace
+            .iter()
+            .filter(|s| {
+                s.name == "process deltran.payments.settled"
+                    && s.parent_span_id.as_deref() == Some(settled_publish.span_id.as_str())
+            })
+            .map(|s| service(s))
+            .collect();
+        assert_eq!(consumers, BTreeSet::from(["gateway", "token-engine"]));
+        let db = spans
+            .iter()
+            .filter(|s| {
+                s.trace_id == window.trace_id
+                    && s.kind == SpanKind::Client
+                    && service(s) == "settlement-engine"
+            })
+            .count();
+        assert!(db >= 3, "ledger writes in the window trace: {db}");
+    }
+
+    // Every declared business instrument of every engine, exported with data.
+    let metrics = receiver.metrics();
+    for kind in EngineKind::ALL {
+        for name in kind.instrument_names() {
+            let points: usize = metrics
+                .iter()
+                .filter(|m| m.name == *name && m.resource.str("service.name") == Some(kind.name()))
+                .map(|m| m.points_len())
+                .sum();
+            assert!(points > 0, "{} exported no data for {name}", kind.name());
+        }
+        for name in [
+            "http.server.request.duration",
+            "process.uptime",
+            "service.build.info",
+        ] {
+            assert!(
+                metrics
+                    .iter()
+                    .any(|m| m.name == name && m.resource.str("service.name") == Some(kind.name())),
+                "{} exported no {name}",
+                kind.name()
+            );
+        }
+    }
+    for (engine, name) in [
+        ("gateway", "http.client.request.duration"),
+        ("obligation-engine", "messaging.client.sent.messages"),
+        ("clearing-engine", "messaging.process.duration"),
+        ("settlement-engine", "db.client.operation.duration"),
+        ("settlement-engine", "db.client.connection.count"),
+        ("compliance-engine", "cache.lookups"),
+        ("liquidity-router", "cache.lookups"),
+    ] {
+        assert!(
+            metrics
+                .iter()
+                .any(|m| m.name == name && m.resource.str("service.name") == Some(engine)),
+            "{engine}: no {name}"
+        );
+    }
+
+    // Logs carry the trace ids of the payments they are about.
+    let logs = receiver.logs();
+    for (id, trace_id) in &accepted {
+        assert!(
+            logs.iter()
+                .any(|l| l.trace_id.as_deref() == Some(trace_id.as_str())
+                    && l.resource.str("service.name") == Some("gateway")),
+            "no gateway log in trace {trace_id} (payment {id})"
+        );
+        assert!(
+            logs.iter()
+                .any(|l| l.trace_id.as_deref() == Some(trace_id.as_str())
+                    && l.resource.str("service.name") == Some("token-engine")),
+            "no token-engine log in trace {trace_id}"
+        );
+    }
+
+    // Nothing queued was lost: each engine's final self-metrics say every span
+    // and log it produced was exported, and the receiver has exactly those.
+    let mut received: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for s in &spans {
+        *received.entry((service(s), "span")).or_default() += 1;
+    }
+    for l in &logs {
+        *received
+            .entry((l.resource.str("service.name").unwrap_or(""), "log"))
+            .or_default() += 1;
+    }
+    for kind in EngineKind::ALL {
+        for item in ["span", "log"] {
+            let exported = format!("otel.sdk.exporter.{item}.exported");
+            let last = metrics
+                .iter()
+                .rev()
+                .find(|m| m.name == exported && m.resource.str("service.name") == Some(kind.name()))
+                .unwrap_or_else(|| panic!("{}: no {exported}", kind.name()));
+            let ok: f64 = last
+                .number_points()
+                .iter()
+                .filter(|p| !p.attributes.contains_key("error.type"))
+                .map(|p| p.value)
+                .sum();
+            let failed: f64 = last
+                .number_points()
+                .iter()
+                .filter(|p| p.attributes.contains_key("error.type"))
+                .map(|p| p.value)
+                .sum();
+            assert_eq!(
+                failed,
+                0.0,
+                "{}: {item}s lost in failed exports",
+                kind.name()
+            );
+            let got = received.get(&(kind.name(), item)).copied().unwrap_or(0);
+            assert_eq!(
+                ok as u64,
+                got,
+                "{}: exported {ok} {item}s, receiver has {got}",
+                kind.name()
+            );
+            let processed = format!("otel.sdk.processor.{item}.processed");
+            let dropped: f64 = metrics
+                .iter()
+                .filter(|m| {
+                    m.name == processed && m.resource.str("service.name") == Some(kind.name())
+                })
+                .flat_map(|m| m.number_points())
+                .filter(|p| p.attributes.contains_key("error.type"))
+                .map(|p| p.value)
+                .fold(0.0, f64::max);
+            assert_eq!(dropped, 0.0, "{}: {item}s dropped", kind.name());
+        }
+    }
+}
