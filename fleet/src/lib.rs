@@ -21,4 +21,5 @@ pub mod engines;
 pub mod env;
 pub mod faults;
 pub mod launcher;
+pub mod panels;
 pub mod ttl_cache;

@@ -31,7 +31,7 @@ services_glue::instruments! {
         net_positions: counter("deltran.clearing.net_positions", "{position}",
             "Net positions produced, by routing outcome (routed, unrouted)", ["outcome"]),
         /// Netting ratio of the last window.
-        netting_ratio: gauge("deltran.clearing.netting.ratio", "1",
+        netting_ratio: gauge("deltran.clearing.netting", "1",
             "Share of gross value removed by netting in the last window (1 - net/gross)", []),
         /// Gross value per window.
         gross: histogram("deltran.clearing.window.gross", "{amount}", "Gross value cleared per window", [],

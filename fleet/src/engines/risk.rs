@@ -26,7 +26,7 @@ services_glue::instruments! {
         assessments: counter("deltran.risk.assessments", "{assessment}",
             "Payments assessed, by decision (approve, decline)", ["decision"]),
         /// Risk scores.
-        score: histogram("deltran.risk.score", "1", "Risk score of assessed payments (0 safe, 1 risky)", [],
+        score: histogram("deltran.risk.score", "{score}", "Risk score of assessed payments (0 safe, 1 risky)", [],
             [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]),
         /// Limit breaches by limit type.
         breaches: counter("deltran.risk.limit.breaches", "{breach}",
@@ -35,7 +35,7 @@ services_glue::instruments! {
         breaker_trips: counter("deltran.risk.circuit_breaker.trips", "{trip}",
             "Times the circuit breaker tripped open", []),
         /// 1 while the breaker is open.
-        breaker_open: gauge("deltran.risk.circuit_breaker.open", "1",
+        breaker_open: gauge("deltran.risk.circuit_breaker.open", "{breaker}",
             "1 while the circuit breaker is open (all payments declined), else 0", []),
     }
 }
