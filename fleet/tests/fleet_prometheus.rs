@@ -1,7 +1,8 @@
 //! The fleet on the pull path (`OTEL_METRICS_EXPORTER=prometheus`, as the
 //! original DelTran set-up): a real Prometheus scrapes all eight engines,
 //! `up` is 1 for each, and every "Services Overview" panel query in
-//! `deltran_fleet::panels` returns the data the dashboard shows.
+//! `deltran_fleet::panels` returns the data the dashboard shows. The ledger
+//! is a real PostgreSQL here (the OTLP test covers the SQLite default).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -39,8 +40,12 @@ fn label_set(result: &Value, label: &str) -> BTreeSet<String> {
 
 #[test]
 fn prometheus_scrapes_every_engine_and_computes_the_overview_panels() {
+    let pg = testkit::Postgres::start().expect("start postgresql (apt-get install postgresql)");
+    let pg_url = pg.url();
     let launcher = Launcher::start(
         &[
+            "--database-url",
+            &pg_url,
             "--rate",
             "10",
             "--websockets",
@@ -174,6 +179,22 @@ fn prometheus_scrapes_every_engine_and_computes_the_overview_panels() {
         "series without service_namespace: {unlabeled}"
     );
     assert_eq!(SERVICES_OVERVIEW.len(), 10);
+    // The DB panel measured PostgreSQL, and the ledger is really there.
+    let systems = prometheus
+        .query(r#"count by (db_system_name) (db_client_operation_duration_seconds_count{service_name="settlement-engine"})"#)
+        .unwrap();
+    assert_eq!(
+        label_set(&systems, "db_system_name"),
+        BTreeSet::from(["postgresql".to_string()])
+    );
+    let settled: u64 = pg
+        .psql("SELECT count(*) FROM settled_payments")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(settled > 0, "no settled payments in PostgreSQL");
     drop(prometheus);
     drop(launcher);
+    drop(pg);
 }
