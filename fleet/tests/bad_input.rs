@@ -1,0 +1,101 @@
+//! Bad configuration stops an engine or the launcher at once, with a
+//! message naming what to change (no panic, no half-started fleet).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+fn deltran(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deltran"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("DELTRAN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args).envs(env.iter().copied()).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn an_engine_names_the_bad_variable_and_exits_2() {
+    for (var, value, expected) in [
+        ("DELTRAN_FAULT_ERROR_RATE", "2", "a number from 0 to 1"),
+        ("DELTRAN_PORT", "http", "a TCP port"),
+        ("DELTRAN_DATABASE_URL", "mysql://x", "postgres://"),
+        ("DELTRAN_CLEARING_WINDOW_MS", "1s", "milliseconds"),
+    ] {
+        let out = deltran(&["engine", "risk-engine"], &[(var, value)]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{var}={value}: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(err.contains(var) && err.contains(expected), "{var}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // telemetry's own configuration errors come through the same way.
+    let out = deltran(
+        &["engine", "gateway"],
+        &[("OTEL_TRACES_EXPORTER", "jaeger")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("OTEL_TRACES_EXPORTER"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_engine_that_cannot_listen_says_which_variable_to_change() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = deltran(
+        &["engine", "compliance-engine"],
+        &[
+            ("DELTRAN_PORT", &port),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("set DELTRAN_PORT to a free port"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn launcher_knobs_are_checked_before_anything_starts() {
+    for (args, expected) in [
+        (
+            &["--errors", "ledger-engine=0.1"][..],
+            "is not an engine; use one of settlement-engine",
+        ),
+        (
+            &["--errors", "risk-engine=5"][..],
+            "use a number from 0 to 1",
+        ),
+        (
+            &["--outage", "risk-engine=40-20"][..],
+            "use FROM-TO in seconds",
+        ),
+        (&["--latency", "gateway=fast"][..], "use whole milliseconds"),
+        (&["--duration", "5 fortnights"][..], "unknown unit"),
+        (&["--invalid", "1.5"][..], "use a number from 0 to 1"),
+    ] {
+        let out = deltran(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
