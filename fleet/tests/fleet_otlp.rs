@@ -67,51 +67,31 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
             view["trace_id"].as_str().unwrap().to_string(),
         ));
     }
-    let (code, view) = post_payment(
-        &gateway,
-        &payment(
-            "DEUTDEFF",
-            "BNPAFRPP",
+    for (amount, debtor, creditor, expected) in [
+        (
             -5.0,
             "Acme Manufacturing",
             "Globex Retail",
+            (422, "rejected"),
         ),
-    );
-    assert_eq!(
-        (code, view["status"].as_str()),
-        (422, Some("rejected")),
-        "{view}"
-    );
-    let (code, view) = post_payment(
-        &gateway,
-        &payment(
-            "DEUTDEFF",
-            "BNPAFRPP",
+        (
             50.0,
             "Acme Manufacturing",
             "Volga Shell Trading",
+            (403, "rejected"),
         ),
-    );
-    assert_eq!(
-        (code, view["status"].as_str()),
-        (403, Some("rejected")),
-        "{view}"
-    );
-    let (code, view) = post_payment(
-        &gateway,
-        &payment(
-            "DEUTDEFF",
-            "BNPAFRPP",
-            50.0,
-            "Caspian Commodities",
-            "Globex Retail",
-        ),
-    );
-    assert_eq!(
-        (code, view["status"].as_str()),
-        (202, Some("held")),
-        "{view}"
-    );
+        (50.0, "Caspian Commodities", "Globex Retail", (202, "held")),
+    ] {
+        let (code, view) = post_payment(
+            &gateway,
+            &payment("DEUTDEFF", "BNPAFRPP", amount, debtor, creditor),
+        );
+        assert_eq!(
+            (code, view["status"].as_str()),
+            (expected.0, Some(expected.1)),
+            "{view}"
+        );
+    }
 
     // Every followed payment settles.
     let deadline = Instant::now() + Duration::from_secs(60);

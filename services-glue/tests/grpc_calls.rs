@@ -37,18 +37,7 @@ impl TraceService for Settlement {
 #[test]
 fn client_and_server_spans_metrics_and_status() {
     let sink = common::run_in_telemetry("grpc-engine", |meter| async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tonic::transport::Server::builder()
-            .layer(GrpcLayer::new(GrpcConfig::server(&meter)))
-            .add_service(TraceServiceServer::new(Settlement))
-            .serve_with_incoming(tokio_stream_listener(listener));
-        let server = tokio::spawn(server);
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let (_addr, server, channel) = settlement_server(&meter).await;
         let layered = tower::ServiceBuilder::new()
             .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
             .service(channel);
@@ -154,18 +143,7 @@ fn client_and_server_spans_metrics_and_status() {
 fn ten_thousand_unknown_methods_stay_bounded() {
     const CALLS: usize = 10_000;
     let sink = common::run_in_telemetry("grpc-engine", |meter| async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tonic::transport::Server::builder()
-            .layer(GrpcLayer::new(GrpcConfig::server(&meter)))
-            .add_service(TraceServiceServer::new(Settlement))
-            .serve_with_incoming(tokio_stream_listener(listener));
-        let server = tokio::spawn(server);
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let (addr, server, channel) = settlement_server(&meter).await;
         let mut real = TraceServiceClient::new(
             tower::ServiceBuilder::new()
                 .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
@@ -242,6 +220,30 @@ fn ten_thousand_unknown_methods_stay_bounded() {
     );
     let client_series = series["rpc.client.call.duration"];
     assert!((2..=202).contains(&client_series), "{client_series}");
+}
+
+/// The Settlement service on a real tonic server behind the server layer,
+/// and a connected channel to it.
+async fn settlement_server(
+    meter: &opentelemetry::metrics::Meter,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    tonic::transport::Channel,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .layer(GrpcLayer::new(GrpcConfig::server(meter)))
+        .add_service(TraceServiceServer::new(Settlement))
+        .serve_with_incoming(tokio_stream_listener(listener));
+    let server = tokio::spawn(server);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (addr, server, channel)
 }
 
 fn tokio_stream_listener(
