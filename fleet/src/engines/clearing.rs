@@ -195,10 +195,7 @@ async fn current_window(
 /// Runs clearing-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
     let t = telemetry::try_init!("clearing-engine")?;
-    let rt = super::runtime()?;
-    let result = rt.block_on(serve(&t, &env));
-    drop(rt);
-    result
+    super::block_on(serve(&t, &env))
 }
 
 async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {

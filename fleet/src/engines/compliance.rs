@@ -93,10 +93,7 @@ async fn screen(
 /// Runs compliance-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
     let t = telemetry::try_init!("compliance-engine")?;
-    let rt = super::runtime()?;
-    let result = rt.block_on(serve(&t, &env));
-    drop(rt);
-    result
+    super::block_on(serve(&t, &env))
 }
 
 async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {

@@ -295,10 +295,7 @@ async fn on_payment_event(g: Arc<Gateway>, message: async_nats::Message) -> Resu
 /// Runs the gateway until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
     let t = telemetry::try_init!("gateway")?;
-    let rt = super::runtime()?;
-    let result = rt.block_on(serve(&t, &env));
-    drop(rt);
-    result
+    super::block_on(serve(&t, &env))
 }
 
 async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {

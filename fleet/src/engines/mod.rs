@@ -167,11 +167,23 @@ pub fn run(kind: EngineKind) -> ExitCode {
 
 /// A multi-threaded runtime for an axum engine (telemetry exports on its
 /// own threads, so two workers are plenty for the demo).
-pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
+}
+
+/// Runs an axum engine to completion on its own runtime, which is gone
+/// before the caller's telemetry guard flushes (no export work is left on
+/// a runtime that is shutting down).
+pub(crate) fn block_on(
+    engine: impl Future<Output = Result<(), EngineError>>,
+) -> Result<(), EngineError> {
+    let rt = runtime()?;
+    let result = rt.block_on(engine);
+    drop(rt);
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.

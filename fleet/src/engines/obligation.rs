@@ -67,10 +67,7 @@ async fn record(State(o): State<Arc<Obligations>>, Json(obligation): Json<Obliga
 /// Runs obligation-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
     let t = telemetry::try_init!("obligation-engine")?;
-    let rt = super::runtime()?;
-    let result = rt.block_on(serve(&t, &env));
-    drop(rt);
-    result
+    super::block_on(serve(&t, &env))
 }
 
 async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {

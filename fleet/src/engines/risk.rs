@@ -140,10 +140,7 @@ async fn assess(State(r): State<Arc<Risk>>, Json(request): Json<AssessmentReques
 /// Runs risk-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
     let t = telemetry::try_init!("risk-engine")?;
-    let rt = super::runtime()?;
-    let result = rt.block_on(serve(&t, &env));
-    drop(rt);
-    result
+    super::block_on(serve(&t, &env))
 }
 
 async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
