@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -151,22 +152,14 @@ impl NatsTelemetry {
         headers: async_nats::HeaderMap,
         payload: Bytes,
     ) -> Result<(), async_nats::PublishError> {
-        let label = self.subject_label(subject);
-        let span = self.producer_span("publish", &label);
-        let headers = Self::headers_for(&span, headers);
-        let start = Instant::now();
-        let result = client
-            .publish_with_headers(subject.to_string(), headers, payload)
-            .instrument(span.clone())
-            .await;
-        self.record_send(
+        self.send(
             "publish",
-            &label,
-            start,
-            result.as_ref().err().map(|_| "publish_failed"),
-            &span,
-        );
-        result
+            subject,
+            headers,
+            |headers| client.publish_with_headers(subject.to_string(), headers, payload),
+            |_| "publish_failed",
+        )
+        .await
     }
 
     /// Request/reply: a PRODUCER span `send {subject}` around the request;
@@ -177,21 +170,18 @@ impl NatsTelemetry {
         subject: &str,
         payload: Bytes,
     ) -> Result<async_nats::Message, async_nats::RequestError> {
-        let label = self.subject_label(subject);
-        let span = self.producer_span("send", &label);
-        let headers = Self::headers_for(&span, async_nats::HeaderMap::new());
-        let start = Instant::now();
-        let result = client
-            .request_with_headers(subject.to_string(), headers, payload)
-            .instrument(span.clone())
-            .await;
-        let error = result.as_ref().err().map(|e| match e.kind() {
-            async_nats::RequestErrorKind::TimedOut => "timeout",
-            async_nats::RequestErrorKind::NoResponders => "no_responders",
-            _ => "request_failed",
-        });
-        self.record_send("send", &label, start, error, &span);
-        result
+        self.send(
+            "send",
+            subject,
+            async_nats::HeaderMap::new(),
+            |headers| client.request_with_headers(subject.to_string(), headers, payload),
+            |e: &async_nats::RequestError| match e.kind() {
+                async_nats::RequestErrorKind::TimedOut => "timeout",
+                async_nats::RequestErrorKind::NoResponders => "no_responders",
+                _ => "request_failed",
+            },
+        )
+        .await
     }
 
     /// JetStream publish (waits for the stream's acknowledgement).
@@ -204,24 +194,41 @@ impl NatsTelemetry {
         async_nats::jetstream::publish::PublishAck,
         async_nats::jetstream::context::PublishError,
     > {
-        let label = self.subject_label(subject);
-        let span = self.producer_span("publish", &label);
-        let headers = Self::headers_for(&span, async_nats::HeaderMap::new());
-        let start = Instant::now();
-        let result = async {
-            js.publish_with_headers(subject.to_string(), headers, payload)
-                .await?
-                .await
-        }
-        .instrument(span.clone())
-        .await;
-        self.record_send(
+        self.send(
             "publish",
-            &label,
-            start,
-            result.as_ref().err().map(|_| "publish_failed"),
-            &span,
-        );
+            subject,
+            async_nats::HeaderMap::new(),
+            |headers| async move {
+                js.publish_with_headers(subject.to_string(), headers, payload)
+                    .await?
+                    .await
+            },
+            |_| "publish_failed",
+        )
+        .await
+    }
+
+    /// One outgoing operation: PRODUCER span, context in `headers`, the
+    /// operation run inside the span, then the sent-message count and
+    /// duration with `error_type` of a failure.
+    async fn send<T, E, Fut>(
+        &self,
+        operation: &'static str,
+        subject: &str,
+        headers: async_nats::HeaderMap,
+        run: impl FnOnce(async_nats::HeaderMap) -> Fut,
+        error_type: impl Fn(&E) -> &'static str,
+    ) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let label = self.subject_label(subject);
+        let span = self.producer_span(operation, &label);
+        let headers = Self::headers_for(&span, headers);
+        let start = Instant::now();
+        let result = run(headers).instrument(span.clone()).await;
+        let error = result.as_ref().err().map(&error_type);
+        self.record_send(operation, &label, start, error, &span);
         result
     }
 
