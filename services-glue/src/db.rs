@@ -3,7 +3,15 @@
 //! `db.operation.name`, `db.collection.name`; the query text is recorded only
 //! sanitized (every literal replaced by `?`), and only from a `&'static str`,
 //! so values bound at run time can never reach it. Pool gauges:
-//! `db.client.connection.count` by state (`used`, `idle`).
+//! `db.client.connections.usage` by `state` (`used`, `idle`) and `pool.name`.
+//!
+//! The pool metric keeps the semantic conventions' 1.24 name and attributes
+//! rather than today's `db.client.connection.count` (still at development
+//! status): in Prometheus that name becomes `db_client_connection_count`, a
+//! gauge ending in `_count`, which `promtool check metrics` rejects and which
+//! reads as a histogram's count in PromQL. `db_client_connections_usage` is
+//! also what the OpenTelemetry Java agent's pool metrics are called, so
+//! existing pool dashboards work unchanged.
 //!
 //! ```no_run
 //! # async fn demo(pool: sqlx::PgPool) -> Result<(), sqlx::Error> {
@@ -22,6 +30,9 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 use tracing::Instrument;
 use tracing::field::Empty;
+
+/// The pool gauge's instrument name (Prometheus: `db_client_connections_usage`).
+pub const POOL_CONNECTIONS: &str = "db.client.connections.usage";
 
 /// Database instruments for one `db.system.name` (`postgresql`, `sqlite`, ...).
 #[derive(Clone, Debug)]
@@ -92,7 +103,7 @@ impl DbTelemetry {
     }
 
     /// Observable gauges of the pool's used and idle connections (the seeds'
-    /// "connections active").
+    /// "connections active"), as [`POOL_CONNECTIONS`].
     pub fn observe_pool<DB: sqlx::Database>(
         &self,
         meter: &Meter,
@@ -100,15 +111,15 @@ impl DbTelemetry {
         pool: sqlx::Pool<DB>,
     ) {
         let used = [
-            KeyValue::new("db.client.connection.pool.name", pool_name),
-            KeyValue::new("db.client.connection.state", "used"),
+            KeyValue::new("pool.name", pool_name),
+            KeyValue::new("state", "used"),
         ];
         let idle = [
-            KeyValue::new("db.client.connection.pool.name", pool_name),
-            KeyValue::new("db.client.connection.state", "idle"),
+            KeyValue::new("pool.name", pool_name),
+            KeyValue::new("state", "idle"),
         ];
         meter
-            .i64_observable_up_down_counter("db.client.connection.count")
+            .i64_observable_up_down_counter(POOL_CONNECTIONS)
             .with_unit("{connection}")
             .with_description("Connections in the pool by state")
             .with_callback(move |o| {

@@ -126,12 +126,14 @@ fn postgres_queries_are_spans_and_durations() {
                         ops.push((op, p.count()));
                     }
                 }
-                ("db.client.connection.count", AggregatedMetrics::I64(MetricData::Sum(s))) => {
+                ("db.client.connections.usage", AggregatedMetrics::I64(MetricData::Sum(s))) => {
                     pool_states.extend(s.data_points().map(|p| {
-                        p.attributes()
-                            .map(|kv| kv.value.to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
+                        let mut attrs: Vec<String> = p
+                            .attributes()
+                            .map(|kv| format!("{}={}", kv.key, kv.value))
+                            .collect();
+                        attrs.sort();
+                        attrs.join(",")
                     }));
                 }
                 _ => {}
@@ -145,7 +147,12 @@ fn postgres_queries_are_spans_and_durations() {
         .sum();
     assert_eq!(inserted, 2);
     assert!(ops.iter().any(|(o, n)| o == "SELECT" && *n == 1));
-    assert_eq!(pool_states.len(), 2, "{pool_states:?}");
+    pool_states.sort();
+    assert_eq!(
+        pool_states,
+        ["pool.name=ledger,state=idle", "pool.name=ledger,state=used"],
+        "the 1.24 pool convention: state and pool.name"
+    );
 }
 
 #[test]

@@ -36,6 +36,12 @@ services_glue::instruments! {
         /// Gross value per window.
         gross: histogram("deltran.clearing.window.gross", "{amount}", "Gross value cleared per window", [],
             [1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0, 100_000_000.0]),
+        /// When the clearing loop last closed a window, empty or not: its age
+        /// against the window length tells a stalled loop from a quiet one.
+        closed_at: gauge("deltran.clearing.window.closed_timestamp", "s",
+            "Unix time at which the last clearing window closed, with or without obligations", []),
+        /// The configured window length.
+        length: gauge("deltran.clearing.window.length", "s", "Configured clearing window length", []),
     }
 }
 
@@ -82,6 +88,8 @@ async fn close_window(c: &Clearing) {
         Ok(mut w) => std::mem::take(&mut *w),
         Err(_) => return,
     };
+    c.m.closed_at
+        .record(crate::domain::now_ms() as f64 / 1000.0, []);
     if pending.is_empty() {
         return;
     }
@@ -210,6 +218,7 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         nats: nats.clone(),
         nats_telemetry: nats_telemetry.clone(),
     });
+    c.m.length.record(env.clearing_window.as_secs_f64(), []);
     {
         let c = c.clone();
         tokio::spawn(super::consume(

@@ -51,6 +51,34 @@ impl Alertmanager {
         })
     }
 
+    /// Starts Alertmanager with a configuration file the caller wrote
+    /// (templates and `*_file` secrets resolve relative to it).
+    pub fn start_from_file(config: &std::path::Path, extra_flags: &[&str]) -> Result<Alertmanager> {
+        crate::process::retry_on_port_clash(|| {
+            let bin = alertmanager_binary()?;
+            let dir = temp_dir("alertmanager")?;
+            let port = free_port()?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut cmd = Command::new(bin);
+            cmd.current_dir(dir.path())
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .arg("--cluster.listen-address=")
+                .args(extra_flags);
+            let mut child = ChildProcess::spawn("alertmanager", cmd, dir)?;
+            let url = format!("http://{addr}");
+            let ready = format!("{url}/-/ready");
+            child.wait_ready(DEFAULT_READY_TIMEOUT, || {
+                tcp_connectable(addr) && matches!(http_get(&ready), Ok((200, _)))
+            })?;
+            Ok(Alertmanager { child, addr, url })
+        })
+    }
+
     fn start_once(
         config_yaml: &str,
         extra_flags: &[&str],

@@ -11,6 +11,7 @@
 //! | [`Nats`] | `nats-server` (JetStream on) | monitor `GET /healthz` is 200 |
 //! | [`Postgres`] | `/usr/lib/postgresql/*/bin/{initdb,postgres}` | TCP connect + `pg_isready` |
 //! | [`Rotel`] | `rotel-agent` from PyPI `rotel` | both OTLP ports accept connections |
+//! | [`WebhookReceiver`] | (in-process HTTP sink for notifications) | bound |
 //!
 //! # Discipline
 //!
@@ -40,6 +41,7 @@ mod postgres;
 mod process;
 mod prometheus;
 mod rotel;
+mod webhook;
 
 pub use alertmanager::{Alertmanager, NULL_RECEIVER_CONFIG, alertmanager_binary};
 pub use error::{Error, Result};
@@ -57,6 +59,7 @@ pub use prometheus::{
     Prometheus, PrometheusBuilder, prometheus_binary, promtool_binary, promtool_check_metrics,
 };
 pub use rotel::{OtlpProtocol, Rotel, RotelBuilder, rotel_binary};
+pub use webhook::{Received, WebhookReceiver};
 
 /// True when a process with this PID exists (`kill -0 <pid>` succeeds).
 pub fn pid_alive(pid: u32) -> bool {

@@ -181,7 +181,7 @@ impl PrometheusBuilder {
             addr,
             url,
             config_path,
-            builder: self,
+            builder: Some(self),
         })
     }
 }
@@ -233,10 +233,48 @@ pub struct Prometheus {
     addr: SocketAddr,
     url: String,
     config_path: PathBuf,
-    builder: PrometheusBuilder,
+    /// `None` when started from a configuration file the caller owns.
+    builder: Option<PrometheusBuilder>,
 }
 
 impl Prometheus {
+    /// Starts Prometheus with a configuration file the caller wrote (rule
+    /// files and file_sd targets resolve relative to it), a temporary TSDB
+    /// and `extra_flags`; waits until `/-/ready` is 200.
+    pub fn start_from_file(config: &std::path::Path, extra_flags: &[&str]) -> Result<Prometheus> {
+        crate::process::retry_on_port_clash(|| Self::start_from_file_once(config, extra_flags))
+    }
+
+    fn start_from_file_once(config: &std::path::Path, extra_flags: &[&str]) -> Result<Prometheus> {
+        let bin = prometheus_binary()?;
+        let dir = temp_dir("prometheus")?;
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(dir.path())
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-lifecycle")
+            .args(extra_flags);
+        let mut child = ChildProcess::spawn("prometheus", cmd, dir)?;
+        let url = format!("http://{addr}");
+        let ready_url = format!("{url}/-/ready");
+        child.wait_ready(DEFAULT_READY_TIMEOUT, || {
+            tcp_connectable(addr) && matches!(http_get(&ready_url), Ok((200, _)))
+        })?;
+        Ok(Prometheus {
+            child,
+            addr,
+            url,
+            config_path: config.to_path_buf(),
+            builder: None,
+        })
+    }
+
     /// Starts Prometheus (scrape interval 1 s) with the given `scrape_configs` YAML list.
     pub fn start(scrape_configs_yaml: &str) -> Result<Prometheus> {
         Self::builder(scrape_configs_yaml).start()
@@ -323,6 +361,40 @@ impl Prometheus {
         }
     }
 
+    /// Every metric name Prometheus holds (`/api/v1/label/__name__/values`).
+    pub fn metric_names(&self) -> Result<Vec<String>> {
+        let url = format!("{}/api/v1/label/__name__/values", self.url);
+        let data = api_data(&url, http_get_json(&url)?)?;
+        Ok(data
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The values of `label` on series matching `selector`
+    /// (`/api/v1/label/<label>/values?match[]=`), as Grafana's `label_values()`.
+    pub fn label_values(&self, selector: &str, label: &str) -> Result<Vec<String>> {
+        let url = format!(
+            "{}/api/v1/label/{}/values?match[]={}",
+            self.url,
+            url_encode(label),
+            url_encode(selector)
+        );
+        let data = api_data(&url, http_get_json(&url)?)?;
+        Ok(data
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `GET /api/v1/targets`; returns `data` (with `activeTargets` and `droppedTargets`).
     pub fn targets(&self) -> Result<Value> {
         let url = format!("{}/api/v1/targets", self.url);
@@ -344,13 +416,20 @@ impl Prometheus {
     /// Replaces the `scrape_configs` (keeping rules, Alertmanager and self-scrape) and
     /// reloads via `POST /-/reload`.
     pub fn reload_scrape_configs(&mut self, scrape_configs_yaml: &str) -> Result<()> {
-        let cfg = self.builder.render_config(self.addr, scrape_configs_yaml);
+        let Some(builder) = self.builder.as_mut() else {
+            return Err(Error::Invalid(
+                "started from a configuration file: edit that file and POST /-/reload".into(),
+            ));
+        };
+        let cfg = builder.render_config(self.addr, scrape_configs_yaml);
         std::fs::write(&self.config_path, cfg)
             .ctx(|| format!("writing {}", self.config_path.display()))?;
         let url = format!("{}/-/reload", self.url);
         match http_post(&url, "text/plain", b"")? {
             (200, _) => {
-                self.builder.scrape_configs = scrape_configs_yaml.to_string();
+                if let Some(b) = self.builder.as_mut() {
+                    b.scrape_configs = scrape_configs_yaml.to_string();
+                }
                 Ok(())
             }
             (status, body) => Err(Error::Http {

@@ -1,0 +1,201 @@
+//! Dashboards read back from their JSON files the way Grafana reads them:
+//! panels (inside collapsed rows too), their queries, and the template
+//! variables with their `label_values()` queries.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// A template variable.
+#[derive(Clone, Debug)]
+pub struct VariableModel {
+    /// `$name`.
+    pub name: String,
+    /// `datasource`, `query`, ….
+    pub kind: String,
+    /// For `label_values(series, label)` variables: (series, label).
+    pub label_values: Option<(String, String)>,
+    /// Several values at once.
+    pub multi: bool,
+    /// "All" option and its value.
+    pub all_value: Option<String>,
+}
+
+/// A panel query.
+#[derive(Clone, Debug)]
+pub struct TargetModel {
+    /// `A`, `B`, ….
+    pub ref_id: String,
+    /// The PromQL, with variables unexpanded.
+    pub expr: String,
+    /// The datasource uid it names.
+    pub datasource_uid: String,
+}
+
+/// A panel.
+#[derive(Clone, Debug)]
+pub struct PanelModel {
+    /// Title.
+    pub title: String,
+    /// Grafana panel type.
+    pub kind: String,
+    /// Description (hover text).
+    pub description: String,
+    /// `fieldConfig.defaults.unit`.
+    pub unit: Option<String>,
+    /// `fieldConfig.defaults.noValue`.
+    pub no_value: Option<String>,
+    /// Its queries.
+    pub targets: Vec<TargetModel>,
+    /// The panel datasource uid.
+    pub datasource_uid: String,
+}
+
+/// A dashboard.
+#[derive(Clone, Debug)]
+pub struct DashboardModel {
+    /// The file.
+    pub path: PathBuf,
+    /// uid.
+    pub uid: String,
+    /// title.
+    pub title: String,
+    /// The raw JSON.
+    pub json: Value,
+    /// Template variables, in order.
+    pub variables: Vec<VariableModel>,
+    /// Every non-row panel.
+    pub panels: Vec<PanelModel>,
+}
+
+/// A dashboard file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct LoadError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub message: String,
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// `label_values(series, label)` → (series, label).
+pub fn parse_label_values(query: &str) -> Option<(String, String)> {
+    let inner = query
+        .trim()
+        .strip_prefix("label_values(")?
+        .strip_suffix(')')?;
+    let (series, label) = inner.rsplit_once(',')?;
+    Some((series.trim().to_string(), label.trim().to_string()))
+}
+
+fn panel(p: &Value) -> PanelModel {
+    PanelModel {
+        title: s(&p["title"]),
+        kind: s(&p["type"]),
+        description: s(&p["description"]),
+        unit: p["fieldConfig"]["defaults"]["unit"]
+            .as_str()
+            .map(String::from),
+        no_value: p["fieldConfig"]["defaults"]["noValue"]
+            .as_str()
+            .map(String::from),
+        datasource_uid: s(&p["datasource"]["uid"]),
+        targets: p["targets"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| TargetModel {
+                        ref_id: s(&t["refId"]),
+                        expr: s(&t["expr"]),
+                        datasource_uid: s(&t["datasource"]["uid"]),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Reads one dashboard file.
+pub fn load(path: &Path) -> Result<DashboardModel, LoadError> {
+    let fail = |message: String| LoadError {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let mut panels = Vec::new();
+    for p in json["panels"]
+        .as_array()
+        .ok_or_else(|| fail("no panels".into()))?
+    {
+        if p["type"] == "row" {
+            panels.extend(p["panels"].as_array().into_iter().flatten().map(panel));
+        } else {
+            panels.push(panel(p));
+        }
+    }
+    let variables = json["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let query = v["query"]["query"]
+                .as_str()
+                .or_else(|| v["query"].as_str())
+                .unwrap_or_default();
+            VariableModel {
+                name: s(&v["name"]),
+                kind: s(&v["type"]),
+                label_values: parse_label_values(query),
+                multi: v["multi"].as_bool().unwrap_or(false),
+                all_value: v["includeAll"]
+                    .as_bool()
+                    .unwrap_or(false)
+                    .then(|| s(&v["allValue"])),
+            }
+        })
+        .collect();
+    Ok(DashboardModel {
+        path: path.to_path_buf(),
+        uid: s(&json["uid"]),
+        title: s(&json["title"]),
+        json,
+        variables,
+        panels,
+    })
+}
+
+/// Every dashboard in `dir`, sorted by file name.
+pub fn load_dir(dir: &Path) -> Result<Vec<DashboardModel>, LoadError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| LoadError {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| load(p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_queries_split_at_the_last_comma() {
+        assert_eq!(
+            parse_label_values(r#"label_values(m{a="1", b=~"$x"}, service_name)"#),
+            Some((
+                r#"m{a="1", b=~"$x"}"#.to_string(),
+                "service_name".to_string()
+            ))
+        );
+        assert_eq!(parse_label_values("query_result(up)"), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! Prometheus rule files and `promtool test rules` files, read as data so
+//! tests can hold every alert to the same standard.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A rule file (`groups:`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Its groups.
+    pub groups: Vec<RuleGroup>,
+}
+
+/// A rule group.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleGroup {
+    /// Group name.
+    pub name: String,
+    /// Evaluation interval, if not the global one.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Its rules.
+    pub rules: Vec<Rule>,
+}
+
+/// A recording or alerting rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Recorded series name.
+    #[serde(default)]
+    pub record: Option<String>,
+    /// Alert name.
+    #[serde(default)]
+    pub alert: Option<String>,
+    /// PromQL.
+    pub expr: String,
+    /// Pending time before firing.
+    #[serde(default, rename = "for")]
+    pub for_: Option<String>,
+    /// Firing time kept after the condition clears.
+    #[serde(default)]
+    pub keep_firing_for: Option<String>,
+    /// Labels added.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (alerts).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A rule file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct RulesError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub message: String,
+}
+
+/// The `*.yml` files of a directory, sorted.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, RulesError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| RulesError {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RulesError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RulesError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|e| RulesError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Every rule of every file in `dir`, with the file it is in.
+pub fn load_rules(dir: &Path) -> Result<Vec<(PathBuf, Rule)>, RulesError> {
+    let mut out = Vec::new();
+    for path in yaml_files(dir)? {
+        let file: RuleFile = parse(&path)?;
+        for group in file.groups {
+            out.extend(group.rules.into_iter().map(|r| (path.clone(), r)));
+        }
+    }
+    Ok(out)
+}
+
+/// A `promtool test rules` file.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TestFile {
+    /// Rule files under test.
+    pub rule_files: Vec<String>,
+    /// The test groups.
+    pub tests: Vec<TestGroup>,
+}
+
+/// One group of a test file.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TestGroup {
+    /// Alert expectations.
+    #[serde(default)]
+    pub alert_rule_test: Vec<AlertTest>,
+}
+
+/// One alert expectation at one time.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AlertTest {
+    /// When.
+    pub eval_time: String,
+    /// Which alert.
+    pub alertname: String,
+    /// The alerts expected to fire (empty: it must be quiet).
+    #[serde(default)]
+    pub exp_alerts: Vec<ExpectedAlert>,
+}
+
+/// One expected firing alert.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ExpectedAlert {
+    /// Its labels.
+    #[serde(default)]
+    pub exp_labels: BTreeMap<String, String>,
+    /// Its annotations.
+    #[serde(default)]
+    pub exp_annotations: BTreeMap<String, String>,
+}
+
+/// How each alert is covered by the unit tests in `dir`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// A case where it fires with its annotations asserted.
+    pub fires: bool,
+    /// A case where it stays quiet.
+    pub quiet: bool,
+}
+
+/// Coverage per alert name over every test file in `dir`.
+pub fn test_coverage(dir: &Path) -> Result<BTreeMap<String, Coverage>, RulesError> {
+    let mut cov: BTreeMap<String, Coverage> = BTreeMap::new();
+    for path in yaml_files(dir)? {
+        let file: TestFile = parse(&path)?;
+        for case in file.tests.iter().flat_map(|t| &t.alert_rule_test) {
+            let c = cov.entry(case.alertname.clone()).or_default();
+            if case.exp_alerts.is_empty() {
+                c.quiet = true;
+            } else if case.exp_alerts.iter().all(|a| {
+                a.exp_annotations.contains_key("runbook_url")
+                    && a.exp_labels.contains_key("severity")
+            }) {
+                c.fires = true;
+            }
+        }
+    }
+    Ok(cov)
+}

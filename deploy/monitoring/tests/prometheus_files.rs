@@ -1,0 +1,310 @@
+//! The shipped Prometheus files, checked by the tools users run on them
+//! (promtool check config, check rules with lint, test rules) and held to
+//! the house rules: every alert has a severity, summary, description and a
+//! runbook section that exists, and a unit test where it fires and one where
+//! it stays quiet.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use monitoring::generate::{RUNBOOK_BASE, repo_root};
+use monitoring::rules::{Rule, load_rules, test_coverage, yaml_files};
+
+fn prometheus_dir() -> PathBuf {
+    repo_root().join("deploy/prometheus")
+}
+
+fn promtool(args: &[&str], dir: &Path) -> String {
+    let mut cmd = Command::new(testkit::promtool_binary().expect("apt-get install prometheus"));
+    cmd.current_dir(dir).args(args);
+    testkit::run_command_ok(cmd, None, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("promtool {args:?} failed:\n{e}"))
+}
+
+fn alerts() -> Vec<(PathBuf, Rule)> {
+    load_rules(&prometheus_dir().join("rules"))
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| r.alert.is_some())
+        .collect()
+}
+
+#[test]
+fn promtool_accepts_the_config_its_rules_and_its_targets() {
+    let out = promtool(&["check", "config", "prometheus.yml"], &prometheus_dir());
+    assert!(out.contains("SUCCESS: prometheus.yml is valid"), "{out}");
+    // Every rule file is found through rule_files.
+    let files = yaml_files(&prometheus_dir().join("rules")).unwrap();
+    assert!(
+        out.contains(&format!("SUCCESS: {} rule files found", files.len())),
+        "{out}"
+    );
+}
+
+#[test]
+fn promtool_lints_every_rule_file_clean() {
+    let files: Vec<String> = yaml_files(&prometheus_dir().join("rules"))
+        .unwrap()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec!["check", "rules", "--lint=duplicate-rules", "--lint-fatal"];
+    args.extend(files.iter().map(String::as_str));
+    promtool(&args, &prometheus_dir());
+}
+
+#[test]
+fn promtool_unit_tests_pass_at_production_timings() {
+    let files: Vec<String> = yaml_files(&prometheus_dir().join("tests"))
+        .unwrap()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(!files.is_empty());
+    let mut args = vec!["test", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    let out = promtool(&args, &prometheus_dir().join("tests"));
+    assert_eq!(out.matches("SUCCESS").count(), files.len(), "{out}");
+}
+
+#[test]
+fn prometheus_2_refuses_the_otlp_block_which_is_why_it_lives_apart() {
+    let mut cmd = Command::new(testkit::promtool_binary().unwrap());
+    cmd.current_dir(prometheus_dir())
+        .args(["check", "config", "prometheus-otlp.yml"]);
+    let out = testkit::run_command(cmd, None, Duration::from_secs(60)).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.combined().contains("field otlp not found"),
+        "{}",
+        out.combined()
+    );
+}
+
+/// The `otlp:` keys Prometheus 3 accepts (config/config.go, OTLPConfig).
+const PROMETHEUS_3_OTLP_KEYS: [&str; 9] = [
+    "promote_all_resource_attributes",
+    "promote_resource_attributes",
+    "ignore_resource_attributes",
+    "translation_strategy",
+    "keep_identifying_resource_attributes",
+    "convert_histograms_to_nhcb",
+    "promote_scope_metadata",
+    "label_name_underscore_sanitization",
+    "label_name_preserve_multiple_underscores",
+];
+
+#[test]
+fn the_prometheus_3_config_promotes_the_labels_dashboards_select_on() {
+    let text = std::fs::read_to_string(prometheus_dir().join("prometheus-otlp.yml")).unwrap();
+    let cfg: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let otlp = cfg["otlp"].as_mapping().expect("an otlp block");
+    for key in otlp.keys() {
+        let key = key.as_str().unwrap();
+        assert!(
+            PROMETHEUS_3_OTLP_KEYS.contains(&key),
+            "Prometheus 3 has no otlp.{key}"
+        );
+    }
+    let promoted: BTreeSet<&str> = otlp["promote_resource_attributes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for attr in [
+        "service.name",
+        "service.namespace",
+        "service.instance.id",
+        "deployment.environment.name",
+        "k8s.namespace.name",
+        "k8s.pod.name",
+    ] {
+        assert!(promoted.contains(attr), "{attr} is not promoted");
+    }
+    assert!(
+        promoted.iter().all(|a| !a.is_empty()),
+        "empty names are refused"
+    );
+    assert_eq!(
+        otlp["translation_strategy"],
+        "UnderscoreEscapingWithSuffixes"
+    );
+    assert!(
+        cfg["storage"]["tsdb"]["out_of_order_time_window"].is_string(),
+        "pushed samples need an out-of-order window"
+    );
+    // Everything else is the base file, which promtool checked.
+    let base: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(prometheus_dir().join("prometheus.yml")).unwrap(),
+    )
+    .unwrap();
+    for (key, value) in base.as_mapping().unwrap() {
+        assert_eq!(
+            &cfg[key.as_str().unwrap()],
+            value,
+            "{key:?} differs from prometheus.yml"
+        );
+    }
+}
+
+#[test]
+fn every_alert_has_severity_summary_description_and_a_runbook_section() {
+    let runbooks = repo_root().join("deploy/runbooks");
+    let dashboards: Vec<String> = monitoring::dashboards::all()
+        .iter()
+        .map(|d| d.dashboard.to_json()["title"].as_str().unwrap().to_string())
+        .collect();
+    let all = alerts();
+    assert!(all.len() >= 20, "{} alerts", all.len());
+    for (file, rule) in &all {
+        let name = rule.alert.as_deref().unwrap();
+        let at = format!("{name} in {}", file.display());
+        let severity = rule.labels.get("severity").map(String::as_str);
+        assert!(
+            matches!(severity, Some("critical" | "warning" | "none")),
+            "{at}: severity {severity:?}"
+        );
+        assert_eq!(
+            severity == Some("none"),
+            name == "Watchdog",
+            "{at}: only the watchdog pages nobody"
+        );
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(
+                rule.annotations
+                    .get(key)
+                    .is_some_and(|v| !v.trim().is_empty()),
+                "{at}: no {key}"
+            );
+        }
+        let url = &rule.annotations["runbook_url"];
+        let rest = url
+            .strip_prefix(RUNBOOK_BASE)
+            .unwrap_or_else(|| panic!("{at}: runbook_url {url} is not under {RUNBOOK_BASE}"));
+        let (file_name, anchor) = rest
+            .split_once('#')
+            .unwrap_or_else(|| panic!("{at}: no #section"));
+        assert_eq!(
+            anchor,
+            name.to_lowercase(),
+            "{at}: the anchor is the alert name"
+        );
+        let text = std::fs::read_to_string(runbooks.join(file_name))
+            .unwrap_or_else(|_| panic!("{at}: runbook {file_name} does not exist"));
+        let section = text
+            .split("\n## ")
+            .find(|s| s.lines().next().map(str::trim) == Some(name))
+            .unwrap_or_else(|| panic!("{at}: {file_name} has no `## {name}` section"));
+        // What to look at first: a dashboard that exists, and a query.
+        if name != "Watchdog" {
+            assert!(
+                dashboards.iter().any(|d| text.contains(d.as_str())),
+                "{at}: {file_name} names no dashboard"
+            );
+        }
+        assert!(section.contains("**Look first**"), "{at}: no 'Look first'");
+    }
+    // Trace queries where traces can help.
+    for (file, rule) in &all {
+        let name = rule.alert.as_deref().unwrap();
+        if name.starts_with("Engine") || name.starts_with("Settlement") || name.contains("Payment")
+        {
+            let file_name = rule.annotations["runbook_url"]
+                .strip_prefix(RUNBOOK_BASE)
+                .unwrap()
+                .split('#')
+                .next()
+                .unwrap()
+                .to_string();
+            let text = std::fs::read_to_string(runbooks.join(&file_name)).unwrap();
+            assert!(
+                text.contains("in Tempo") && text.contains("resource.service.name"),
+                "{name} ({}): its runbook gives no trace query",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_alert_has_a_unit_test_where_it_fires_and_one_where_it_stays_quiet() {
+    let coverage = test_coverage(&prometheus_dir().join("tests")).unwrap();
+    let names: BTreeSet<String> = alerts()
+        .iter()
+        .map(|(_, r)| r.alert.clone().unwrap())
+        .collect();
+    let mut missing = BTreeMap::new();
+    for name in &names {
+        let c = coverage.get(name).cloned().unwrap_or_default();
+        // The watchdog fires from the first evaluation on: it has no quiet case.
+        let quiet_needed = name != "Watchdog";
+        if !c.fires || (quiet_needed && !c.quiet) {
+            missing.insert(name.clone(), c);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "alerts without a firing and a quiet unit test: {missing:?}"
+    );
+    for tested in coverage.keys() {
+        assert!(
+            names.contains(tested),
+            "tests name {tested}, which no rule defines"
+        );
+    }
+}
+
+#[test]
+fn rules_name_only_recorded_or_documented_series() {
+    let rules = load_rules(&prometheus_dir().join("rules")).unwrap();
+    let recorded: BTreeSet<String> = rules.iter().filter_map(|(_, r)| r.record.clone()).collect();
+    let collector = collector_metrics();
+    for (file, rule) in &rules {
+        for s in monitoring::promql::selectors(&rule.expr).unwrap() {
+            let name = s.name.clone().expect("every selector names its metric");
+            if name.contains(':') {
+                assert!(
+                    recorded.contains(&name),
+                    "{}: {name} is recorded nowhere",
+                    file.display()
+                );
+            }
+            if name.starts_with("otelcol_") || name.starts_with("traces_span_metrics_") {
+                assert!(
+                    collector.contains(&name),
+                    "{}: {name} is not in collector-metrics.txt",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+fn collector_metrics() -> BTreeSet<String> {
+    std::fs::read_to_string(prometheus_dir().join("collector-metrics.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_shipped_targets_label_each_engine_service_and_language() {
+    let text =
+        std::fs::read_to_string(prometheus_dir().join("targets/deltran-engines.yml")).unwrap();
+    let groups: Vec<serde_yaml_ng::Value> = serde_yaml_ng::from_str(&text).unwrap();
+    let services: BTreeSet<&str> = groups
+        .iter()
+        .map(|g| g["labels"]["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services.len(), 8);
+    for g in &groups {
+        assert_eq!(g["labels"]["language"], "rust");
+        assert_eq!(g["targets"].as_sequence().unwrap().len(), 1);
+    }
+}
