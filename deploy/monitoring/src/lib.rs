@@ -6,6 +6,8 @@
 //! - [`slo`]: `deploy/slo/*.yaml` → multi-window, multi-burn-rate rules.
 //! - [`generate`]: the rendered files and the stale-file check
 //!   (`cargo run -p monitoring -- generate | check`).
+//! - [`push_path`]: how an OTLP metric is named in Prometheus on the push
+//!   path, to prove both paths give the series dashboards select.
 //! - [`rules`], [`promql`], [`duration`], [`staging`], [`dashboard_queries`]:
 //!   what tests use to run the shipped files against real Prometheus and
 //!   Alertmanager servers — read rule files, find the metrics a query
@@ -18,6 +20,7 @@ pub mod duration;
 pub mod generate;
 pub mod grafana;
 pub mod promql;
+pub mod push_path;
 pub mod rules;
 pub mod slo;
 pub mod staging;

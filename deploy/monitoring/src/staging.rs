@@ -3,12 +3,14 @@
 //! sees in an hour:
 //!
 //! - the `targets/` files name the servers the test started;
-//! - Prometheus scrapes and evaluates every second instead of every 15 s;
+//! - Prometheus scrapes and evaluates every second instead of every 15 s,
+//!   and resends firing alerts every second ([`PROMETHEUS_FLAGS`]);
 //! - every `for:` and `keep_firing_for:` and Alertmanager's `group_wait`,
 //!   `group_interval` and `repeat_interval` are divided by
 //!   [`TIME_FACTOR`] (never below one second);
 //! - the `environment` external label is the test's (routing depends on it);
-//! - Alertmanager's secret files hold the test receiver's URLs, and its
+//! - Alertmanager's secret files (under [`SECRETS_DIR`] in production) are
+//!   files of the staged copy holding the test receiver's URLs, and its
 //!   global `pagerduty_url` points at the test receiver.
 //!
 //! Expressions, thresholds, range windows, labels, annotations, routes,
@@ -20,6 +22,13 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::duration::PromDuration;
+
+/// Flags a staged Prometheus runs with: alerts that fired before
+/// Alertmanager was discovered are resent within a second, not a minute.
+pub const PROMETHEUS_FLAGS: &[&str] = &["--rules.alert.resend-delay=1s"];
+
+/// Where the shipped Alertmanager configuration reads its secret files.
+pub const SECRETS_DIR: &str = "/etc/alertmanager/secrets/";
 
 /// What every `for:` and Alertmanager wait is divided by in live tests.
 pub const TIME_FACTOR: u64 = 30;
@@ -247,6 +256,29 @@ fn shorten_route(route: &mut Mapping, path: &Path) -> Result<(), StageError> {
     Ok(())
 }
 
+/// Points every `*_file` setting under [`SECRETS_DIR`] into `secrets`.
+fn redirect_secret_files(value: &mut Value, secrets: &Path) {
+    match value {
+        Value::Mapping(map) => {
+            for (key, v) in map.iter_mut() {
+                let is_file = key.as_str().is_some_and(|k| k.ends_with("_file"));
+                match v {
+                    Value::String(path) if is_file => {
+                        if let Some(name) = path.strip_prefix(SECRETS_DIR) {
+                            *path = secrets.join(name).display().to_string();
+                        }
+                    }
+                    other => redirect_secret_files(other, secrets),
+                }
+            }
+        }
+        Value::Sequence(items) => items
+            .iter_mut()
+            .for_each(|v| redirect_secret_files(v, secrets)),
+        _ => {}
+    }
+}
+
 /// Stages `deploy/alertmanager` under `root` for a test run.
 pub fn stage_alertmanager(root: &Path, receivers: &Receivers) -> Result<Staged, StageError> {
     let dir = tempfile::Builder::new()
@@ -268,6 +300,7 @@ pub fn stage_alertmanager(root: &Path, receivers: &Receivers) -> Result<Staged, 
             "pagerduty_url".into(),
             Value::String(receivers.pagerduty_url.clone()),
         );
+    redirect_secret_files(&mut cfg, &dir.path().join("secrets"));
     write_yaml(&config, &cfg)?;
     write(
         &dir.path().join("secrets/slack-webhook-url"),

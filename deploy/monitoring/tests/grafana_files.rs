@@ -1,0 +1,251 @@
+//! The Grafana files as Grafana reads them: provisioning with fixed uids and
+//! the links between signals, and dashboards held to the house rules (a
+//! datasource variable, environment/namespace/service variables,
+//! `$__rate_interval`, a unit and a description on every panel, every query
+//! valid PromQL that selects on the labels both metric paths carry).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use monitoring::dashboard_queries::{DashboardModel, load_dir};
+use monitoring::generate::repo_root;
+use monitoring::promql::{expand_grafana, selectors};
+use serde_yaml_ng::Value;
+
+fn dashboards() -> Vec<DashboardModel> {
+    load_dir(&repo_root().join("deploy/grafana/dashboards")).unwrap()
+}
+
+fn yaml(path: &str) -> Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(repo_root().join(path)).unwrap()).unwrap()
+}
+
+/// Series that come from the collector, not the engines: they carry no
+/// deployment/namespace labels of the engines.
+fn from_collector(name: &str) -> bool {
+    name.starts_with("otelcol_") || name.starts_with("traces_span_metrics_") || name == "up"
+}
+
+#[test]
+fn four_dashboards_with_fixed_uids_and_the_scope_variables() {
+    let all = dashboards();
+    let uids: BTreeSet<&str> = all.iter().map(|d| d.uid.as_str()).collect();
+    assert_eq!(
+        uids,
+        BTreeSet::from([
+            "deltran-services-overview",
+            "deltran-engine",
+            "deltran-payments",
+            "deltran-telemetry-pipeline"
+        ])
+    );
+    for d in &all {
+        let names: Vec<&str> = d.variables.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            &names[..3],
+            ["datasource", "env", "namespace"],
+            "{}",
+            d.title
+        );
+        assert_eq!(d.variables[0].kind, "datasource");
+        assert!(
+            d.json["description"].as_str().is_some_and(|s| s.len() > 40),
+            "{}",
+            d.title
+        );
+        if d.uid != "deltran-payments" {
+            assert_eq!(names.get(3), Some(&"service"), "{}", d.title);
+        }
+        for v in d.variables.iter().skip(1) {
+            let (series, label) = v
+                .label_values
+                .clone()
+                .unwrap_or_else(|| panic!("{}: ${} is not label_values()", d.title, v.name));
+            assert!(selectors(&series).is_ok(), "{series}");
+            assert!(
+                [
+                    "deployment_environment_name",
+                    "service_namespace",
+                    "service_name"
+                ]
+                .contains(&label.as_str()),
+                "{}: ${} reads {label}",
+                d.title,
+                v.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_panel_has_a_description_a_unit_and_valid_scoped_queries() {
+    let vars = [
+        ("datasource", "prometheus"),
+        ("env", "prod"),
+        ("namespace", "deltran"),
+        ("service", "gateway"),
+    ];
+    let mut ids = BTreeSet::new();
+    for d in dashboards() {
+        ids.clear();
+        for p in d.json["panels"].as_array().unwrap() {
+            assert!(
+                ids.insert(p["id"].as_u64().unwrap()),
+                "{}: duplicate panel id",
+                d.title
+            );
+            let pos = &p["gridPos"];
+            assert!(
+                pos["x"].as_u64().unwrap() + pos["w"].as_u64().unwrap() <= 24,
+                "{}: {}",
+                d.title,
+                p["title"]
+            );
+        }
+        for p in &d.panels {
+            let at = format!("{} / {}", d.title, p.title);
+            assert!(p.description.len() >= 20, "{at}: no description");
+            assert!(
+                p.unit.as_deref().is_some_and(|u| !u.is_empty()),
+                "{at}: no unit"
+            );
+            assert_eq!(p.datasource_uid, "${datasource}", "{at}");
+            assert!(!p.targets.is_empty(), "{at}: no query");
+            for t in &p.targets {
+                assert_eq!(t.datasource_uid, "${datasource}", "{at}");
+                let expanded = expand_grafana(&t.expr, &vars, "5m");
+                assert!(
+                    !expanded.contains('$'),
+                    "{at}: unknown variable in {}",
+                    t.expr
+                );
+                let found = selectors(&expanded).unwrap_or_else(|e| panic!("{at}: {e}"));
+                // Rates over $__rate_interval, never a fixed window (recorded
+                // series carry theirs in their name).
+                assert!(
+                    !t.expr.contains("[1m]") && !t.expr.contains("[5m]"),
+                    "{at}: fixed range window in {}",
+                    t.expr
+                );
+                for s in found {
+                    let name = s.name.clone().unwrap();
+                    // The collector's series, and the SLO constants (one
+                    // per objective, no deployment labels).
+                    if from_collector(&name) || name == "slo:error_budget:ratio" {
+                        continue;
+                    }
+                    let labels: BTreeSet<&str> =
+                        s.matchers.iter().map(|m| m.label.as_str()).collect();
+                    for needed in ["deployment_environment_name", "service_namespace"] {
+                        assert!(
+                            labels.contains(needed),
+                            "{at}: {name} not filtered by {needed}"
+                        );
+                    }
+                    assert!(
+                        !labels.iter().any(|l| ["job", "instance"].contains(l) || l.starts_with("otel_scope")),
+                        "{at}: {name} selects on a label only one metric path has"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_overview_has_the_ten_panels_of_the_original_dashboard() {
+    let overview = dashboards()
+        .into_iter()
+        .find(|d| d.uid == "deltran-services-overview")
+        .unwrap();
+    let titles: Vec<&str> = overview.panels.iter().map(|p| p.title.as_str()).collect();
+    for t in [
+        "Transaction throughput",
+        "Service health",
+        "Request latency p95",
+        "Error rate (5xx/s)",
+        "Active tokens",
+        "WebSocket connections",
+        "Transaction success rate",
+        "Database query duration p95",
+        "NATS messages published/s",
+        "Cache hit rate",
+    ] {
+        assert!(titles.contains(&t), "missing panel {t}: {titles:?}");
+    }
+}
+
+#[test]
+fn datasources_have_fixed_uids_and_link_metrics_traces_and_logs() {
+    let ds = yaml("deploy/grafana/provisioning/datasources/datasources.yaml");
+    assert_eq!(ds["apiVersion"], 1);
+    let list = ds["datasources"].as_sequence().unwrap();
+    let by_uid = |uid: &str| {
+        list.iter()
+            .find(|d| d["uid"] == uid)
+            .unwrap_or_else(|| panic!("no datasource {uid}"))
+            .clone()
+    };
+    let prometheus = by_uid("prometheus");
+    let tempo = by_uid("tempo");
+    let loki = by_uid("loki");
+    assert_eq!(prometheus["type"], "prometheus");
+    assert_eq!(prometheus["isDefault"], true);
+    assert_eq!(tempo["type"], "tempo");
+    assert_eq!(loki["type"], "loki");
+    // The dashboards' datasource variable defaults to the provisioned uid.
+    for d in dashboards() {
+        assert_eq!(
+            d.json["templating"]["list"][0]["current"]["value"], "prometheus",
+            "{}",
+            d.title
+        );
+    }
+    // exemplar -> trace
+    let exemplar = &prometheus["jsonData"]["exemplarTraceIdDestinations"][0];
+    assert_eq!(exemplar["datasourceUid"], "tempo");
+    assert_eq!(exemplar["name"], "trace_id");
+    // trace -> logs, by trace id and service
+    let to_logs = &tempo["jsonData"]["tracesToLogsV2"];
+    assert_eq!(to_logs["datasourceUid"], "loki");
+    assert_eq!(to_logs["filterByTraceID"], true);
+    assert!(to_logs["query"].as_str().unwrap().contains("trace_id"));
+    assert_eq!(to_logs["tags"][0]["key"], "service.name");
+    assert_eq!(to_logs["tags"][0]["value"], "service_name");
+    assert_eq!(
+        tempo["jsonData"]["tracesToMetrics"]["datasourceUid"],
+        "prometheus"
+    );
+    // log line -> trace
+    let derived = &loki["jsonData"]["derivedFields"][0];
+    assert_eq!(derived["datasourceUid"], "tempo");
+    assert_eq!(derived["matcherRegex"], "trace_id");
+    // Span-metric queries in the Tempo links use series the catalogue documents.
+    for q in tempo["jsonData"]["tracesToMetrics"]["queries"]
+        .as_sequence()
+        .unwrap()
+    {
+        let expanded = q["query"]
+            .as_str()
+            .unwrap()
+            .replace("$$__tags", r#"service_name="x""#);
+        for s in selectors(&expanded).unwrap() {
+            assert!(from_collector(s.name.as_deref().unwrap()), "{expanded}");
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_provider_loads_the_dashboards_folder() {
+    let p = yaml("deploy/grafana/provisioning/dashboards/deltran.yaml");
+    let provider = &p["providers"][0];
+    assert_eq!(provider["type"], "file");
+    assert_eq!(provider["folder"], "DelTran");
+    assert_eq!(provider["allowUiUpdates"], false);
+    assert!(
+        provider["options"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with('/')
+    );
+}
