@@ -21,5 +21,4 @@ pub mod engines;
 pub mod env;
 pub mod faults;
 pub mod launcher;
-pub mod panels;
 pub mod ttl_cache;

@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use common::{Launcher, payment, post_payment};
+use common::{Launcher, over_limit_payment, payment, post_payment};
 use deltran_fleet::engines::EngineKind;
 use telemetry::testing::{OtlpReceiver, ReceivedSpan, SpanKind};
 
@@ -112,16 +112,7 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
 
     // Sustained limit breaches trip the risk circuit breaker.
     for _ in 0..3 {
-        let (code, view) = post_payment(
-            &gateway,
-            &payment(
-                "DEUTDEFF",
-                "BNPAFRPP",
-                5_000_000.0,
-                "Acme Manufacturing",
-                "Globex Retail",
-            ),
-        );
+        let (code, view) = post_payment(&gateway, &over_limit_payment());
         assert_eq!(code, 409, "{view}");
     }
     let (code, view) = post_payment(
@@ -329,7 +320,7 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
         ("obligation-engine", "messaging.client.sent.messages"),
         ("clearing-engine", "messaging.process.duration"),
         ("settlement-engine", "db.client.operation.duration"),
-        ("settlement-engine", "db.client.connection.count"),
+        ("settlement-engine", services_glue::db::POOL_CONNECTIONS),
         ("compliance-engine", "cache.lookups"),
         ("liquidity-router", "cache.lookups"),
     ] {

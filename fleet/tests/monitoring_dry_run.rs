@@ -27,15 +27,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{Launcher, payment, post_payment};
+use common::{Launcher, over_limit_payment, post_payment};
 use deltran_fleet::engines::EngineKind;
 use monitoring::dashboard_queries::{DashboardModel, load_dir};
 use monitoring::generate::repo_root;
 use monitoring::promql::{expand_grafana, selectors};
 use monitoring::push_path::{Kind, label_name, prometheus_names};
-use monitoring::staging::{
-    PrometheusTargets, Receivers, TargetGroup, stage_alertmanager, stage_prometheus,
-};
+use monitoring::staging::{PrometheusTargets, Receivers, stage_alertmanager, stage_prometheus};
 use serde_json::Value;
 use telemetry::testing::{MetricData, OtlpReceiver, ReceivedMetric};
 
@@ -45,32 +43,17 @@ const HEALTHY_OBSERVATION: Duration = Duration::from_secs(40);
 /// What Grafana's `$__rate_interval` is with a 15 s scrape interval.
 const RATE_INTERVAL: &str = "1m";
 
-fn engine_targets(launcher: &Launcher) -> Vec<TargetGroup> {
-    launcher
-        .fleet
-        .engines
-        .iter()
-        .map(|e| TargetGroup {
-            targets: vec![format!("127.0.0.1:{}", e.port)],
-            labels: vec![
-                ("service".into(), e.name.clone()),
-                ("language".into(), "rust".into()),
-            ],
-        })
-        .collect()
-}
-
 fn results(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
 fn collector_metrics() -> BTreeSet<String> {
-    std::fs::read_to_string(repo_root().join("deploy/prometheus/collector-metrics.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.trim().to_string())
-        .collect()
+    monitoring::rules::collector_metrics(&repo_root()).unwrap()
+}
+
+/// Every query deploy/ ships, variables filled with a placeholder.
+fn shipped_queries() -> Vec<String> {
+    monitoring::dashboard_queries::shipped_queries(&repo_root(), "x", RATE_INTERVAL).unwrap()
 }
 
 fn wait_all_up(prometheus: &testkit::Prometheus, launcher: &Launcher) {
@@ -153,7 +136,7 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
     let prom_files = stage_prometheus(
         &root,
         &PrometheusTargets {
-            engines: engine_targets(&healthy),
+            engines: healthy.scrape_targets(),
             collectors: Vec::new(),
             alertmanagers: vec![alertmanager.host_port()],
             environment: "prod".into(),
@@ -223,7 +206,7 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
         &env,
     );
     prom_files
-        .set_targets("deltran-engines.yml", &engine_targets(&faulty))
+        .set_targets("deltran-engines.yml", &faulty.scrape_targets())
         .unwrap();
     let logs = || {
         format!(
@@ -332,16 +315,7 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
     let gateway = faulty.fleet.gateway_url.clone();
     let breaker_deadline = Instant::now() + WAIT;
     loop {
-        let (code, view) = post_payment(
-            &gateway,
-            &payment(
-                "DEUTDEFF",
-                "BNPAFRPP",
-                5_000_000.0,
-                "Acme Manufacturing",
-                "Globex Retail",
-            ),
-        );
+        let (code, view) = post_payment(&gateway, &over_limit_payment());
         if view["reason"]
             .as_str()
             .is_some_and(|r| r.contains("circuit_breaker_open"))
@@ -521,28 +495,7 @@ fn check_dashboards(prometheus: &testkit::Prometheus) -> Vec<String> {
 fn unknown_metric_names(prometheus: &testkit::Prometheus) -> BTreeSet<String> {
     let mut known: BTreeSet<String> = prometheus.metric_names().unwrap().into_iter().collect();
     known.extend(collector_metrics());
-    let mut exprs: Vec<String> = load_dir(&repo_root().join("deploy/grafana/dashboards"))
-        .unwrap()
-        .iter()
-        .flat_map(|d| {
-            d.panels
-                .iter()
-                .flat_map(|p| p.targets.iter().map(|t| t.expr.clone()))
-        })
-        .map(|e| {
-            expand_grafana(
-                &e,
-                &[("env", "x"), ("namespace", "x"), ("service", "x")],
-                RATE_INTERVAL,
-            )
-        })
-        .collect();
-    exprs.extend(
-        monitoring::rules::load_rules(&repo_root().join("deploy/prometheus/rules"))
-            .unwrap()
-            .into_iter()
-            .map(|(_, r)| r.expr),
-    );
+    let exprs = shipped_queries();
     let known_list: Vec<&str> = known.iter().map(String::as_str).collect();
     let mut unknown = BTreeSet::new();
     for e in exprs {
@@ -678,28 +631,7 @@ fn push_path_differences(
                     .extend(l.iter().cloned());
                 acc
             });
-    let mut exprs: Vec<String> = load_dir(&repo_root().join("deploy/grafana/dashboards"))
-        .unwrap()
-        .iter()
-        .flat_map(|d| {
-            d.panels
-                .iter()
-                .flat_map(|p| p.targets.iter().map(|t| t.expr.clone()))
-        })
-        .map(|e| {
-            expand_grafana(
-                &e,
-                &[("env", "x"), ("namespace", "x"), ("service", "x")],
-                RATE_INTERVAL,
-            )
-        })
-        .collect();
-    exprs.extend(
-        monitoring::rules::load_rules(&repo_root().join("deploy/prometheus/rules"))
-            .unwrap()
-            .into_iter()
-            .map(|(_, r)| r.expr),
-    );
+    let exprs = shipped_queries();
     for e in exprs {
         for s in selectors(&e).unwrap() {
             let Some(name) = s.name.clone() else { continue };

@@ -171,16 +171,42 @@ pub fn load(path: &Path) -> Result<DashboardModel, LoadError> {
 
 /// Every dashboard in `dir`, sorted by file name.
 pub fn load_dir(dir: &Path) -> Result<Vec<DashboardModel>, LoadError> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+    crate::rules::files_with_extension(dir, &["json"])
         .map_err(|e| LoadError {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
+            path: e.path,
+            message: e.message,
         })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .iter()
+        .map(|p| load(p))
+        .collect()
+}
+
+/// Every PromQL query `deploy/` ships: each dashboard target (template
+/// variables replaced by `placeholder`, `$__rate_interval` by
+/// `rate_interval`) and each rule's expression.
+pub fn shipped_queries(
+    root: &Path,
+    placeholder: &str,
+    rate_interval: &str,
+) -> Result<Vec<String>, LoadError> {
+    let vars = [
+        ("env", placeholder),
+        ("namespace", placeholder),
+        ("service", placeholder),
+        ("datasource", placeholder),
+    ];
+    let mut queries: Vec<String> = load_dir(&root.join("deploy/grafana/dashboards"))?
+        .iter()
+        .flat_map(|d| d.panels.iter().flat_map(|p| p.targets.iter()))
+        .map(|t| crate::promql::expand_grafana(&t.expr, &vars, rate_interval))
         .collect();
-    paths.sort();
-    paths.iter().map(|p| load(p)).collect()
+    let rules =
+        crate::rules::load_rules(&root.join("deploy/prometheus/rules")).map_err(|e| LoadError {
+            path: e.path,
+            message: e.message,
+        })?;
+    queries.extend(rules.into_iter().map(|(_, r)| r.expr));
+    Ok(queries)
 }
 
 #[cfg(test)]

@@ -58,13 +58,7 @@ impl Variable {
         series: impl Into<String>,
         label_name: &'static str,
     ) -> Self {
-        Variable::LabelValues {
-            name,
-            label,
-            series: series.into(),
-            label_name,
-            multi: false,
-        }
+        Self::label_values(name, label, series.into(), label_name, false)
     }
 
     /// Any values of `label_name`, "All" by default.
@@ -74,12 +68,22 @@ impl Variable {
         series: impl Into<String>,
         label_name: &'static str,
     ) -> Self {
+        Self::label_values(name, label, series.into(), label_name, true)
+    }
+
+    fn label_values(
+        name: &'static str,
+        label: &'static str,
+        series: String,
+        label_name: &'static str,
+        multi: bool,
+    ) -> Self {
         Variable::LabelValues {
             name,
             label,
-            series: series.into(),
+            series,
             label_name,
-            multi: true,
+            multi,
         }
     }
 
@@ -539,7 +543,6 @@ impl Dashboard {
             "version": 1,
             "refresh": "30s",
             "time": { "from": "now-1h", "to": "now" },
-            "timepicker": {},
             "fiscalYearStartMonth": 0,
             "liveNow": false,
             "weekStart": "",

@@ -109,16 +109,16 @@ pub fn prometheus_names(name: &str, unit: &str, kind: Kind) -> Vec<String> {
         .map(str::to_string)
         .collect();
     let (main, per) = unit_words(unit);
-    if let Some(m) = main {
-        if !tokens.contains(&m) {
-            tokens.push(m);
-        }
+    if let Some(m) = main
+        && !tokens.contains(&m)
+    {
+        tokens.push(m);
     }
-    if let Some(p) = per {
-        if !tokens.contains(&p) {
-            tokens.push("per".into());
-            tokens.push(p);
-        }
+    if let Some(p) = per
+        && !tokens.contains(&p)
+    {
+        tokens.push("per".into());
+        tokens.push(p);
     }
     if kind == Kind::MonotonicSum {
         tokens.retain(|t| t != "total");

@@ -63,18 +63,43 @@ pub struct RulesError {
     pub message: String,
 }
 
-/// The `*.yml` files of a directory, sorted.
-pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, RulesError> {
+/// The files of `dir` whose extension is one of `extensions`, sorted.
+pub fn files_with_extension(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, RulesError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| RulesError {
             path: dir.to_path_buf(),
             message: e.to_string(),
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| extensions.contains(&e))
+        })
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// The `*.yml` and `*.yaml` files of a directory, sorted.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, RulesError> {
+    files_with_extension(dir, &["yml", "yaml"])
+}
+
+/// The series rules and dashboards may read that the engines do not
+/// export: the collector's, listed in `deploy/prometheus/collector-metrics.txt`.
+pub fn collector_metrics(root: &Path) -> Result<std::collections::BTreeSet<String>, RulesError> {
+    let path = root.join("deploy/prometheus/collector-metrics.txt");
+    let text = std::fs::read_to_string(&path).map_err(|e| RulesError {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RulesError> {

@@ -158,15 +158,26 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), StageError> {
     Ok(())
 }
 
-/// Stages `deploy/prometheus` under `root` for a test run.
-pub fn stage_prometheus(root: &Path, targets: &PrometheusTargets) -> Result<Staged, StageError> {
+/// A temporary copy of `deploy/<part>`, its configuration file's path and
+/// parsed content.
+fn staged_copy(
+    root: &Path,
+    part: &str,
+    config_name: &str,
+) -> Result<(tempfile::TempDir, PathBuf, Value), StageError> {
     let dir = tempfile::Builder::new()
-        .prefix("staged-prometheus")
+        .prefix(&format!("staged-{part}"))
         .tempdir()
         .map_err(|e| err(Path::new("/tmp"), e))?;
-    copy_dir(&root.join("deploy/prometheus"), dir.path())?;
-    let config = dir.path().join("prometheus.yml");
-    let mut cfg = read_yaml(&config)?;
+    copy_dir(&root.join("deploy").join(part), dir.path())?;
+    let config = dir.path().join(config_name);
+    let cfg = read_yaml(&config)?;
+    Ok((dir, config, cfg))
+}
+
+/// Stages `deploy/prometheus` under `root` for a test run.
+pub fn stage_prometheus(root: &Path, targets: &PrometheusTargets) -> Result<Staged, StageError> {
+    let (dir, config, mut cfg) = staged_copy(root, "prometheus", "prometheus.yml")?;
     let global = cfg
         .get_mut("global")
         .and_then(Value::as_mapping_mut)
@@ -281,13 +292,7 @@ fn redirect_secret_files(value: &mut Value, secrets: &Path) {
 
 /// Stages `deploy/alertmanager` under `root` for a test run.
 pub fn stage_alertmanager(root: &Path, receivers: &Receivers) -> Result<Staged, StageError> {
-    let dir = tempfile::Builder::new()
-        .prefix("staged-alertmanager")
-        .tempdir()
-        .map_err(|e| err(Path::new("/tmp"), e))?;
-    copy_dir(&root.join("deploy/alertmanager"), dir.path())?;
-    let config = dir.path().join("alertmanager.yml");
-    let mut cfg = read_yaml(&config)?;
+    let (dir, config, mut cfg) = staged_copy(root, "alertmanager", "alertmanager.yml")?;
     let route = cfg
         .get_mut("route")
         .and_then(Value::as_mapping_mut)

@@ -24,6 +24,15 @@ fn promtool(args: &[&str], dir: &Path) -> String {
         .unwrap_or_else(|e| panic!("promtool {args:?} failed:\n{e}"))
 }
 
+/// The YAML files of `deploy/prometheus/<sub>`, as promtool arguments.
+fn yaml_paths(sub: &str) -> Vec<String> {
+    yaml_files(&prometheus_dir().join(sub))
+        .unwrap()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 fn alerts() -> Vec<(PathBuf, Rule)> {
     load_rules(&prometheus_dir().join("rules"))
         .unwrap()
@@ -46,11 +55,7 @@ fn promtool_accepts_the_config_its_rules_and_its_targets() {
 
 #[test]
 fn promtool_lints_every_rule_file_clean() {
-    let files: Vec<String> = yaml_files(&prometheus_dir().join("rules"))
-        .unwrap()
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let files = yaml_paths("rules");
     let mut args = vec!["check", "rules", "--lint=duplicate-rules", "--lint-fatal"];
     args.extend(files.iter().map(String::as_str));
     promtool(&args, &prometheus_dir());
@@ -58,11 +63,7 @@ fn promtool_lints_every_rule_file_clean() {
 
 #[test]
 fn promtool_unit_tests_pass_at_production_timings() {
-    let files: Vec<String> = yaml_files(&prometheus_dir().join("tests"))
-        .unwrap()
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let files = yaml_paths("tests");
     assert!(!files.is_empty());
     let mut args = vec!["test", "rules"];
     args.extend(files.iter().map(String::as_str));
@@ -262,7 +263,7 @@ fn every_alert_has_a_unit_test_where_it_fires_and_one_where_it_stays_quiet() {
 fn rules_name_only_recorded_or_documented_series() {
     let rules = load_rules(&prometheus_dir().join("rules")).unwrap();
     let recorded: BTreeSet<String> = rules.iter().filter_map(|(_, r)| r.record.clone()).collect();
-    let collector = collector_metrics();
+    let collector = monitoring::rules::collector_metrics(&repo_root()).unwrap();
     for (file, rule) in &rules {
         for s in monitoring::promql::selectors(&rule.expr).unwrap() {
             let name = s.name.clone().expect("every selector names its metric");
@@ -282,15 +283,6 @@ fn rules_name_only_recorded_or_documented_series() {
             }
         }
     }
-}
-
-fn collector_metrics() -> BTreeSet<String> {
-    std::fs::read_to_string(prometheus_dir().join("collector-metrics.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.trim().to_string())
-        .collect()
 }
 
 #[test]

@@ -72,6 +72,22 @@ impl Launcher {
         }
     }
 
+    /// The engines as Prometheus file_sd target groups, labelled `service`
+    /// and `language` as the original set-up and `deploy/prometheus` do.
+    pub fn scrape_targets(&self) -> Vec<monitoring::staging::TargetGroup> {
+        self.fleet
+            .engines
+            .iter()
+            .map(|e| monitoring::staging::TargetGroup {
+                targets: vec![format!("127.0.0.1:{}", e.port)],
+                labels: vec![
+                    ("service".into(), e.name.clone()),
+                    ("language".into(), "rust".into()),
+                ],
+            })
+            .collect()
+    }
+
     /// The run directory (logs, ledger, fleet.json).
     pub fn run_dir(&self) -> PathBuf {
         self.dir.path().join("run")
@@ -162,6 +178,18 @@ pub fn payment(
         "from_bank": from, "to_bank": to, "amount": amount, "currency": "EUR",
         "debtor": debtor, "creditor": creditor,
     })
+}
+
+/// A payment above risk-engine's default limit (1,000,000): a limit breach;
+/// a few in a row trip its circuit breaker.
+pub fn over_limit_payment() -> serde_json::Value {
+    payment(
+        "DEUTDEFF",
+        "BNPAFRPP",
+        5_000_000.0,
+        "Acme Manufacturing",
+        "Globex Retail",
+    )
 }
 
 /// POSTs a payment; status and the gateway's JSON answer.

@@ -1,7 +1,7 @@
 //! Alertmanager fixture.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,6 +15,14 @@ use crate::process::{
 
 /// A minimal valid configuration: everything routed to a receiver that does nothing.
 pub const NULL_RECEIVER_CONFIG: &str = "route:\n  receiver: 'null'\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: 'null'\n";
+
+/// Where a fixture's configuration comes from.
+enum Config<'a> {
+    /// Written into the fixture's temporary directory.
+    Yaml(&'a str),
+    /// The caller's file, used in place.
+    File(&'a Path),
+}
 
 /// Locates the Alertmanager binary (`prometheus-alertmanager` or `alertmanager`).
 pub fn alertmanager_binary() -> Result<PathBuf> {
@@ -47,40 +55,21 @@ impl Alertmanager {
         ready_timeout: Duration,
     ) -> Result<Alertmanager> {
         crate::process::retry_on_port_clash(|| {
-            Self::start_once(config_yaml, extra_flags, ready_timeout)
+            Self::start_once(Config::Yaml(config_yaml), extra_flags, ready_timeout)
         })
     }
 
     /// Starts Alertmanager with a configuration file the caller wrote
-    /// (templates and `*_file` secrets resolve relative to it).
-    pub fn start_from_file(config: &std::path::Path, extra_flags: &[&str]) -> Result<Alertmanager> {
+    /// (templates resolve relative to it; `*_file` secrets relative to the
+    /// working directory, a temporary one).
+    pub fn start_from_file(config: &Path, extra_flags: &[&str]) -> Result<Alertmanager> {
         crate::process::retry_on_port_clash(|| {
-            let bin = alertmanager_binary()?;
-            let dir = temp_dir("alertmanager")?;
-            let port = free_port()?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut cmd = Command::new(bin);
-            cmd.current_dir(dir.path())
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--cluster.listen-address=")
-                .args(extra_flags);
-            let mut child = ChildProcess::spawn("alertmanager", cmd, dir)?;
-            let url = format!("http://{addr}");
-            let ready = format!("{url}/-/ready");
-            child.wait_ready(DEFAULT_READY_TIMEOUT, || {
-                tcp_connectable(addr) && matches!(http_get(&ready), Ok((200, _)))
-            })?;
-            Ok(Alertmanager { child, addr, url })
+            Self::start_once(Config::File(config), extra_flags, DEFAULT_READY_TIMEOUT)
         })
     }
 
     fn start_once(
-        config_yaml: &str,
+        config: Config<'_>,
         extra_flags: &[&str],
         ready_timeout: Duration,
     ) -> Result<Alertmanager> {
@@ -88,14 +77,19 @@ impl Alertmanager {
         let dir = temp_dir("alertmanager")?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let config_path = dir.path().join("alertmanager.yml");
-        let config = if config_yaml.trim().is_empty() {
-            NULL_RECEIVER_CONFIG
-        } else {
-            config_yaml
+        let config_path = match config {
+            Config::File(path) => path.to_path_buf(),
+            Config::Yaml(yaml) => {
+                let path = dir.path().join("alertmanager.yml");
+                let yaml = if yaml.trim().is_empty() {
+                    NULL_RECEIVER_CONFIG
+                } else {
+                    yaml
+                };
+                std::fs::write(&path, yaml).ctx(|| format!("writing {}", path.display()))?;
+                path
+            }
         };
-        std::fs::write(&config_path, config)
-            .ctx(|| format!("writing {}", config_path.display()))?;
         let data = dir.path().join("data");
         let mut cmd = Command::new(bin);
         cmd.current_dir(dir.path())

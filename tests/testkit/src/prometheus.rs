@@ -147,7 +147,6 @@ impl PrometheusBuilder {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let config_path = dir.path().join("prometheus.yml");
-        let data_path = dir.path().join("data");
         for (name, content) in &self.rule_files {
             let p = dir.path().join(name);
             std::fs::write(&p, content).ctx(|| format!("writing rule file {}", p.display()))?;
@@ -155,27 +154,15 @@ impl PrometheusBuilder {
         std::fs::write(&config_path, self.render_config(addr, &self.scrape_configs))
             .ctx(|| format!("writing {}", config_path.display()))?;
 
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(dir.path())
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", data_path.display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--web.enable-lifecycle");
+        let mut flags = self.extra_flags.clone();
         if !self.alertmanagers.is_empty()
-            && !self
-                .extra_flags
+            && !flags
                 .iter()
                 .any(|f| f.starts_with("--rules.alert.resend-delay"))
         {
-            cmd.arg("--rules.alert.resend-delay=1s");
+            flags.insert(0, "--rules.alert.resend-delay=1s".into());
         }
-        cmd.args(&self.extra_flags);
-        let mut child = ChildProcess::spawn("prometheus", cmd, dir)?;
-        let url = format!("http://{addr}");
-        let ready_url = format!("{url}/-/ready");
-        child.wait_ready(self.ready_timeout, || {
-            tcp_connectable(addr) && matches!(http_get(&ready_url), Ok((200, _)))
-        })?;
+        let (child, url) = spawn(bin, dir, &config_path, addr, &flags, self.ready_timeout)?;
         Ok(Prometheus {
             child,
             addr,
@@ -184,6 +171,46 @@ impl PrometheusBuilder {
             builder: Some(self),
         })
     }
+}
+
+/// Starts Prometheus on `addr` with `config`, its TSDB in `dir`, and waits
+/// until `/-/ready` answers 200; the child and its base URL.
+fn spawn(
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    config: &std::path::Path,
+    addr: SocketAddr,
+    flags: &[String],
+    ready_timeout: Duration,
+) -> Result<(ChildProcess, String)> {
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(dir.path())
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--web.enable-lifecycle")
+        .args(flags);
+    let mut child = ChildProcess::spawn("prometheus", cmd, dir)?;
+    let url = format!("http://{addr}");
+    let ready_url = format!("{url}/-/ready");
+    child.wait_ready(ready_timeout, || {
+        tcp_connectable(addr) && matches!(http_get(&ready_url), Ok((200, _)))
+    })?;
+    Ok((child, url))
+}
+
+/// The strings of a JSON array (label values, metric names).
+fn strings(data: &Value) -> Vec<String> {
+    data.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Builds the `scrape_configs:` section from caller YAML (a list, or a full
@@ -246,26 +273,17 @@ impl Prometheus {
     }
 
     fn start_from_file_once(config: &std::path::Path, extra_flags: &[&str]) -> Result<Prometheus> {
-        let bin = prometheus_binary()?;
         let dir = temp_dir("prometheus")?;
-        let port = free_port()?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(dir.path())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--web.enable-lifecycle")
-            .args(extra_flags);
-        let mut child = ChildProcess::spawn("prometheus", cmd, dir)?;
-        let url = format!("http://{addr}");
-        let ready_url = format!("{url}/-/ready");
-        child.wait_ready(DEFAULT_READY_TIMEOUT, || {
-            tcp_connectable(addr) && matches!(http_get(&ready_url), Ok((200, _)))
-        })?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let flags: Vec<String> = extra_flags.iter().map(|f| f.to_string()).collect();
+        let (child, url) = spawn(
+            prometheus_binary()?,
+            dir,
+            config,
+            addr,
+            &flags,
+            DEFAULT_READY_TIMEOUT,
+        )?;
         Ok(Prometheus {
             child,
             addr,
@@ -364,15 +382,7 @@ impl Prometheus {
     /// Every metric name Prometheus holds (`/api/v1/label/__name__/values`).
     pub fn metric_names(&self) -> Result<Vec<String>> {
         let url = format!("{}/api/v1/label/__name__/values", self.url);
-        let data = api_data(&url, http_get_json(&url)?)?;
-        Ok(data
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(strings(&api_data(&url, http_get_json(&url)?)?))
     }
 
     /// The values of `label` on series matching `selector`
@@ -384,15 +394,7 @@ impl Prometheus {
             url_encode(label),
             url_encode(selector)
         );
-        let data = api_data(&url, http_get_json(&url)?)?;
-        Ok(data
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(strings(&api_data(&url, http_get_json(&url)?)?))
     }
 
     /// `GET /api/v1/targets`; returns `data` (with `activeTargets` and `droppedTargets`).

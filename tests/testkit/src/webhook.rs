@@ -51,12 +51,11 @@ impl WebhookReceiver {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    if let Ok(stream) = stream {
-                        if let Some(r) = serve(stream) {
-                            if let Ok(mut all) = received.lock() {
-                                all.push(r);
-                            }
-                        }
+                    if let Ok(stream) = stream
+                        && let Some(r) = serve(stream)
+                        && let Ok(mut all) = received.lock()
+                    {
+                        all.push(r);
                     }
                 }
             })
@@ -119,10 +118,10 @@ fn serve(mut stream: TcpStream) -> Option<Received> {
         if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" || line == "\n" {
             break;
         }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
         }
     }
     let mut body = vec![0; length.min(MAX_BODY)];

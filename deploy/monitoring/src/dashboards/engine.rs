@@ -2,8 +2,8 @@
 //! engine at a time.
 
 use super::{
-    ENGINE_UID, SCOPE_SERVICE, and, quantile, rate, rate_or_zero, ratio_or_zero, scope_variables,
-    service_series,
+    ENGINE_UID, SCOPE_SERVICE, and, cache_hit_rate, nats_published_by_subject, quantile, rate,
+    rate_or_zero, ratio_or_zero, scope_variables, service_series,
 };
 use crate::grafana::{Dashboard, Panel, Row, Target, Variable};
 
@@ -163,13 +163,7 @@ fn messaging() -> Row {
             )
             .min(0.0)
             .no_value("This engine publishes nothing")
-            .target(Target::new(
-                format!(
-                    "sum by (messaging_destination_name, error_type) ({})",
-                    rate("messaging_client_sent_messages_total", SCOPE_SERVICE)
-                ),
-                "{{messaging_destination_name}} {{error_type}}",
-            )),
+            .target(nats_published_by_subject()),
         )
         .panel(
             Panel::timeseries(
@@ -301,17 +295,7 @@ fn cache() -> Row {
             )
             .range(0.0, 1.0)
             .no_value(no_cache)
-            .target(Target::new(
-                format!(
-                    "sum by (cache_name) ({}) / sum by (cache_name) ({})",
-                    rate(
-                        "cache_lookups_total",
-                        &and(SCOPE_SERVICE, r#"cache_result="hit""#)
-                    ),
-                    rate("cache_lookups_total", SCOPE_SERVICE)
-                ),
-                "{{cache_name}}",
-            )),
+            .target(cache_hit_rate()),
         )
         .panel(
             Panel::timeseries(

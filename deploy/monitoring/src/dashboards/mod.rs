@@ -12,7 +12,7 @@ mod overview;
 mod payments;
 mod pipeline;
 
-use crate::grafana::{Dashboard, Variable};
+use crate::grafana::{Dashboard, Target, Variable};
 
 /// A dashboard and the file it is written to.
 #[derive(Debug)]
@@ -124,4 +124,42 @@ pub(crate) fn rate_or_zero(metric: &str, num_filter: &str, den_filter: &str, by:
 /// Joins label filters.
 pub(crate) fn and(a: &str, b: &str) -> String {
     format!("{a}, {b}")
+}
+
+/// NATS messages published per second by subject (failed ones by error.type);
+/// the overview and the drill-down show the same series.
+pub(crate) fn nats_published_by_subject() -> Target {
+    Target::new(
+        format!(
+            "sum by (messaging_destination_name, error_type) ({})",
+            rate("messaging_client_sent_messages_total", SCOPE_SERVICE)
+        ),
+        "{{messaging_destination_name}} {{error_type}}",
+    )
+}
+
+/// Share of cache lookups that hit, per cache.
+pub(crate) fn cache_hit_rate() -> Target {
+    Target::new(
+        format!(
+            "sum by (cache_name) ({}) / sum by (cache_name) ({})",
+            rate(
+                "cache_lookups_total",
+                &and(SCOPE_SERVICE, r#"cache_result="hit""#)
+            ),
+            rate("cache_lookups_total", SCOPE_SERVICE)
+        ),
+        "{{cache_name}}",
+    )
+}
+
+/// `sum by (service_name) (rate(<metric>{<scope>, <filter>}))`, one line per engine.
+pub(crate) fn per_engine_rate(metric: &str, filter: &str, legend: &str) -> Target {
+    Target::new(
+        format!(
+            "sum by (service_name) ({})",
+            rate(metric, &and(SCOPE_SERVICE, filter))
+        ),
+        legend,
+    )
 }

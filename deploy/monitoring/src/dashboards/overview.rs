@@ -2,8 +2,8 @@
 //! series the engines really export.
 
 use super::{
-    ENGINE_UID, SCOPE, SCOPE_SERVICE, and, quantile, rate, rate_or_zero, scope_variables,
-    service_series,
+    ENGINE_UID, SCOPE, SCOPE_SERVICE, and, cache_hit_rate, nats_published_by_subject, quantile,
+    rate, rate_or_zero, scope_variables, service_series,
 };
 use crate::grafana::{Dashboard, Panel, Row, Target, Variable};
 
@@ -98,13 +98,7 @@ pub fn dashboard() -> Dashboard {
             )
             .min(0.0)
             .no_value("The selected services publish nothing on NATS")
-            .target(Target::new(
-                format!(
-                    "sum by (messaging_destination_name, error_type) ({})",
-                    rate("messaging_client_sent_messages_total", SCOPE_SERVICE)
-                ),
-                "{{messaging_destination_name}} {{error_type}}",
-            )),
+            .target(nats_published_by_subject()),
         )
         .panel(
             Panel::timeseries(
@@ -114,14 +108,7 @@ pub fn dashboard() -> Dashboard {
             )
             .range(0.0, 1.0)
             .no_value("The selected services use no cache")
-            .target(Target::new(
-                format!(
-                    "sum by (cache_name) ({}) / sum by (cache_name) ({})",
-                    rate("cache_lookups_total", &and(SCOPE_SERVICE, r#"cache_result="hit""#)),
-                    rate("cache_lookups_total", SCOPE_SERVICE)
-                ),
-                "{{cache_name}}",
-            )),
+            .target(cache_hit_rate()),
         );
     let business = Row::new("Payments")
         .panel(

@@ -1,7 +1,7 @@
 //! Telemetry pipeline health: is the telemetry itself arriving? The engines'
 //! own export counters (telemetry crate) and the collector's.
 
-use super::{SCOPE_SERVICE, and, rate, scope_variables, service_series};
+use super::{SCOPE_SERVICE, per_engine_rate, scope_variables, service_series};
 use crate::grafana::{Dashboard, Panel, Row, Target, Variable};
 
 /// One engine signal's queue and export counters.
@@ -21,13 +21,7 @@ fn engine_signal(title: &str, signal: &str, unit_name: &str) -> Row {
             .width(6)
             .min(0.0)
             .no_value(&no_export)
-            .target(Target::new(
-                format!(
-                    "sum by (service_name) ({})",
-                    rate(&processed, &and(SCOPE_SERVICE, r#"error_type="""#))
-                ),
-                "{{service_name}}",
-            )),
+            .target(per_engine_rate(&processed, r#"error_type="""#, "{{service_name}}")),
         )
         .panel(
             Panel::timeseries(
@@ -39,13 +33,7 @@ fn engine_signal(title: &str, signal: &str, unit_name: &str) -> Row {
             .min(0.0)
             .thresholds(&[(0.000_001, "red")])
             .no_value(&no_export)
-            .target(Target::new(
-                format!(
-                    "sum by (service_name) ({})",
-                    rate(&processed, &and(SCOPE_SERVICE, r#"error_type="queue_full""#))
-                ),
-                "{{service_name}}",
-            )),
+            .target(per_engine_rate(&processed, r#"error_type="queue_full""#, "{{service_name}}")),
         )
         .panel(
             Panel::timeseries(
@@ -56,20 +44,8 @@ fn engine_signal(title: &str, signal: &str, unit_name: &str) -> Row {
             .width(6)
             .min(0.0)
             .no_value(&no_export)
-            .target(Target::new(
-                format!(
-                    "sum by (service_name) ({})",
-                    rate(&exported, &and(SCOPE_SERVICE, r#"error_type="""#))
-                ),
-                "{{service_name}} exported",
-            ))
-            .target(Target::new(
-                format!(
-                    "sum by (service_name) ({})",
-                    rate(&exported, &and(SCOPE_SERVICE, r#"error_type!="""#))
-                ),
-                "{{service_name}} failed",
-            )),
+            .target(per_engine_rate(&exported, r#"error_type="""#, "{{service_name}} exported"))
+            .target(per_engine_rate(&exported, r#"error_type!="""#, "{{service_name}} failed")),
         )
         .panel(
             Panel::timeseries(
@@ -102,20 +78,8 @@ fn engine_metrics() -> Row {
             .width(12)
             .min(0.0)
             .no_value("No metrics pushed over OTLP by the selected engines")
-            .target(Target::new(
-                format!(
-                    "sum by (service_name) ({})",
-                    rate(exported, &and(SCOPE_SERVICE, r#"error_type="""#))
-                ),
-                "{{service_name}} exported",
-            ))
-            .target(Target::new(
-                format!(
-                    "sum by (service_name) ({})",
-                    rate(exported, &and(SCOPE_SERVICE, r#"error_type!="""#))
-                ),
-                "{{service_name}} failed",
-            )),
+            .target(per_engine_rate(exported, r#"error_type="""#, "{{service_name}} exported"))
+            .target(per_engine_rate(exported, r#"error_type!="""#, "{{service_name}} failed")),
         )
         .panel(
             Panel::state_timeline(
