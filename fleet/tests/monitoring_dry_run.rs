@@ -348,6 +348,7 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
 
     // 3. Dashboards, names, lint and the push path, on this data.
     std::thread::sleep(Duration::from_secs(3));
+    report_costs(&prometheus);
     let failures = check_dashboards(&prometheus);
     assert!(failures.is_empty(), "dashboards:\n{}", failures.join("\n"));
     let unknown = unknown_metric_names(&prometheus);
@@ -371,6 +372,45 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
     assert!(faulty.interrupt().success(), "{}", faulty.logs());
     drop(prometheus);
     drop(alertmanager);
+}
+
+/// What the monitoring costs Prometheus, for the record (`-- --nocapture`):
+/// series per engine, recorded series, rule evaluation time per round.
+fn report_costs(prometheus: &testkit::Prometheus) {
+    let number = |q: &str| -> f64 {
+        results(&prometheus.query(q).unwrap())
+            .first()
+            .and_then(|s| s["value"][1].as_str()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let per_engine = prometheus
+        .query(r#"count by (service_name) ({job="deltran", service_name!=""})"#)
+        .unwrap();
+    let per_engine: Vec<String> = results(&per_engine)
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["metric"]["service_name"].as_str().unwrap_or("?"),
+                s["value"][1].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let recorded = number(r#"count({__name__=~".+:.+"})"#);
+    let rules = prometheus.rules().unwrap();
+    let evaluation: f64 = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["evaluationTime"].as_f64())
+        .sum();
+    let groups = rules["groups"].as_array().map_or(0, Vec::len);
+    eprintln!(
+        "monitoring cost: scraped series per engine: {}; total {}; recorded series {recorded}; {groups} rule groups evaluated in {:.1} ms per round",
+        per_engine.join(", "),
+        number(r#"count({job="deltran"})"#),
+        evaluation * 1000.0
+    );
 }
 
 /// Values Grafana would offer for a `label_values(series, label)` variable.
