@@ -193,3 +193,63 @@ pub fn test_coverage(dir: &Path) -> Result<BTreeMap<String, Coverage>, RulesErro
     }
     Ok(cov)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_needs_asserted_annotations_and_a_quiet_case() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.test.yml"),
+            r#"
+rule_files: [x.yml]
+tests:
+  - alert_rule_test:
+      - eval_time: 1m
+        alertname: Both
+        exp_alerts: []
+      - eval_time: 5m
+        alertname: Both
+        exp_alerts:
+          - exp_labels: {severity: critical}
+            exp_annotations: {summary: s, runbook_url: u}
+      - eval_time: 5m
+        alertname: FiresOnly
+        exp_alerts:
+          - exp_labels: {severity: warning}
+            exp_annotations: {runbook_url: u}
+      - eval_time: 5m
+        alertname: NoAnnotations
+        exp_alerts:
+          - exp_labels: {severity: warning}
+"#,
+        )
+        .unwrap();
+        let cov = test_coverage(dir.path()).unwrap();
+        assert_eq!(
+            cov["Both"],
+            Coverage {
+                fires: true,
+                quiet: true
+            }
+        );
+        assert_eq!(
+            cov["FiresOnly"],
+            Coverage {
+                fires: true,
+                quiet: false
+            }
+        );
+        assert_eq!(
+            cov["NoAnnotations"],
+            Coverage {
+                fires: false,
+                quiet: false
+            }
+        );
+        assert!(!cov.contains_key("Untested"));
+    }
+}
