@@ -4,10 +4,13 @@
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::LogRecord as _;
+use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry::{Context, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::logs::{
+    LogBatch, LogExporter, LogProcessor, SdkLogRecord, SdkLogger, SdkLoggerProvider,
+};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::batch::{BatchExporter, BatchQueue, ExportFuture};
@@ -45,16 +48,6 @@ impl SpanProcessor for QueueSpanProcessor {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.queue.shutdown(timeout)
-    }
-}
-
-fn mask_all(attrs: &mut [KeyValue]) {
-    for kv in attrs.iter_mut() {
-        if let Value::String(s) = &kv.value
-            && let Some(masked) = crate::redact::mask_sensitive(s.as_str())
-        {
-            kv.value = Value::from(masked);
-        }
     }
 }
 
@@ -103,12 +96,7 @@ impl<E: SpanExporter + 'static> BatchExporter<SpanData> for SpanExporterAdapter<
     fn export<'a>(&'a mut self, batch: &'a mut Vec<SpanData>) -> ExportFuture<'a> {
         let mut spans = std::mem::take(batch);
         // On the worker thread: masking never costs the application.
-        for span in spans.iter_mut() {
-            mask_all(&mut span.attributes);
-            for event in span.events.events.iter_mut() {
-                mask_all(&mut event.attributes);
-            }
-        }
+        spans.iter_mut().for_each(crate::redact::mask_span);
         Box::pin(self.0.export(spans))
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
@@ -123,14 +111,23 @@ impl<E: SpanExporter> SpanExporterAdapter<E> {
     }
 }
 
-/// Drives an SDK [`LogExporter`] from the batch worker.
+/// Drives an SDK [`LogExporter`] from the batch worker, masking card
+/// numbers and IBANs in bodies and attributes first.
 #[derive(Debug)]
-pub(crate) struct LogExporterAdapter<E>(pub(crate) E);
+pub(crate) struct LogExporterAdapter<E> {
+    exporter: E,
+    /// Makes blank records for masked copies (the SDK's records cannot
+    /// rewrite an attribute in place). Its provider has no processor.
+    blank: SdkLogger,
+}
 
 impl<E: LogExporter> LogExporterAdapter<E> {
     pub(crate) fn new(mut exporter: E, resource: &Resource) -> Self {
         exporter.set_resource(resource);
-        LogExporterAdapter(exporter)
+        let blank = SdkLoggerProvider::builder()
+            .build()
+            .logger("telemetry.redact");
+        LogExporterAdapter { exporter, blank }
     }
 }
 
@@ -141,7 +138,13 @@ impl<E: LogExporter + 'static> BatchExporter<(SdkLogRecord, InstrumentationScope
         &'a mut self,
         batch: &'a mut Vec<(SdkLogRecord, InstrumentationScope)>,
     ) -> ExportFuture<'a> {
-        let exporter = &self.0;
+        // On the worker thread: masking never costs the application.
+        for (record, _) in batch.iter_mut() {
+            if let Some(masked) = crate::redact::masked_log_record(record, &self.blank) {
+                *record = masked;
+            }
+        }
+        let exporter = &self.exporter;
         Box::pin(async move {
             let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
                 batch.iter().map(|(r, s)| (r, s)).collect();
@@ -149,6 +152,6 @@ impl<E: LogExporter + 'static> BatchExporter<(SdkLogRecord, InstrumentationScope
         })
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+        self.exporter.shutdown_with_timeout(timeout)
     }
 }

@@ -1,6 +1,22 @@
-//! Masks card numbers (PANs, Luhn-checked) and IBANs in span attribute
-//! values before export, keeping only the last four characters. Runs on the
-//! export worker thread, never on the application's hot path.
+//! Masks card numbers (PANs: 13–19 digits starting 2–6, Luhn-checked,
+//! grouped or not) and IBANs (country, check digits and account, mod-97
+//! checked, grouped in fours or not), keeping the last four characters.
+//!
+//! One masking for every signal: span attributes, event names and
+//! attributes, link attributes and status messages, log bodies and
+//! attributes (on the export worker thread, never on the application's hot
+//! path), and the stdout log lines (JSON and text). Only string values are
+//! examined: numbers, trace ids, UUIDs and amounts are left alone.
+
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _};
+use opentelemetry::trace::Status;
+use opentelemetry::{Array, Key, KeyValue, Value};
+use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger};
+use opentelemetry_sdk::trace::SpanData;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::{RecordFields, VisitOutput};
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
 /// `Some(masked)` when `value` contains a card number or IBAN.
 ///
@@ -15,6 +31,184 @@ pub fn mask_sensitive(value: &str) -> Option<String> {
     let after = masked_cards.as_deref().unwrap_or(value);
     let masked_ibans = mask_ibans(after);
     masked_ibans.or(masked_cards)
+}
+
+/// Masks a string attribute value (and strings in string arrays) in place.
+pub(crate) fn mask_value(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Some(m) = mask_sensitive(s.as_str()) {
+                *value = Value::from(m);
+            }
+        }
+        Value::Array(Array::String(items)) => {
+            for item in items.iter_mut() {
+                if let Some(m) = mask_sensitive(item.as_str()) {
+                    *item = m.into();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Masks every attribute value of a list.
+pub(crate) fn mask_attributes(attrs: &mut [KeyValue]) {
+    for kv in attrs.iter_mut() {
+        mask_value(&mut kv.value);
+    }
+}
+
+/// Masks everything of a finished span that can carry text from outside:
+/// attributes, event names (a `tracing` event's message) and attributes,
+/// link attributes, and the error description.
+pub(crate) fn mask_span(span: &mut SpanData) {
+    mask_attributes(&mut span.attributes);
+    for event in span.events.events.iter_mut() {
+        if let Some(m) = mask_sensitive(&event.name) {
+            event.name = m.into();
+        }
+        mask_attributes(&mut event.attributes);
+    }
+    for link in span.links.links.iter_mut() {
+        mask_attributes(&mut link.attributes);
+    }
+    if let Status::Error { description } = &span.status
+        && let Some(m) = mask_sensitive(description)
+    {
+        span.status = Status::error(m);
+    }
+}
+
+/// A log value with every string in it masked; `None` when nothing changes.
+fn masked_any(value: &AnyValue) -> Option<AnyValue> {
+    match value {
+        AnyValue::String(s) => mask_sensitive(s.as_str()).map(AnyValue::from),
+        AnyValue::ListAny(items) => {
+            let masked: Vec<Option<AnyValue>> = items.iter().map(masked_any).collect();
+            masked.iter().any(Option::is_some).then(|| {
+                AnyValue::ListAny(Box::new(
+                    masked
+                        .into_iter()
+                        .zip(items.iter())
+                        .map(|(m, orig)| m.unwrap_or_else(|| orig.clone()))
+                        .collect(),
+                ))
+            })
+        }
+        AnyValue::Map(map) => {
+            let masked: Vec<(&Key, Option<AnyValue>)> =
+                map.iter().map(|(k, v)| (k, masked_any(v))).collect();
+            masked.iter().any(|(_, m)| m.is_some()).then(|| {
+                AnyValue::Map(Box::new(
+                    masked
+                        .into_iter()
+                        .map(|(k, m)| {
+                            let v = m
+                                .unwrap_or_else(|| map.get(k).cloned().unwrap_or(AnyValue::Int(0)));
+                            (k.clone(), v)
+                        })
+                        .collect(),
+                ))
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The log record with its body and attributes masked, built afresh by
+/// `blank` (the SDK's records cannot rewrite an attribute in place);
+/// `None` when there is nothing to mask, the common case.
+pub(crate) fn masked_log_record(record: &SdkLogRecord, blank: &SdkLogger) -> Option<SdkLogRecord> {
+    let body = record.body().and_then(masked_any);
+    let attrs: Vec<Option<AnyValue>> = record
+        .attributes_iter()
+        .map(|(_, v)| masked_any(v))
+        .collect();
+    if body.is_none() && attrs.iter().all(Option::is_none) {
+        return None;
+    }
+    let mut out = blank.create_log_record();
+    if let Some(name) = record.event_name() {
+        out.set_event_name(name);
+    }
+    if let Some(target) = record.target() {
+        out.set_target(target.clone());
+    }
+    if let Some(t) = record.timestamp() {
+        out.set_timestamp(t);
+    }
+    if let Some(t) = record.observed_timestamp() {
+        out.set_observed_timestamp(t);
+    }
+    if let Some(tc) = record.trace_context() {
+        out.set_trace_context(tc.trace_id, tc.span_id, tc.trace_flags);
+    }
+    if let Some(text) = record.severity_text() {
+        out.set_severity_text(text);
+    }
+    if let Some(n) = record.severity_number() {
+        out.set_severity_number(n);
+    }
+    if let Some(b) = body.or_else(|| record.body().cloned()) {
+        out.set_body(b);
+    }
+    for ((key, value), masked) in record.attributes_iter().zip(attrs) {
+        out.add_attribute(key.clone(), masked.unwrap_or_else(|| value.clone()));
+    }
+    Some(out)
+}
+
+/// Field formatting for the readable-text stdout layer that masks string
+/// and `Debug` values (numbers are written as they are).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MaskingFields;
+
+impl<'writer> FormatFields<'writer> for MaskingFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = MaskingVisitor(DefaultVisitor::new(writer, true));
+        fields.record(&mut visitor);
+        visitor.0.finish()
+    }
+}
+
+struct MaskingVisitor<'a>(DefaultVisitor<'a>);
+
+impl Visit for MaskingVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match mask_sensitive(value) {
+            Some(m) => self.0.record_str(field, &m),
+            None => self.0.record_str(field, value),
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let text = value.to_string();
+        let masked = mask_sensitive(&text).unwrap_or(text);
+        self.0.record_debug(field, &format_args!("{masked}"));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        match mask_sensitive(&text) {
+            Some(m) => self.0.record_debug(field, &format_args!("{m}")),
+            None => self.0.record_debug(field, value),
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.record_i64(field, value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.record_u64(field, value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.record_f64(field, value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.record_bool(field, value);
+    }
 }
 
 fn luhn(digits: &[u8]) -> bool {
@@ -64,7 +258,10 @@ fn mask_cards(s: &str) -> Option<String> {
             }
         }
         let boundary_ok = end >= bytes.len() || !bytes[end].is_ascii_alphanumeric();
-        if (13..=19).contains(&digits.len()) && boundary_ok && luhn(&digits) {
+        // Card numbers start 2-6 (ISO/IEC 7812 industry identifiers of
+        // payment cards): epoch-millisecond timestamps (1…) never match.
+        let card_prefix = matches!(digits.first(), Some(2..=6));
+        if (13..=19).contains(&digits.len()) && boundary_ok && card_prefix && luhn(&digits) {
             let last4: String = digits[digits.len() - 4..]
                 .iter()
                 .map(|d| (d + b'0') as char)
@@ -80,7 +277,9 @@ fn mask_cards(s: &str) -> Option<String> {
     changed.then_some(out)
 }
 
-/// Two letters, two digits, then 11–30 letters/digits (no separators).
+/// Two letters, two digits, then 11–30 letters/digits, either unbroken or
+/// in groups of four separated by single spaces (the printed form); kept
+/// only when the ISO 13616 mod-97 check holds.
 fn mask_ibans(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -94,27 +293,80 @@ fn mask_ibans(s: &str) -> Option<String> {
             && bytes[i + 1].is_ascii_uppercase()
             && bytes[i + 2].is_ascii_digit()
             && bytes[i + 3].is_ascii_digit()
+            && let Some((end, chars)) = iban_at(bytes, i)
         {
-            let mut end = i + 4;
-            while end < bytes.len()
-                && (bytes[end].is_ascii_uppercase() || bytes[end].is_ascii_digit())
-            {
-                end += 1;
-            }
-            let len = end - i;
-            let boundary_ok = end >= bytes.len() || !bytes[end].is_ascii_alphanumeric();
-            if (15..=34).contains(&len) && boundary_ok {
-                out.push_str(&s[i..i + 4]);
-                out.push_str("****");
-                out.push_str(&s[end - 4..end]);
-                changed = true;
-                i = end;
-                continue;
-            }
+            let tail: String = chars[chars.len() - 4..]
+                .iter()
+                .map(|&b| b as char)
+                .collect();
+            out.push_str(&s[i..i + 4]);
+            out.push_str("****");
+            out.push_str(&tail);
+            changed = true;
+            i = end;
+            continue;
         }
         i = copy_char(s, i, &mut out);
     }
     changed.then_some(out)
+}
+
+/// The IBAN starting at `start`: its end and its characters without spaces.
+fn iban_at(bytes: &[u8], start: usize) -> Option<(usize, Vec<u8>)> {
+    let is_char = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    // Unbroken first, then grouped: "DE89 3704 0044 0532 0130 00".
+    let mut end = start;
+    while end < bytes.len() && is_char(bytes[end]) {
+        end += 1;
+    }
+    let mut chars: Vec<u8> = bytes[start..end].to_vec();
+    if chars.len() == 4 {
+        let mut j = end;
+        loop {
+            if j + 1 < bytes.len() && bytes[j] == b' ' && is_char(bytes[j + 1]) {
+                let group_start = j + 1;
+                let mut k = group_start;
+                while k < bytes.len() && is_char(bytes[k]) && k - group_start < 4 {
+                    k += 1;
+                }
+                let full_group = k - group_start == 4;
+                let ends_word = k >= bytes.len() || !bytes[k].is_ascii_alphanumeric();
+                if !ends_word {
+                    break;
+                }
+                chars.extend_from_slice(&bytes[group_start..k]);
+                end = k;
+                j = k;
+                if !full_group {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+    }
+    let boundary_ok = end >= bytes.len() || !bytes[end].is_ascii_alphanumeric();
+    ((15..=34).contains(&chars.len()) && boundary_ok && iban_checksum_ok(&chars))
+        .then_some((end, chars))
+}
+
+/// ISO 13616: move the first four characters to the end, letters to
+/// 10..35, and the number mod 97 must be 1.
+fn iban_checksum_ok(chars: &[u8]) -> bool {
+    let mut rem: u32 = 0;
+    for &b in chars[4..].iter().chain(&chars[..4]) {
+        let v = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
 }
 
 /// Copies the character starting at byte `i` (always a char boundary here)
@@ -160,6 +412,41 @@ mod tests {
         );
         assert_eq!(mask_sensitive("EURUSD"), None);
         assert_eq!(mask_sensitive("US12"), None);
+    }
+
+    #[test]
+    fn grouped_ibans_and_the_checksum() {
+        assert_eq!(
+            mask_sensitive("from DE89 3704 0044 0532 0130 00 today").as_deref(),
+            Some("from DE89****3000 today")
+        );
+        assert_eq!(
+            mask_sensitive("DE89370400440532013000").as_deref(),
+            Some("DE89****3000")
+        );
+        assert_eq!(
+            mask_sensitive("DE88370400440532013000"),
+            None,
+            "mod-97 fails"
+        );
+        assert_eq!(mask_sensitive("DE89 3704"), None, "too short");
+    }
+
+    #[test]
+    fn no_false_positives_on_ids_timestamps_and_amounts() {
+        for text in [
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "00f067aa0ba902b7",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "12345678-1234-1234-1234-123456789012",
+            "1764443235123",
+            "accepted_at_ms=1764443235123",
+            "amount 1250000.50 EUR",
+            "999999999999",
+            "ABCDEFGH12345678",
+        ] {
+            assert_eq!(mask_sensitive(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -119,12 +119,7 @@ struct JsonVisitor {
 
 impl Visit for JsonVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_string());
-        } else {
-            self.fields
-                .insert(field.name().into(), Value::String(value.into()));
-        }
+        self.record_text(field, masked(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.fields.insert(field.name().into(), Value::from(value));
@@ -139,17 +134,26 @@ impl Visit for JsonVisitor {
         self.fields.insert(field.name().into(), Value::from(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.fields
-            .insert(field.name().into(), Value::String(value.to_string()));
+        self.record_text(field, masked(&value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let s = format!("{value:?}");
+        self.record_text(field, masked(&format!("{value:?}")));
+    }
+}
+
+impl JsonVisitor {
+    fn record_text(&mut self, field: &Field, text: String) {
         if field.name() == "message" {
-            self.message = Some(s);
+            self.message = Some(text);
         } else {
-            self.fields.insert(field.name().into(), Value::String(s));
+            self.fields.insert(field.name().into(), Value::String(text));
         }
     }
+}
+
+/// The text with card numbers and IBANs masked (numbers are never examined).
+fn masked(text: &str) -> String {
+    crate::redact::mask_sensitive(text).unwrap_or_else(|| text.to_string())
 }
 
 /// Current UTC time as RFC 3339 with microseconds, without a date crate.

@@ -223,6 +223,7 @@ impl TelemetryBuilder {
             LogFormat::Json => Box::new(JsonLayer::new(stdout_writer)),
             LogFormat::Text => Box::new(
                 tracing_subscriber::fmt::layer()
+                    .fmt_fields(crate::redact::MaskingFields)
                     .with_writer(stdout_writer)
                     .with_ansi(false),
             ),
