@@ -69,7 +69,8 @@ fn the_shipped_config_scrapes_every_engine_and_the_overview_panels_show_their_da
         &repo_root(),
         &PrometheusTargets {
             engines: launcher.scrape_targets(),
-            collectors: Vec::new(),
+            // The shipped collector targets (none: no collector runs here).
+            collectors: None,
             alertmanagers: Vec::new(),
             environment: "dev".into(),
         },

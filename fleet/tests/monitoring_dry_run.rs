@@ -137,7 +137,8 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
         &root,
         &PrometheusTargets {
             engines: healthy.scrape_targets(),
-            collectors: Vec::new(),
+            // The shipped collector targets (none: no collector runs here).
+            collectors: None,
             alertmanagers: vec![alertmanager.host_port()],
             environment: "prod".into(),
         },
@@ -221,7 +222,8 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
     let page = sink
         .wait_for(WAIT, |r| {
             r.path == "/pagerduty"
-                && r.json["payload"]["summary"] == "[FIRING:1] EngineDown on risk-engine (prod)"
+                && r.json["payload"]["summary"]
+                    == "[FIRING:1] EngineDown on risk-engine (prod): risk-engine is down"
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
     let details = &page.json["payload"]["custom_details"];
@@ -330,7 +332,7 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
     sink.wait_for(WAIT, |r| {
         r.path == "/pagerduty"
             && r.json["payload"]["summary"]
-                == "[FIRING:1] RiskCircuitBreakerOpen on risk-engine (prod)"
+                == "[FIRING:1] RiskCircuitBreakerOpen on risk-engine (prod): risk-engine's circuit breaker is open"
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
     // Every notification so far went to the receiver its severity names.

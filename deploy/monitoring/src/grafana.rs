@@ -213,6 +213,7 @@ pub struct Panel {
     height: u32,
     min: Option<f64>,
     max: Option<f64>,
+    decimals: Option<u32>,
     thresholds: Vec<(f64, &'static str)>,
     mappings: Vec<(&'static str, &'static str, &'static str)>,
     links: Vec<(String, String)>,
@@ -231,6 +232,7 @@ impl Panel {
             height: 8,
             min: None,
             max: None,
+            decimals: None,
             thresholds: Vec::new(),
             mappings: Vec::new(),
             links: Vec::new(),
@@ -295,6 +297,12 @@ impl Panel {
         self
     }
 
+    /// Decimals shown (a 99.9% objective needs three).
+    pub fn decimals(mut self, d: u32) -> Self {
+        self.decimals = Some(d);
+        self
+    }
+
     /// Colour steps above a base of green: `(value, colour)`.
     pub fn thresholds(mut self, steps: &[(f64, &'static str)]) -> Self {
         self.thresholds = steps.to_vec();
@@ -335,6 +343,9 @@ impl Panel {
         }
         if let Some(max) = self.max {
             defaults["max"] = json!(max);
+        }
+        if let Some(d) = self.decimals {
+            defaults["decimals"] = json!(d);
         }
         if !self.mappings.is_empty() {
             let options: serde_json::Map<String, Value> = self

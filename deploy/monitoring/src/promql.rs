@@ -99,6 +99,32 @@ pub fn metric_names(expr: &str, known: &[&str]) -> Result<Vec<String>, BadExpr> 
     Ok(names)
 }
 
+/// Every range window in `expr` (`x[5m]`, subqueries' `[1h:]`).
+pub fn range_windows(expr: &str) -> Result<Vec<std::time::Duration>, BadExpr> {
+    let parsed = parser::parse(expr).map_err(|message| BadExpr {
+        expr: expr.to_string(),
+        message,
+    })?;
+    let mut ranges = Ranges(Vec::new());
+    let _ = walk_expr(&mut ranges, &parsed);
+    Ok(ranges.0)
+}
+
+struct Ranges(Vec<std::time::Duration>);
+
+impl ExprVisitor for Ranges {
+    type Error = std::convert::Infallible;
+
+    fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+        match expr {
+            Expr::MatrixSelector(ms) => self.0.push(ms.range),
+            Expr::Subquery(sq) => self.0.push(sq.range),
+            _ => {}
+        }
+        Ok(true)
+    }
+}
+
 struct Collect(Vec<Selector>);
 
 impl ExprVisitor for Collect {
@@ -187,6 +213,18 @@ mod tests {
             [
                 "otelcol_exporter_sent_log_records_total",
                 "otelcol_exporter_sent_spans_total"
+            ]
+        );
+    }
+
+    #[test]
+    fn range_windows_are_read_from_the_syntax_tree() {
+        let r = range_windows("rate(a[5m]) / max_over_time(b[1h:1m]) + c").unwrap();
+        assert_eq!(
+            r,
+            [
+                std::time::Duration::from_secs(300),
+                std::time::Duration::from_secs(3600)
             ]
         );
     }

@@ -165,29 +165,32 @@ pub struct ExpectedAlert {
     pub exp_annotations: BTreeMap<String, String>,
 }
 
-/// How each alert is covered by the unit tests in `dir`.
+/// What the unit tests in a directory prove about the alerts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Coverage {
-    /// A case where it fires with its annotations asserted.
-    pub fires: bool,
-    /// A case where it stays quiet.
-    pub quiet: bool,
+    /// (alert, severity) pairs seen firing with `severity` and
+    /// `runbook_url` asserted: an alert defined at two severities needs a
+    /// firing case for each.
+    pub fires: std::collections::BTreeSet<(String, String)>,
+    /// Alerts with a case where they stay quiet.
+    pub quiet: std::collections::BTreeSet<String>,
 }
 
-/// Coverage per alert name over every test file in `dir`.
-pub fn test_coverage(dir: &Path) -> Result<BTreeMap<String, Coverage>, RulesError> {
-    let mut cov: BTreeMap<String, Coverage> = BTreeMap::new();
+/// Coverage over every test file in `dir`.
+pub fn test_coverage(dir: &Path) -> Result<Coverage, RulesError> {
+    let mut cov = Coverage::default();
     for path in yaml_files(dir)? {
         let file: TestFile = parse(&path)?;
         for case in file.tests.iter().flat_map(|t| &t.alert_rule_test) {
-            let c = cov.entry(case.alertname.clone()).or_default();
             if case.exp_alerts.is_empty() {
-                c.quiet = true;
-            } else if case.exp_alerts.iter().all(|a| {
-                a.exp_annotations.contains_key("runbook_url")
-                    && a.exp_labels.contains_key("severity")
-            }) {
-                c.fires = true;
+                cov.quiet.insert(case.alertname.clone());
+            }
+            for a in &case.exp_alerts {
+                if let Some(severity) = a.exp_labels.get("severity")
+                    && a.exp_annotations.contains_key("runbook_url")
+                {
+                    cov.fires.insert((case.alertname.clone(), severity.clone()));
+                }
             }
         }
     }
@@ -229,27 +232,14 @@ tests:
         )
         .unwrap();
         let cov = test_coverage(dir.path()).unwrap();
-        assert_eq!(
-            cov["Both"],
-            Coverage {
-                fires: true,
-                quiet: true
-            }
+        let fires = |a: &str, s: &str| cov.fires.contains(&(a.to_string(), s.to_string()));
+        assert!(fires("Both", "critical") && cov.quiet.contains("Both"));
+        assert!(fires("FiresOnly", "warning") && !cov.quiet.contains("FiresOnly"));
+        assert!(
+            !fires("FiresOnly", "critical"),
+            "a severity never seen firing"
         );
-        assert_eq!(
-            cov["FiresOnly"],
-            Coverage {
-                fires: true,
-                quiet: false
-            }
-        );
-        assert_eq!(
-            cov["NoAnnotations"],
-            Coverage {
-                fires: false,
-                quiet: false
-            }
-        );
-        assert!(!cov.contains_key("Untested"));
+        assert!(!fires("NoAnnotations", "warning"));
+        assert!(!cov.quiet.contains("Untested"));
     }
 }

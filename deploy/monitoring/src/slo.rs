@@ -104,9 +104,9 @@ pub enum SloError {
         /// What was given.
         value: f64,
     },
-    /// Window not a duration or shorter than the longest alert window.
+    /// Window other than the 30 days the burn rates are tuned for.
     #[error(
-        "SLO {slo}: window {value:?} must be a duration of at least 3d (the longest alert window), e.g. 30d"
+        "SLO {slo}: window {value:?} must be 30d: the burn rates (14.4x, 6x, 3x, 1x over 1h to 3d) spend 2%, 5%, 10% of a 30-day budget; other windows would need other rates"
     )]
     Window {
         /// The SLO.
@@ -170,8 +170,16 @@ pub const BURN_WINDOWS: [(&str, f64, &str, &str); 4] = [
     ("warning", 1.0, "3d", "6h"),
 ];
 
-/// Every window a ratio is recorded for.
-const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+/// Windows recorded in the fast group (evaluated with the global interval,
+/// beside the page alert that reads them).
+const FAST_WINDOWS: [&str; 5] = ["5m", "30m", "1h", "2h", "6h"];
+
+/// Windows recorded once a minute: days of samples per evaluation, read
+/// only by the ticket alert and the dashboards.
+const SLOW_WINDOWS: [&str; 2] = ["1d", "3d"];
+
+/// How often the slow group is evaluated.
+const SLOW_INTERVAL: &str = "1m";
 
 /// The labels SLO series keep (both metric paths carry them).
 const KEEP: &str = "deployment_environment_name, service_namespace, service_name";
@@ -196,7 +204,7 @@ impl Slo {
             });
         }
         let window_ok = PromDuration::parse(&self.window)
-            .is_ok_and(|w| w >= PromDuration::from_millis(3 * 24 * 3_600_000));
+            .is_ok_and(|w| w == PromDuration::from_millis(30 * 24 * 3_600_000));
         if !window_ok {
             return Err(SloError::Window {
                 slo: self.name.clone(),
@@ -355,6 +363,28 @@ fn render_slo(out: &mut String, service: &str, slo: &Slo, runbook_base: &str) {
     let name = &slo.name;
     let budget = slo.error_budget();
     let sel = format!("slo=\"{name}\"");
+    let ratios = |out: &mut String, windows: &[&str]| {
+        for w in windows {
+            rule(
+                out,
+                &format!("slo:sli_events:rate{w}"),
+                &slo.events(w),
+                name,
+            );
+            rule(
+                out,
+                &format!("slo:sli_errors:rate{w}"),
+                &slo.errors(w),
+                name,
+            );
+            rule(
+                out,
+                &format!("slo:sli_error:ratio_rate{w}"),
+                &format!("slo:sli_errors:rate{w}{{{sel}}} / slo:sli_events:rate{w}{{{sel}}}"),
+                name,
+            );
+        }
+    };
     let _ = write!(out, "  - name: slo-{name}\n    rules:\n");
     rule(
         out,
@@ -368,26 +398,13 @@ fn render_slo(out: &mut String, service: &str, slo: &Slo, runbook_base: &str) {
         &format!("vector({budget})"),
         name,
     );
-    for w in WINDOWS {
-        rule(
-            out,
-            &format!("slo:sli_events:rate{w}"),
-            &slo.events(w),
-            name,
-        );
-        rule(
-            out,
-            &format!("slo:sli_errors:rate{w}"),
-            &slo.errors(w),
-            name,
-        );
-        rule(
-            out,
-            &format!("slo:sli_error:ratio_rate{w}"),
-            &format!("slo:sli_errors:rate{w}{{{sel}}} / slo:sli_events:rate{w}{{{sel}}}"),
-            name,
-        );
-    }
+    ratios(out, &FAST_WINDOWS);
+    render_alert(out, service, slo, "critical", runbook_base);
+    let _ = write!(
+        out,
+        "  - name: slo-{name}-long-windows\n    interval: {SLOW_INTERVAL}\n    rules:\n"
+    );
+    ratios(out, &SLOW_WINDOWS);
     let window = &slo.window;
     rule(
         out,
@@ -403,40 +420,46 @@ fn render_slo(out: &mut String, service: &str, slo: &Slo, runbook_base: &str) {
         &format!("1 - slo:sli_error:ratio_rate{window}{{{sel}}} / {budget}"),
         name,
     );
+    render_alert(out, service, slo, "warning", runbook_base);
+}
+
+fn render_alert(out: &mut String, service: &str, slo: &Slo, severity: &str, runbook_base: &str) {
+    let name = &slo.name;
+    let window = &slo.window;
+    let budget = slo.error_budget();
+    let sel = format!("slo=\"{name}\"");
     let alert = slo.alert_name();
     let runbook = format!("{runbook_base}{}", slo.runbook);
-    for severity in ["critical", "warning"] {
-        let branches: Vec<String> = BURN_WINDOWS
-            .iter()
-            .filter(|(s, ..)| *s == severity)
-            .map(|(_, burn, long, short)| {
-                let seconds = PromDuration::parse(long).map_or(0.0, PromDuration::as_secs_f64);
-                format!(
-                    "(\n            slo:sli_error:ratio_rate{long}{{{sel}}} > ({burn} * {budget})\n            and slo:sli_error:ratio_rate{short}{{{sel}}} > ({burn} * {budget})\n            and slo:sli_events:rate{long}{{{sel}}} * {seconds} >= {min}\n          )",
-                    min = slo.min_events
-                )
-            })
-            .collect();
-        let (for_, kind, windows) = if severity == "critical" {
-            ("2m", "page", "14.4x over 1h and 5m, or 6x over 6h and 30m")
-        } else {
-            ("15m", "ticket", "3x over 1d and 2h, or 1x over 3d and 6h")
-        };
-        let _ = write!(
-            out,
-            "      - alert: {alert}\n        expr: |\n          {}\n        for: {for_}\n        labels:\n          severity: {severity}\n          slo: {name}\n          service_name: {service}\n        annotations:\n          summary: {}\n          description: {}\n          runbook_url: {runbook}\n",
-            branches.join("\n          or\n          "),
-            yaml_string(&format!(
-                "{service} is burning the error budget of SLO {name} too fast ({kind})"
-            )),
-            yaml_string(&format!(
-                "{} Objective {}% over {window}; the error ratio over the long window is {{{{ $value | humanizePercentage }}}} against a budget of {}% (burn rate {windows}). At this pace the budget is gone before the window ends.",
-                slo.description,
-                slo.objective,
-                budget * 100.0
-            )),
-        );
-    }
+    let branches: Vec<String> = BURN_WINDOWS
+        .iter()
+        .filter(|(s, ..)| *s == severity)
+        .map(|(_, burn, long, short)| {
+            let seconds = PromDuration::parse(long).map_or(0.0, PromDuration::as_secs_f64);
+            format!(
+                "(\n            slo:sli_error:ratio_rate{long}{{{sel}}} > ({burn} * {budget})\n            and slo:sli_error:ratio_rate{short}{{{sel}}} > ({burn} * {budget})\n            and slo:sli_events:rate{long}{{{sel}}} * {seconds} >= {min}\n          )",
+                min = slo.min_events
+            )
+        })
+        .collect();
+    let (for_, kind, windows) = if severity == "critical" {
+        ("2m", "page", "14.4x over 1h and 5m, or 6x over 6h and 30m")
+    } else {
+        ("15m", "ticket", "3x over 1d and 2h, or 1x over 3d and 6h")
+    };
+    let _ = write!(
+        out,
+        "      - alert: {alert}\n        expr: |\n          {}\n        for: {for_}\n        labels:\n          severity: {severity}\n          slo: {name}\n          service_name: {service}\n        annotations:\n          summary: {}\n          description: {}\n          runbook_url: {runbook}\n",
+        branches.join("\n          or\n          "),
+        yaml_string(&format!(
+            "{service} is burning the error budget of SLO {name} too fast ({kind})"
+        )),
+        yaml_string(&format!(
+            "{} Objective {}% over {window}; the error ratio over the long window is {{{{ $value | humanizePercentage }}}} against a budget of {}% (burn rate {windows}). At this pace the budget is gone before the window ends.",
+            slo.description,
+            slo.objective,
+            budget * 100.0
+        )),
+    );
 }
 
 #[cfg(test)]
@@ -468,7 +491,9 @@ mod tests {
         let e = render(&[spec(100.0, "30d", 0.5)], "").unwrap_err();
         assert!(e.to_string().contains("objective 100"), "{e}");
         let e = render(&[spec(99.0, "1d", 0.5)], "").unwrap_err();
-        assert!(e.to_string().contains("at least 3d"), "{e}");
+        assert!(e.to_string().contains("must be 30d"), "{e}");
+        let e = render(&[spec(99.0, "28d", 0.5)], "").unwrap_err();
+        assert!(matches!(e, SloError::Window { .. }), "{e}");
         let e = render(&[spec(99.0, "thirty days", 0.5)], "").unwrap_err();
         assert!(matches!(e, SloError::Window { .. }), "{e}");
         let e = render(&[spec(99.0, "30d", 0.3)], "").unwrap_err();
@@ -513,12 +538,25 @@ mod tests {
     fn every_generated_expression_parses_and_every_window_is_recorded() {
         let text = render(&[spec(99.0, "30d", 0.5)], "https://x/").unwrap();
         let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-        let rules = parsed["groups"][0]["rules"].as_sequence().unwrap();
-        for r in rules {
+        let rules: Vec<&serde_yaml_ng::Value> = parsed["groups"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_sequence().unwrap())
+            .collect();
+        assert_eq!(
+            parsed["groups"][1]["interval"], "1m",
+            "days-long windows once a minute"
+        );
+        for r in &rules {
             let expr = r["expr"].as_str().unwrap();
             crate::promql::selectors(expr).unwrap();
         }
-        for w in WINDOWS.iter().chain(["30d"].iter()) {
+        for w in FAST_WINDOWS
+            .iter()
+            .chain(&SLOW_WINDOWS)
+            .chain(["30d"].iter())
+        {
             let record = format!("slo:sli_error:ratio_rate{w}");
             assert!(
                 rules.iter().any(|r| r["record"].as_str() == Some(&record)),

@@ -93,8 +93,8 @@ pub struct TargetGroup {
 pub struct PrometheusTargets {
     /// `targets/deltran-engines.yml`.
     pub engines: Vec<TargetGroup>,
-    /// `targets/otel-collector.yml`.
-    pub collectors: Vec<TargetGroup>,
+    /// `targets/otel-collector.yml`; `None` keeps the shipped file.
+    pub collectors: Option<Vec<TargetGroup>>,
     /// `targets/alertmanager.yml` (`host:port`).
     pub alertmanagers: Vec<String>,
     /// The `environment` external label.
@@ -233,7 +233,9 @@ pub fn stage_prometheus(root: &Path, targets: &PrometheusTargets) -> Result<Stag
     }
     let staged = Staged { dir, config };
     staged.set_targets("deltran-engines.yml", &targets.engines)?;
-    staged.set_targets("otel-collector.yml", &targets.collectors)?;
+    if let Some(collectors) = &targets.collectors {
+        staged.set_targets("otel-collector.yml", collectors)?;
+    }
     staged.set_targets(
         "alertmanager.yml",
         &[TargetGroup {

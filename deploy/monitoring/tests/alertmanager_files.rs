@@ -91,7 +91,11 @@ fn every_alert_and_severity_routes_to_its_receiver() {
 
 #[test]
 fn amtool_renders_every_template() {
-    for name in ["deltran.title", "deltran.text", "deltran.runbook"] {
+    for (name, expected) in [
+        ("deltran.title", "] "),
+        ("deltran.text", "Runbook: "),
+        ("deltran.runbook", ""),
+    ] {
         let text = format!("{{{{ template \"{name}\" . }}}}");
         let out = amtool(&[
             "template",
@@ -100,6 +104,7 @@ fn amtool_renders_every_template() {
             &format!("--template.text={text}"),
         ]);
         assert!(out.status.success(), "{name}: {}", out.combined());
+        assert!(out.stdout.contains(expected), "{name}: {}", out.combined());
     }
 }
 
@@ -161,6 +166,9 @@ fn a_real_alertmanager_inhibits_and_notifies_as_configured() {
               "burning (page)", "fast", "https://runbooks.example/slo.md"),
         alert(&with(&[("alertname", "GatewayPaymentsLatencyErrorBudgetBurn"), ("severity", "warning"), ("service_name", "gateway"), ("slo", "gateway-payments-latency")]),
               "burning (ticket)", "slow", "https://runbooks.example/slo.md"),
+        // The payments it fails are the same incident.
+        alert(&with(&[("alertname", "PaymentAcceptanceRatioLow"), ("severity", "critical"), ("service_name", "gateway")]),
+              "Only 60% of payments are accepted", "…", "https://runbooks.example/payments-acceptance.md"),
         // A dev stack notifies nobody.
         alert(&[("environment", "dev"), ("cluster", "laptop"), ("alertname", "EngineDown"), ("severity", "critical"), ("service_name", "token-engine")],
               "token-engine is down", "on a laptop", runbook),
@@ -178,9 +186,10 @@ fn a_real_alertmanager_inhibits_and_notifies_as_configured() {
     let p = &page.json;
     assert_eq!(p["routing_key"], "test-routing-key");
     assert_eq!(p["event_action"], "trigger");
+    // The incident title names the engine and the summary (with the value).
     assert_eq!(
         p["payload"]["summary"],
-        "[FIRING:1] EngineDown on risk-engine (prod)"
+        "[FIRING:1] EngineDown on risk-engine (prod): risk-engine is down"
     );
     assert_eq!(p["payload"]["severity"], "critical");
     assert_eq!(p["payload"]["custom_details"]["runbook_url"], runbook);
@@ -241,6 +250,11 @@ fn a_real_alertmanager_inhibits_and_notifies_as_configured() {
     assert_eq!(
         state_of(&am, "EngineHighErrorRatio", "gateway")["state"],
         "active"
+    );
+    assert!(
+        suppressed("PaymentAcceptanceRatioLow", "gateway"),
+        "{}",
+        state_of(&am, "PaymentAcceptanceRatioLow", "gateway")
     );
     let slo: Vec<Value> = am
         .alerts()

@@ -377,8 +377,7 @@ fn process() -> Row {
 }
 
 fn spans() -> Row {
-    let needs_collector =
-        "Needs the collector's span_metrics connector (otel-collector/); no exemplars without it";
+    let needs_collector = "Needs the collector's span_metrics connector; no exemplars without it";
     Row::new("Spans (collector span metrics, with trace exemplars)")
         .panel(
             Panel::timeseries(
@@ -391,7 +390,7 @@ fn spans() -> Row {
             .no_value(needs_collector)
             .target(
                 Target::new(
-                    r#"histogram_quantile(0.95, sum by (span_name, le) (rate(traces_span_metrics_duration_seconds_bucket{service_name=~"$service"}[$__rate_interval])))"#,
+                    r#"histogram_quantile(0.95, sum by (span_name, le) (rate(traces_span_metrics_duration_seconds_bucket{deployment_environment_name=~"$env", service_namespace=~"$namespace", service_name=~"$service"}[$__rate_interval])))"#,
                     "{{span_name}}",
                 )
                 .with_exemplars(),
@@ -407,7 +406,7 @@ fn spans() -> Row {
             .min(0.0)
             .no_value(needs_collector)
             .target(Target::new(
-                r#"sum by (span_name) (rate(traces_span_metrics_calls_total{service_name=~"$service", status_code="STATUS_CODE_ERROR"}[$__rate_interval]))"#,
+                r#"sum by (span_name) (rate(traces_span_metrics_calls_total{deployment_environment_name=~"$env", service_namespace=~"$namespace", service_name=~"$service", status_code="STATUS_CODE_ERROR"}[$__rate_interval]))"#,
                 "{{span_name}}",
             )),
         )

@@ -45,12 +45,18 @@ fn intake() -> Row {
         .panel(
             Panel::timeseries(
                 "Payment amount p50 / p95",
-                "Median and 95th percentile of accepted payment amounts (all currencies).",
+                "Median and 95th percentile of accepted payment amounts, by currency.",
                 "short",
             )
             .min(0.0)
-            .target(Target::new(quantile(0.5, "deltran_payment_amount", SCOPE, ""), "p50"))
-            .target(Target::new(quantile(0.95, "deltran_payment_amount", SCOPE, ""), "p95")),
+            .target(Target::new(
+                quantile(0.5, "deltran_payment_amount", SCOPE, "currency"),
+                "p50 {{currency}}",
+            ))
+            .target(Target::new(
+                quantile(0.95, "deltran_payment_amount", SCOPE, "currency"),
+                "p95 {{currency}}",
+            )),
         )
         .panel(
             Panel::timeseries(
@@ -110,8 +116,9 @@ fn screening() -> Row {
             Panel::timeseries(
                 "Risk score p50 / p95",
                 "Distribution of risk scores (0 safe, 1 risky).",
-                "percentunit",
+                "none",
             )
+            .decimals(2)
             .range(0.0, 1.0)
             .target(Target::new(quantile(0.5, "deltran_risk_score", SCOPE, ""), "p50"))
             .target(Target::new(quantile(0.95, "deltran_risk_score", SCOPE, ""), "p95")),
@@ -370,13 +377,13 @@ fn tokens() -> Row {
         .panel(
             Panel::timeseries(
                 "Token value p95",
-                "95th percentile value of minted tokens.",
+                "95th percentile value of minted tokens, by currency.",
                 "short",
             )
             .min(0.0)
             .target(Target::new(
-                quantile(0.95, "tokens_value", SCOPE, ""),
-                "p95",
+                quantile(0.95, "tokens_value", SCOPE, "currency"),
+                "p95 {{currency}}",
             )),
         )
 }
@@ -392,6 +399,7 @@ fn service_level() -> Row {
                 "Share of POST /payments answered without a 5xx over the SLO window; objective 99.9%.",
                 "percentunit",
             )
+            .decimals(3)
             .width(6)
             .thresholds(&[(0.0, "red"), (0.999, "green")])
             .target(Target::new(
@@ -405,6 +413,7 @@ fn service_level() -> Row {
                 "Share of POST /payments answered within 500 ms over the SLO window; objective 99%.",
                 "percentunit",
             )
+            .decimals(2)
             .width(6)
             .thresholds(&[(0.0, "red"), (0.99, "green")])
             .target(Target::new(
