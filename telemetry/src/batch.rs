@@ -10,6 +10,10 @@
 //!   being exported, and `queued` says exactly how many;
 //! - exports run on telemetry's own tokio runtime, never the application's,
 //!   each bounded by its export timeout;
+//! - a batch whose export fails for a transient reason (collector
+//!   unavailable, refused, timed out, throttled) is kept and retried with
+//!   backoff while newer items wait in the queue, so an outage shorter than
+//!   the queue holds loses nothing; only overflow is dropped, and counted;
 //! - flush and shutdown reply over a channel, so callers wait with a deadline.
 
 use std::future::Future;
@@ -30,8 +34,11 @@ pub(crate) type ExportFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + 
 
 /// What the worker drives: one exporter of items `T`.
 pub(crate) trait BatchExporter<T>: Send + 'static {
-    /// Exports and clears `batch`.
-    fn export<'a>(&'a mut self, batch: &'a mut Vec<T>) -> ExportFuture<'a>;
+    /// Readies a batch once, before its first attempt (masking).
+    fn prepare(&mut self, _batch: &mut [T]) {}
+    /// Exports `batch`, which stays the worker's so a failed attempt can be
+    /// retried.
+    fn export<'a>(&'a mut self, batch: &'a [T]) -> ExportFuture<'a>;
     /// Releases the exporter's resources.
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult;
 }
@@ -40,6 +47,39 @@ enum Control {
     Flush(Sender<()>),
     Shutdown(Sender<()>),
 }
+
+/// First wait before retrying a batch; doubles up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+/// Longest wait between two attempts at one batch.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// Whether an export failure is worth retrying, per the OTLP specification's
+/// failure classes (the exporters report them in their messages): gRPC
+/// UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE,
+/// DATA_LOSS; HTTP 429, 502, 503, 504 and network errors; our own timeout.
+/// Anything else (bad request, unauthenticated, …) would fail again.
+pub(crate) fn is_transient(error: &str) -> bool {
+    if let Some(rest) = error.split("gRPC code: ").nth(1) {
+        let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
+        return matches!(
+            code.as_str(),
+            "Unavailable"
+                | "Cancelled"
+                | "DeadlineExceeded"
+                | "Aborted"
+                | "OutOfRange"
+                | "DataLoss"
+        );
+    }
+    if let Some(rest) = error.split("status code: ").nth(1) {
+        let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return matches!(code.as_str(), "429" | "502" | "503" | "504");
+    }
+    error.contains("network error") || error.starts_with(TIMEOUT_PREFIX)
+}
+
+/// How the worker words its own export timeout.
+const TIMEOUT_PREFIX: &str = "export timed out after";
 
 /// The sending half, owned by a span or log processor.
 #[derive(Debug)]
@@ -84,6 +124,9 @@ impl<T: Send + 'static> BatchQueue<T> {
             data: data_rx,
             control: control_rx,
             batch: Vec::with_capacity(config.max_export_batch_size),
+            stopping: false,
+            flushes: Vec::new(),
+            shutdown_reply: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("otel-{name}"))
@@ -179,6 +222,12 @@ struct Worker<T, E> {
     data: Receiver<T>,
     control: Receiver<Control>,
     batch: Vec<T>,
+    /// A shutdown arrived: no more retries, one attempt per batch.
+    stopping: bool,
+    /// Flushes that arrived while a batch was being retried.
+    flushes: Vec<Sender<()>>,
+    /// The shutdown that arrived while a batch was being retried.
+    shutdown_reply: Option<Sender<()>>,
 }
 
 impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
@@ -197,6 +246,9 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                         if self.batch.len() >= self.config.max_export_batch_size {
                             self.export_batch();
                             batch_started = None;
+                            if self.answer_deferred() {
+                                return;
+                            }
                         }
                     }
                     // Every sender is gone: the processor was dropped.
@@ -208,14 +260,18 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                 },
                 recv(self.control) -> msg => match msg {
                     Ok(Control::Flush(reply)) => {
+                        self.flushes.push(reply);
                         self.drain();
                         batch_started = None;
-                        let _ = reply.send(());
+                        if self.answer_deferred() {
+                            return;
+                        }
                     }
                     Ok(Control::Shutdown(reply)) => {
+                        self.stopping = true;
+                        self.shutdown_reply = Some(reply);
                         self.drain();
-                        let _ = self.exporter.shutdown(self.config.export_timeout);
-                        let _ = reply.send(());
+                        self.answer_deferred();
                         return;
                     }
                     Err(_) => {
@@ -228,6 +284,9 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                         self.export_batch();
                     }
                     batch_started = None;
+                    if self.answer_deferred() {
+                        return;
+                    }
                 }
             }
         }
@@ -249,25 +308,122 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
         }
     }
 
+    /// Answers flushes (and a shutdown) that arrived during a retry, once
+    /// everything queued before them has been handled; true when the worker
+    /// must stop.
+    fn answer_deferred(&mut self) -> bool {
+        if self.shutdown_reply.is_some() {
+            self.drain();
+            let _ = self.exporter.shutdown(self.config.export_timeout);
+            if let Some(reply) = self.shutdown_reply.take() {
+                let _ = reply.send(());
+            }
+            return true;
+        }
+        if !self.flushes.is_empty() {
+            self.drain();
+            for reply in self.flushes.drain(..) {
+                let _ = reply.send(());
+            }
+        }
+        false
+    }
+
+    /// Exports the batch; a transient failure keeps it and retries with
+    /// backoff (a shutdown ends the retries: one more attempt, then it is
+    /// counted as failed).
     fn export_batch(&mut self) {
         let n = self.batch.len() as u64;
-        let timeout = self.config.export_timeout;
-        let exporter = &mut self.exporter;
-        let batch = &mut self.batch;
-        let result = self
-            .runtime
-            .block_on(async move { tokio::time::timeout(timeout, exporter.export(batch)).await });
-        self.batch.clear();
-        match result {
-            Ok(Ok(())) => self.stats.export_succeeded(n, &self.endpoint),
-            Ok(Err(e)) => self.stats.export_failed(n, &self.endpoint, &e.to_string()),
-            Err(_) => self.stats.export_failed(
-                n,
-                &self.endpoint,
-                &format!("export timed out after {timeout:?}"),
-            ),
+        self.exporter.prepare(&mut self.batch);
+        let mut delay = FIRST_RETRY_DELAY;
+        loop {
+            let timeout = self.config.export_timeout;
+            let exporter = &mut self.exporter;
+            let batch = &self.batch;
+            let result = self.runtime.block_on(async move {
+                tokio::time::timeout(timeout, exporter.export(batch)).await
+            });
+            let error = match result {
+                Ok(Ok(())) => {
+                    self.stats.export_succeeded(n, &self.endpoint);
+                    break;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("{TIMEOUT_PREFIX} {timeout:?}"),
+            };
+            if self.stopping || !is_transient(&error) {
+                self.stats.export_failed(n, &self.endpoint, &error);
+                break;
+            }
+            // Keep the batch (its queue slots stay taken, so newer items
+            // overflow rather than memory growing) and try again.
+            self.stats.export_failed(0, &self.endpoint, &error);
+            self.wait_before_retry(delay);
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
         }
+        self.batch.clear();
         // Accounted as exported or failed: release their queue slots.
         self.stats.queued.fetch_sub(n as usize, Ordering::Relaxed);
+    }
+
+    /// Sleeps `delay` (±20%), still hearing flushes and a shutdown.
+    fn wait_before_retry(&mut self, delay: Duration) {
+        let jitter = 0.8 + 0.4 * f64::from(fastrand_u32() % 1000) / 1000.0;
+        let until = Instant::now() + delay.mul_f64(jitter);
+        while !self.stopping {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.control.recv_timeout(left) {
+                Ok(Control::Flush(reply)) => self.flushes.push(reply),
+                Ok(Control::Shutdown(reply)) => {
+                    self.stopping = true;
+                    self.shutdown_reply = Some(reply);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    self.stopping = true;
+                }
+            }
+        }
+    }
+}
+
+/// A cheap pseudo-random number for retry jitter (no dependency, no global
+/// state): the low bits of the clock.
+fn fastrand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+
+    #[test]
+    fn transient_failures_follow_the_otlp_failure_classes() {
+        for e in [
+            "TonicTracesClient export failed with gRPC code: Unavailable: tcp connect error",
+            "TonicLogsClient export failed with gRPC code: DeadlineExceeded",
+            "HTTP export failed with status code: 503",
+            "HTTP export failed with status code: 429",
+            "HTTP export failed: network error",
+            "export timed out after 10s",
+        ] {
+            assert!(is_transient(e), "{e}");
+        }
+        for e in [
+            "TonicTracesClient export failed with gRPC code: InvalidArgument",
+            "TonicTracesClient export failed with gRPC code: Unauthenticated",
+            "TonicTracesClient export failed with gRPC code: ResourceExhausted",
+            "HTTP export failed with status code: 400",
+            "HTTP export failed with status code: 401",
+            "something else",
+        ] {
+            assert!(!is_transient(e), "{e}");
+        }
     }
 }

@@ -101,12 +101,13 @@ impl PipelineStats {
         }
     }
 
-    /// Records a failed export of `n` items. Warns on the first failure and
-    /// then at most once a minute, so a dead collector never floods the logs.
-    pub(crate) fn export_failed(&self, n: u64, endpoint: &str, error: &str) {
+    /// Records a failed export attempt; `lost` items are given up (0 while
+    /// the batch is kept for a retry). Warns on the first failure and then at
+    /// most once a minute, so a dead collector never floods the logs.
+    pub(crate) fn export_failed(&self, lost: u64, endpoint: &str, error: &str) {
         self.export_calls.fetch_add(1, Ordering::Relaxed);
         self.failed_calls.fetch_add(1, Ordering::Relaxed);
-        self.failed.fetch_add(n, Ordering::Relaxed);
+        self.failed.fetch_add(lost, Ordering::Relaxed);
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some(error.to_string());
@@ -128,7 +129,8 @@ impl PipelineStats {
                     lost_items = self.failed.load(Ordering::Relaxed),
                     similar_warnings_suppressed = suppressed,
                     "telemetry export failing: the collector is unreachable or rejecting data; \
-                     the service keeps running, data is queued up to its limit and dropped beyond it"
+                     the service keeps running; data is held and retried up to the queue's limit, \
+                     and dropped beyond it"
                 )
             });
         } else {

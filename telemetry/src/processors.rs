@@ -93,11 +93,14 @@ impl LogProcessor for QueueLogProcessor {
 pub(crate) struct SpanExporterAdapter<E>(pub(crate) E);
 
 impl<E: SpanExporter + 'static> BatchExporter<SpanData> for SpanExporterAdapter<E> {
-    fn export<'a>(&'a mut self, batch: &'a mut Vec<SpanData>) -> ExportFuture<'a> {
-        let mut spans = std::mem::take(batch);
+    fn prepare(&mut self, batch: &mut [SpanData]) {
         // On the worker thread: masking never costs the application.
-        spans.iter_mut().for_each(crate::redact::mask_span);
-        Box::pin(self.0.export(spans))
+        batch.iter_mut().for_each(crate::redact::mask_span);
+    }
+    fn export<'a>(&'a mut self, batch: &'a [SpanData]) -> ExportFuture<'a> {
+        // The SDK's exporter takes the spans: give it a copy, so the batch
+        // survives a failed attempt for the retry.
+        Box::pin(self.0.export(batch.to_vec()))
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
         self.0.shutdown_with_timeout(timeout)
@@ -134,16 +137,18 @@ impl<E: LogExporter> LogExporterAdapter<E> {
 impl<E: LogExporter + 'static> BatchExporter<(SdkLogRecord, InstrumentationScope)>
     for LogExporterAdapter<E>
 {
-    fn export<'a>(
-        &'a mut self,
-        batch: &'a mut Vec<(SdkLogRecord, InstrumentationScope)>,
-    ) -> ExportFuture<'a> {
+    fn prepare(&mut self, batch: &mut [(SdkLogRecord, InstrumentationScope)]) {
         // On the worker thread: masking never costs the application.
         for (record, _) in batch.iter_mut() {
             if let Some(masked) = crate::redact::masked_log_record(record, &self.blank) {
                 *record = masked;
             }
         }
+    }
+    fn export<'a>(
+        &'a mut self,
+        batch: &'a [(SdkLogRecord, InstrumentationScope)],
+    ) -> ExportFuture<'a> {
         let exporter = &self.exporter;
         Box::pin(async move {
             let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =

@@ -369,9 +369,11 @@ fn killed_collector_then_recovery_http() {
 }
 
 /// (c) A collector that accepts connections and never answers: a 300 ms
-/// export timeout (set through `timeouts`) fails each export, and emitting
-/// never waits for it. With the default timeouts (10 s, 30 s) no export
-/// would have failed within this test.
+/// export timeout (set through `timeouts`) ends each attempt, and emitting
+/// never waits for it. A timeout is transient: the batch is kept for the
+/// next attempt (nothing given up yet), newer items overflow the full
+/// queue and are counted as dropped. With the default timeouts (10 s, 30 s)
+/// no attempt would have ended within this test.
 fn tarpit(protocol: &str, timeouts: &[&str], expected_error: &str) {
     let _serial = serial();
     let tarpit = Tarpit::start();
@@ -410,7 +412,15 @@ fn tarpit(protocol: &str, timeouts: &[&str], expected_error: &str) {
     for signal in [Signal::Traces, Signal::Logs] {
         let s = health.signal(signal).unwrap();
         assert_eq!(s.exported, 0, "{s:?}");
-        assert!(s.failed > 0, "{s:?}");
+        assert_eq!(
+            s.failed, 0,
+            "a timed-out batch is retried, not given up: {s:?}"
+        );
+        assert_eq!(
+            s.queued, s.queue_capacity,
+            "the held batch keeps its slots: {s:?}"
+        );
+        assert!(s.dropped > 0, "overflow is dropped and counted: {s:?}");
         match &s.state {
             ExportState::Failing { last_error, .. } => {
                 assert!(
@@ -428,6 +438,14 @@ fn tarpit(protocol: &str, timeouts: &[&str], expected_error: &str) {
     let t0 = Instant::now();
     let _ = t.shutdown();
     assert!(t0.elapsed() < Duration::from_secs(1) + Duration::from_millis(1500));
+    // Shutting down ends the retries; every item is accounted for.
+    let done = wait_until(Duration::from_secs(3), || {
+        [Signal::Traces, Signal::Logs].iter().all(|sig| {
+            let s = health.signal(*sig).unwrap();
+            s.queued == 0 && s.emitted == s.exported + s.failed + s.dropped
+        })
+    });
+    assert!(done, "{health:?}");
 }
 
 /// The exporter's own timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`) ends the call.

@@ -68,6 +68,7 @@ pub struct RotelBuilder {
     batch_timeout: String,
     extra_args: Vec<String>,
     ready_timeout: Duration,
+    ports: Option<(u16, u16)>,
 }
 
 impl RotelBuilder {
@@ -89,6 +90,13 @@ impl RotelBuilder {
         self
     }
 
+    /// Listens on these gRPC and HTTP ports instead of free ones (to start a
+    /// collector again where the last one was).
+    pub fn ports(mut self, grpc: u16, http: u16) -> Self {
+        self.ports = Some((grpc, http));
+        self
+    }
+
     /// Sets the readiness timeout (default 20 s).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
@@ -103,9 +111,15 @@ impl RotelBuilder {
     fn start_once(self) -> Result<Rotel> {
         let bin = rotel_binary()?;
         let dir = temp_dir("rotel")?;
-        let ports = free_ports(2)?;
-        let grpc = SocketAddr::from(([127, 0, 0, 1], ports[0]));
-        let http = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+        let (grpc_port, http_port) = match self.ports {
+            Some(p) => p,
+            None => {
+                let ports = free_ports(2)?;
+                (ports[0], ports[1])
+            }
+        };
+        let grpc = SocketAddr::from(([127, 0, 0, 1], grpc_port));
+        let http = SocketAddr::from(([127, 0, 0, 1], http_port));
         let endpoint = if self.endpoint.contains("://") {
             self.endpoint.clone()
         } else {
@@ -190,6 +204,7 @@ impl Rotel {
             batch_timeout: "100ms".into(),
             extra_args: Vec::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            ports: None,
         }
     }
 
