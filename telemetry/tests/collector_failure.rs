@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{Captured, Tarpit, env, refused_port};
+use common::{Captured, env, refused_port};
 use telemetry::testing::OtlpReceiver;
 use telemetry::{ExportState, Signal, SignalStatus, Telemetry, TelemetryHealth};
 
@@ -376,7 +376,7 @@ fn killed_collector_then_recovery_http() {
 /// no attempt would have ended within this test.
 fn tarpit(protocol: &str, timeouts: &[&str], expected_error: &str) {
     let _serial = serial();
-    let tarpit = Tarpit::start();
+    let tarpit = testkit::Tarpit::start().unwrap();
     let mut vars = failing_env(&tarpit.endpoint(), protocol);
     for var in timeouts.iter().chain(&["OTEL_METRIC_EXPORT_TIMEOUT"]) {
         vars.insert(var.to_string(), "300".into());

@@ -11,7 +11,7 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use common::{Captured, Tarpit, env, refused_port};
+use common::{Captured, env, refused_port};
 use opentelemetry::KeyValue;
 use telemetry::testing::{MetricData, OtlpReceiver, find_metric};
 use telemetry::{ExportState, ShutdownError, Signal, Telemetry, TelemetryHealth};
@@ -34,7 +34,7 @@ enum Kind {
 enum Collector {
     Healthy(OtlpReceiver),
     Refused,
-    Tarpit(Tarpit),
+    Tarpit(testkit::Tarpit),
 }
 
 /// One telemetry instance pointed at one collector, with data already emitted.
@@ -75,7 +75,7 @@ fn start(kind: Kind, protocol: &str) -> Case {
             format!("http://127.0.0.1:{}", refused_port()),
         ),
         Kind::Tarpit => {
-            let t = Tarpit::start();
+            let t = testkit::Tarpit::start().unwrap();
             let e = t.endpoint();
             (Collector::Tarpit(t), e)
         }
@@ -321,7 +321,7 @@ fn deadline_comes_from_env_and_code_wins() {
         (None, Duration::from_millis(1200)),
         (Some(Duration::from_millis(600)), Duration::from_millis(600)),
     ] {
-        let tarpit = Tarpit::start();
+        let tarpit = testkit::Tarpit::start().unwrap();
         let mut vars = case_env(&tarpit.endpoint(), "grpc");
         vars.insert("TELEMETRY_SHUTDOWN_TIMEOUT".into(), "1200".into());
         let mut b = Telemetry::builder("deadline-test").with_env(vars);

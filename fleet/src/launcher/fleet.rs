@@ -17,6 +17,35 @@ use crate::engines::EngineKind;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The whole fleet's stop: an engine's telemetry flush deadline (5 s,
+/// `TELEMETRY_SHUTDOWN_TIMEOUT`) plus a margin for the stages before it.
+pub const STOP_BUDGET: Duration = Duration::from_secs(7);
+
+/// Longest wait for one stage to stop serving before the next is told.
+const STAGE_WAIT: Duration = Duration::from_secs(2);
+
+/// Who is told to stop before whom (see [`Fleet::stop_all`]).
+const STOP_STAGES: [&[EngineKind]; 3] = [
+    &[
+        EngineKind::Gateway,
+        EngineKind::ComplianceEngine,
+        EngineKind::RiskEngine,
+        EngineKind::TokenEngine,
+        EngineKind::ObligationEngine,
+    ],
+    &[EngineKind::ClearingEngine],
+    &[EngineKind::LiquidityRouter, EngineKind::SettlementEngine],
+];
+
+/// Whether something still accepts connections on this loopback port.
+fn still_serving(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(100),
+    )
+    .is_ok()
+}
+
 /// `fleet.json` in the run directory: where everything listens.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FleetFile {
@@ -367,27 +396,84 @@ impl Fleet {
         }
     }
 
-    /// Stops every engine, entry point first, so work drains towards the
-    /// ledger; whether all exited cleanly.
+    /// Stops every engine; whether all exited cleanly.
+    ///
+    /// Work drains towards the ledger: the entry-side engines are told
+    /// first, clearing-engine once they no longer serve (it nets its last
+    /// window on the way out), liquidity-router and settlement-engine last,
+    /// so that window still settles. A stage only waits for the previous one
+    /// to stop *serving*; the engines flush their telemetry meanwhile, all at
+    /// once, so one [`STOP_BUDGET`] covers the fleet whatever the collector
+    /// does (a collector that never answers costs each engine its full
+    /// telemetry deadline, in parallel rather than one after another).
     pub async fn stop_all(&mut self) -> bool {
-        let mut clean = true;
-        for kind in EngineKind::ALL.into_iter().rev() {
-            let was_running = self.slot(kind).is_some_and(|s| s.child.is_some());
-            let ok = self.stop(kind).await;
-            if was_running && !ok {
-                eprintln!(
-                    "deltran: {} did not stop cleanly; see {}",
-                    kind.name(),
-                    self.log_path(kind).display()
-                );
-                clean = false;
+        let deadline = Instant::now() + STOP_BUDGET;
+        let mut stopping: Vec<(EngineKind, Child)> = Vec::new();
+        for stage in STOP_STAGES {
+            let mut ports = Vec::new();
+            for &kind in stage {
+                let Some(slot) = self.slot(kind) else {
+                    continue;
+                };
+                slot.stopped = true;
+                if let Some(child) = slot.child.take() {
+                    if let Ok(pid) = i32::try_from(child.id()) {
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                    }
+                    ports.push(slot.port);
+                    stopping.push((kind, child));
+                }
             }
-            if kind == EngineKind::ClearingEngine {
+            let stage_deadline = deadline.min(Instant::now() + STAGE_WAIT);
+            while Instant::now() < stage_deadline && ports.iter().any(|p| still_serving(*p)) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if stage.contains(&EngineKind::ClearingEngine) {
                 // Its last window is on its way to settlement.
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+        let mut clean = true;
+        let mut left: Vec<(EngineKind, Child)> = stopping;
+        while !left.is_empty() {
+            let mut still = Vec::new();
+            for (kind, mut child) in left {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        if !status.success() {
+                            clean = false;
+                            self.report_unclean(kind, &format!("exited with {status}"));
+                        }
+                    }
+                    Ok(None) if Instant::now() < deadline => still.push((kind, child)),
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        clean = false;
+                        self.report_unclean(
+                            kind,
+                            &format!(
+                                "did not stop within {} s and was killed",
+                                STOP_BUDGET.as_secs()
+                            ),
+                        );
+                    }
+                }
+            }
+            left = still;
+            if !left.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         clean
+    }
+
+    fn report_unclean(&self, kind: EngineKind, what: &str) {
+        eprintln!(
+            "deltran: {} {what}; see {}",
+            kind.name(),
+            self.log_path(kind).display()
+        );
     }
 
     /// Writes `fleet.json` into the run directory.
@@ -433,4 +519,26 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod stop_order_tests {
+    use super::*;
+
+    #[test]
+    fn every_engine_is_in_exactly_one_stop_stage() {
+        let mut staged: Vec<EngineKind> =
+            STOP_STAGES.iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(staged.len(), EngineKind::ALL.len());
+        staged.dedup();
+        for kind in EngineKind::ALL {
+            assert!(staged.contains(&kind), "{} is never stopped", kind.name());
+        }
+        // Clearing nets its last window after the entry side and before
+        // the engines that route and settle it.
+        let stage_of = |k: EngineKind| STOP_STAGES.iter().position(|s| s.contains(&k));
+        assert!(stage_of(EngineKind::Gateway) < stage_of(EngineKind::ClearingEngine));
+        assert!(stage_of(EngineKind::ClearingEngine) < stage_of(EngineKind::SettlementEngine));
+        assert!(stage_of(EngineKind::ClearingEngine) < stage_of(EngineKind::LiquidityRouter));
+    }
 }

@@ -73,68 +73,6 @@ pub fn refused_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// An unresponsive collector: accepts TCP connections and never reads from
-/// or answers them. Accepted sockets stay open until the tarpit is dropped,
-/// which stops the accept thread and closes them.
-pub struct Tarpit {
-    addr: std::net::SocketAddr,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    accepted: Arc<Mutex<Vec<std::net::TcpStream>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Tarpit {
-    pub fn start() -> Tarpit {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            let accepted = Arc::clone(&accepted);
-            std::thread::Builder::new()
-                .name("tarpit".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match listener.accept() {
-                            Ok((socket, _)) => accepted.lock().unwrap().push(socket),
-                            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                        }
-                    }
-                })
-                .unwrap()
-        };
-        Tarpit {
-            addr,
-            stop,
-            accepted,
-            thread: Some(thread),
-        }
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// How many connections it has swallowed so far.
-    pub fn connections(&self) -> usize {
-        self.accepted.lock().unwrap().len()
-    }
-}
-
-impl Drop for Tarpit {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.accepted.lock().unwrap().clear();
-    }
-}
-
 impl Captured {
     /// Every stdout line that parses as a JSON object.
     pub fn json_lines(&self) -> Vec<serde_json::Value> {

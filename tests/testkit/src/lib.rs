@@ -12,6 +12,7 @@
 //! | [`Postgres`] | `/usr/lib/postgresql/*/bin/{initdb,postgres}` | TCP connect + `pg_isready` |
 //! | [`Rotel`] | `rotel-agent` from PyPI `rotel` | both OTLP ports accept connections |
 //! | [`WebhookReceiver`] | (in-process HTTP sink for notifications) | bound |
+//! | [`Tarpit`] | (in-process: a collector that accepts and never answers) | bound |
 //!
 //! # Discipline
 //!
@@ -41,6 +42,7 @@ mod postgres;
 mod process;
 mod prometheus;
 mod rotel;
+mod tarpit;
 mod webhook;
 
 pub use alertmanager::{Alertmanager, NULL_RECEIVER_CONFIG, alertmanager_binary};
@@ -59,6 +61,7 @@ pub use prometheus::{
     Prometheus, PrometheusBuilder, prometheus_binary, promtool_binary, promtool_check_metrics,
 };
 pub use rotel::{OtlpProtocol, Rotel, RotelBuilder, rotel_binary};
+pub use tarpit::Tarpit;
 pub use webhook::{Received, WebhookReceiver};
 
 /// True when a process with this PID exists (`kill -0 <pid>` succeeds).
