@@ -63,38 +63,6 @@ pub struct PaymentRequest {
     pub creditor: String,
 }
 
-impl PaymentRequest {
-    /// Why the request cannot be processed, if it cannot.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.amount.is_finite() && self.amount > 0.0) {
-            return Err(format!(
-                "amount must be a positive number, got {}",
-                self.amount
-            ));
-        }
-        if !CURRENCIES.contains(&self.currency.as_str()) {
-            return Err(format!(
-                "currency {:?} is not cleared here; use one of {CURRENCIES:?}",
-                self.currency
-            ));
-        }
-        if self.from_bank == self.to_bank {
-            return Err("from_bank and to_bank must differ".into());
-        }
-        for (field, bank) in [("from_bank", &self.from_bank), ("to_bank", &self.to_bank)] {
-            if !BANKS.contains(&bank.as_str()) {
-                return Err(format!(
-                    "{field} {bank:?} is not a participant; use one of {BANKS:?}"
-                ));
-            }
-        }
-        if self.debtor.trim().is_empty() || self.creditor.trim().is_empty() {
-            return Err("debtor and creditor are required".into());
-        }
-        Ok(())
-    }
-}
-
 /// Where a payment stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -52,8 +52,13 @@ pub struct EngineEnv {
     pub host: String,
     /// `DELTRAN_PORT` (default: the engine's port in the DelTran table).
     pub port: u16,
-    /// `DELTRAN_NATS_URL` (default `nats://127.0.0.1:4222`).
+    /// `DELTRAN_NATS_URL` (default `nats://127.0.0.1:4222`; `tls://` for TLS).
     pub nats_url: String,
+    /// The NATS token: the contents of `DELTRAN_NATS_TOKEN_FILE`, else
+    /// `DELTRAN_NATS_TOKEN`. Never logged.
+    pub nats_token: Option<String>,
+    /// `DELTRAN_NATS_CA_FILE`: a PEM CA bundle; set, the connection must use TLS.
+    pub nats_ca_file: Option<PathBuf>,
     /// `DELTRAN_FAULT_LATENCY_MS`: added to every business request.
     pub fault_latency: Duration,
     /// `DELTRAN_FAULT_ERROR_RATE` (0..1): share of business requests failed on purpose.
@@ -98,8 +103,36 @@ impl EngineEnv {
                 expected: "a postgres://, postgresql:// or sqlite: URL",
             });
         }
+        let nats_token = match std::env::var_os("DELTRAN_NATS_TOKEN_FILE") {
+            Some(path) if !path.is_empty() => {
+                let token = std::fs::read_to_string(&path).map_err(|e| EnvError {
+                    name: "DELTRAN_NATS_TOKEN_FILE".into(),
+                    value: format!("{} ({e})", path.to_string_lossy()),
+                    expected: "a readable file holding the NATS token",
+                })?;
+                Some(token.trim().to_string()).filter(|t| !t.is_empty())
+            }
+            _ => std::env::var("DELTRAN_NATS_TOKEN")
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+        };
+        let nats_ca_file = std::env::var_os("DELTRAN_NATS_CA_FILE")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        if let Some(ca) = &nats_ca_file
+            && !ca.is_file()
+        {
+            return Err(EnvError {
+                name: "DELTRAN_NATS_CA_FILE".into(),
+                value: ca.display().to_string(),
+                expected: "a readable PEM file",
+            });
+        }
         Ok(EngineEnv {
             host: text("DELTRAN_HOST", "127.0.0.1"),
+            nats_token,
+            nats_ca_file,
             port: parsed("DELTRAN_PORT", kind.default_port(), "a TCP port (1-65535)")?,
             nats_url: text("DELTRAN_NATS_URL", "nats://127.0.0.1:4222"),
             fault_latency: Duration::from_millis(parsed(

@@ -22,3 +22,4 @@ pub mod env;
 pub mod faults;
 pub mod launcher;
 pub mod ttl_cache;
+pub mod validation;

@@ -60,19 +60,27 @@ struct Clearing {
     nats_telemetry: NatsTelemetry,
 }
 
-fn on_obligation(c: &Clearing, message: &async_nats::Message) -> Result<(), String> {
-    let obligation: Obligation =
-        serde_json::from_slice(&message.payload).map_err(|e| e.to_string())?;
+/// Most obligations one window holds; beyond it the obligation is refused
+/// (and its payment fails to settle) rather than memory following the input.
+pub const MAX_WINDOW_OBLIGATIONS: usize = 100_000;
+
+fn on_obligation(c: &Clearing, obligation: Obligation) -> Result<(), String> {
     // The current span is this message's CONSUMER span (a child of the publish).
     let carrier = services_glue::propagation::carrier_of(&tracing::Span::current());
     tracing::debug!(payment.id = %obligation.payment_id, "obligation queued for the window");
-    c.window
+    let mut window = c
+        .window
         .lock()
-        .map_err(|_| "window lock poisoned".to_string())?
-        .push(Pending {
-            obligation,
-            carrier,
-        });
+        .map_err(|_| "window lock poisoned".to_string())?;
+    if window.len() >= MAX_WINDOW_OBLIGATIONS {
+        return Err(format!(
+            "clearing window full ({MAX_WINDOW_OBLIGATIONS} obligations)"
+        ));
+    }
+    window.push(Pending {
+        obligation,
+        carrier,
+    });
     Ok(())
 }
 
@@ -224,9 +232,10 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         tokio::spawn(super::consume(
             nats.clone(),
             nats_telemetry,
+            super::MessageInstruments::new(&meter),
             subjects::OBLIGATIONS,
             Some("clearing-engine"),
-            move |m| std::future::ready(on_obligation(&c, &m)),
+            move |o| std::future::ready(on_obligation(&c, o)),
         ));
     }
     let ticker = {

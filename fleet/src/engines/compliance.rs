@@ -14,7 +14,7 @@ use services_glue::cache::InstrumentedCache;
 use services_glue::health::Readiness;
 use telemetry::Telemetry;
 
-use super::EngineError;
+use super::{EngineError, Valid};
 use crate::domain::{SANCTIONED_PARTIES, ScreeningRequest, ScreeningResponse, WATCHLIST_PARTIES};
 use crate::env::EngineEnv;
 use crate::faults::Faults;
@@ -39,6 +39,10 @@ enum Listing {
     Watched,
     Clear,
 }
+
+/// Screened parties remembered (each name at most 140 characters).
+const SCREENING_CACHE_ENTRIES: std::num::NonZeroUsize =
+    std::num::NonZeroUsize::MIN.saturating_add(9_999);
 
 struct Compliance {
     cache: InstrumentedCache<TtlCache<String, Listing>>,
@@ -68,7 +72,7 @@ impl Compliance {
 
 async fn screen(
     State(c): State<Arc<Compliance>>,
-    Json(request): Json<ScreeningRequest>,
+    Valid(request): Valid<ScreeningRequest>,
 ) -> Response {
     if c.faults.apply().await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected fault\n").into_response();
@@ -104,7 +108,11 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
     m.list_entries
         .record(WATCHLIST_PARTIES.len() as f64, ["watch"]);
     let c = Arc::new(Compliance {
-        cache: InstrumentedCache::new(TtlCache::new(Duration::from_secs(30)), "sanctions", &meter),
+        cache: InstrumentedCache::new(
+            TtlCache::new(Duration::from_secs(30), SCREENING_CACHE_ENTRIES),
+            "sanctions",
+            &meter,
+        ),
         m,
         faults: super::faults(env),
     });

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::rejection::JsonRejection;
+use crate::validation::decode;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -105,13 +107,6 @@ impl Gateway {
         id: &str,
         request: PaymentRequest,
     ) -> (StatusCode, PaymentStatus, Option<String>) {
-        if let Err(reason) = request.validate() {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                PaymentStatus::Rejected,
-                Some(reason),
-            );
-        }
         if self.faults.apply().await.is_err() {
             return failed("gateway: injected fault");
         }
@@ -212,20 +207,24 @@ fn unavailable(engine: EngineKind, e: CallError) -> (StatusCode, PaymentStatus, 
 
 async fn create_payment(
     State(g): State<Arc<Gateway>>,
-    body: Result<Json<PaymentRequest>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     let trace_id = services_glue::propagation::trace_id_of(&tracing::Span::current());
-    let (code, status, reason) = match body {
-        Ok(Json(request)) => g.process(&id, request).await,
-        Err(rejection) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
+    let request = body
+        .map_err(|e| super::body_rejected(&e))
+        .and_then(|bytes| decode::<PaymentRequest>(&bytes));
+    let (code, status, reason) = match request {
+        Ok(request) => g.process(&id, request).await,
+        // 413 or 422, with a reason that never quotes more than a masked excerpt.
+        Err(rejected) => (
+            StatusCode::from_u16(rejected.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
             PaymentStatus::Rejected,
-            Some(rejection.body_text()),
+            Some(rejected.reason),
         ),
     };
     let outcome = match (code, status) {
-        (StatusCode::UNPROCESSABLE_ENTITY, _) => "invalid",
+        (StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE, _) => "invalid",
         (_, s) => s.as_str(),
     };
     g.m.payments.add(1, [outcome]);
@@ -284,9 +283,7 @@ async fn watch(g: Arc<Gateway>, mut socket: WebSocket) {
     }
 }
 
-async fn on_payment_event(g: Arc<Gateway>, message: async_nats::Message) -> Result<(), String> {
-    let event: PaymentEvent =
-        serde_json::from_slice(&message.payload).map_err(|e| e.to_string())?;
+async fn on_payment_event(g: Arc<Gateway>, event: PaymentEvent) -> Result<(), String> {
     tracing::info!(payment.id = %event.payment_id, status = event.status.as_str(), "payment completed");
     g.complete(&event);
     Ok(())
@@ -319,9 +316,10 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         tokio::spawn(super::consume(
             nats.clone(),
             nats_telemetry.clone(),
+            super::MessageInstruments::new(&meter),
             subject,
             None,
-            move |m| on_payment_event(g.clone(), m),
+            move |event| on_payment_event(g.clone(), event),
         ));
     }
     let app = Router::new()

@@ -13,7 +13,7 @@ use services_glue::cache::InstrumentedCache;
 use services_glue::health::Readiness;
 use telemetry::Telemetry;
 
-use super::EngineError;
+use super::{EngineError, Valid};
 use crate::domain::{Route, RouteRequest};
 use crate::env::EngineEnv;
 use crate::faults::Faults;
@@ -30,6 +30,9 @@ services_glue::instruments! {
             [1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0]),
     }
 }
+
+/// FX rates remembered (one per cleared currency; room to spare).
+const FX_CACHE_ENTRIES: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(63);
 
 struct Liquidity {
     m: LiquidityInstruments,
@@ -56,7 +59,7 @@ impl Liquidity {
     }
 }
 
-async fn route(State(l): State<Arc<Liquidity>>, Json(request): Json<RouteRequest>) -> Response {
+async fn route(State(l): State<Arc<Liquidity>>, Valid(request): Valid<RouteRequest>) -> Response {
     if l.faults.apply().await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected fault\n").into_response();
     }
@@ -94,7 +97,11 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
     let l = Arc::new(Liquidity {
         m: LiquidityInstruments::new(&meter),
         faults: super::faults(env),
-        fx: InstrumentedCache::new(TtlCache::new(Duration::from_secs(5)), "fx_rates", &meter),
+        fx: InstrumentedCache::new(
+            TtlCache::new(Duration::from_secs(5), FX_CACHE_ENTRIES),
+            "fx_rates",
+            &meter,
+        ),
     });
     let app = Router::new().route("/routes", post(route)).with_state(l);
     super::serve_axum(t, env, app, Readiness::new()).await

@@ -26,6 +26,50 @@ use tracing::Instrument;
 
 use crate::env::{EngineEnv, EnvError};
 use crate::faults::Faults;
+use crate::validation::{Rejected, Validate, decode, limits::MAX_BODY_BYTES};
+
+services_glue::instruments! {
+    /// What every NATS consumer counts besides the glue's messaging metrics.
+    pub struct MessageInstruments {
+        /// Messages refused before anything was applied.
+        rejected: counter("deltran.messages.rejected", "{message}",
+            "NATS messages refused (too large, undecodable or failing validation) and never applied",
+            ["messaging.destination.name", "error.type"]),
+    }
+}
+
+/// A JSON body that passed [`Validate`]; anything else is answered 413 (too
+/// large) or 422 with a short reason that quotes input only masked.
+#[derive(Debug)]
+pub(crate) struct Valid<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Validate> axum::extract::FromRequest<S> for Valid<T> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| refusal(&body_rejected(&e)))?;
+        decode(&bytes).map(Valid).map_err(|r| refusal(&r))
+    }
+}
+
+/// An unreadable or oversized body, as a [`Rejected`] (axum's own text
+/// never quotes the body).
+pub(crate) fn body_rejected(e: &axum::extract::rejection::BytesRejection) -> Rejected {
+    Rejected {
+        status: e.status().as_u16(),
+        reason: e.body_text(),
+    }
+}
+
+/// The answer to a refused body: its status and `{"error": reason}`.
+pub(crate) fn refusal(r: &Rejected) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::from_u16(r.status)
+        .unwrap_or(axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    (status, axum::Json(serde_json::json!({ "error": r.reason }))).into_response()
+}
 
 /// The engines of the fleet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -241,7 +285,9 @@ pub(crate) async fn serve_axum(
             }),
         );
     }
-    let app = app.layer(services_glue::axum::HttpServerLayer::new(http_config(t)));
+    let app = app
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(services_glue::axum::HttpServerLayer::new(http_config(t)));
     let listener = tokio::net::TcpListener::bind((env.host.as_str(), env.port))
         .await
         .map_err(|e| bind_error(env, e))?;
@@ -280,6 +326,7 @@ where
     let server = HttpServer::new(move || {
         let prometheus = prometheus.clone();
         App::new()
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .wrap(services_glue::actix::HttpServerMiddleware::new(
                 config.clone(),
             ))
@@ -311,22 +358,53 @@ where
     Ok(())
 }
 
-/// Connects to NATS, retrying in the background if it is not up yet.
+/// Connects to NATS with the engine's credentials (and TLS when a CA is
+/// given). A server that refuses the credentials stops the engine with a
+/// message naming what to set; one that is not up yet is retried in the
+/// background.
 pub(crate) async fn connect_nats(
     env: &EngineEnv,
     name: &str,
 ) -> Result<async_nats::Client, EngineError> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .connect(env.nats_url.as_str())
-        .await
-        .map_err(|e| {
-            EngineError::Io(std::io::Error::other(format!(
-                "NATS at {} ({e}); set DELTRAN_NATS_URL",
-                env.nats_url
+    let options = || {
+        let mut o = async_nats::ConnectOptions::new().name(name);
+        if let Some(token) = &env.nats_token {
+            o = o.token(token.clone());
+        }
+        if let Some(ca) = &env.nats_ca_file {
+            o = o.require_tls(true).add_root_certificates(ca.clone());
+        }
+        o
+    };
+    let fail = |what: String| EngineError::Io(std::io::Error::other(what));
+    match options().connect(env.nats_url.as_str()).await {
+        Ok(client) => Ok(client),
+        Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
+            Err(fail(format!(
+                "NATS at {} refused this engine's credentials ({}); set DELTRAN_NATS_TOKEN_FILE (or DELTRAN_NATS_TOKEN) to the server's token",
+                env.nats_url,
+                if env.nats_token.is_some() {
+                    "a token was given"
+                } else {
+                    "none was given"
+                }
             )))
-        })
+        }
+        Err(e) if matches!(e.kind(), async_nats::ConnectErrorKind::Tls) => Err(fail(format!(
+            "NATS at {}: TLS failed ({e}); check DELTRAN_NATS_URL and DELTRAN_NATS_CA_FILE",
+            env.nats_url
+        ))),
+        Err(_) => options()
+            .retry_on_initial_connect()
+            .connect(env.nats_url.as_str())
+            .await
+            .map_err(|e| {
+                fail(format!(
+                    "NATS at {} ({e}); set DELTRAN_NATS_URL",
+                    env.nats_url
+                ))
+            }),
+    }
 }
 
 /// A readiness check that NATS is connected.
@@ -371,15 +449,20 @@ pub(crate) fn http_client(t: &Telemetry) -> TracedClient {
 }
 
 /// Processes every message on `subject` (in `queue`, if given) inside the
-/// glue's CONSUMER span; the handler's error marks the span and metrics.
-pub(crate) async fn consume<F, Fut>(
+/// glue's CONSUMER span: decoded and validated first — a message that fails
+/// is counted in `deltran.messages.rejected`, logged with a masked excerpt
+/// and never applied — then handed to `handler`, whose error marks the span
+/// and metrics.
+pub(crate) async fn consume<T, F, Fut>(
     client: async_nats::Client,
     nats: NatsTelemetry,
+    counts: MessageInstruments,
     subject: &'static str,
     queue: Option<&'static str>,
     handler: F,
 ) where
-    F: Fn(async_nats::Message) -> Fut,
+    T: DeserializeOwned + Validate,
+    F: Fn(T) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     loop {
@@ -398,14 +481,28 @@ pub(crate) async fn consume<F, Fut>(
         while let Some(message) = subscription.next().await {
             let processing = nats.process(&message);
             let span = processing.span().clone();
-            // The handler is called inside the span too: synchronous work
-            // before its first await must see this message's context.
-            let outcome = processing
-                .in_scope(|| handler(message))
-                .instrument(span)
-                .await;
+            let decoded = decode::<T>(&message.payload);
+            let outcome = match decoded {
+                // The handler is called inside the span too: synchronous work
+                // before its first await must see this message's context.
+                Ok(value) => {
+                    processing
+                        .in_scope(|| handler(value))
+                        .instrument(span)
+                        .await
+                }
+                Err(rejected) => {
+                    let kind = if rejected.status == 413 {
+                        "too_large"
+                    } else {
+                        "invalid"
+                    };
+                    counts.rejected.add(1, [subject, kind]);
+                    Err(format!("message rejected: {rejected}"))
+                }
+            };
             if let Err(e) = &outcome {
-                processing.in_scope(|| tracing::warn!(error = %e, "message failed"));
+                processing.in_scope(|| tracing::warn!(error = %e, "message not applied"));
             }
             processing.finish(outcome);
         }

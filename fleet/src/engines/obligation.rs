@@ -12,7 +12,7 @@ use services_glue::health::Readiness;
 use services_glue::nats::NatsTelemetry;
 use telemetry::Telemetry;
 
-use super::EngineError;
+use super::{EngineError, Valid};
 use crate::domain::{Obligation, subjects};
 use crate::env::EngineEnv;
 use crate::faults::Faults;
@@ -36,7 +36,10 @@ struct Obligations {
     nats_telemetry: NatsTelemetry,
 }
 
-async fn record(State(o): State<Arc<Obligations>>, Json(obligation): Json<Obligation>) -> Response {
+async fn record(
+    State(o): State<Arc<Obligations>>,
+    Valid(obligation): Valid<Obligation>,
+) -> Response {
     if o.faults.apply().await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected fault\n").into_response();
     }

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use services_glue::health::Readiness;
 use telemetry::Telemetry;
 
-use super::EngineError;
+use super::{EngineError, Valid};
 use crate::domain::{AssessmentRequest, AssessmentResponse};
 use crate::env::EngineEnv;
 use crate::faults::Faults;
@@ -83,10 +83,13 @@ impl Risk {
             return;
         };
         b.breaches.push_back(now);
+        // Only the last `threshold` breaches inside the window matter: the
+        // list never holds more, whatever the rate.
         while b
             .breaches
             .front()
             .is_some_and(|t| now.duration_since(*t) > BREACH_WINDOW)
+            || b.breaches.len() > self.threshold as usize
         {
             b.breaches.pop_front();
         }
@@ -130,7 +133,7 @@ impl Risk {
     }
 }
 
-async fn assess(State(r): State<Arc<Risk>>, Json(request): Json<AssessmentRequest>) -> Response {
+async fn assess(State(r): State<Arc<Risk>>, Valid(request): Valid<AssessmentRequest>) -> Response {
     if r.faults.apply().await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected fault\n").into_response();
     }

@@ -152,9 +152,7 @@ struct Settlement {
     nats_telemetry: NatsTelemetry,
 }
 
-async fn on_instruction(s: &Settlement, message: async_nats::Message) -> Result<(), String> {
-    let instruction: SettlementInstruction =
-        serde_json::from_slice(&message.payload).map_err(|e| e.to_string())?;
+async fn on_instruction(s: &Settlement, instruction: SettlementInstruction) -> Result<(), String> {
     let outcome = match s.faults.apply().await {
         Err(e) => Err(e.to_string()),
         Ok(()) => s
@@ -238,11 +236,12 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         actix_web::rt::spawn(super::consume(
             nats.clone(),
             s.nats_telemetry.clone(),
+            super::MessageInstruments::new(&meter),
             subjects::INSTRUCTIONS,
             Some("settlement-engine"),
-            move |m| {
+            move |instruction| {
                 let s = s.clone();
-                async move { on_instruction(&s, m).await }
+                async move { on_instruction(&s, instruction).await }
             },
         ));
     }

@@ -2,7 +2,6 @@
 //! a token is minted to the payer's bank and transferred to the payee's —
 //! and burned when the payment settles or fails (the DelTran token family).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpResponse, web};
@@ -14,6 +13,7 @@ use super::EngineError;
 use crate::domain::{Obligation, PaymentEvent, subjects};
 use crate::env::EngineEnv;
 use crate::faults::Faults;
+use crate::validation::decode;
 
 services_glue::instruments! {
     /// The token family of the original DelTran `metrics.rs`.
@@ -32,27 +32,46 @@ services_glue::instruments! {
     }
 }
 
+/// Live tokens held; a payment that never settles is not remembered
+/// forever: past this many, the oldest token is burned as `expired`.
+const LIVE_TOKENS: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(99_999);
+
 struct Token {
     m: TokenInstruments,
     faults: Faults,
-    /// payment id → currency of its live token.
-    live: Mutex<HashMap<String, String>>,
+    /// payment id → currency of its live token, oldest first out.
+    live: Mutex<lru::LruCache<String, String>>,
 }
 
-async fn transfer(t: web::Data<Arc<Token>>, body: web::Json<Obligation>) -> HttpResponse {
+async fn transfer(t: web::Data<Arc<Token>>, body: web::Bytes) -> HttpResponse {
+    let o = match decode::<Obligation>(&body) {
+        Ok(o) => o,
+        Err(rejected) => {
+            return HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(rejected.status)
+                    .unwrap_or(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY),
+            )
+            .json(serde_json::json!({ "error": rejected.reason }));
+        }
+    };
     if t.faults.apply().await.is_err() {
         return HttpResponse::InternalServerError().body("injected fault\n");
     }
-    let o = body.into_inner();
     let currency = o.currency.as_str();
-    let fresh = t
+    let (fresh, expired) = t
         .live
         .lock()
         .map(|mut live| {
-            live.insert(o.payment_id.clone(), o.currency.clone())
-                .is_none()
+            let fresh = !live.contains(&o.payment_id);
+            let pushed = live.push(o.payment_id.clone(), o.currency.clone());
+            let expired = pushed.filter(|(id, _)| *id != o.payment_id).map(|(_, c)| c);
+            (fresh, expired)
         })
-        .unwrap_or(false);
+        .unwrap_or((false, None));
+    if let Some(old) = expired {
+        t.m.burned.add(1, [old.as_str(), "expired"]);
+        t.m.active.add(-1, [old.as_str()]);
+    }
     if fresh {
         t.m.minted.add(1, [currency]);
         t.m.active.add(1, [currency]);
@@ -63,14 +82,12 @@ async fn transfer(t: web::Data<Arc<Token>>, body: web::Json<Obligation>) -> Http
     HttpResponse::Ok().json(serde_json::json!({ "token": o.payment_id, "owner": o.to_bank }))
 }
 
-fn burn(t: &Token, message: &async_nats::Message) -> Result<(), String> {
-    let event: PaymentEvent =
-        serde_json::from_slice(&message.payload).map_err(|e| e.to_string())?;
+fn burn(t: &Token, event: PaymentEvent) -> Result<(), String> {
     let currency = t
         .live
         .lock()
         .ok()
-        .and_then(|mut live| live.remove(&event.payment_id));
+        .and_then(|mut live| live.pop(&event.payment_id));
     if let Some(currency) = currency {
         t.m.burned
             .add(1, [currency.as_str(), event.status.as_str()]);
@@ -92,7 +109,7 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
     let token = Arc::new(Token {
         m: TokenInstruments::new(&meter),
         faults: super::faults(env),
-        live: Mutex::new(HashMap::new()),
+        live: Mutex::new(lru::LruCache::new(LIVE_TOKENS)),
     });
     let nats_telemetry = NatsTelemetry::new(&meter);
     for subject in [subjects::SETTLED, subjects::FAILED] {
@@ -100,12 +117,10 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         actix_web::rt::spawn(super::consume(
             nats.clone(),
             nats_telemetry.clone(),
+            super::MessageInstruments::new(&meter),
             subject,
             Some("token-engine"),
-            move |m| {
-                let result = burn(&token, &m);
-                std::future::ready(result)
-            },
+            move |event| std::future::ready(burn(&token, event)),
         ));
     }
     let data = web::Data::new(token);

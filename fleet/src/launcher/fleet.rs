@@ -199,7 +199,12 @@ fn otel_defaults() -> Vec<(String, String)> {
 
 impl Fleet {
     /// Ports and environment for every engine.
-    pub fn plan(args: &RunArgs, run_dir: &Path, nats_url: &str) -> Result<Fleet, String> {
+    pub fn plan(
+        args: &RunArgs,
+        run_dir: &Path,
+        nats_url: &str,
+        nats_token_file: Option<&Path>,
+    ) -> Result<Fleet, String> {
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find the deltran binary: {e}"))?;
         let ports: Vec<(u16, u16)> = match args.ports {
@@ -225,6 +230,9 @@ impl Fleet {
             ),
             ("OTEL_EXPORTER_PROMETHEUS_HOST".into(), "127.0.0.1".into()),
         ];
+        if let Some(file) = nats_token_file {
+            common.push(("DELTRAN_NATS_TOKEN_FILE".into(), file.display().to_string()));
+        }
         if let Some(url) = &args.database_url {
             common.push(("DELTRAN_DATABASE_URL".into(), url.clone()));
         }

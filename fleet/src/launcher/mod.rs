@@ -181,7 +181,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     std::fs::create_dir_all(run_dir.join("logs"))
         .map_err(|e| format!("cannot create the run directory {}: {e}", run_dir.display()))?;
     let nats = nats::NatsServer::start_or_use(&args, &run_dir).await?;
-    let mut fleet = fleet::Fleet::plan(&args, &run_dir, nats.url())?;
+    let mut fleet = fleet::Fleet::plan(&args, &run_dir, nats.url(), nats.token_file())?;
     eprintln!(
         "deltran: starting 8 engines (logs in {})",
         run_dir.join("logs").display()

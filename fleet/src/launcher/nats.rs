@@ -17,6 +17,31 @@ pub const INSTALL_HINT: &str = "nats-server was not found on PATH. Install it: \
 pub struct NatsServer {
     url: String,
     child: Option<std::process::Child>,
+    /// The token file engines authenticate with (a server this run started).
+    token_file: Option<PathBuf>,
+}
+
+/// A fresh random token (two v4 UUIDs: 244 random bits from the OS).
+fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Writes `text` to `path` readable by this user only.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn find_nats_server() -> Option<PathBuf> {
@@ -31,9 +56,12 @@ impl NatsServer {
     /// Uses `--nats-url` if given, else starts `nats-server` on 127.0.0.1.
     pub async fn start_or_use(args: &RunArgs, run_dir: &Path) -> Result<NatsServer, String> {
         if let Some(url) = &args.nats_url {
+            // Its credentials, if any, come from DELTRAN_NATS_TOKEN(_FILE),
+            // which the engines inherit.
             return Ok(NatsServer {
                 url: url.clone(),
                 child: None,
+                token_file: None,
             });
         }
         let binary = find_nats_server().ok_or_else(|| INSTALL_HINT.to_string())?;
@@ -44,8 +72,19 @@ impl NatsServer {
         let log = std::fs::File::create(run_dir.join("logs/nats-server.log"))
             .map_err(|e| format!("cannot create the NATS log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        // Nobody on the bus without this run's token: the token is in a
+        // file only this user reads, never on a command line.
+        let token = new_token();
+        let token_file = run_dir.join("nats.token");
+        write_private(&token_file, &token)?;
+        let config = run_dir.join("nats.conf");
+        write_private(
+            &config,
+            &format!("listen: \"127.0.0.1:{port}\"\nauthorization {{\n  token: \"{token}\"\n}}\n"),
+        )?;
         let mut cmd = std::process::Command::new(&binary);
-        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        cmd.arg("-c")
+            .arg(&config)
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -79,12 +118,18 @@ impl NatsServer {
         Ok(NatsServer {
             url: format!("nats://127.0.0.1:{port}"),
             child: Some(child),
+            token_file: Some(token_file),
         })
     }
 
     /// The URL engines connect to.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The file holding the token of a server this run started.
+    pub fn token_file(&self) -> Option<&Path> {
+        self.token_file.as_deref()
     }
 
     /// Stops the server if this run started it.
