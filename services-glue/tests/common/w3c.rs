@@ -142,6 +142,7 @@ pub fn members(n: usize) -> Vec<String> {
 }
 
 #[cfg(feature = "axum")]
+#[allow(unused_imports)] // used by the axum test binaries only
 pub use served::*;
 
 #[cfg(feature = "axum")]
