@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
         })
     };
 
-    let cases: [(&str, &[(&str, &str)]); 5] = [
+    let cases: [(&str, &[(&str, &str)]); 6] = [
         (
             "a_bare_handler",
             &[
@@ -81,9 +81,19 @@ fn bench(c: &mut Criterion) {
             ],
         ),
         ("b_instrumented_span_and_metrics", &[]),
+        // Traces not recorded; the incoming context is still passed through
+        // (telemetry's pass-through layer).
         (
             "c_instrumented_metrics_only",
             &[("OTEL_TRACES_EXPORTER", "none")],
+        ),
+        // As c with nothing to propagate: no OpenTelemetry layer at all.
+        (
+            "c2_instrumented_metrics_only_no_propagation",
+            &[
+                ("OTEL_TRACES_EXPORTER", "none"),
+                ("OTEL_PROPAGATORS", "none"),
+            ],
         ),
         (
             "d_instrumented_span_below_rust_log",

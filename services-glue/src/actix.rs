@@ -117,7 +117,8 @@ where
     }
 }
 
-/// Reads propagation fields from actix-web's header map.
+/// Reads propagation fields from actix-web's header map, every line of a
+/// repeated field included (see [`crate::propagation::HeaderExtractor`]).
 struct ActixHeaders<'a>(&'a actix_web::http::header::HeaderMap);
 
 impl opentelemetry::propagation::Extractor for ActixHeaders<'_> {
@@ -126,6 +127,9 @@ impl opentelemetry::propagation::Extractor for ActixHeaders<'_> {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
+    }
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        crate::propagation::all_lines(self.0.get_all(key).map(|v| v.to_str().ok()))
     }
 }
 

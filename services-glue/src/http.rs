@@ -346,12 +346,15 @@ impl InFlight {
         }
     }
 
-    /// The `traceresponse` header value for this request's span.
+    /// The `traceresponse` header value for this request's span. None when
+    /// this service records no span of its own (traces not exported: the
+    /// span context is the caller's, passed through), since naming the
+    /// caller's span as this request's would mislead.
     pub(crate) fn traceresponse(&self) -> Option<http::HeaderValue> {
         use opentelemetry::trace::TraceContextExt;
         let cx = self.span.context();
         let sc = cx.span().span_context().clone();
-        if !sc.is_valid() {
+        if !sc.is_valid() || sc.is_remote() {
             return None;
         }
         let flags = if sc.is_sampled() { "01" } else { "00" };

@@ -324,8 +324,11 @@ impl Drop for Processing {
 struct NatsInjector<'a>(&'a mut async_nats::HeaderMap);
 
 impl opentelemetry::propagation::Injector for NatsInjector<'_> {
+    /// Replaces the field; empty values (an empty `tracestate`) are not written.
     fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key, value.as_str());
+        if !value.is_empty() {
+            self.0.insert(key, value.as_str());
+        }
     }
 }
 
@@ -337,5 +340,10 @@ impl opentelemetry::propagation::Extractor for NatsExtractor<'_> {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.iter().map(|(k, _)| k.as_ref()).collect()
+    }
+    /// Every value of a repeated header, so `tracestate` values are combined
+    /// and a duplicated `traceparent` is seen (and ignored) as invalid.
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        crate::propagation::all_lines(self.0.get_all(key).map(|v| Some(v.as_str())))
     }
 }

@@ -8,7 +8,12 @@ use std::collections::HashMap;
 use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Reads propagation fields from a header map.
+/// Reads propagation fields from a header map (axum, reqwest, tonic).
+///
+/// `get_all` returns every line of a repeated field, so the W3C propagator
+/// can combine `tracestate` lines into one list and tell a duplicated
+/// `traceparent` (invalid: a new trace starts) from a single one;
+/// `HeaderMap::get` alone sees only the first line.
 #[derive(Debug)]
 pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
 
@@ -19,14 +24,33 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
     }
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        all_lines(self.0.get_all(key).iter().map(|v| v.to_str().ok()))
+    }
 }
 
-/// Writes propagation fields into a header map; invalid values are skipped.
+/// Every line of a field, in order, or `None` when it is absent. A line that
+/// is not visible ASCII makes the combined value invalid, so the whole field
+/// reads as absent rather than as the remaining lines (which would change
+/// its meaning, e.g. turn two `traceparent` lines into one).
+pub(crate) fn all_lines<'a>(lines: impl Iterator<Item = Option<&'a str>>) -> Option<Vec<&'a str>> {
+    let mut lines = lines.peekable();
+    lines.peek()?;
+    lines.collect()
+}
+
+/// Writes propagation fields into a header map, replacing any line already
+/// there. Empty values are not written (the W3C specification asks senders
+/// to avoid an empty `tracestate:` line, which some propagators produce when
+/// there is no state); invalid values are skipped.
 #[derive(Debug)]
 pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
 
 impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            return;
+        }
         if let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(key.as_bytes()),
             http::HeaderValue::from_str(&value),
@@ -59,6 +83,8 @@ pub fn carrier_of(span: &tracing::Span) -> HashMap<String, String> {
     let mut carrier = HashMap::new();
     let cx = span.context();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+    // Same rule as the header injector: no empty fields.
+    carrier.retain(|_, v| !v.is_empty());
     carrier
 }
 

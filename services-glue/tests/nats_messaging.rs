@@ -222,3 +222,96 @@ fn word(mut i: u32) -> String {
         }
     }
 }
+
+/// W3C Trace Context in NATS headers, which may repeat like HTTP ones:
+/// repeated `tracestate` values are one list, a repeated `traceparent` is
+/// invalid (new trace), and an empty `tracestate` is never published.
+#[test]
+fn repeated_trace_context_headers_follow_w3c() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let sink = InMemory::new();
+    run(&sink, |nats, url| async move {
+        let client = async_nats::connect(url).await.unwrap();
+        let mut sub = client.subscribe("ledger.>").await.unwrap();
+        client.flush().await.unwrap();
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+
+        let mut headers = async_nats::HeaderMap::new();
+        headers.append("traceparent", PARENT);
+        headers.append("tracestate", "rojo=1");
+        headers.append("tracestate", "a@vvvvvvvvvvvvvv=2");
+        client
+            .publish_with_headers("ledger.combined", headers, "{}".into())
+            .await
+            .unwrap();
+        nats.process(&next().await).finish(Ok::<(), String>(()));
+
+        let mut headers = async_nats::HeaderMap::new();
+        headers.append("traceparent", PARENT);
+        headers.append(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
+        client
+            .publish_with_headers("ledger.duplicated", headers, "{}".into())
+            .await
+            .unwrap();
+        nats.process(&next().await).finish(Ok::<(), String>(()));
+
+        // Published by this service in a new trace: no tracestate header.
+        nats.publish(&client, "ledger.fresh", "{}".into())
+            .instrument(tracing::info_span!("fresh"))
+            .await
+            .unwrap();
+        let fresh = next().await;
+        let headers = fresh.headers.clone().unwrap();
+        assert!(headers.get("traceparent").is_some(), "{headers:?}");
+        assert!(headers.get("tracestate").is_none(), "{headers:?}");
+
+        // Forwarded from the combined one: one tracestate value, whole.
+        let mut incoming = async_nats::HeaderMap::new();
+        incoming.append("traceparent", PARENT);
+        incoming.append("tracestate", "rojo=1");
+        incoming.append("tracestate", "a@vvvvvvvvvvvvvv=2");
+        client
+            .publish_with_headers("ledger.relay", incoming, "{}".into())
+            .await
+            .unwrap();
+        let relay = nats.process(&next().await);
+        nats.publish(&client, "ledger.onward", "{}".into())
+            .instrument(relay.span().clone())
+            .await
+            .unwrap();
+        relay.finish(Ok::<(), String>(()));
+        let onward = next().await;
+        let states: Vec<String> = onward
+            .headers
+            .unwrap()
+            .get_all("tracestate")
+            .map(|v| v.as_str().to_string())
+            .collect();
+        assert_eq!(states, ["rojo=1,a@vvvvvvvvvvvvvv=2"]);
+    });
+    let spans = sink.spans();
+    let combined = span(&spans, "process ledger.combined");
+    assert_eq!(
+        combined.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(combined.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert_eq!(combined.span_context.trace_state().get("rojo"), Some("1"));
+    let duplicated = span(&spans, "process ledger.duplicated");
+    assert_eq!(
+        duplicated.parent_span_id,
+        opentelemetry::trace::SpanId::INVALID
+    );
+    assert_ne!(
+        duplicated.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+}

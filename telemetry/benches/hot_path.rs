@@ -209,9 +209,20 @@ fn spans(c: &mut Criterion) {
     let _ = t.shutdown();
 
     // Where (f)'s time goes.
-    // f1: telemetry's subscriber without the OTel layer (EnvFilter + JSON layer).
-    let t = telemetry("bench-no-otel", &[]);
+    // f1: telemetry's subscriber without the OTel layer (EnvFilter + JSON
+    // layer): traces not recorded and nothing to propagate.
+    let t = telemetry("bench-no-otel", &[("OTEL_PROPAGATORS", "none")]);
     bench_span(&mut g, "f1_telemetry_dispatch_traces_none", t.dispatch());
+    let _ = t.shutdown();
+    // f1p: traces not recorded, context still propagated: the pass-through
+    // OTel layer over the no-op tracer (the default with
+    // `OTEL_TRACES_EXPORTER=none`).
+    let t = telemetry("bench-pass-through", &[]);
+    bench_span(
+        &mut g,
+        "f1p_telemetry_dispatch_traces_none_pass_through",
+        t.dispatch(),
+    );
     let _ = t.shutdown();
     // f2: EnvFilter alone on the registry.
     let filtered = Dispatch::new(

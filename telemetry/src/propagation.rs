@@ -1,11 +1,32 @@
-//! Context propagation: W3C `traceparent`/`tracestate` validated strictly, and
-//! W3C baggage (bounded to 8192 bytes and 64 members by the SDK), with helpers
-//! to inject into and extract from any header map.
+//! Context propagation: W3C Trace Context (`traceparent`/`tracestate`)
+//! implemented to the letter of the current specification (Trace Context
+//! Level 2), and W3C baggage (bounded to 8192 bytes and 64 members by the
+//! SDK), with helpers to inject into and extract from any header map.
 //!
-//! The upstream `TraceContextPropagator` accepts malformed ids such as
-//! `00-1-2-01`; a service must not trust those, so [`StrictTraceContext`]
-//! checks the exact W3C grammar first and ignores a bad header (the request
-//! then starts a new trace instead of joining a garbage one).
+//! Why not the upstream `TraceContextPropagator` (0.33)? It accepts malformed
+//! ids such as `00-1-2-01`, reads only the first of repeated header lines,
+//! rejects valid `tracestate` keys (it allows 13 characters after `@` and
+//! a single `@`, where the current grammar allows `@` anywhere after the
+//! first character), so one such key makes the whole `tracestate` vanish,
+//! and it writes an empty `tracestate:` line when there is nothing to carry.
+//! [`StrictTraceContext`] does all of that itself:
+//!
+//! - `traceparent` is checked against the exact grammar; a bad one, or more
+//!   than one line (the combined value of two lines is not a valid
+//!   `traceparent`), is ignored and the request starts a new trace.
+//! - Repeated `tracestate` lines are combined into one list, joined with `,`
+//!   in order (RFC 9110 field combination, as the specification requires).
+//! - `tracestate` is parsed with the current key grammar
+//!   (`(lcalpha / DIGIT) 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@")`)
+//!   and value grammar. A list that is invalid — a bad member, a duplicated
+//!   key, or more than 32 members — is discarded whole (the trace parent is
+//!   kept), which is what the W3C test suite expects. Empty and
+//!   whitespace-only members are allowed and do not count towards the 32.
+//! - What is propagated is at most [`TRACESTATE_MAX_LEN`] (512) characters,
+//!   the length the specification says to propagate at least: past that,
+//!   whole members are dropped, those longer than 128 characters first, then
+//!   from the end of the list, as the specification asks.
+//! - Nothing is written for an empty `tracestate`.
 //!
 //! ```
 //! use opentelemetry::trace::TraceContextExt;
@@ -13,29 +34,57 @@
 //!
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+//! headers.append("tracestate", "rojo=00f067aa0ba902b7".parse().unwrap());
+//! headers.append("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
 //! let cx = telemetry::propagation::extract(&propagator, &headers);
 //! assert!(cx.span().span_context().is_remote());
+//!
+//! let mut out = http::HeaderMap::new();
+//! telemetry::propagation::inject(&propagator, &cx, &mut out);
+//! assert_eq!(out["tracestate"], "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
 //!
 //! headers.insert("traceparent", "00-1-2-01".parse().unwrap());
 //! let cx = telemetry::propagation::extract(&propagator, &headers);
 //! assert!(!cx.span().span_context().is_valid());
 //! ```
 
+use std::sync::OnceLock;
+
 use opentelemetry::Context;
+use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use crate::config::PropagatorKind;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
-/// W3C Trace Context with strict validation of both headers.
+/// Most list-members a `tracestate` may have (W3C Trace Context).
+pub const TRACESTATE_MAX_MEMBERS: usize = 32;
+
+/// Most characters of `tracestate` propagated: the specification's "SHOULD
+/// propagate at least 512 characters of a combined header". Longer lists
+/// are truncated by whole members (see [`normalize_tracestate`]), so every
+/// outgoing call carries a bounded header however large the incoming one.
+pub const TRACESTATE_MAX_LEN: usize = 512;
+
+/// Members longer than this are the first dropped when truncating.
+const TRACESTATE_LARGE_MEMBER: usize = 128;
+
+fn fields() -> &'static [String; 2] {
+    static FIELDS: OnceLock<[String; 2]> = OnceLock::new();
+    FIELDS.get_or_init(|| [TRACEPARENT.to_owned(), TRACESTATE.to_owned()])
+}
+
+/// W3C Trace Context with strict validation of both headers; see the
+/// [module documentation](self) for the rules.
 #[derive(Debug, Default)]
 pub struct StrictTraceContext {
-    inner: TraceContextPropagator,
+    _private: (),
 }
 
 impl StrictTraceContext {
@@ -45,44 +94,115 @@ impl StrictTraceContext {
     }
 }
 
+/// The whole incoming `tracestate`, when the upstream `TraceState` could not
+/// hold all of it (keys the 0.33 parser wrongly rejects, such as
+/// `a@vvvvvvvvvvvvvv`). The span context then carries the members upstream
+/// accepts, and this value — riding along in the `Context`, which
+/// `tracing-opentelemetry` hands from parent to child spans — lets
+/// injection forward the list exactly as received.
+#[derive(Debug, Clone, PartialEq)]
+struct ReceivedTraceState {
+    trace_id: TraceId,
+    /// What the span context's `TraceState` held when extracted: if a span
+    /// still carries exactly this, nobody in this service changed it.
+    accepted: TraceState,
+    /// The normalised list, as it is to be propagated.
+    header: String,
+}
+
 impl TextMapPropagator for StrictTraceContext {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        self.inner.inject_context(cx, injector)
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return;
+        }
+        // Always written as version 00, the highest version known here.
+        injector.set(
+            TRACEPARENT,
+            format!(
+                "00-{}-{}-{:02x}",
+                sc.trace_id(),
+                sc.span_id(),
+                sc.trace_flags() & TraceFlags::SAMPLED
+            ),
+        );
+        let state = match cx.get::<ReceivedTraceState>() {
+            Some(received)
+                if received.trace_id == sc.trace_id() && &received.accepted == sc.trace_state() =>
+            {
+                received.header.clone()
+            }
+            _ => {
+                let header = sc.trace_state().header();
+                if header.len() > TRACESTATE_MAX_LEN {
+                    normalize_tracestate(&header).unwrap_or_default()
+                } else {
+                    header
+                }
+            }
+        };
+        // The specification asks senders to avoid empty `tracestate` headers.
+        if !state.is_empty() {
+            injector.set(TRACESTATE, state);
+        }
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match extractor.get(TRACEPARENT) {
-            Some(tp) if is_valid_traceparent(tp) => {
-                let keep_state = extractor.get(TRACESTATE).is_none_or(is_valid_tracestate);
-                let filtered = WithoutTraceState {
-                    inner: extractor,
-                    keep_state,
-                };
-                self.inner.extract_with_context(cx, &filtered)
-            }
-            _ => cx.clone(),
+        // Two `traceparent` lines combine into `a, b`, which is not a valid
+        // value: the request starts a new trace, like any invalid header.
+        let traceparent = match extractor.get_all(TRACEPARENT) {
+            Some(lines) if lines.len() == 1 => lines.into_iter().next(),
+            Some(_) => None,
+            None => None,
+        };
+        let Some((trace_id, span_id, flags)) = traceparent.and_then(parse_traceparent) else {
+            return cx.clone();
+        };
+        // A failure to parse `tracestate` never affects `traceparent`.
+        let header = extractor
+            .get_all(TRACESTATE)
+            .and_then(|lines| normalize_tracestate(&lines.join(",")))
+            .unwrap_or_default();
+        let (state, complete) = upstream_trace_state(&header);
+        let received = (!complete).then(|| ReceivedTraceState {
+            trace_id,
+            accepted: state.clone(),
+            header,
+        });
+        let sc = SpanContext::new(trace_id, span_id, flags, true, state);
+        let cx = cx.with_remote_span_context(sc);
+        match received {
+            Some(received) => cx.with_value(received),
+            None => cx,
         }
     }
 
-    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
-        self.inner.fields()
+    fn fields(&self) -> FieldIter<'_> {
+        FieldIter::new(fields())
     }
 }
 
-struct WithoutTraceState<'a> {
-    inner: &'a dyn Extractor,
-    keep_state: bool,
-}
-
-impl Extractor for WithoutTraceState<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        if !self.keep_state && key.eq_ignore_ascii_case(TRACESTATE) {
-            return None;
+/// The upstream `TraceState` for a normalised `tracestate`, and whether it
+/// holds every member. When the 0.33 key check rejects one, the others are
+/// kept so samplers and exporters still see them.
+fn upstream_trace_state(header: &str) -> (TraceState, bool) {
+    let members: Vec<(&str, &str)> = header
+        .split(',')
+        .filter_map(|m| m.split_once('='))
+        .collect();
+    match TraceState::from_key_value(members.iter().copied()) {
+        Ok(state) => (state, true),
+        Err(_) => {
+            let accepted = members
+                .iter()
+                .copied()
+                .filter(|m| TraceState::from_key_value([*m]).is_ok());
+            (
+                TraceState::from_key_value(accepted).unwrap_or_default(),
+                false,
+            )
         }
-        self.inner.get(key)
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.inner.keys()
     }
 }
 
@@ -95,17 +215,20 @@ fn is_lower_hex(s: &str) -> bool {
 /// lower-case hex of exact lengths, no all-zero ids, version `ff` forbidden,
 /// and for version `00` nothing after the flags.
 pub fn is_valid_traceparent(value: &str) -> bool {
-    let v = value.trim();
-    if v.len() < 55 {
-        return false;
-    }
-    let (head, rest) = v.split_at(55);
-    let parts: Vec<&str> = head.split('-').collect();
-    if parts.len() != 4 {
-        return false;
-    }
-    let (version, trace_id, parent_id, flags) = (parts[0], parts[1], parts[2], parts[3]);
-    if version.len() != 2
+    parse_traceparent(value).is_some()
+}
+
+/// Parses a `traceparent` (surrounding spaces and tabs allowed), keeping only
+/// the `sampled` flag as the specification asks for unknown flags.
+fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
+    let v = value.trim_matches([' ', '\t']);
+    let head = v.get(..55)?;
+    let rest = v.get(55..)?;
+    let mut parts = head.split('-');
+    let (version, trace_id, parent_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || version.len() != 2
         || trace_id.len() != 32
         || parent_id.len() != 16
         || flags.len() != 2
@@ -113,64 +236,113 @@ pub fn is_valid_traceparent(value: &str) -> bool {
         || !is_lower_hex(trace_id)
         || !is_lower_hex(parent_id)
         || !is_lower_hex(flags)
+        || version == "ff"
     {
-        return false;
+        return None;
     }
-    if version == "ff"
-        || trace_id.bytes().all(|b| b == b'0')
-        || parent_id.bytes().all(|b| b == b'0')
-    {
-        return false;
+    // Version 00 has nothing after the flags; future versions may append
+    // fields after a dash.
+    if !(rest.is_empty() || (version != "00" && rest.starts_with('-'))) {
+        return None;
     }
-    if version == "00" {
-        rest.is_empty()
-    } else {
-        // Future versions may append fields after a dash.
-        rest.is_empty() || rest.starts_with('-')
+    let trace_id = TraceId::from_hex(trace_id).ok()?;
+    let span_id = SpanId::from_hex(parent_id).ok()?;
+    if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
+        return None;
     }
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some((
+        trace_id,
+        span_id,
+        TraceFlags::new(flags) & TraceFlags::SAMPLED,
+    ))
 }
 
-/// Checks a `tracestate` value: at most 32 comma-separated `key=value`
-/// members with the W3C key and value grammar, at most 512 bytes.
+/// Checks a `tracestate` value (already combined from all its lines):
+/// at most 32 members with the current W3C key and value grammar, no key
+/// twice. Empty and whitespace-only members are allowed. Length is not a
+/// validity question: [`normalize_tracestate`] truncates long lists.
 pub fn is_valid_tracestate(value: &str) -> bool {
-    if value.len() > 512 {
-        return false;
-    }
-    let members: Vec<&str> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .collect();
-    if members.len() > 32 {
-        return false;
-    }
-    members.iter().all(|m| {
-        let Some((k, v)) = m.split_once('=') else {
-            return false;
-        };
-        valid_key(k) && valid_value(v)
-    })
+    parse_tracestate(value).is_some()
 }
 
+/// The `tracestate` to propagate for a received (combined) value: `None`
+/// when the list is invalid (it is then discarded whole), otherwise the
+/// members joined by `,` without optional whitespace, truncated to
+/// [`TRACESTATE_MAX_LEN`] characters by dropping whole members — first
+/// those longer than 128 characters, then from the end of the list.
+///
+/// ```
+/// use telemetry::propagation::normalize_tracestate;
+/// assert_eq!(normalize_tracestate("foo=1 ,\t a@vvvvvvvvvvvvvv=2,").as_deref(), Some("foo=1,a@vvvvvvvvvvvvvv=2"));
+/// assert_eq!(normalize_tracestate("foo=1,foo=2"), None);
+/// assert_eq!(normalize_tracestate("").as_deref(), Some(""));
+/// ```
+pub fn normalize_tracestate(value: &str) -> Option<String> {
+    let mut members = parse_tracestate(value)?;
+    let member_len = |(k, v): &(&str, &str)| k.len() + 1 + v.len();
+    let total =
+        |ms: &[(&str, &str)]| ms.iter().map(member_len).sum::<usize>() + ms.len().saturating_sub(1);
+    while total(&members) > TRACESTATE_MAX_LEN {
+        let victim = members
+            .iter()
+            .rposition(|m| member_len(m) > TRACESTATE_LARGE_MEMBER)
+            .unwrap_or(members.len().saturating_sub(1));
+        if victim >= members.len() {
+            break;
+        }
+        members.remove(victim);
+    }
+    let mut out = String::with_capacity(total(&members));
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    Some(out)
+}
+
+fn parse_tracestate(value: &str) -> Option<Vec<(&str, &str)>> {
+    let mut members: Vec<(&str, &str)> = Vec::new();
+    for member in value.split(',') {
+        // Spaces and tabs around a list-member are optional whitespace.
+        let member = member.trim_matches([' ', '\t']);
+        if member.is_empty() {
+            continue;
+        }
+        if members.len() == TRACESTATE_MAX_MEMBERS {
+            return None;
+        }
+        let (key, val) = member.split_once('=')?;
+        if !valid_key(key) || !valid_value(val) || members.iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        members.push((key, val));
+    }
+    Some(members)
+}
+
+/// `key = (lcalpha / DIGIT) 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@")`
+/// (Trace Context Level 2; `@` is an ordinary key character, so multi-tenant
+/// keys need no special case).
 fn valid_key(k: &str) -> bool {
-    let simple = |s: &str, max: usize| {
-        !s.is_empty()
-            && s.len() <= max
-            && s.bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && s.bytes().all(|b| {
-                b.is_ascii_lowercase()
-                    || b.is_ascii_digit()
-                    || matches!(b, b'_' | b'-' | b'*' | b'/')
-            })
-    };
-    match k.split_once('@') {
-        None => simple(k, 256),
-        Some((tenant, system)) => simple(tenant, 241) && simple(system, 14),
-    }
+    let mut bytes = k.bytes();
+    k.len() <= 256
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
+        })
 }
 
+/// `value = 0*255(chr) nblk-chr`: printable ASCII without `,` and `=`, not
+/// ending in a space.
 fn valid_value(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 256
@@ -198,15 +370,61 @@ pub fn default_propagator() -> TextMapCompositePropagator {
     propagator_for(&[PropagatorKind::TraceContext, PropagatorKind::Baggage])
 }
 
+/// Reads propagation fields from an `http::HeaderMap`, including every line
+/// of a repeated field (`get_all`), so `tracestate` lines can be combined
+/// and duplicated `traceparent` lines detected.
+#[derive(Debug)]
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+
+    /// Every line of `key`, in order. A line that is not visible ASCII makes
+    /// the combined value invalid, so the field reads as absent rather than
+    /// as the remaining lines (which would silently change its meaning).
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let mut lines = self.0.get_all(key).iter().peekable();
+        lines.peek()?;
+        lines.map(|v| v.to_str().ok()).collect()
+    }
+}
+
+/// Writes propagation fields into an `http::HeaderMap`, replacing any line
+/// already there; empty values and values that are not valid header values
+/// are not written (an empty `tracestate:` line is what the specification
+/// asks senders to avoid).
+#[derive(Debug)]
+pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            return;
+        }
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
 /// Writes `cx` into `headers` with `propagator`.
 pub fn inject(propagator: &dyn TextMapPropagator, cx: &Context, headers: &mut http::HeaderMap) {
-    propagator.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
+    propagator.inject_context(cx, &mut HeaderInjector(headers));
 }
 
 /// Reads a context from `headers` with `propagator`; invalid headers yield
 /// the empty context.
 pub fn extract(propagator: &dyn TextMapPropagator, headers: &http::HeaderMap) -> Context {
-    propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    propagator.extract(&HeaderExtractor(headers))
 }
 
 /// Writes `cx` into `headers` with the global propagator (set by `init`).
@@ -223,15 +441,13 @@ pub fn extract_global(headers: &http::HeaderMap) -> Context {
 mod tests {
     use super::*;
     use opentelemetry::baggage::BaggageExt;
-    use opentelemetry::trace::{
-        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-    };
 
     const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
     fn strict_traceparent_grammar() {
         assert!(is_valid_traceparent(GOOD));
+        assert!(is_valid_traceparent(&format!(" \t{GOOD}\t ")));
         assert!(is_valid_traceparent(
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-ever"
         ));
@@ -247,28 +463,104 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
             "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
             "0-04bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            // Two lines combined by an intermediary.
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
             assert!(!is_valid_traceparent(bad), "{bad:?} must be rejected");
         }
     }
 
     #[test]
-    fn tracestate_grammar() {
-        assert!(is_valid_tracestate(
-            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
-        ));
-        assert!(is_valid_tracestate("tenant@vendor=x"));
-        assert!(!is_valid_tracestate("Upper=x"));
-        assert!(!is_valid_tracestate("k=v=w"));
-        assert!(!is_valid_tracestate("novalue"));
-        let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
-        assert!(!is_valid_tracestate(&many.join(",")));
+    fn tracestate_key_grammar_is_level_2() {
+        // `@` is an ordinary key character after the first.
+        for good in [
+            "a@vvvvvvvvvvvvvv=1",
+            "foo=1,a@vvvvvvvvvvvvvv=1",
+            "t@vvvvvvvvvvvvvvv=1",
+            "foo@=1,bar=2",
+            "foo@@bar=1,bar=2",
+            "foo@bar@baz=1,bar=2",
+            "1abc=1",
+            "abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/=1",
+            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+            "foo= leading space kept",
+        ] {
+            assert!(is_valid_tracestate(good), "{good:?} must be accepted");
+        }
+        let key_256 = "k".repeat(256);
+        assert!(is_valid_tracestate(&format!("{key_256}=1")));
+        let long_tenant = format!("{}@v", "t".repeat(242));
+        assert!(is_valid_tracestate(&format!("foo=1,{long_tenant}=1")));
+        for bad in [
+            "@foo=1,bar=2",
+            "FOO=1",
+            "foo.bar=1",
+            "foo =1",
+            "_foo=1",
+            "k=v=w",
+            "novalue",
+            "foo=",
+            "foo=a\tb",
+            "foo=1,foo=2",
+            "foo=1,foo=1",
+        ] {
+            assert!(!is_valid_tracestate(bad), "{bad:?} must be rejected");
+        }
+        assert!(!is_valid_tracestate(&format!("{}=1", "k".repeat(257))));
+        assert!(!is_valid_tracestate(&format!("k={}", "v".repeat(257))));
+        assert!(is_valid_tracestate(&format!("k={}", "v".repeat(256))));
+    }
+
+    #[test]
+    fn tracestate_member_limit_counts_real_members_only() {
+        let members = |n: usize| {
+            (1..=n)
+                .map(|i| format!("bar{i:02}={i:02}"))
+                .collect::<Vec<_>>()
+        };
+        let thirty_two = members(32).join(",");
+        assert!(is_valid_tracestate(&thirty_two));
+        // Empty and whitespace-only members are allowed and not counted.
+        assert!(is_valid_tracestate(&format!(", ,{thirty_two},\t,")));
+        assert!(!is_valid_tracestate(&members(33).join(",")));
+        assert_eq!(normalize_tracestate(&members(33).join(",")), None);
+        assert_eq!(normalize_tracestate(" \t ").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn long_tracestate_is_truncated_by_whole_members_large_first() {
+        let big = format!("big={}", "x".repeat(200));
+        let smalls: Vec<String> = (0..20)
+            .map(|i| format!("s{i:02}={}", "y".repeat(20)))
+            .collect();
+        // 20 small members of 24 chars (499 with commas) plus one large one.
+        let mut list = vec![smalls[0].clone(), big.clone()];
+        list.extend(smalls[1..].iter().cloned());
+        let out = normalize_tracestate(&list.join(",")).unwrap();
+        assert_eq!(out, smalls.join(","), "the >128-char member goes first");
+        assert!(out.len() <= TRACESTATE_MAX_LEN);
+
+        // Without large members, members are dropped from the end.
+        let many: Vec<String> = (0..30)
+            .map(|i| format!("m{i:02}={}", "z".repeat(26)))
+            .collect();
+        let out = normalize_tracestate(&many.join(",")).unwrap();
+        assert!(out.len() <= TRACESTATE_MAX_LEN, "{}", out.len());
+        let kept: Vec<&str> = out.split(',').collect();
+        // 17 members take 17 * 30 + 16 = 526 characters, 16 take 495.
+        assert_eq!(kept.len(), 16);
+        assert_eq!(out.len(), 495);
+        assert!(
+            many.iter().zip(&kept).all(|(a, b)| a == b),
+            "a prefix is kept"
+        );
     }
 
     fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         for (k, v) in pairs {
-            h.insert(
+            h.append(
                 http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 v.parse().unwrap(),
             );
@@ -276,36 +568,184 @@ mod tests {
         h
     }
 
-    #[test]
-    fn malformed_traceparent_is_ignored_but_valid_one_round_trips() {
+    fn round_trip(pairs: &[(&str, &str)]) -> (SpanContext, http::HeaderMap) {
         let p = default_propagator();
-        let cx = extract(&p, &headers(&[("traceparent", "00-1-2-01")]));
-        assert!(!cx.span().span_context().is_valid());
-
-        let cx = extract(
-            &p,
-            &headers(&[("traceparent", GOOD), ("tracestate", "rojo=1")]),
-        );
-        let sc = cx.span().span_context().clone();
-        assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
-        assert_eq!(sc.trace_state().get("rojo"), Some("1"));
-
+        let cx = extract(&p, &headers(pairs));
         let mut out = http::HeaderMap::new();
         inject(&p, &cx, &mut out);
-        assert_eq!(out.get("traceparent").unwrap(), GOOD);
-        assert_eq!(out.get("tracestate").unwrap(), "rojo=1");
+        (cx.span().span_context().clone(), out)
+    }
+
+    fn lines<'a>(h: &'a http::HeaderMap, name: &str) -> Vec<&'a str> {
+        h.get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn malformed_traceparent_is_ignored_but_valid_one_round_trips() {
+        let (sc, _) = round_trip(&[("traceparent", "00-1-2-01")]);
+        assert!(!sc.is_valid());
+
+        let (sc, out) = round_trip(&[("traceparent", GOOD), ("tracestate", "rojo=1")]);
+        assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
+        assert_eq!(sc.trace_state().get("rojo"), Some("1"));
+        assert_eq!(lines(&out, "traceparent"), [GOOD]);
+        assert_eq!(lines(&out, "tracestate"), ["rojo=1"]);
+    }
+
+    #[test]
+    fn unknown_flags_are_zeroed_and_higher_versions_downgraded() {
+        let (sc, out) = round_trip(&[(
+            "traceparent",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-future",
+        )]);
+        assert!(sc.is_sampled());
+        assert_eq!(
+            lines(&out, "traceparent"),
+            ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]
+        );
+    }
+
+    #[test]
+    fn repeated_tracestate_lines_are_combined_in_order() {
+        let (sc, out) = round_trip(&[
+            ("traceparent", GOOD),
+            ("tracestate", "foo=1,bar=2"),
+            ("tracestate", ""),
+            ("tracestate", " rojo=1 , congo=2"),
+            ("tracestate", "baz=3"),
+        ]);
+        assert_eq!(
+            sc.trace_state().header(),
+            "foo=1,bar=2,rojo=1,congo=2,baz=3"
+        );
+        assert_eq!(
+            lines(&out, "tracestate"),
+            ["foo=1,bar=2,rojo=1,congo=2,baz=3"]
+        );
+        // A key repeated across lines makes the combined list invalid.
+        let (sc, out) = round_trip(&[
+            ("traceparent", GOOD),
+            ("tracestate", "foo=1"),
+            ("tracestate", "foo=2"),
+        ]);
+        assert!(sc.is_valid());
+        assert!(out.get("tracestate").is_none());
+    }
+
+    #[test]
+    fn repeated_traceparent_lines_start_a_new_trace() {
+        for second in [
+            GOOD,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ] {
+            let (sc, out) = round_trip(&[
+                ("traceparent", GOOD),
+                ("traceparent", second),
+                ("tracestate", "foo=1"),
+            ]);
+            assert!(!sc.is_valid(), "{second}");
+            assert!(out.is_empty(), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn a_tracestate_line_that_is_not_ascii_invalidates_the_list() {
+        let mut h = headers(&[("traceparent", GOOD), ("tracestate", "foo=1")]);
+        h.append(
+            "tracestate",
+            http::HeaderValue::from_bytes("bar=\u{e9}".as_bytes()).unwrap(),
+        );
+        let p = default_propagator();
+        let cx = extract(&p, &h);
+        assert!(cx.span().span_context().is_valid());
+        assert_eq!(cx.span().span_context().trace_state().header(), "");
+    }
+
+    #[test]
+    fn keys_upstream_rejects_still_propagate_unchanged() {
+        let state = "foo=1,a@vvvvvvvvvvvvvv=1,x@@y=2";
+        let (sc, out) = round_trip(&[("traceparent", GOOD), ("tracestate", state)]);
+        assert!(sc.is_valid());
+        // The upstream TraceState holds what it can ...
+        assert_eq!(sc.trace_state().get("foo"), Some("1"));
+        // ... and the whole list goes out as received.
+        assert_eq!(lines(&out, "tracestate"), [state]);
+
+        // A child span of this service (same trace, same state) forwards it too.
+        let p = default_propagator();
+        let received = extract(
+            &p,
+            &headers(&[("traceparent", GOOD), ("tracestate", state)]),
+        );
+        let child = SpanContext::new(
+            sc.trace_id(),
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            sc.trace_state().clone(),
+        );
+        let mut out = http::HeaderMap::new();
+        inject(
+            &p,
+            &received.with_remote_span_context(child.clone()),
+            &mut out,
+        );
+        assert_eq!(lines(&out, "tracestate"), [state]);
+
+        // A span whose state this service changed carries its own state.
+        let changed = SpanContext::new(
+            child.trace_id(),
+            child.span_id(),
+            child.trace_flags(),
+            false,
+            sc.trace_state().insert("mine", "1").unwrap(),
+        );
+        let mut out = http::HeaderMap::new();
+        inject(&p, &received.with_remote_span_context(changed), &mut out);
+        assert_eq!(lines(&out, "tracestate"), ["mine=1,foo=1"]);
+
+        // Another trace never picks up this request's state.
+        let other = SpanContext::new(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            child.span_id(),
+            child.trace_flags(),
+            false,
+            sc.trace_state().clone(),
+        );
+        let mut out = http::HeaderMap::new();
+        inject(&p, &received.with_remote_span_context(other), &mut out);
+        assert_eq!(lines(&out, "tracestate"), ["foo=1"]);
+    }
+
+    #[test]
+    fn empty_tracestate_is_never_written() {
+        let (_, out) = round_trip(&[("traceparent", GOOD)]);
+        assert_eq!(lines(&out, "traceparent"), [GOOD]);
+        assert!(out.get("tracestate").is_none(), "{out:?}");
+        let (_, out) = round_trip(&[("traceparent", GOOD), ("tracestate", " ")]);
+        assert!(out.get("tracestate").is_none(), "{out:?}");
+        // The upstream propagator writes an empty value; the injector drops it.
+        let mut out = http::HeaderMap::new();
+        let cx = extract(&default_propagator(), &headers(&[("traceparent", GOOD)]));
+        inject(
+            &opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            &cx,
+            &mut out,
+        );
+        assert_eq!(lines(&out, "traceparent"), [GOOD]);
+        assert!(out.get("tracestate").is_none(), "{out:?}");
     }
 
     #[test]
     fn invalid_tracestate_is_dropped_but_parent_kept() {
-        let p = default_propagator();
-        let cx = extract(
-            &p,
-            &headers(&[("traceparent", GOOD), ("tracestate", "BAD KEY=1")]),
-        );
-        let sc = cx.span().span_context().clone();
+        let (sc, out) = round_trip(&[("traceparent", GOOD), ("tracestate", "BAD KEY=1")]);
         assert!(sc.is_valid());
         assert_eq!(sc.trace_state().header(), "");
+        assert_eq!(lines(&out, "traceparent"), [GOOD]);
+        assert!(out.get("tracestate").is_none());
     }
 
     #[test]

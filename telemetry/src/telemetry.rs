@@ -284,6 +284,26 @@ impl TelemetryBuilder {
             }
             parts.runtime = Some(runtime);
         }
+        if parts.tracer_provider.is_none() && !config.propagators.is_empty() {
+            // No traces are recorded (`OTEL_TRACES_EXPORTER=none` or
+            // `OTEL_SDK_DISABLED=true`), but "no exporter" must not cut the
+            // traces passing through this service: without an OpenTelemetry
+            // layer, `span.set_parent` and `span.context()` do nothing, so no
+            // incoming context would reach outgoing calls. The no-op tracer
+            // gives every span its parent's context (what the OpenTelemetry
+            // API does without an SDK): the incoming `traceparent`,
+            // `tracestate` and baggage go out unchanged. This service's own
+            // span ids are not used, because those spans are never exported
+            // and would leave the next service pointing at a parent no
+            // backend has. No thread, socket or id generator is involved.
+            let pass_through = tracing_opentelemetry::layer()
+                .with_tracer(opentelemetry::trace::noop::NoopTracer::new())
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_filter(NoFeedback);
+            layers.push(Box::new(pass_through));
+        }
         layers.extend(self.layers);
         let subscriber = tracing_subscriber::registry().with(filter).with(layers);
         let dispatch = Dispatch::new(subscriber);

@@ -214,3 +214,72 @@ fn card_and_account_numbers_in_span_attributes_are_masked() {
     assert_eq!(get("iban"), "DE89****3000");
     assert_eq!(get("order"), "A-12345");
 }
+
+/// "No exporter" must not mean "no tracing": with traces not recorded
+/// (`OTEL_TRACES_EXPORTER=none`, alone or with the other signals exported,
+/// or `OTEL_SDK_DISABLED=true`) a span still carries the context it was
+/// given, so what came in goes out unchanged on calls made inside it.
+#[test]
+fn without_recorded_traces_the_incoming_context_passes_through() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const STATE: &str = "rojo=1,a@vvvvvvvvvvvvvv=2";
+    let configs: [&[(&str, &str)]; 3] = [
+        &[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+        ],
+        &[("OTEL_TRACES_EXPORTER", "none")],
+        &[("OTEL_SDK_DISABLED", "true")],
+    ];
+    for config in configs {
+        let env: Vec<(String, String)> = config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let sink = InMemory::new();
+        let t = Telemetry::builder("relay-engine")
+            .with_env(env)
+            .with_in_memory(&sink)
+            .with_stdout_writer(std::io::sink)
+            .build()
+            .unwrap();
+        assert!(t.tracer_provider().is_none(), "{config:?}");
+        let mut incoming = http::HeaderMap::new();
+        incoming.insert("traceparent", PARENT.parse().unwrap());
+        incoming.insert("tracestate", STATE.parse().unwrap());
+        incoming.insert("baggage", "user=alice".parse().unwrap());
+        let (out, root_out) = tracing::dispatcher::with_default(t.dispatch(), || {
+            let server = tracing::info_span!("server");
+            server
+                .set_parent(telemetry::propagation::extract(t.propagator(), &incoming))
+                .unwrap();
+            let out = server.in_scope(|| {
+                let client = tracing::info_span!("client");
+                tracing::info!("inside the request");
+                let mut out = http::HeaderMap::new();
+                telemetry::propagation::inject(t.propagator(), &client.context(), &mut out);
+                out
+            });
+            // Nothing came in, nothing is invented.
+            let mut root_out = http::HeaderMap::new();
+            let root = tracing::info_span!("root");
+            telemetry::propagation::inject(t.propagator(), &root.context(), &mut root_out);
+            (out, root_out)
+        });
+        assert_eq!(out["traceparent"], PARENT, "{config:?}");
+        assert_eq!(out["tracestate"], STATE, "{config:?}");
+        assert_eq!(out["baggage"], "user=alice", "{config:?}");
+        assert!(root_out.is_empty(), "{config:?}: {root_out:?}");
+        t.shutdown().unwrap();
+        assert!(sink.spans().is_empty(), "{config:?}");
+        // Where logs are exported, they carry the trace they belong to.
+        let logs = sink.logs();
+        let logs_exported = !config.iter().any(|(k, _)| *k != "OTEL_TRACES_EXPORTER");
+        assert_eq!(logs.len(), usize::from(logs_exported), "{config:?}");
+        for log in logs {
+            let trace = log.record.trace_context().map(|c| c.trace_id.to_string());
+            assert_eq!(trace.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! Setup shared by the glue's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod w3c;
+
 use std::future::Future;
 
 use opentelemetry::metrics::Meter;
