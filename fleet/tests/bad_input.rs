@@ -99,3 +99,85 @@ fn launcher_knobs_are_checked_before_anything_starts() {
         );
     }
 }
+
+#[test]
+fn an_engine_without_the_nats_token_refuses_to_start() {
+    let nats = testkit::Nats::start_with(
+        &["--auth", "run-token-3f9a"],
+        testkit::DEFAULT_READY_TIMEOUT,
+    )
+    .unwrap();
+    let url = nats.url();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    for token in [None, Some("wrong-token")] {
+        let mut env = vec![
+            ("DELTRAN_NATS_URL", url.as_str()),
+            ("DELTRAN_PORT", port.as_str()),
+            ("OTEL_SDK_DISABLED", "true"),
+        ];
+        if let Some(t) = token {
+            env.push(("DELTRAN_NATS_TOKEN", t));
+        }
+        let out = deltran(&["engine", "obligation-engine"], &env);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "token {token:?}: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("refused") && err.contains("DELTRAN_NATS_TOKEN_FILE"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("run-token-3f9a") && !err.contains("wrong-token"),
+            "never print a token: {err}"
+        );
+    }
+    // A token file that cannot be read is named too.
+    let out = deltran(
+        &["engine", "obligation-engine"],
+        &[
+            ("DELTRAN_NATS_URL", url.as_str()),
+            ("DELTRAN_NATS_TOKEN_FILE", "/nonexistent/nats.token"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("DELTRAN_NATS_TOKEN_FILE"),
+        "{}",
+        stderr(&out)
+    );
+    // With the right token it comes up.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deltran"))
+        .args(["engine", "obligation-engine"])
+        .envs([
+            ("DELTRAN_NATS_URL", url.as_str()),
+            ("DELTRAN_PORT", port.as_str()),
+            ("DELTRAN_NATS_TOKEN", "run-token-3f9a"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = testkit::wait_until(
+        "obligation-engine /ready",
+        std::time::Duration::from_secs(30),
+        || {
+            Ok(matches!(
+                testkit::http_get(&format!("http://127.0.0.1:{port}/ready")),
+                Ok((200, _))
+            ))
+        },
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    ready.unwrap();
+}

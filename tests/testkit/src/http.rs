@@ -164,15 +164,19 @@ pub fn http_request(
     if let Some(b) = body {
         bytes.extend_from_slice(b);
     }
-    stream
-        .write_all(&bytes)
-        .map_err(|e| err(format!("sending request: {e}")))?;
+    // A server may answer before reading the whole body (413 Payload Too
+    // Large) and close: then writing fails, yet its answer is readable, as
+    // curl reads it.
+    let written = stream.write_all(&bytes);
 
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| err(format!("reading response: {e}")))?;
-    parse_response(&raw).map_err(err)
+    let read = stream.read_to_end(&mut raw);
+    match (written, read) {
+        (_, Ok(_)) if !raw.is_empty() => parse_response(&raw).map_err(err),
+        (Err(e), _) => Err(err(format!("sending request: {e}"))),
+        (Ok(()), Err(e)) => Err(err(format!("reading response: {e}"))),
+        (Ok(()), Ok(_)) => parse_response(&raw).map_err(err),
+    }
 }
 
 fn parse_response(raw: &[u8]) -> std::result::Result<HttpResponse, String> {

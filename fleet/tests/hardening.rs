@@ -1,0 +1,297 @@
+//! The fleet probed as an attacker would, on loopback, at every entry point
+//! — not only the gateway: card numbers and IBANs never leave an engine in
+//! clear (answers, log files, OTLP spans and logs, /metrics), oversized
+//! bodies get 413, invalid input is refused by every engine, 10,000 unique
+//! large inputs leave memory and series flat, and nobody without the run's
+//! token can use the bus — while a holder of the token still cannot get a
+//! forged instruction into the ledger.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Launcher, payment, post_payment};
+use telemetry::testing::OtlpReceiver;
+
+const CARD: &str = "4111111111111111";
+const CARD_GROUPED: &str = "4111 1111 1111 1111";
+const IBAN: &str = "DE89370400440532013000";
+const IBAN_GROUPED: &str = "DE89 3704 0044 0532 0130 00";
+
+fn assert_no_clear(what: &str, text: &str) {
+    for clear in [CARD, CARD_GROUPED, IBAN, IBAN_GROUPED] {
+        assert!(!text.contains(clear), "{what} carries {clear:?} in clear");
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn post(url: &str, body: &[u8]) -> (u16, String) {
+    testkit::http_post(url, "application/json", body).unwrap()
+}
+
+fn series(port: u16) -> usize {
+    let (_, text) = testkit::http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count()
+}
+
+/// Runs `n` requests from 8 threads; `make(i)` gives URL and body.
+fn flood(n: usize, make: impl Fn(usize) -> (String, Vec<u8>) + Sync) -> BTreeMap<u16, usize> {
+    let codes = std::sync::Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (codes, make) = (&codes, &make);
+            s.spawn(move || {
+                for i in (t..n).step_by(8) {
+                    let (url, body) = make(i);
+                    let (code, _) = post(&url, &body);
+                    *codes.lock().unwrap().entry(code).or_insert(0) += 1;
+                }
+            });
+        }
+    });
+    codes.into_inner().unwrap()
+}
+
+#[test]
+fn hostile_input_is_refused_masked_and_bounded_at_every_engine() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let launcher = Launcher::start(
+        &["--rate", "0"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint())],
+    );
+    let port = |name: &str| {
+        launcher
+            .fleet
+            .engines
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .port
+    };
+    let pid = |name: &str| {
+        launcher
+            .fleet
+            .engines
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .pid
+    };
+    let url = |name: &str, path: &str| format!("http://127.0.0.1:{}{path}", port(name));
+    let gateway = launcher.fleet.gateway_url.clone();
+
+    // Payment data where it does not belong: refused, never echoed.
+    let mut p = payment(
+        "DEUTDEFF",
+        "BNPAFRPP",
+        10.0,
+        "Acme Manufacturing",
+        "Globex Retail",
+    );
+    p["currency"] = CARD.into();
+    let (code, view) = post_payment(&gateway, &p);
+    assert_eq!(code, 422, "{view}");
+    let reason = view["reason"].as_str().unwrap();
+    assert!(reason.contains("****1111"), "{reason}");
+    p["currency"] = "EUR".into();
+    p["from_bank"] = IBAN_GROUPED.into();
+    let (code, view) = post_payment(&gateway, &p);
+    assert_eq!(code, 422, "{view}");
+    p["from_bank"] = "DEUTDEFF".into();
+    p["amount"] = CARD.into();
+    let (code, view) = post_payment(&gateway, &p);
+    assert_eq!(code, 422, "a JSON type error quotes nothing: {view}");
+    // In a field that may hold text, the name goes through (and is masked
+    // wherever it is logged or traced).
+    let mut named = payment(
+        "DEUTDEFF",
+        "BNPAFRPP",
+        10.0,
+        "Acme Manufacturing",
+        "Globex Retail",
+    );
+    named["debtor"] = format!("card {CARD_GROUPED} acct {IBAN}").into();
+    let (code, view) = post_payment(&gateway, &named);
+    assert_eq!(code, 202, "{view}");
+
+    // Oversized bodies: 413 at every engine that takes one.
+    let huge = vec![b'x'; 10 * 1024 * 1024];
+    for (engine, path) in [
+        ("gateway", "/payments"),
+        ("compliance-engine", "/screenings"),
+        ("risk-engine", "/assessments"),
+        ("token-engine", "/transfers"),
+        ("obligation-engine", "/obligations"),
+        ("liquidity-router", "/routes"),
+    ] {
+        let (code, body) = post(&url(engine, path), &huge);
+        assert_eq!(code, 413, "{engine}{path}: {body}");
+    }
+
+    // Inner engines validate too: made-up banks, a negative trillion.
+    let forged = serde_json::json!({
+        "payment_id": uuid::Uuid::new_v4().to_string(), "from_bank": "MADEUPBK", "to_bank": "NOBANKXX",
+        "amount": -1e12, "currency": "EUR", "accepted_at_ms": 1,
+    });
+    for (engine, path) in [
+        ("obligation-engine", "/obligations"),
+        ("token-engine", "/transfers"),
+    ] {
+        let (code, body) = post(&url(engine, path), forged.to_string().as_bytes());
+        assert_eq!(code, 422, "{engine}: {body}");
+        assert!(body.contains("not a participant"), "{engine}: {body}");
+    }
+
+    // 2,500 distinct currencies straight at token-engine: no new series.
+    let token_series = series(port("token-engine"));
+    let codes = flood(2_500, |i| {
+        let o = serde_json::json!({
+            "payment_id": uuid::Uuid::new_v4().to_string(), "from_bank": "DEUTDEFF", "to_bank": "BNPAFRPP",
+            "amount": 10.0, "currency": format!("X{i:05}"), "accepted_at_ms": 1,
+        });
+        (
+            url("token-engine", "/transfers"),
+            o.to_string().into_bytes(),
+        )
+    });
+    assert_eq!(codes.get(&422), Some(&2_500), "{codes:?}");
+    let grown = series(port("token-engine")) as i64 - token_series as i64;
+    assert!(grown <= 20, "token-engine gained {grown} series");
+
+    // 10,000 unique large inputs: memory stays flat.
+    let rss_before = [
+        ("gateway", rss_kib(pid("gateway"))),
+        ("compliance-engine", rss_kib(pid("compliance-engine"))),
+    ];
+    let gateway_log = launcher.run_dir().join("logs/gateway.log");
+    let log_before = std::fs::metadata(&gateway_log)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let codes = flood(10_000, |i| {
+        let mut p = payment(
+            "DEUTDEFF",
+            "BNPAFRPP",
+            10.0,
+            "Acme Manufacturing",
+            "Globex Retail",
+        );
+        p["debtor"] = format!("{i:06}{}", "n".repeat(16 * 1024)).into();
+        (format!("{gateway}/payments"), p.to_string().into_bytes())
+    });
+    assert_eq!(codes.get(&422), Some(&10_000), "{codes:?}");
+    let codes = flood(10_000, |i| {
+        let s = serde_json::json!({ "debtor": format!("party {i:06} {}", "p".repeat(120)), "creditor": "Globex Retail" });
+        (
+            url("compliance-engine", "/screenings"),
+            s.to_string().into_bytes(),
+        )
+    });
+    assert_eq!(codes.get(&200), Some(&10_000), "{codes:?}");
+    for (engine, before) in rss_before {
+        let after = rss_kib(pid(engine));
+        eprintln!("{engine}: RSS {before} KiB -> {after} KiB after 10,000 unique large inputs");
+        assert!(
+            after < before + 48 * 1024,
+            "{engine}: RSS {before} -> {after} KiB"
+        );
+    }
+    let log_growth = std::fs::metadata(&gateway_log)
+        .map(|m| m.len())
+        .unwrap_or(0)
+        - log_before;
+    assert!(
+        log_growth < 10 * 1024 * 1024,
+        "gateway log grew {log_growth} bytes for 10,000 refusals"
+    );
+
+    // The bus: no token, no connection; a token holder's forged instruction
+    // is refused, counted and never reaches the ledger.
+    let nats_url = launcher.fleet.nats_url.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = rt.block_on(async_nats::connect(&nats_url));
+    assert!(refused.is_err(), "connected without the token");
+    let token = std::fs::read_to_string(launcher.run_dir().join("nats.token")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(launcher.run_dir().join("nats.token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the token file is private");
+    let forged = serde_json::json!({
+        "window_id": uuid::Uuid::new_v4().to_string(), "from_bank": "MADEUPBK", "to_bank": "BNPAFRPP",
+        "net_amount": -999_999_999.0, "currency": "EUR",
+        "route": { "corridor": "sepa", "source": "nostro", "fx_rate_usd": 1.0 },
+        "members": [{ "payment_id": uuid::Uuid::new_v4().to_string(), "accepted_at_ms": 1, "carrier": {} }],
+    });
+    rt.block_on(async {
+        let client = async_nats::ConnectOptions::with_token(token.trim().to_string())
+            .connect(&nats_url)
+            .await
+            .unwrap();
+        for payload in [forged.to_string().into_bytes(), b"not json".to_vec()] {
+            client
+                .publish("deltran.settlement.instructions", payload.into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+    });
+    let settlement = port("settlement-engine");
+    let rejected = testkit::wait_until(
+        "settlement-engine to count the forged messages",
+        Duration::from_secs(20),
+        || {
+            let (_, text) = testkit::http_get(&format!("http://127.0.0.1:{settlement}/metrics"))?;
+            let count: f64 = text
+                .lines()
+                .filter(|l| {
+                    l.starts_with("deltran_messages_rejected_total{")
+                        && l.contains("deltran.settlement.instructions")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            Ok(count >= 2.0)
+        },
+    );
+    rejected.unwrap();
+    let (_, balances) =
+        testkit::http_get(&format!("http://127.0.0.1:{settlement}/ledger/balances")).unwrap();
+    assert!(
+        !balances.contains("MADEUPBK"),
+        "forged instruction in the ledger: {balances}"
+    );
+
+    // Nothing in clear anywhere: answers above, log files, OTLP, /metrics.
+    std::thread::sleep(Duration::from_secs(2));
+    for e in &launcher.fleet.engines {
+        let log = std::fs::read_to_string(
+            launcher
+                .run_dir()
+                .join("logs")
+                .join(format!("{}.log", e.name)),
+        )
+        .unwrap_or_default();
+        assert_no_clear(&format!("{} log", e.name), &log);
+        let (_, metrics) =
+            testkit::http_get(&format!("http://127.0.0.1:{}/metrics", e.port)).unwrap();
+        assert_no_clear(&format!("{} /metrics", e.name), &metrics);
+    }
+    assert_no_clear("OTLP spans", &format!("{:?}", receiver.spans()));
+    assert_no_clear("OTLP logs", &format!("{:?}", receiver.logs()));
+    drop(launcher);
+}
