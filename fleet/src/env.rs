@@ -76,6 +76,9 @@ pub struct EngineEnv {
     pub risk_breaker_threshold: u32,
     /// `DELTRAN_RISK_BREAKER_COOLDOWN_MS`: how long the breaker stays open (default 5000).
     pub risk_breaker_cooldown: Duration,
+    /// `DELTRAN_GATEWAY_MAX_IN_FLIGHT` (gateway): payments processed at once
+    /// before new ones are shed with 503 (default 32; 0 = no limit).
+    pub gateway_max_in_flight: usize,
 }
 
 impl EngineEnv {
@@ -165,6 +168,11 @@ impl EngineEnv {
                 5000,
                 "milliseconds (a whole number)",
             )?),
+            gateway_max_in_flight: parsed(
+                "DELTRAN_GATEWAY_MAX_IN_FLIGHT",
+                32,
+                "a whole number of payments (0 for no limit)",
+            )?,
         })
     }
 }

@@ -295,3 +295,61 @@ fn hostile_input_is_refused_masked_and_bounded_at_every_engine() {
     assert_no_clear("OTLP logs", &format!("{:?}", receiver.logs()));
     drop(launcher);
 }
+
+#[test]
+fn a_saturated_gateway_sheds_with_503_and_retry_after_and_counts_it() {
+    // Two payments at a time, each held ≥ 300 ms at compliance: 24 at once overflow.
+    let launcher = Launcher::start(
+        &["--rate", "0", "--latency", "compliance-engine=300"],
+        &[("DELTRAN_GATEWAY_MAX_IN_FLIGHT", "2".into())],
+    );
+    let gateway = launcher.fleet.gateway_url.clone();
+    let answers: Vec<testkit::HttpResponse> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                let url = format!("{gateway}/payments");
+                s.spawn(move || {
+                    let body = payment(
+                        "DEUTDEFF",
+                        "BNPAFRPP",
+                        10.0,
+                        "Acme Manufacturing",
+                        "Globex Retail",
+                    );
+                    testkit::http_request(
+                        "POST",
+                        &url,
+                        &[("Content-Type", "application/json")],
+                        Some(body.to_string().as_bytes()),
+                    )
+                    .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let shed: Vec<&testkit::HttpResponse> = answers.iter().filter(|r| r.status == 503).collect();
+    let accepted = answers.iter().filter(|r| r.status == 202).count();
+    assert!(
+        !shed.is_empty() && accepted >= 2,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(shed.len() + accepted, 24, "every request got an answer");
+    for r in &shed {
+        assert_eq!(r.header("retry-after"), Some("1"), "{}", r.text());
+    }
+    let counted = testkit::wait_until(
+        "the shed count on /metrics",
+        Duration::from_secs(10),
+        || {
+            let (_, text) = testkit::http_get(&format!("{gateway}/metrics"))?;
+            Ok(text.lines().any(|l| {
+                l.starts_with("deltran_payments_total{")
+                    && l.contains(r#"outcome="shed""#)
+                    && l.ends_with(&format!(" {}", shed.len()))
+            }))
+        },
+    );
+    counted.unwrap_or_else(|e| panic!("{e}"));
+}

@@ -33,7 +33,7 @@ services_glue::instruments! {
     pub struct GatewayInstruments {
         /// Payments received, by outcome.
         payments: counter("deltran.payments", "{payment}",
-            "Payments received, by outcome (accepted, held, rejected, invalid, failed)", ["outcome"]),
+            "Payments received, by outcome (accepted, held, rejected, invalid, failed, shed)", ["outcome"]),
         /// Amounts of accepted payments.
         amount: histogram("deltran.payment.amount", "{amount}", "Amounts of accepted payments", ["currency"],
             [100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0]),
@@ -65,7 +65,13 @@ struct Gateway {
     faults: Faults,
     book: Mutex<PaymentBook>,
     events: broadcast::Sender<String>,
+    /// Payments in process at once; past it, new ones are shed (503) so
+    /// the accepted ones keep their latency instead of everyone queueing.
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// What a shed request is told to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 impl Gateway {
     fn remember(&self, view: &PaymentView) {
@@ -209,6 +215,25 @@ async fn create_payment(
     State(g): State<Arc<Gateway>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // Overloaded: answer at once rather than queue. Shed payments are
+    // counted (outcome `shed`) and never remembered.
+    let _permit = match &g.in_flight {
+        Some(limit) => match limit.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                g.m.payments.add(1, ["shed"]);
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
+                    Json(serde_json::json!({
+                        "error": "the gateway is at capacity; retry after 1 s"
+                    })),
+                )
+                    .into_response();
+            }
+        },
+        None => None,
+    };
     let id = uuid::Uuid::new_v4().to_string();
     let trace_id = services_glue::propagation::trace_id_of(&tracing::Span::current());
     let request = body
@@ -309,6 +334,8 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         faults: super::faults(env),
         book: Mutex::new(PaymentBook::default()),
         events,
+        in_flight: (env.gateway_max_in_flight > 0)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(env.gateway_max_in_flight))),
     });
     let nats_telemetry = NatsTelemetry::new(&meter);
     for subject in [subjects::SETTLED, subjects::FAILED] {

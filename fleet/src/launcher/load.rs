@@ -31,8 +31,10 @@ pub struct LoadStats {
     pub invalid: AtomicU64,
     /// Failed in an engine (5xx).
     pub failed: AtomicU64,
-    /// The gateway could not be reached.
+    /// The gateway could not be reached, or gave no answer within 10 s.
     pub unreachable: AtomicU64,
+    /// Shed by the gateway at capacity (503 with Retry-After).
+    pub shed: AtomicU64,
     /// Settled (seen on the WebSocket stream).
     pub settled: AtomicU64,
     /// Failed in settlement (seen on the WebSocket stream).
@@ -157,6 +159,12 @@ pub fn start(
                 stats.sent.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     match http.post(&url).json(&body).send().await {
+                        Ok(r)
+                            if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                                && r.headers().contains_key(reqwest::header::RETRY_AFTER) =>
+                        {
+                            stats.shed.fetch_add(1, Ordering::Relaxed);
+                        }
                         Ok(r) => {
                             let code = r.status().as_u16();
                             match r.json::<PaymentView>().await {

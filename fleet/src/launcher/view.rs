@@ -304,7 +304,7 @@ impl View {
 fn outcomes(s: &LoadStats) -> String {
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     format!(
-        "sent {} accepted {} settled {} held {} rejected {} invalid {} failed {} (settlement {}) unreachable {}",
+        "sent {} accepted {} settled {} held {} rejected {} invalid {} failed {} (settlement {}) shed {} unreachable {}",
         n(&s.sent),
         n(&s.accepted),
         n(&s.settled),
@@ -313,6 +313,7 @@ fn outcomes(s: &LoadStats) -> String {
         n(&s.invalid),
         n(&s.failed),
         n(&s.settle_failed),
+        n(&s.shed),
         n(&s.unreachable),
     )
 }
