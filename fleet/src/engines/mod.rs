@@ -390,10 +390,16 @@ pub(crate) async fn connect_nats(
                 }
             )))
         }
-        Err(e) if matches!(e.kind(), async_nats::ConnectErrorKind::Tls) => Err(fail(format!(
-            "NATS at {}: TLS failed ({e}); check DELTRAN_NATS_URL and DELTRAN_NATS_CA_FILE",
-            env.nats_url
-        ))),
+        // A refused certificate surfaces as an I/O error of the handshake.
+        Err(e)
+            if matches!(e.kind(), async_nats::ConnectErrorKind::Tls)
+                || (tls_wanted(env) && tls_handshake_failed(&e)) =>
+        {
+            Err(fail(format!(
+                "NATS at {}: TLS failed ({e}); check DELTRAN_NATS_URL and DELTRAN_NATS_CA_FILE",
+                env.nats_url
+            )))
+        }
         Err(_) => options()
             .retry_on_initial_connect()
             .connect(env.nats_url.as_str())
@@ -405,6 +411,26 @@ pub(crate) async fn connect_nats(
                 ))
             }),
     }
+}
+
+/// Whether this engine asked for TLS to NATS.
+fn tls_wanted(env: &EngineEnv) -> bool {
+    env.nats_ca_file.is_some() || env.nats_url.starts_with("tls://")
+}
+
+/// Whether a connection failed in the TLS handshake (certificate refused,
+/// protocol mismatch) rather than in reaching the server.
+fn tls_handshake_failed(e: &async_nats::ConnectError) -> bool {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let text = text.to_ascii_lowercase();
+    ["certificate", "handshake", "tls", "unknownissuer"]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// A readiness check that NATS is connected.
