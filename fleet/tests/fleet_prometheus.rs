@@ -95,7 +95,7 @@ fn the_shipped_config_scrapes_every_engine_and_the_overview_panels_show_their_da
         expand_grafana(&p.targets[0].expr, &vars, "1m")
     };
 
-    // The seed's scrape set-up: one job, labels `service` and `language`.
+    // The original scrape set-up: one job, labels `service` and `language`.
     let up = prometheus
         .wait_for(r#"up{job="deltran"}"#, WAIT, |r| {
             label_set(r, "service") == every_engine && values(r).iter().all(|(_, v)| *v == 1.0)

@@ -1,5 +1,5 @@
 //! Cache lookups for any cache behind a small trait: hits, misses and lookup
-//! duration by cache name (the seed's "cache hit rate" panel:
+//! duration by cache name (the original "cache hit rate" panel:
 //! `sum(rate(cache_lookups_total{cache_result="hit"}[5m])) / sum(rate(cache_lookups_total[5m]))`).
 //!
 //! ```

@@ -102,7 +102,7 @@ impl DbTelemetry {
         result
     }
 
-    /// Observable gauges of the pool's used and idle connections (the seeds'
+    /// Observable gauges of the pool's used and idle connections (the original set-ups'
     /// "connections active"), as [`POOL_CONNECTIONS`].
     pub fn observe_pool<DB: sqlx::Database>(
         &self,

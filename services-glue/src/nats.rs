@@ -1,7 +1,7 @@
 //! NATS messaging (async-nats): PRODUCER spans `publish {subject}` with the
 //! context injected into message headers, CONSUMER spans `process {subject}`
 //! parented on the producer, request/reply, JetStream publish and consume,
-//! and the messaging metrics — the seed's "NATS messages published by
+//! and the messaging metrics — the original "NATS messages published by
 //! subject and status" as `messaging.client.sent.messages` with `error.type`.
 //!
 //! Subjects are bounded before they become attributes: identifier-like
