@@ -368,7 +368,7 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
 
     /// Sleeps `delay` (±20%), still hearing flushes and a shutdown.
     fn wait_before_retry(&mut self, delay: Duration) {
-        let jitter = 0.8 + 0.4 * f64::from(fastrand_u32() % 1000) / 1000.0;
+        let jitter = 0.8 + 0.4 * f64::from(jitter_seed() % 1000) / 1000.0;
         let until = Instant::now() + delay.mul_f64(jitter);
         while !self.stopping {
             let left = until.saturating_duration_since(Instant::now());
@@ -392,7 +392,7 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
 
 /// A cheap pseudo-random number for retry jitter (no dependency, no global
 /// state): the low bits of the clock.
-fn fastrand_u32() -> u32 {
+fn jitter_seed() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
