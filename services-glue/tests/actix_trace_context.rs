@@ -12,7 +12,6 @@ use opentelemetry::trace::SpanId;
 use services_glue::actix::HttpServerMiddleware;
 use services_glue::http::HttpServerConfig;
 use services_glue::reqwest::TracedClient;
-use telemetry::Telemetry;
 use telemetry::testing::InMemory;
 
 use common::w3c::*;
@@ -117,11 +116,7 @@ fn actix_reads_every_header_line() {
 
     let recorder = Recorder::start();
     let sink = InMemory::new();
-    let t = Telemetry::builder("actix-payments")
-        .with_env(Vec::<(String, String)>::new())
-        .with_in_memory(&sink)
-        .build()
-        .unwrap();
+    let t = in_memory_telemetry("actix-payments", &sink);
     t.install().unwrap();
     let config = HttpServerConfig::new(&t.meter());
     let client = TracedClient::new(

@@ -99,11 +99,7 @@ fn through_service(lines: &[(&str, &str)]) -> Hop {
     opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
     let recorder = Recorder::start();
     let sink = InMemory::new();
-    let t = Telemetry::builder("payments")
-        .with_env(Vec::<(String, String)>::new())
-        .with_in_memory(&sink)
-        .build()
-        .unwrap();
+    let t = in_memory_telemetry("payments", &sink);
     let served = serve(
         t.dispatch().clone(),
         forwarding_app(&t.meter(), recorder.addr, false),
@@ -330,11 +326,7 @@ fn traced_client_writes_one_tracestate_line_or_none() {
 fn chain_through(middle_env: &[(&str, &str)]) {
     opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
     let sink_b = InMemory::new();
-    let b = Telemetry::builder("settlement")
-        .with_env(Vec::<(String, String)>::new())
-        .with_in_memory(&sink_b)
-        .build()
-        .unwrap();
+    let b = in_memory_telemetry("settlement", &sink_b);
     let seen: Arc<Mutex<Vec<Lines>>> = Arc::default();
     let b_app = {
         let seen = Arc::clone(&seen);

@@ -196,3 +196,16 @@ mod served {
         }
     }
 }
+
+/// Telemetry into `sink`, configured by nothing from the process
+/// environment (so a developer's `OTEL_*` cannot change a case).
+pub fn in_memory_telemetry(
+    service: &str,
+    sink: &telemetry::testing::InMemory,
+) -> telemetry::Telemetry {
+    telemetry::Telemetry::builder(service)
+        .with_env(Vec::<(String, String)>::new())
+        .with_in_memory(sink)
+        .build()
+        .unwrap()
+}
