@@ -108,12 +108,7 @@ fn an_engine_without_the_nats_token_refuses_to_start() {
     )
     .unwrap();
     let url = nats.url();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = testkit::free_port().unwrap().to_string();
     for token in [None, Some("wrong-token")] {
         let mut env = vec![
             ("DELTRAN_NATS_URL", url.as_str()),

@@ -65,7 +65,7 @@ fn outage_latency_and_duration_knobs() {
         assert!(Instant::now() < deadline, "fleet not ready");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let port = |name: &str| fleet.engines.iter().find(|e| e.name == name).unwrap().port;
+    let port = |name: &str| fleet.engine(name).unwrap().port;
     let scrape = |name: &str| {
         testkit::http_get(&format!("http://127.0.0.1:{}/metrics", port(name))).map(|(_, t)| t)
     };

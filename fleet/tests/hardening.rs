@@ -71,24 +71,8 @@ fn hostile_input_is_refused_masked_and_bounded_at_every_engine() {
         &["--rate", "0"],
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint())],
     );
-    let port = |name: &str| {
-        launcher
-            .fleet
-            .engines
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap()
-            .port
-    };
-    let pid = |name: &str| {
-        launcher
-            .fleet
-            .engines
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap()
-            .pid
-    };
+    let port = |name: &str| launcher.fleet.engine(name).unwrap().port;
+    let pid = |name: &str| launcher.fleet.engine(name).unwrap().pid;
     let url = |name: &str, path: &str| format!("http://127.0.0.1:{}{path}", port(name));
     let gateway = launcher.fleet.gateway_url.clone();
 

@@ -74,12 +74,7 @@ fn engines_speak_tls_to_nats_when_a_ca_is_configured() {
     )
     .unwrap();
     let url = format!("tls://localhost:{}", nats.addr().port());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = testkit::free_port().unwrap().to_string();
 
     // A CA that did not sign the server: stop, naming what to check.
     let refused = engine(&[

@@ -57,6 +57,25 @@ pub struct FleetFile {
     pub engines: Vec<FleetFileEngine>,
 }
 
+impl FleetFile {
+    /// The engine called `name`, if the fleet runs one.
+    ///
+    /// ```
+    /// use deltran_fleet::launcher::FleetFile;
+    ///
+    /// let fleet: FleetFile = serde_json::from_str(
+    ///     r#"{"gateway_url": "http://127.0.0.1:8080", "nats_url": "nats://127.0.0.1:4222",
+    ///         "engines": [{"name": "risk-engine", "framework": "axum",
+    ///                      "port": 8081, "metrics_port": 9464, "pid": 42}]}"#,
+    /// ).unwrap();
+    /// assert_eq!(fleet.engine("risk-engine").map(|e| e.port), Some(8081));
+    /// assert!(fleet.engine("no-such-engine").is_none());
+    /// ```
+    pub fn engine(&self, name: &str) -> Option<&FleetFileEngine> {
+        self.engines.iter().find(|e| e.name == name)
+    }
+}
+
 /// One engine in `fleet.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FleetFileEngine {
