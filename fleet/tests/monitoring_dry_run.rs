@@ -160,7 +160,22 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let rules = prometheus.rules().unwrap();
+    // Prometheus spreads each group's first evaluation across its interval
+    // (1 m for the SLO groups): a rule not yet evaluated reports "unknown".
+    let evaluated_by = Instant::now() + Duration::from_secs(90);
+    let rules = loop {
+        let rules = prometheus.rules().unwrap();
+        let every_rule_evaluated = rules["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap())
+            .all(|r| r["health"] != "unknown");
+        if every_rule_evaluated || Instant::now() > evaluated_by {
+            break rules;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     for group in rules["groups"].as_array().unwrap() {
         for rule in group["rules"].as_array().unwrap() {
             assert_eq!(rule["health"], "ok", "rule evaluation failed: {rule}");
@@ -295,13 +310,7 @@ fn production_dry_run_alerts_fire_and_route_and_every_dashboard_shows_data() {
     );
 
     // risk-engine is back: trip its circuit breaker, which pages.
-    let risk = faulty
-        .fleet
-        .engines
-        .iter()
-        .find(|e| e.name == "risk-engine")
-        .unwrap()
-        .port;
+    let risk = faulty.fleet.engine("risk-engine").unwrap().port;
     let back = Instant::now() + WAIT;
     while !matches!(
         testkit::http_get(&format!("http://127.0.0.1:{risk}/ready")),
