@@ -85,29 +85,25 @@ fn masked_any(value: &AnyValue) -> Option<AnyValue> {
     match value {
         AnyValue::String(s) => mask_sensitive(s.as_str()).map(AnyValue::from),
         AnyValue::ListAny(items) => {
-            let masked: Vec<Option<AnyValue>> = items.iter().map(masked_any).collect();
-            masked.iter().any(Option::is_some).then(|| {
+            let masked: Vec<(&AnyValue, Option<AnyValue>)> =
+                items.iter().map(|v| (v, masked_any(v))).collect();
+            masked.iter().any(|(_, m)| m.is_some()).then(|| {
                 AnyValue::ListAny(Box::new(
                     masked
                         .into_iter()
-                        .zip(items.iter())
-                        .map(|(m, orig)| m.unwrap_or_else(|| orig.clone()))
+                        .map(|(v, m)| m.unwrap_or_else(|| v.clone()))
                         .collect(),
                 ))
             })
         }
         AnyValue::Map(map) => {
-            let masked: Vec<(&Key, Option<AnyValue>)> =
-                map.iter().map(|(k, v)| (k, masked_any(v))).collect();
-            masked.iter().any(|(_, m)| m.is_some()).then(|| {
+            let masked: Vec<(&Key, &AnyValue, Option<AnyValue>)> =
+                map.iter().map(|(k, v)| (k, v, masked_any(v))).collect();
+            masked.iter().any(|(_, _, m)| m.is_some()).then(|| {
                 AnyValue::Map(Box::new(
                     masked
                         .into_iter()
-                        .map(|(k, m)| {
-                            let v = m
-                                .unwrap_or_else(|| map.get(k).cloned().unwrap_or(AnyValue::Int(0)));
-                            (k.clone(), v)
-                        })
+                        .map(|(k, v, m)| (k.clone(), m.unwrap_or_else(|| v.clone())))
                         .collect(),
                 ))
             })
@@ -447,6 +443,36 @@ mod tests {
         ] {
             assert_eq!(mask_sensitive(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn log_values_are_masked_inside_lists_and_maps_keeping_the_rest() {
+        let card = AnyValue::from("4111111111111111");
+        let plain = AnyValue::Int(7);
+        assert!(masked_any(&plain).is_none());
+        let list = AnyValue::ListAny(Box::new(vec![plain.clone(), card.clone()]));
+        assert_eq!(
+            masked_any(&list),
+            Some(AnyValue::ListAny(Box::new(vec![
+                plain.clone(),
+                AnyValue::from("****1111")
+            ])))
+        );
+        let map = AnyValue::Map(Box::new(
+            [
+                (Key::from("n"), plain.clone()),
+                (Key::from("inner"), list.clone()),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        let Some(AnyValue::Map(masked)) = masked_any(&map) else {
+            panic!("a card inside a map must be masked");
+        };
+        assert_eq!(masked.get(&Key::from("n")), Some(&plain));
+        assert_eq!(masked.get(&Key::from("inner")), masked_any(&list).as_ref());
+        let clean = AnyValue::ListAny(Box::new(vec![plain]));
+        assert!(masked_any(&clean).is_none(), "nothing to mask: no copy");
     }
 
     #[test]
