@@ -85,6 +85,15 @@ if [ -z "$(rotel_agent || true)" ]; then
   python3 -m pip install --quiet rotel
 fi
 
+# Offline validators for deploy/: the compose specification schema and the
+# Kubernetes API schemas (both bundled in the packages; no network at test time).
+for tool in check-jsonschema kubernetes-validate; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "install-test-deps: installing $tool from PyPI"
+    python3 -m pip install --quiet "$tool"
+  fi
+done
+
 echo "install-test-deps: versions"
 prometheus --version 2>&1 | head -n1 || true
 promtool --version 2>&1 | head -n1 || true
@@ -94,3 +103,6 @@ for pg in /usr/lib/postgresql/*/bin/postgres; do "$pg" --version 2>&1 | head -n1
 wrk --version 2>&1 | head -n1 || true
 agent="$(rotel_agent || true)"
 if [ -n "$agent" ]; then echo "rotel-agent $("$agent" version 2>&1 | head -n1) ($agent)"; else echo "rotel-agent: MISSING" >&2; exit 1; fi
+check-jsonschema --version
+echo "kubernetes-validate $(kubernetes-validate --version)"
+kubectl version --client 2>&1 | grep -i kustomize || { echo "kubectl with kustomize: MISSING" >&2; exit 1; }

@@ -67,6 +67,7 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
             view["trace_id"].as_str().unwrap().to_string(),
         ));
     }
+    let mut refused = Vec::new();
     for (amount, debtor, creditor, expected) in [
         (
             -5.0,
@@ -91,6 +92,12 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
             (expected.0, Some(expected.1)),
             "{view}"
         );
+        let outcome = if code == 422 { "invalid" } else { expected.1 };
+        refused.push((
+            view["id"].as_str().unwrap().to_string(),
+            view["trace_id"].as_str().unwrap().to_string(),
+            outcome,
+        ));
     }
 
     // Every followed payment settles.
@@ -152,6 +159,24 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
             .and_then(|p| by_id.get(p).copied())
     };
 
+    // Refused and held payments carry their outcome on the gateway's server span.
+    for (id, trace_id, outcome) in &refused {
+        let root = spans
+            .iter()
+            .find(|s| &s.trace_id == trace_id && s.parent_span_id.is_none())
+            .unwrap_or_else(|| panic!("payment {id} ({outcome}): no root span"));
+        assert_eq!(
+            (
+                root.name.as_str(),
+                root.attributes.str("deltran.payment.id"),
+                root.attributes.str("deltran.payment.outcome")
+            ),
+            ("POST /payments", Some(id.as_str()), Some(*outcome)),
+            "{:?}",
+            root.attributes
+        );
+    }
+
     for (id, trace_id) in &accepted {
         let trace: Vec<&ReceivedSpan> = spans.iter().filter(|s| &s.trace_id == trace_id).collect();
         let services: BTreeSet<&str> = trace.iter().map(|s| service(s)).collect();
@@ -183,6 +208,16 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
         assert_eq!(
             (roots[0].name.as_str(), service(roots[0])),
             ("POST /payments", "gateway")
+        );
+        // The root carries the payment's id and outcome (tail sampling keys on it).
+        assert_eq!(
+            (
+                roots[0].attributes.str("deltran.payment.id"),
+                roots[0].attributes.str("deltran.payment.outcome")
+            ),
+            (Some(id.as_str()), Some("accepted")),
+            "payment {id}: root attributes {:?}",
+            roots[0].attributes
         );
         // Every other span's parent is in the same trace (nothing dangling).
         for s in &trace {

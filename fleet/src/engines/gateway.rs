@@ -19,6 +19,7 @@ use services_glue::nats::NatsTelemetry;
 use services_glue::reqwest::TracedClient;
 use telemetry::Telemetry;
 use tokio::sync::broadcast;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{CallError, EngineError, EngineKind, post_json};
 use crate::domain::{
@@ -27,6 +28,12 @@ use crate::domain::{
 };
 use crate::env::{EngineEnv, peer_url};
 use crate::faults::Faults;
+
+/// Span attribute with the payment's outcome (accepted, held, rejected,
+/// invalid, failed): what the collector's tail sampling keys on.
+pub const PAYMENT_OUTCOME: &str = "deltran.payment.outcome";
+/// Span attribute with the payment's id.
+pub const PAYMENT_ID: &str = "deltran.payment.id";
 
 services_glue::instruments! {
     /// The gateway's business instruments.
@@ -253,6 +260,12 @@ async fn create_payment(
         (_, s) => s.as_str(),
     };
     g.m.payments.add(1, [outcome]);
+    // On the server span itself, not only its log event: the collector's
+    // tail sampler keeps every rejected, held or invalid payment by this
+    // attribute, and a trace search finds a payment by its id.
+    let server_span = tracing::Span::current();
+    server_span.set_attribute(PAYMENT_OUTCOME, outcome);
+    server_span.set_attribute(PAYMENT_ID, id.clone());
     tracing::info!(payment.id = %id, outcome, reason = reason.as_deref().unwrap_or(""), "payment received");
     let view = PaymentView {
         id,
