@@ -237,10 +237,14 @@ fn the_lint_catches_each_thing_it_claims_to() {
         c["processors"]["tail_sampling"] = yaml("{policies: []}");
         processors(c, "traces").push(yaml("tail_sampling"));
     });
-    caught("staging agent", "tail sampling belongs on the gateway tier", |c| {
-        c["processors"]["tail_sampling"] = yaml("{policies: []}");
-        processors(c, "logs").push(yaml("tail_sampling"));
-    });
+    caught(
+        "staging agent",
+        "tail sampling belongs on the gateway tier",
+        |c| {
+            c["processors"]["tail_sampling"] = yaml("{policies: []}");
+            processors(c, "logs").push(yaml("tail_sampling"));
+        },
+    );
     caught("prod agent", "debug exporter is for dev only", |c| {
         c["exporters"]["debug"] = yaml("{}");
         c["service"]["pipelines"]["logs"]["exporters"] = yaml("[otlphttp/loki, debug]");
@@ -319,12 +323,15 @@ fn the_lint_catches_each_thing_it_claims_to() {
     );
     // ... and one nothing uses is reported too.
     let mut manifest = context.manifest.clone();
-    manifest.modules.push(deploy_checks::collector::builder::Module {
-        section: "exporters".into(),
-        path: "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/zipkinexporter"
-            .into(),
-        version: "0.136.0".into(),
-    });
+    manifest
+        .modules
+        .push(deploy_checks::collector::builder::Module {
+            section: "exporters".into(),
+            path:
+                "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/zipkinexporter"
+                    .into(),
+            version: "0.136.0".into(),
+        });
     let configs: Vec<Value> = Deployment::ALL.iter().map(|d| loaded(*d)).collect();
     let unused = manifest_unused(&configs.iter().collect::<Vec<_>>(), &manifest);
     assert_eq!(unused.len(), 1, "{unused:#?}");
@@ -369,7 +376,11 @@ fn the_masking_patterns_are_the_same_in_both_processors_and_cover_every_target()
             continue;
         }
         let patterns = blocked_values(&config);
-        assert_eq!(patterns.len(), 3, "{d}: card (contiguous, grouped) and IBAN");
+        assert_eq!(
+            patterns.len(),
+            3,
+            "{d}: card (contiguous, grouped) and IBAN"
+        );
         assert_eq!(
             config["processors"]["redaction"]["redact_all_types"].as_bool(),
             Some(true),
@@ -521,14 +532,21 @@ fn masking_hides_every_card_number_and_iban_and_touches_nothing_else() {
     for value in untouched {
         assert_eq!(redactor.mask(value), value, "{value:?} must not be touched");
     }
-    for n in [1732900000000_i64, 1732900000000000000, 1500000, 1234567890123456] {
+    for n in [
+        1732900000000_i64,
+        1732900000000000000,
+        1500000,
+        1234567890123456,
+    ] {
         assert_eq!(redactor.mask_number(n), None, "{n}");
     }
 }
 
 #[test]
 fn patterns_are_held_to_what_re2_and_rust_read_alike() {
-    for bad in [r"\d{16}", r"\w+", r"\s", r"(?=4)", r"(?!x)", r"(a)\1", r"\pL"] {
+    for bad in [
+        r"\d{16}", r"\w+", r"\s", r"(?=4)", r"(?!x)", r"(a)\1", r"\pL",
+    ] {
         assert!(to_rust(bad).is_err(), "{bad} must be refused");
     }
     // \b is ASCII in RE2: a digit run after a non-ASCII letter starts at a

@@ -149,11 +149,7 @@ impl Manifest {
     pub fn from_value(doc: &Value) -> Manifest {
         let dist_version = doc["dist"]["version"].as_str().map(str::to_string);
         let mut modules = Vec::new();
-        for section in Kind::ALL
-            .iter()
-            .map(|k| k.section())
-            .chain(["providers"])
-        {
+        for section in Kind::ALL.iter().map(|k| k.section()).chain(["providers"]) {
             for entry in doc[section].as_sequence().into_iter().flatten() {
                 let Some(gomod) = entry["gomod"].as_str() else {
                     continue;
@@ -190,7 +186,11 @@ impl Manifest {
         }
         for m in &self.modules {
             let stable = m.path.starts_with("go.opentelemetry.io/collector/confmap/");
-            let want = if stable { PINNED_STABLE } else { PINNED_RELEASE };
+            let want = if stable {
+                PINNED_STABLE
+            } else {
+                PINNED_RELEASE
+            };
             if m.version != want {
                 out.push(format!(
                     "builder-config.yaml: {} is at v{}; pin it to v{want}",

@@ -29,7 +29,12 @@ pub struct Context {
 /// redacted and counted.
 pub fn deliberately_unused(deployment: Deployment) -> &'static [&'static str] {
     match deployment.role {
-        Role::Gateway => &["resourcedetection", "redaction", "transform/redact", "spanmetrics"],
+        Role::Gateway => &[
+            "resourcedetection",
+            "redaction",
+            "transform/redact",
+            "spanmetrics",
+        ],
         Role::Single | Role::Agent => &[],
     }
 }
@@ -330,7 +335,10 @@ fn processor_order(config: &Value, out: &mut Vec<String>) {
                 }
             }
         }
-        let k8s = p.processors.iter().position(|x| type_of(x) == "k8sattributes");
+        let k8s = p
+            .processors
+            .iter()
+            .position(|x| type_of(x) == "k8sattributes");
         let detect = p
             .processors
             .iter()
@@ -600,7 +608,9 @@ fn production_security(config: &Value, out: &mut Vec<String>) {
     let mut insecure = Vec::new();
     insecure_paths(config, &mut Vec::new(), &mut insecure);
     for path in insecure {
-        out.push(format!("{path}: true is not allowed in prod; configure tls"));
+        out.push(format!(
+            "{path}: true is not allowed in prod; configure tls"
+        ));
     }
     for kind in ["receivers"] {
         for id in ids(&config[kind]) {

@@ -39,7 +39,9 @@ pub enum CollectorError {
         source: serde_yaml_ng::Error,
     },
     /// A file's top level is not a mapping.
-    #[error("{path}: the top level must be a mapping of receivers, processors, exporters, connectors, extensions and service")]
+    #[error(
+        "{path}: the top level must be a mapping of receivers, processors, exporters, connectors, extensions and service"
+    )]
     NotAMapping {
         /// The file.
         path: PathBuf,
@@ -144,12 +146,10 @@ pub fn read_yaml(path: &Path) -> Result<Value, CollectorError> {
             path: path.to_path_buf(),
             source,
         })?;
-    value
-        .apply_merge()
-        .map_err(|source| CollectorError::Yaml {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    value.apply_merge().map_err(|source| CollectorError::Yaml {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if !value.is_mapping() {
         return Err(CollectorError::NotAMapping {
             path: path.to_path_buf(),

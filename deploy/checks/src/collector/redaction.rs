@@ -129,7 +129,9 @@ pub fn ottl_masks(config: &Value) -> Result<Vec<OttlMask>, String> {
 
 fn parse_statement(context: &str, text: &str) -> Result<OttlMask, String> {
     let bad = || {
-        format!("transform/redact: {text:?} is not replace_pattern(<path>, \"<re>\", \"<mask>\") or replace_all_patterns(<path>, \"value\", \"<re>\", \"<mask>\")")
+        format!(
+            "transform/redact: {text:?} is not replace_pattern(<path>, \"<re>\", \"<mask>\") or replace_all_patterns(<path>, \"value\", \"<re>\", \"<mask>\")"
+        )
     };
     let (all, rest) = if let Some(rest) = text.strip_prefix("replace_pattern(") {
         (false, rest)
