@@ -4,6 +4,8 @@
 //! reports what that tool (or an operator) would trip over.
 
 pub mod collector;
+pub mod compose;
+pub mod k8s;
 
 use std::path::PathBuf;
 

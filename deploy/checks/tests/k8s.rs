@@ -1,0 +1,690 @@
+//! `deploy/k8s`, proven without a cluster: every overlay renders with
+//! `kubectl kustomize`, validates against the Kubernetes API schemas in
+//! strict mode, carries the collector files byte for byte, and passes the
+//! structural checks of `deploy_checks::k8s`. Each check is also shown to
+//! fail on a mutated copy, so a passing run means something.
+#![allow(clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use deploy_checks::k8s::{
+    self, ENVIRONMENTS, ExternalSecret, K8sError, KUBERNETES_VERSION, Manifest,
+};
+use serde_json::{Value, json};
+
+const INSTALL: &str =
+    "run scripts/install-test-deps.sh (kubectl with kustomize v5, pip kubernetes-validate)";
+
+fn root() -> PathBuf {
+    deploy_checks::repo_root()
+}
+
+fn kubectl() -> PathBuf {
+    testkit::find_binary("kubectl", &[], INSTALL).expect("kubectl is installed")
+}
+
+fn validator() -> PathBuf {
+    testkit::find_binary("kubernetes-validate", &[], INSTALL)
+        .expect("kubernetes-validate is installed")
+}
+
+/// Every overlay rendered once per test binary (the tests run in parallel).
+fn rendered() -> &'static BTreeMap<&'static str, (String, Manifest)> {
+    static RENDERED: OnceLock<BTreeMap<&'static str, (String, Manifest)>> = OnceLock::new();
+    RENDERED.get_or_init(|| {
+        let kubectl = kubectl();
+        ENVIRONMENTS
+            .iter()
+            .map(|env| {
+                let yaml = k8s::render(&kubectl, &k8s::overlay_dir(&root(), env))
+                    .unwrap_or_else(|e| panic!("overlay {env} does not render: {e}"));
+                let manifest = Manifest::parse(&yaml)
+                    .unwrap_or_else(|e| panic!("overlay {env} renders unparseable YAML: {e}"));
+                (*env, (yaml, manifest))
+            })
+            .collect()
+    })
+}
+
+fn manifest(env: &str) -> Manifest {
+    rendered()[env].1.clone()
+}
+
+fn secrets() -> Vec<ExternalSecret> {
+    let readme = std::fs::read_to_string(k8s::k8s_dir(&root()).join("README.md"))
+        .expect("deploy/k8s/README.md exists");
+    k8s::external_secrets(&readme).expect("the README lists the Secrets to create")
+}
+
+fn min_replicas(env: &str) -> u64 {
+    if env == "dev" { 1 } else { 2 }
+}
+
+/// The problems of a check that must fail, or a panic saying it passed.
+fn problems_of<T: std::fmt::Debug>(result: Result<T, K8sError>, what: &str) -> Vec<String> {
+    match result {
+        Ok(v) => panic!("{what}: the check passed ({v:?}) but must fail"),
+        Err(e) => {
+            let problems = e.problems().to_vec();
+            assert!(
+                !problems.is_empty(),
+                "{what}: expected check problems, got: {e}"
+            );
+            problems
+        }
+    }
+}
+
+fn assert_mentions(problems: &[String], needles: &[&str], what: &str) {
+    assert!(
+        problems
+            .iter()
+            .any(|p| needles.iter().all(|n| p.contains(n))),
+        "{what}: no problem mentions all of {needles:?}:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The container `name` of workload `kind/workload`, for mutation.
+fn container_mut<'a>(m: &'a mut Manifest, kind: &str, workload: &str, name: &str) -> &'a mut Value {
+    let object = m
+        .find_mut(kind, workload)
+        .unwrap_or_else(|| panic!("{kind} {workload} is rendered"));
+    object
+        .pointer_mut("/spec/template/spec/containers")
+        .and_then(Value::as_array_mut)
+        .and_then(|cs| cs.iter_mut().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("{kind} {workload} has container {name}"))
+}
+
+fn env_entry_mut<'a>(container: &'a mut Value, name: &str) -> &'a mut Value {
+    container["env"]
+        .as_array_mut()
+        .and_then(|env| env.iter_mut().find(|e| e["name"] == name))
+        .unwrap_or_else(|| panic!("env {name} is set"))
+}
+
+fn config_map_mut<'a>(m: &'a mut Manifest, base_name: &str) -> &'a mut Value {
+    let name = m
+        .config_map_generated(base_name)
+        .and_then(|c| c["metadata"]["name"].as_str())
+        .unwrap_or_else(|| panic!("ConfigMap {base_name}-<hash> is rendered"))
+        .to_string();
+    m.find_mut("ConfigMap", &name).expect("found above")
+}
+
+// --------------------------------------------------------------- (a) render
+
+#[test]
+fn every_overlay_renders_engines_in_deltran_and_collectors_in_observability() {
+    for env in ENVIRONMENTS {
+        let m = manifest(env);
+        let workloads = m.workloads();
+        let engines: Vec<_> = workloads.iter().filter(|w| w.is_engine()).collect();
+        assert_eq!(
+            engines.len(),
+            k8s::ENGINES.len(),
+            "{env}: one Deployment per engine"
+        );
+        assert!(
+            engines.iter().all(|w| w.namespace == "deltran"),
+            "{env}: engines in deltran"
+        );
+        let collectors: Vec<_> = workloads.iter().filter(|w| w.is_collector()).collect();
+        assert!(
+            collectors.iter().all(|w| w.namespace == "observability"),
+            "{env}: collectors in observability"
+        );
+        let tiers: Vec<(&str, &str)> = collectors
+            .iter()
+            .map(|w| (w.kind.as_str(), w.name.as_str()))
+            .collect();
+        let expected: &[(&str, &str)] = if env == "dev" {
+            // One tier: the agent DaemonSet is the only collector.
+            &[("DaemonSet", "otel-agent")]
+        } else {
+            &[("DaemonSet", "otel-agent"), ("Deployment", "otel-gateway")]
+        };
+        let mut tiers_sorted = tiers.clone();
+        tiers_sorted.sort();
+        assert_eq!(tiers_sorted, expected, "{env}: collector tiers");
+        assert_eq!(
+            m.get("Service", Some("observability"), "otel-gateway-headless")
+                .is_some(),
+            env != "dev",
+            "{env}: the gateway's headless Service exists exactly where the gateway tier does"
+        );
+    }
+}
+
+#[test]
+fn a_broken_overlay_fails_to_render_with_kustomizes_message() {
+    let dir = testkit::temp_dir("k8s-broken-overlay").expect("temp dir");
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "resources:\n  - does-not-exist.yaml\n",
+    )
+    .expect("write kustomization");
+    let err = k8s::render(&kubectl(), dir.path()).expect_err("a missing resource fails");
+    assert!(
+        matches!(&err, K8sError::Failed { output, .. } if output.contains("does-not-exist.yaml")),
+        "kustomize's own message is passed on: {err}"
+    );
+}
+
+// --------------------------------------------------------------- (b) schema
+
+#[test]
+fn rendered_overlays_validate_against_the_kubernetes_schemas_in_strict_mode() {
+    let tool = validator();
+    for env in ENVIRONMENTS {
+        let (yaml, m) = &rendered()[env];
+        k8s::validate_schema(&tool, yaml, KUBERNETES_VERSION)
+            .unwrap_or_else(|e| panic!("{env}: {e}"));
+        // The re-serialised form the mutation below uses validates too, so
+        // its failure can only come from the mutation.
+        let again = m.to_yaml().expect("serialise");
+        k8s::validate_schema(&tool, &again, KUBERNETES_VERSION)
+            .unwrap_or_else(|e| panic!("{env} (re-serialised): {e}"));
+    }
+}
+
+#[test]
+fn schema_validation_rejects_an_unknown_field() {
+    let tool = validator();
+    let mut m = manifest("prod");
+    // A misspelling the API server would silently drop: the root
+    // filesystem would stay writable and nobody would notice.
+    container_mut(&mut m, "Deployment", "gateway", "engine")["securityContext"]["readOnlyRootFileSystem"] =
+        json!(true);
+    let yaml = m.to_yaml().expect("serialise");
+    let err = k8s::validate_schema(&tool, &yaml, KUBERNETES_VERSION)
+        .expect_err("strict validation rejects an unknown field");
+    assert!(
+        matches!(&err, K8sError::Failed { output, .. } if output.contains("readOnlyRootFileSystem")),
+        "the failure names the field: {err}"
+    );
+}
+
+// ------------------------------------------------------- (c) collector files
+
+#[test]
+fn collector_configmaps_hold_the_otel_collector_files_byte_for_byte() {
+    for env in ENVIRONMENTS {
+        k8s::check_collector_files(&manifest(env), &root(), env)
+            .unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}
+
+#[test]
+fn a_drifted_or_missing_collector_file_is_caught() {
+    let mut m = manifest("staging");
+    let cm = config_map_mut(&mut m, "otel-collector-env");
+    let text = cm["data"]["gateway.yaml"]
+        .as_str()
+        .expect("gateway.yaml")
+        .to_string();
+    cm["data"]["gateway.yaml"] =
+        json!(text.replacen("sampling_percentage: 25", "sampling_percentage: 100", 1));
+    let problems = problems_of(
+        k8s::check_collector_files(&m, &root(), "staging"),
+        "drifted file",
+    );
+    assert_mentions(
+        &problems,
+        &["otel-collector-env", "gateway.yaml", "differs"],
+        "drift",
+    );
+
+    // A file added to otel-collector/<env>/ but not to its generator.
+    let copy = testkit::temp_dir("k8s-collector-copy").expect("temp dir");
+    let dir = copy.path().join("otel-collector");
+    copy_dir(&root().join("otel-collector"), &dir);
+    std::fs::write(dir.join("staging").join("extra.yaml"), "processors: {}\n").expect("write");
+    let problems = problems_of(
+        k8s::check_collector_files(&manifest("staging"), copy.path(), "staging"),
+        "file missing from the generator",
+    );
+    assert_mentions(
+        &problems,
+        &["no key extra.yaml", "kustomization.yaml"],
+        "missing key",
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("file name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}
+
+// ------------------------------------------------------- (d) pod security
+
+#[test]
+fn every_container_is_non_root_read_only_and_bounded() {
+    for env in ENVIRONMENTS {
+        k8s::check_pod_security(&manifest(env)).unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}
+
+#[test]
+fn a_writable_root_or_a_missing_limit_is_caught() {
+    let mut m = manifest("staging");
+    container_mut(&mut m, "DaemonSet", "otel-agent", "otel-collector")["securityContext"]["readOnlyRootFilesystem"] =
+        json!(false);
+    container_mut(&mut m, "Deployment", "risk-engine", "engine")["resources"]["limits"]
+        .as_object_mut()
+        .expect("limits")
+        .remove("memory");
+    let problems = problems_of(k8s::check_pod_security(&m), "mutated security");
+    assert_mentions(
+        &problems,
+        &[
+            "DaemonSet observability/otel-agent",
+            "readOnlyRootFilesystem",
+        ],
+        "root fs",
+    );
+    assert_mentions(
+        &problems,
+        &["Deployment deltran/risk-engine", "resources.limits.memory"],
+        "limit",
+    );
+}
+
+// ------------------------------------------------------- (d) references
+
+#[test]
+fn every_configmap_secret_serviceaccount_and_variable_reference_resolves() {
+    let secrets = secrets();
+    for env in ENVIRONMENTS {
+        k8s::check_references(&manifest(env), &secrets).unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}
+
+#[test]
+fn dangling_references_are_caught() {
+    let secrets = secrets();
+    let mut m = manifest("prod");
+    let engine = container_mut(&mut m, "Deployment", "settlement-engine", "engine");
+    env_entry_mut(engine, "DELTRAN_NATS_URL")["valueFrom"]["configMapKeyRef"]["key"] =
+        json!("NATS_URL");
+    env_entry_mut(engine, "DELTRAN_DATABASE_URL")["valueFrom"]["secretKeyRef"]["name"] =
+        json!("settlement-db");
+    // $(OTLP_INGEST_TOKEN) used before it is declared stays a literal.
+    let env = engine["env"].as_array_mut().expect("env");
+    let token = env
+        .iter()
+        .position(|e| e["name"] == "OTLP_INGEST_TOKEN")
+        .expect("token env");
+    let entry = env.remove(token);
+    env.push(entry);
+    m.find_mut("DaemonSet", "otel-agent").expect("agent")["spec"]["template"]["spec"]["serviceAccountName"] =
+        json!("collector");
+    let problems = problems_of(k8s::check_references(&m, &secrets), "dangling references");
+    assert_mentions(
+        &problems,
+        &["settlement-engine", "DELTRAN_NATS_URL", "no such key"],
+        "cm key",
+    );
+    assert_mentions(
+        &problems,
+        &["settlement-engine", "settlement-db", "README"],
+        "secret",
+    );
+    assert_mentions(
+        &problems,
+        &["OTEL_EXPORTER_OTLP_HEADERS", "$(OTLP_INGEST_TOKEN)"],
+        "order",
+    );
+    assert_mentions(
+        &problems,
+        &["otel-agent", "ServiceAccount observability/collector"],
+        "sa",
+    );
+}
+
+#[test]
+fn the_readme_lists_the_secrets_and_how_to_apply_each_overlay() {
+    let readme = std::fs::read_to_string(k8s::k8s_dir(&root()).join("README.md")).expect("README");
+    for env in ENVIRONMENTS {
+        let command = format!("kubectl apply -k deploy/k8s/overlays/{env}");
+        assert!(readme.contains(&command), "the README shows `{command}`");
+    }
+    let secrets = secrets();
+    for name in [
+        "otel-ingest-token",
+        "otel-collector-tls",
+        "deltran-otlp-client-tls",
+        "deltran-database",
+    ] {
+        assert!(
+            secrets.iter().any(|s| s.name == name),
+            "the README's Secrets table lists {name}: {secrets:?}"
+        );
+    }
+    let parsed = k8s::external_secrets("# x\n\n## Secrets to create\n\n| Secret | namespaces | keys |\n|---|---|---|\n| `a` | `n1`, `n2` | `k1`, `k2` |\n")
+        .expect("parse");
+    assert_eq!(
+        parsed,
+        vec![ExternalSecret {
+            name: "a".into(),
+            namespaces: vec!["n1".into(), "n2".into()],
+            keys: vec!["k1".into(), "k2".into()],
+        }]
+    );
+    assert!(k8s::external_secrets("# nothing here\n").is_err());
+}
+
+// ------------------------------------------------------- (d) collectors
+
+#[test]
+fn collectors_load_mounted_configs_and_get_every_variable_they_read() {
+    let secrets = secrets();
+    for env in ENVIRONMENTS {
+        k8s::check_collectors(&manifest(env), &secrets).unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}
+
+#[test]
+fn an_unset_variable_or_an_unmounted_config_is_caught() {
+    let secrets = secrets();
+    let mut m = manifest("prod");
+    let agent = container_mut(&mut m, "DaemonSet", "otel-agent", "otel-collector");
+    agent["env"]
+        .as_array_mut()
+        .expect("env")
+        .retain(|e| e["name"] != "PROMETHEUS_OTLP_ENDPOINT" && e["name"] != "K8S_NODE_NAME");
+    env_entry_mut(agent, "GOMEMLIMIT")["value"] = json!("1000MiB");
+    agent["volumeMounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .retain(|v| v["mountPath"] != "/etc/otelcol/tls");
+    let gateway = container_mut(&mut m, "Deployment", "otel-gateway", "otel-collector");
+    gateway["args"][1] = json!("--config=/conf/env/agent.yaml");
+    let problems = problems_of(k8s::check_collectors(&m, &secrets), "mutated collectors");
+    assert_mentions(
+        &problems,
+        &["otel-agent", "${env:PROMETHEUS_OTLP_ENDPOINT}"],
+        "unset env",
+    );
+    assert_mentions(
+        &problems,
+        &["otel-agent", "K8S_NODE_NAME", "spec.nodeName"],
+        "node filter",
+    );
+    assert_mentions(&problems, &["otel-agent", "GOMEMLIMIT"], "gomemlimit");
+    assert_mentions(
+        &problems,
+        &["otel-gateway", "agent.yaml", "no item"],
+        "unmounted config",
+    );
+    assert_mentions(
+        &problems,
+        &["otel-agent", "/etc/otelcol/tls/tls.crt", "no volumeMount"],
+        "tls",
+    );
+
+    // Without its RBAC, k8sattributes cannot look pods up.
+    let mut m = manifest("staging");
+    let role = m
+        .find_mut("ClusterRole", "deltran-otel-agent")
+        .expect("role");
+    role["rules"] =
+        json!([{ "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"] }]);
+    let problems = problems_of(k8s::check_collectors(&m, &secrets), "missing RBAC");
+    assert_mentions(&problems, &["k8sattributes", "replicasets"], "rbac");
+}
+
+#[test]
+fn agents_route_traces_to_the_gateways_headless_service() {
+    for env in ENVIRONMENTS {
+        let checked =
+            k8s::check_gateway_routing(&manifest(env)).unwrap_or_else(|e| panic!("{env}: {e}"));
+        if env == "dev" {
+            assert_eq!(checked, 0, "dev has one tier: no loadbalancing exporter");
+        } else {
+            assert!(
+                checked >= 1,
+                "{env}: the agent's loadbalancing exporter is checked"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wrong_gateway_name_or_a_non_headless_service_is_caught() {
+    let mut m = manifest("prod");
+    env_entry_mut(
+        container_mut(&mut m, "DaemonSet", "otel-agent", "otel-collector"),
+        "GATEWAY_HEADLESS_SERVICE",
+    )["value"] = json!("otel-gateway.observability.svc.cluster.local");
+    let problems = problems_of(k8s::check_gateway_routing(&m), "wrong name");
+    assert_mentions(
+        &problems,
+        &["otel-gateway.observability", "not rendered"],
+        "name",
+    );
+
+    let mut m = manifest("staging");
+    let svc = m
+        .find_mut("Service", "otel-gateway-headless")
+        .expect("service");
+    svc["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("clusterIP");
+    let problems = problems_of(k8s::check_gateway_routing(&m), "not headless");
+    assert_mentions(
+        &problems,
+        &["otel-gateway-headless", "clusterIP: None"],
+        "headless",
+    );
+}
+
+// ------------------------------------------------------- (d) engines
+
+#[test]
+fn engines_probe_declared_ports_carry_k8s_attributes_and_reach_their_peers() {
+    for env in ENVIRONMENTS {
+        k8s::check_engines(&manifest(env)).unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}
+
+#[test]
+fn a_wrong_probe_name_or_peer_is_caught() {
+    let mut m = manifest("dev");
+    let gateway = container_mut(&mut m, "Deployment", "gateway", "engine");
+    gateway["readinessProbe"]["httpGet"]["path"] = json!("/health");
+    env_entry_mut(gateway, "K8S_DEPLOYMENT_NAME")["value"] = json!("deltran-gateway");
+    env_entry_mut(gateway, "DELTRAN_RISK_ENGINE_URL")["value"] = json!("http://risk-engine:8085");
+    let clearing = container_mut(&mut m, "Deployment", "clearing-engine", "engine");
+    clearing["livenessProbe"]["httpGet"]["port"] = json!("health");
+    let problems = problems_of(k8s::check_engines(&m), "mutated engines");
+    assert_mentions(
+        &problems,
+        &["deltran/gateway", "readinessProbe", "/ready"],
+        "probe path",
+    );
+    assert_mentions(
+        &problems,
+        &["deltran/gateway", "K8S_DEPLOYMENT_NAME=gateway"],
+        "name",
+    );
+    assert_mentions(
+        &problems,
+        &["DELTRAN_RISK_ENGINE_URL", "no port 8085"],
+        "peer",
+    );
+    assert_mentions(
+        &problems,
+        &["clearing-engine", "livenessProbe", "not a declared"],
+        "port",
+    );
+
+    // The OTLP endpoint must reach the node-local agent Service.
+    let mut m = manifest("dev");
+    let svc = m.find_mut("Service", "otel-agent").expect("agent service");
+    svc["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("internalTrafficPolicy");
+    let problems = problems_of(k8s::check_engines(&m), "cluster-wide agent Service");
+    assert_mentions(
+        &problems,
+        &["otel-agent", "internalTrafficPolicy: Local"],
+        "local",
+    );
+}
+
+#[test]
+fn prod_engines_export_over_https_with_client_certificates_and_the_token() {
+    k8s::check_engines_export_securely(&manifest("prod"), &secrets())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Staging sends plain OTLP: the check must say so.
+    let problems = problems_of(
+        k8s::check_engines_export_securely(&manifest("staging"), &secrets()),
+        "staging",
+    );
+    assert_mentions(
+        &problems,
+        &["OTEL_EXPORTER_OTLP_ENDPOINT=http://", "not https://"],
+        "http",
+    );
+
+    let mut m = manifest("prod");
+    let cm = config_map_mut(&mut m, "deltran-env");
+    cm["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] =
+        json!("http://otel-agent.observability.svc.cluster.local:4317");
+    env_entry_mut(
+        container_mut(&mut m, "Deployment", "token-engine", "engine"),
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    )["value"] = json!("authorization=Bearer%20s3cr3t");
+    let problems = problems_of(
+        k8s::check_engines_export_securely(&m, &secrets()),
+        "mutated prod",
+    );
+    assert_mentions(
+        &problems,
+        &[
+            "deltran/settlement-engine",
+            "http://otel-agent",
+            "not https://",
+        ],
+        "endpoint",
+    );
+    assert_mentions(
+        &problems,
+        &["deltran/token-engine", "never a literal token"],
+        "token",
+    );
+}
+
+// ------------------------------------------------------- (d) budgets
+
+#[test]
+fn budgets_keep_a_pod_serving_and_let_drains_through() {
+    for env in ENVIRONMENTS {
+        k8s::check_disruption_budgets(&manifest(env), min_replicas(env))
+            .unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}
+
+#[test]
+fn a_single_prod_replica_or_a_blocking_budget_is_caught() {
+    let mut m = manifest("prod");
+    m.find_mut("Deployment", "otel-gateway").expect("gateway")["spec"]["replicas"] = json!(1);
+    let pdb = m
+        .find_mut("PodDisruptionBudget", "risk-engine")
+        .expect("pdb");
+    pdb["spec"]["maxUnavailable"] = json!(0);
+    m.find_mut("Deployment", "token-engine")
+        .expect("token-engine")["spec"]["replicas"] = json!(2);
+    let problems = problems_of(k8s::check_disruption_budgets(&m, 2), "mutated budgets");
+    assert_mentions(&problems, &["otel-gateway", "1 replica"], "replicas");
+    assert_mentions(
+        &problems,
+        &["token-engine", "state in memory"],
+        "stateful engine scaled out",
+    );
+    assert_mentions(
+        &problems,
+        &[
+            "PodDisruptionBudget deltran/risk-engine",
+            "drains would hang",
+        ],
+        "pdb",
+    );
+}
+
+// ------------------------------------------------------- (d) network policies
+
+#[test]
+fn network_policies_admit_only_the_intended_traffic() {
+    for env in ENVIRONMENTS {
+        k8s::check_network_policies(&manifest(env)).unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}
+
+#[test]
+fn an_open_collector_or_an_engine_taking_otlp_is_caught() {
+    // The agent's OTLP rule opened to every pod.
+    let mut m = manifest("staging");
+    let policy = m
+        .find_mut("NetworkPolicy", "otel-agent")
+        .expect("agent policy");
+    policy["spec"]["ingress"][0]
+        .as_object_mut()
+        .expect("rule")
+        .remove("from");
+    let problems = problems_of(k8s::check_network_policies(&m), "open agent");
+    assert_mentions(
+        &problems,
+        &["namespace default", "can reach", "otel-agent", "4317"],
+        "open",
+    );
+
+    // An engine's policy admitting OTLP from its caller.
+    let mut m = manifest("prod");
+    let policy = m
+        .find_mut("NetworkPolicy", "risk-engine")
+        .expect("engine policy");
+    policy["spec"]["ingress"][0]["ports"]
+        .as_array_mut()
+        .expect("ports")
+        .push(json!({ "port": 4317 }));
+    let problems = problems_of(k8s::check_network_policies(&m), "engine taking OTLP");
+    assert_mentions(
+        &problems,
+        &["deltran/risk-engine", "4317", "never accept OTLP"],
+        "otlp",
+    );
+
+    // A peer the caller's URL names but the callee's policy does not admit.
+    let mut m = manifest("dev");
+    let policy = m
+        .find_mut("NetworkPolicy", "liquidity-router")
+        .expect("policy");
+    policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] =
+        json!("gateway");
+    let problems = problems_of(k8s::check_network_policies(&m), "peer shut out");
+    assert_mentions(
+        &problems,
+        &[
+            "clearing-engine",
+            "cannot reach",
+            "liquidity-router",
+            "DELTRAN_LIQUIDITY_ROUTER_URL",
+        ],
+        "peer",
+    );
+}
