@@ -21,5 +21,6 @@ pub mod engines;
 pub mod env;
 pub mod faults;
 pub mod launcher;
+pub mod probe;
 pub mod ttl_cache;
 pub mod validation;

@@ -1,12 +1,13 @@
 //! `deltran`: runs the DelTran demo fleet (NATS, eight engines, load and a
 //! live view), or one engine (`deltran engine <name>`, as the launcher
-//! starts them).
+//! starts them), or probes one engine's readiness (`deltran probe`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use deltran_fleet::engines::{self, EngineKind};
 use deltran_fleet::launcher::{self, RunArgs};
+use deltran_fleet::probe;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,12 +31,34 @@ enum Command {
         #[arg(value_enum)]
         kind: EngineKind,
     },
+    /// Exits 0 when an engine answers `GET /ready` with 2xx, 1 otherwise:
+    /// a container health check for images without a shell.
+    Probe {
+        /// What to ask (default `http://127.0.0.1:$DELTRAN_PORT/ready`).
+        #[arg(long)]
+        url: Option<String>,
+        /// Deadline for connecting, and for the answer, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Engine { kind }) => engines::run(kind),
+        Some(Command::Probe { url, timeout_ms }) => {
+            let checked = url
+                .map_or_else(probe::default_url, Ok)
+                .and_then(|url| probe::ready(&url, std::time::Duration::from_millis(timeout_ms)));
+            match checked {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("deltran probe: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => launcher::run(cli.run),
     }
 }
