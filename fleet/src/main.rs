@@ -31,6 +31,8 @@ enum Command {
         #[arg(value_enum)]
         kind: EngineKind,
     },
+    /// Sends the launcher's load (same mix) to a fleet started elsewhere.
+    Load(launcher::external_load::ExternalLoadArgs),
     /// Exits 0 when an engine answers `GET /ready` with 2xx, 1 otherwise:
     /// a container health check for images without a shell.
     Probe {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Engine { kind }) => engines::run(kind),
+        Some(Command::Load(args)) => launcher::external_load::run(args),
         Some(Command::Probe { url, timeout_ms }) => {
             let checked = url
                 .map_or_else(probe::default_url, Ok)

@@ -10,11 +10,28 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::RunArgs;
+use super::parse_share;
 use crate::domain::{
     BANKS, CURRENCIES, PARTIES, PaymentRequest, PaymentStatus, PaymentView, SANCTIONED_PARTIES,
     WATCHLIST_PARTIES,
 };
+
+/// The payments the load generator sends.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadMix {
+    /// Payments per second sent to the gateway (0: no load; send your own).
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Share (0..1) of payments that are invalid (bad amount, currency or bank).
+    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
+    pub invalid: f64,
+    /// Share (0..1) of payments naming a sanctioned party.
+    #[arg(long, default_value_t = 0.02, value_parser = parse_share)]
+    pub sanctioned: f64,
+    /// WebSocket clients watching payment status on the gateway.
+    #[arg(long, default_value_t = 2)]
+    pub websockets: usize,
+}
 
 /// What the load generator saw, for the view.
 #[derive(Debug, Default)]
@@ -46,6 +63,24 @@ pub struct LoadStats {
 }
 
 impl LoadStats {
+    /// One line of outcomes: what the view and `deltran load` print.
+    pub fn summary(&self) -> String {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "sent {} accepted {} settled {} held {} rejected {} invalid {} failed {} (settlement {}) shed {} unreachable {}",
+            n(&self.sent),
+            n(&self.accepted),
+            n(&self.settled),
+            n(&self.held),
+            n(&self.rejected),
+            n(&self.invalid),
+            n(&self.failed),
+            n(&self.settle_failed),
+            n(&self.shed),
+            n(&self.unreachable),
+        )
+    }
+
     fn count(&self, view: &PaymentView, code: u16) {
         let counter = match (code, view.status) {
             (422, _) => &self.invalid,
@@ -133,11 +168,13 @@ pub fn payment_body(invalid: f64, sanctioned: f64) -> serde_json::Value {
 }
 
 /// Starts the payment loop and the WebSocket clients.
+/// The treasury desk's pollers (clearing window, ledger balances) run when
+/// their engines' URLs are given.
 pub fn start(
-    args: &RunArgs,
+    args: &LoadMix,
     gateway_url: String,
-    clearing_url: String,
-    settlement_url: String,
+    clearing_url: Option<String>,
+    settlement_url: Option<String>,
     stats: Arc<LoadStats>,
 ) -> LoadHandle {
     let mut sender = None;
@@ -183,10 +220,14 @@ pub fn start(
         }));
     }
     // A treasury desk polling the open clearing window and ledger balances.
-    for (path, poll) in [
+    let polled = [
         ("windows/current", clearing_url),
         ("ledger/balances", settlement_url),
-    ] {
+    ];
+    for (path, poll) in polled
+        .into_iter()
+        .filter_map(|(path, url)| Some((path, url?)))
+    {
         let url = format!("{poll}/{path}");
         let http = reqwest::Client::new();
         watchers.push(tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! drives load with the fault knobs, shows a live view, and stops
 //! everything in order on Ctrl-C (every engine flushing its telemetry).
 
+pub mod external_load;
 mod fleet;
 mod load;
 mod nats;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::engines::EngineKind;
 pub use fleet::{FleetFile, FleetFileEngine};
+pub use load::LoadMix;
 
 /// How to pick ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -27,18 +29,12 @@ pub enum Ports {
 /// Options of the fleet run (all have defaults).
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
-    /// Payments per second sent to the gateway (0: no load; send your own).
-    #[arg(long, default_value_t = 20.0)]
-    pub rate: f64,
+    /// The payments sent: rate, mix, WebSocket watchers.
+    #[command(flatten)]
+    pub mix: load::LoadMix,
     /// Stop after this long (`90s`, `5m`, `120`); default: run until Ctrl-C.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Share (0..1) of payments that are invalid (bad amount, currency or bank).
-    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
-    pub invalid: f64,
-    /// Share (0..1) of payments naming a sanctioned party.
-    #[arg(long, default_value_t = 0.02, value_parser = parse_share)]
-    pub sanctioned: f64,
     /// Added latency per engine, e.g. `--latency risk-engine=50` (milliseconds); repeatable.
     #[arg(long, value_name = "ENGINE=MS", value_parser = parse_latency)]
     pub latency: Vec<(EngineKind, u64)>,
@@ -48,9 +44,6 @@ pub struct RunArgs {
     /// Stop an engine mid-run and start it again, e.g. `--outage risk-engine=20-40` (seconds into the run); repeatable.
     #[arg(long, value_name = "ENGINE=FROM-TO", value_parser = parse_outage)]
     pub outage: Vec<(EngineKind, Duration, Duration)>,
-    /// WebSocket clients watching payment status on the gateway.
-    #[arg(long, default_value_t = 2)]
-    pub websockets: usize,
     /// Port plan.
     #[arg(long, value_enum, default_value_t = Ports::Default)]
     pub ports: Ports,
@@ -71,7 +64,7 @@ pub struct RunArgs {
     pub no_view: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => s.split_at(i),
@@ -90,7 +83,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn parse_share(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!(
@@ -195,10 +188,10 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     let started = Instant::now();
     let stats = Arc::new(load::LoadStats::default());
     let mut load = load::start(
-        &args,
+        &args.mix,
         fleet.gateway_url(),
-        fleet.url(EngineKind::ClearingEngine),
-        fleet.url(EngineKind::SettlementEngine),
+        Some(fleet.url(EngineKind::ClearingEngine)),
+        Some(fleet.url(EngineKind::SettlementEngine)),
         stats.clone(),
     );
     let mut view = view::View::new(&args, &fleet, &run_dir);

@@ -126,9 +126,9 @@ pub struct View {
 fn describe_knobs(args: &RunArgs) -> String {
     let mut s = format!(
         "load {} payments/s (invalid {:.0}%, sanctioned {:.0}%)",
-        args.rate,
-        args.invalid * 100.0,
-        args.sanctioned * 100.0
+        args.mix.rate,
+        args.mix.invalid * 100.0,
+        args.mix.sanctioned * 100.0
     );
     for (k, ms) in &args.latency {
         let _ = write!(s, "; {} +{ms} ms", k.name());
@@ -231,7 +231,7 @@ impl View {
             println!(
                 "[{:>4}s] engines up {up}/8 | {}",
                 elapsed.as_secs(),
-                outcomes(stats)
+                stats.summary()
             );
         }
     }
@@ -270,7 +270,7 @@ impl View {
                 fmt(row.error_pct, 1),
             );
         }
-        let _ = writeln!(out, "\npayments: {}", outcomes(stats));
+        let _ = writeln!(out, "\npayments: {}", stats.summary());
         let _ = writeln!(
             out,
             "websocket clients: {}",
@@ -292,30 +292,13 @@ impl View {
         println!(
             "\ndeltran: ran {} s | {}",
             elapsed.as_secs(),
-            outcomes(stats)
+            stats.summary()
         );
         println!(
             "deltran: logs and ledger kept in {}",
             self.run_dir.display()
         );
     }
-}
-
-fn outcomes(s: &LoadStats) -> String {
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    format!(
-        "sent {} accepted {} settled {} held {} rejected {} invalid {} failed {} (settlement {}) shed {} unreachable {}",
-        n(&s.sent),
-        n(&s.accepted),
-        n(&s.settled),
-        n(&s.held),
-        n(&s.rejected),
-        n(&s.invalid),
-        n(&s.failed),
-        n(&s.settle_failed),
-        n(&s.shed),
-        n(&s.unreachable),
-    )
 }
 
 #[cfg(test)]
