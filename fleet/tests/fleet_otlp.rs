@@ -6,18 +6,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::traces::{SpanIndex, service};
 use common::{Launcher, over_limit_payment, payment, post_payment};
 use deltran_fleet::engines::EngineKind;
-use telemetry::testing::{OtlpReceiver, ReceivedSpan, SpanKind};
+use telemetry::testing::OtlpReceiver;
 
 const PAYMENTS: usize = 5;
-
-fn service(s: &ReceivedSpan) -> &str {
-    s.resource.str("service.name").unwrap_or("")
-}
 
 #[test]
 fn one_trace_per_payment_every_instrument_and_nothing_lost() {
@@ -151,13 +148,6 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
     );
 
     let spans = receiver.spans();
-    let by_id: HashMap<&str, &ReceivedSpan> =
-        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
-    let parent_of = |s: &ReceivedSpan| {
-        s.parent_span_id
-            .as_deref()
-            .and_then(|p| by_id.get(p).copied())
-    };
 
     // Refused and held payments carry their outcome on the gateway's server span.
     for (id, trace_id, outcome) in &refused {
@@ -177,152 +167,29 @@ fn one_trace_per_payment_every_instrument_and_nothing_lost() {
         );
     }
 
+    // Every followed payment's trace is complete (common::traces says what
+    // that means: every engine on its path under one root, HTTP and NATS
+    // hops parent-child, its clearing window linked with the ledger writes),
+    // and its root carries the payment's id and outcome (tail sampling keys
+    // on the outcome).
+    let index = SpanIndex::new(&spans);
     for (id, trace_id) in &accepted {
-        let trace: Vec<&ReceivedSpan> = spans.iter().filter(|s| &s.trace_id == trace_id).collect();
-        let services: BTreeSet<&str> = trace.iter().map(|s| service(s)).collect();
-        for engine in [
-            "gateway",
-            "compliance-engine",
-            "risk-engine",
-            "token-engine",
-            "obligation-engine",
-            "clearing-engine",
-            "settlement-engine",
-        ] {
-            assert!(
-                services.contains(engine),
-                "payment {id}: no {engine} span in its trace; services {services:?}"
-            );
-        }
-        // Exactly one root: the gateway's server span.
-        let roots: Vec<_> = trace
+        let gaps = index.payment_trace_gaps(trace_id);
+        assert!(gaps.is_empty(), "payment {id} ({trace_id}): {gaps:#?}");
+        let root = index
+            .trace(trace_id)
             .iter()
-            .filter(|s| s.parent_span_id.is_none())
-            .collect();
-        assert_eq!(
-            roots.len(),
-            1,
-            "payment {id}: roots {:?}",
-            roots.iter().map(|s| &s.name).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            (roots[0].name.as_str(), service(roots[0])),
-            ("POST /payments", "gateway")
-        );
-        // The root carries the payment's id and outcome (tail sampling keys on it).
+            .find(|s| s.parent_span_id.is_none())
+            .unwrap();
         assert_eq!(
             (
-                roots[0].attributes.str("deltran.payment.id"),
-                roots[0].attributes.str("deltran.payment.outcome")
+                root.attributes.str("deltran.payment.id"),
+                root.attributes.str("deltran.payment.outcome")
             ),
             (Some(id.as_str()), Some("accepted")),
             "payment {id}: root attributes {:?}",
-            roots[0].attributes
+            root.attributes
         );
-        // Every other span's parent is in the same trace (nothing dangling).
-        for s in &trace {
-            if s.parent_span_id.is_some() {
-                assert!(
-                    parent_of(s).is_some_and(|p| p.trace_id == *trace_id),
-                    "{} ({}) has no parent in the trace",
-                    s.name,
-                    service(s)
-                );
-            }
-        }
-        // HTTP hops: each engine's server span is the child of a gateway client span.
-        for (engine, route) in [
-            ("compliance-engine", "POST /screenings"),
-            ("risk-engine", "POST /assessments"),
-            ("token-engine", "POST /transfers"),
-            ("obligation-engine", "POST /obligations"),
-        ] {
-            let server = trace
-                .iter()
-                .find(|s| service(s) == engine && s.name == route && s.kind == SpanKind::Server)
-                .unwrap_or_else(|| panic!("payment {id}: no {route} server span on {engine}"));
-            let client = parent_of(server).unwrap();
-            assert_eq!(
-                (service(client), client.kind),
-                ("gateway", SpanKind::Client),
-                "{engine}"
-            );
-            assert_eq!(parent_of(client).unwrap().name, "POST /payments");
-        }
-        // NATS hop: obligation-engine publishes, clearing-engine processes as its child.
-        let publish = trace
-            .iter()
-            .find(|s| s.name == "publish deltran.obligations.created")
-            .unwrap();
-        assert_eq!(
-            (service(publish), publish.kind),
-            ("obligation-engine", SpanKind::Producer)
-        );
-        let process = trace
-            .iter()
-            .find(|s| s.name == "process deltran.obligations.created")
-            .unwrap();
-        assert_eq!(
-            (service(process), process.kind),
-            ("clearing-engine", SpanKind::Consumer)
-        );
-        assert_eq!(
-            process.parent_span_id.as_deref(),
-            Some(publish.span_id.as_str())
-        );
-        // The clearing window is its own trace, linked to this obligation.
-        let window = spans
-            .iter()
-            .find(|s| {
-                s.name == "clear window" && s.links.iter().any(|l| l.span_id == process.span_id)
-            })
-            .unwrap_or_else(|| panic!("payment {id}: no clearing window links to its obligation"));
-        assert_ne!(&window.trace_id, trace_id);
-        let window_services: BTreeSet<&str> = spans
-            .iter()
-            .filter(|s| s.trace_id == window.trace_id)
-            .map(service)
-            .collect();
-        for engine in ["clearing-engine", "liquidity-router", "settlement-engine"] {
-            assert!(
-                window_services.contains(engine),
-                "window trace lacks {engine}: {window_services:?}"
-            );
-        }
-        // Settlement comes back into the payment's trace, linked to the batch, and
-        // the gateway and token-engine consume the event as children of its publish.
-        let settle = trace.iter().find(|s| s.name == "settle payment").unwrap();
-        assert_eq!(service(settle), "settlement-engine");
-        assert!(
-            !settle.links.is_empty(),
-            "settle payment links to the batch that settled it"
-        );
-        let settled_publish = trace
-            .iter()
-            .find(|s| s.name == "publish deltran.payments.settled")
-            .unwrap();
-        assert_eq!(
-            settled_publish.parent_span_id.as_deref(),
-            Some(settle.span_id.as_str())
-        );
-        let consumers: BTreeSet<&str> = trace
-            .iter()
-            .filter(|s| {
-                s.name == "process deltran.payments.settled"
-                    && s.parent_span_id.as_deref() == Some(settled_publish.span_id.as_str())
-            })
-            .map(|s| service(s))
-            .collect();
-        assert_eq!(consumers, BTreeSet::from(["gateway", "token-engine"]));
-        let db = spans
-            .iter()
-            .filter(|s| {
-                s.trace_id == window.trace_id
-                    && s.kind == SpanKind::Client
-                    && service(s) == "settlement-engine"
-            })
-            .count();
-        assert!(db >= 3, "ledger writes in the window trace: {db}");
     }
 
     // Every declared business instrument of every engine, exported with data.

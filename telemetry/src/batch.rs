@@ -58,18 +58,27 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE,
 /// DATA_LOSS; HTTP 429, 502, 503, 504 and network errors; our own timeout.
 /// Anything else (bad request, unauthenticated, …) would fail again.
+///
+/// A gRPC status that tonic made up because the connection broke with the
+/// request in flight (a collector killed or restarted) is a network error
+/// too, whatever code tonic gave it (`Unknown` for a reset connection; gRPC
+/// itself says UNAVAILABLE): the exporter appends the transport's error,
+/// `transport error: …`, only to statuses generated locally, never to one
+/// the collector sent.
 pub(crate) fn is_transient(error: &str) -> bool {
     if let Some(rest) = error.split("gRPC code: ").nth(1) {
         let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
-        return matches!(
-            code.as_str(),
-            "Unavailable"
-                | "Cancelled"
-                | "DeadlineExceeded"
-                | "Aborted"
-                | "OutOfRange"
-                | "DataLoss"
-        );
+        let from_transport = rest[code.len()..].starts_with(": transport error");
+        return from_transport
+            || matches!(
+                code.as_str(),
+                "Unavailable"
+                    | "Cancelled"
+                    | "DeadlineExceeded"
+                    | "Aborted"
+                    | "OutOfRange"
+                    | "DataLoss"
+            );
     }
     if let Some(rest) = error.split("status code: ").nth(1) {
         let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -408,6 +417,10 @@ mod tests {
         for e in [
             "TonicTracesClient export failed with gRPC code: Unavailable: tcp connect error",
             "TonicLogsClient export failed with gRPC code: DeadlineExceeded",
+            // The collector died with the request in flight (seen with a
+            // SIGKILLed rotel): tonic makes up an Unknown status for it.
+            "TonicTracesClient export failed with gRPC code: Unknown: transport error: \
+             connection error: connection reset",
             "HTTP export failed with status code: 503",
             "HTTP export failed with status code: 429",
             "HTTP export failed: network error",
@@ -418,6 +431,8 @@ mod tests {
         for e in [
             "TonicTracesClient export failed with gRPC code: InvalidArgument",
             "TonicTracesClient export failed with gRPC code: Unauthenticated",
+            // Unknown from the collector itself (no transport error behind it).
+            "TonicTracesClient export failed with gRPC code: Unknown",
             "TonicTracesClient export failed with gRPC code: ResourceExhausted",
             "HTTP export failed with status code: 400",
             "HTTP export failed with status code: 401",

@@ -3,6 +3,8 @@
 //! user does: SIGINT.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod traces;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -112,9 +114,20 @@ impl Launcher {
     /// Ctrl-C: SIGINT to the launcher, then wait (≤ 90 s) for it to stop
     /// everything; its exit status.
     pub fn interrupt(&mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
+        let child = self.child.as_ref().unwrap();
         kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(90);
+        self.wait_exit(Duration::from_secs(90), "SIGINT")
+    }
+
+    /// Waits (≤ `timeout`) for a launcher started with `--duration` to end
+    /// the run and stop everything; its exit status.
+    pub fn wait_for_end(&mut self, timeout: Duration) -> ExitStatus {
+        self.wait_exit(timeout, "the end of its --duration")
+    }
+
+    fn wait_exit(&mut self, timeout: Duration, after: &str) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
@@ -124,12 +137,23 @@ impl Launcher {
                 let _ = child.wait();
                 self.kill_engines();
                 panic!(
-                    "launcher did not stop within 90 s of SIGINT:\n{}",
+                    "launcher did not stop within {timeout:?} of {after}:\n{}",
                     self.logs()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The launcher's final line, `deltran: ran N s | sent … unreachable …`
+    /// (the load generator's outcome counts), once it has exited.
+    pub fn summary(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("launcher.log"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("deltran: ran "))
+            .map(str::to_string)
     }
 
     fn kill_engines(&self) {

@@ -440,14 +440,39 @@ impl ChildProcess {
                 }
             }
         }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().display().to_string();
-            if let Err(e) = dir.close() {
-                first_err.get_or_insert(Error::io(format!("removing {path}"), e));
-            }
+        if let Err(e) = self.remove_dir() {
+            first_err.get_or_insert(e);
         }
         match first_err {
             Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Kills the child at once with SIGKILL by PID — a crash: it gets no
+    /// chance to flush or clean up — reaps it and removes the temporary
+    /// directory. Idempotent.
+    pub fn kill(&mut self) -> Result<()> {
+        if self.try_exit_status()?.is_none() {
+            // Not reaped yet, so the PID is still this child's. std's kill is SIGKILL.
+            self.child
+                .kill()
+                .ctx(|| format!("killing {} (pid {})", self.name, self.pid))?;
+            let status = self
+                .child
+                .wait()
+                .ctx(|| format!("reaping {} (pid {})", self.name, self.pid))?;
+            self.exit_status = Some(status);
+        }
+        self.remove_dir()
+    }
+
+    fn remove_dir(&mut self) -> Result<()> {
+        match self.dir.take() {
+            Some(dir) => {
+                let path = dir.path().display().to_string();
+                dir.close().ctx(|| format!("removing {path}"))
+            }
             None => Ok(()),
         }
     }

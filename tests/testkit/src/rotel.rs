@@ -118,6 +118,11 @@ impl RotelBuilder {
                 (ports[0], ports[1])
             }
         };
+        // What `kill` hands back: these settings, on these ports.
+        let again = RotelBuilder {
+            ports: Some((grpc_port, http_port)),
+            ..self.clone()
+        };
         let grpc = SocketAddr::from(([127, 0, 0, 1], grpc_port));
         let http = SocketAddr::from(([127, 0, 0, 1], http_port));
         let endpoint = if self.endpoint.contains("://") {
@@ -170,6 +175,7 @@ impl RotelBuilder {
             grpc,
             http,
             export_endpoint: endpoint,
+            again,
         })
     }
 }
@@ -187,6 +193,7 @@ pub struct Rotel {
     grpc: SocketAddr,
     http: SocketAddr,
     export_endpoint: String,
+    again: RotelBuilder,
 }
 
 impl Rotel {
@@ -246,5 +253,14 @@ impl Rotel {
     /// Stops rotel by PID and removes its temporary directory.
     pub fn stop(mut self) -> Result<()> {
         self.child.stop()
+    }
+
+    /// Kills rotel with SIGKILL by PID, as a crash or an OOM kill would:
+    /// whatever it had accepted but not yet forwarded is lost. Returns a
+    /// builder with the same settings pinned to the same ports, so
+    /// `start()` brings a collector back where senders expect it.
+    pub fn kill(mut self) -> Result<RotelBuilder> {
+        self.child.kill()?;
+        Ok(self.again.clone())
     }
 }

@@ -44,10 +44,14 @@ fn wrap(item: &[u8]) -> Vec<u8> {
 }
 
 fn traces_request() -> Vec<u8> {
+    traces_request_named(b"testkit-span")
+}
+
+fn traces_request_named(name: &[u8]) -> Vec<u8> {
     let span = [
         ld(1, &[1; 16]),
         ld(2, &[2; 8]),
-        ld(5, b"testkit-span"),
+        ld(5, name),
         fixed64(7, 1),
         fixed64(8, 2),
     ]
@@ -203,4 +207,55 @@ fn rotel_grpc_export_starts_listens_and_accepts_empty_post() {
     assert_eq!(status, 200, "{body}");
     rotel.stop().unwrap();
     assert!(!pid_alive(pid));
+}
+
+/// Posts a one-span trace named `name` to rotel and waits for the sink to get it.
+fn forward_one_span(rotel: &Rotel, received: &Received, name: &[u8]) {
+    let url = format!("{}/v1/traces", rotel.http_endpoint());
+    let (status, resp) =
+        http_post(&url, "application/x-protobuf", &traces_request_named(name)).unwrap();
+    assert_eq!(status, 200, "{resp}");
+    testkit::wait_until("rotel to forward the span", Duration::from_secs(20), || {
+        Ok(received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(p, body)| p == "/v1/traces" && contains(body, name)))
+    })
+    .unwrap_or_else(|e| panic!("{e}; rotel log:\n{}", rotel.log_tail(20)));
+}
+
+#[test]
+fn rotel_killed_comes_back_on_the_same_ports_and_forwards_again() {
+    let (sink_port, received) = start_sink();
+    let rotel = Rotel::builder(&format!("http://127.0.0.1:{sink_port}"))
+        .protocol(OtlpProtocol::Http)
+        .batch_timeout("50ms")
+        .start()
+        .unwrap();
+    let (pid, grpc, http) = (rotel.pid(), rotel.grpc_addr(), rotel.http_addr());
+    forward_one_span(&rotel, &received, b"before-the-kill");
+
+    let again = rotel.kill().unwrap();
+    assert!(!pid_alive(pid), "rotel {pid} alive after SIGKILL");
+    assert!(
+        !tcp_connectable(grpc),
+        "{grpc} still accepts after the kill"
+    );
+    assert!(
+        !tcp_connectable(http),
+        "{http} still accepts after the kill"
+    );
+
+    let rotel = again.start().unwrap();
+    assert_ne!(rotel.pid(), pid);
+    assert_eq!((rotel.grpc_addr(), rotel.http_addr()), (grpc, http));
+    assert_eq!(
+        rotel.export_endpoint(),
+        format!("http://127.0.0.1:{sink_port}")
+    );
+    forward_one_span(&rotel, &received, b"after-the-restart");
+    let pid = rotel.pid();
+    drop(rotel);
+    assert!(!pid_alive(pid), "rotel {pid} alive after drop");
 }
