@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use deploy_checks::compose::{
-    ComposeError, Finding, Kind, Protocol, Stack, check_all, check_collector,
+    Check, ComposeError, Finding, Kind, Protocol, Stack, check_all, check_collector,
     check_collector_exporters, check_dockerfiles, check_engines, check_grafana, check_healthchecks,
     check_images_pinned, check_mounts, check_postgres, check_prometheus_targets,
     check_published_ports, compose_file, dockerfile_findings, validate_schema,
@@ -70,8 +70,11 @@ fn edit(root: &Path, file: &str, from: &str, to: &str) {
     std::fs::write(&path, text.replace(from, to)).expect("write edited file");
 }
 
-/// A copy of the stack with `edits` applied (file, from, to), loaded.
-fn mutated(edits: &[(&str, &str, &str)]) -> (TempDir, Stack) {
+/// A mistake to put into a copy of the stack: in `file`, `from` becomes `to`.
+type Edit<'a> = (&'a str, &'a str, &'a str);
+
+/// A copy of the stack with `edits` applied, loaded.
+fn mutated(edits: &[Edit<'_>]) -> (TempDir, Stack) {
     let dir = copy_stack();
     for (file, from, to) in edits {
         edit(dir.path(), file, from, to);
@@ -91,8 +94,7 @@ fn findings(result: Result<(), ComposeError>) -> Vec<Finding> {
 
 /// Asserts that some finding names `file` (path suffix) and says every one
 /// of `needles`.
-fn assert_finding(result: Result<(), ComposeError>, file: &str, needles: &[&str]) {
-    let found = findings(result);
+fn assert_found(found: &[Finding], file: &str, needles: &[&str]) {
     assert!(
         found
             .iter()
@@ -104,6 +106,18 @@ fn assert_finding(result: Result<(), ComposeError>, file: &str, needles: &[&str]
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// Asserts that `result` failed with a finding on `file` saying `needles`.
+fn assert_finding(result: Result<(), ComposeError>, file: &str, needles: &[&str]) {
+    assert_found(&findings(result), file, needles);
+}
+
+/// Puts `edits` into a copy of the stack and asserts that `check` then
+/// reports a finding on `file` saying every one of `needles`.
+fn assert_catches(check: Check, edits: &[Edit<'_>], file: &str, needles: &[&str]) {
+    let (_dir, stack) = mutated(edits);
+    assert_finding(check(&stack), file, needles);
 }
 
 fn real_stack() -> Stack {
@@ -216,9 +230,9 @@ fn the_stack_runs_every_engine_and_backend() {
 
 #[test]
 fn a_missing_bind_mount_source_is_found() {
-    let (_dir, stack) = mutated(&[(COMPOSE, "./tempo.yaml:", "./tempo-typo.yaml:")]);
-    assert_finding(
-        check_mounts(&stack),
+    assert_catches(
+        check_mounts,
+        &[(COMPOSE, "./tempo.yaml:", "./tempo-typo.yaml:")],
         COMPOSE,
         &["service tempo", "tempo-typo.yaml", "does not exist"],
     );
@@ -226,12 +240,16 @@ fn a_missing_bind_mount_source_is_found() {
 
 #[test]
 fn a_writable_bind_mount_is_found() {
-    let (_dir, stack) = mutated(&[(
+    assert_catches(
+        check_mounts,
+        &[(
+            COMPOSE,
+            "../../otel-collector:/etc/otelcol:ro",
+            "../../otel-collector:/etc/otelcol",
+        )],
         COMPOSE,
-        "../../otel-collector:/etc/otelcol:ro",
-        "../../otel-collector:/etc/otelcol",
-    )]);
-    assert_finding(check_mounts(&stack), COMPOSE, &["otel-collector", ":ro"]);
+        &["otel-collector", ":ro"],
+    );
 }
 
 #[test]
@@ -240,20 +258,9 @@ fn unpinned_images_are_found() {
         (COMPOSE, "grafana/grafana:12.1.1", "grafana/grafana"),
         (COMPOSE, "grafana/loki:3.5.5", "grafana/loki:latest"),
     ]);
-    let result = check_images_pinned(&stack);
-    let found = findings(result);
-    assert!(
-        found
-            .iter()
-            .any(|f| f.message.contains("service grafana") && f.message.contains("no tag")),
-        "{found:?}"
-    );
-    assert!(
-        found
-            .iter()
-            .any(|f| f.message.contains("service loki") && f.message.contains("`latest`")),
-        "{found:?}"
-    );
+    let found = findings(check_images_pinned(&stack));
+    assert_found(&found, COMPOSE, &["service grafana", "no tag"]);
+    assert_found(&found, COMPOSE, &["service loki", "`latest`"]);
 }
 
 #[test]
@@ -308,10 +315,10 @@ fn the_dockerfile_is_multi_stage_pinned_and_non_root() {
         );
     }
     let uncached = text.replace("--mount=type=cache", "--mount=type=bind");
-    assert!(
-        dockerfile_findings(&dockerfile, &uncached)
-            .iter()
-            .any(|f| f.message.contains("cache mounts"))
+    assert_found(
+        &dockerfile_findings(&dockerfile, &uncached),
+        "Dockerfile",
+        &["cache mounts"],
     );
     // A stage built FROM an earlier stage is not an unpinned image.
     let from_stage = text.replace(
@@ -321,33 +328,37 @@ fn the_dockerfile_is_multi_stage_pinned_and_non_root() {
     assert_eq!(dockerfile_findings(&dockerfile, &from_stage), Vec::new());
     let one_stage = "FROM rust:1.95.0-slim-bookworm\nUSER 1000\nRUN cargo build --release --bin deltran\nENTRYPOINT [\"deltran\"]\n";
     let found = dockerfile_findings(&dockerfile, one_stage);
-    assert!(found.iter().any(|f| f.message.contains("single stage")));
-    assert!(found.iter().any(|f| f.message.contains("Rust toolchain")));
+    assert_found(&found, "Dockerfile", &["single stage"]);
+    assert_found(&found, "Dockerfile", &["Rust toolchain"]);
 }
 
 #[test]
 fn the_build_context_ignores_target_and_git() {
-    let (_dir, stack) = mutated(&[(".dockerignore", "**/target\n", "")]);
-    assert_finding(check_dockerfiles(&stack), ".dockerignore", &["target"]);
+    assert_catches(
+        check_dockerfiles,
+        &[(".dockerignore", "**/target\n", "")],
+        ".dockerignore",
+        &["target"],
+    );
 }
 
 #[test]
 fn ports_published_beyond_loopback_or_not_listened_on_are_found() {
-    let (_dir, stack) = mutated(&[(COMPOSE, "127.0.0.1:3000:3000", "3000:3000")]);
-    assert_finding(
-        check_published_ports(&stack),
+    assert_catches(
+        check_published_ports,
+        &[(COMPOSE, "127.0.0.1:3000:3000", "3000:3000")],
         COMPOSE,
         &["service grafana", "every address", "127.0.0.1"],
     );
-    let (_dir, stack) = mutated(&[(COMPOSE, "127.0.0.1:9090:9090", "127.0.0.1:9090:9091")]);
-    assert_finding(
-        check_published_ports(&stack),
+    assert_catches(
+        check_published_ports,
+        &[(COMPOSE, "127.0.0.1:9090:9090", "127.0.0.1:9090:9091")],
         COMPOSE,
         &["service prometheus", "container port 9091", "9090"],
     );
-    let (_dir, stack) = mutated(&[(COMPOSE, "127.0.0.1:4318:4318", "127.0.0.1:4318:4319")]);
-    assert_finding(
-        check_published_ports(&stack),
+    assert_catches(
+        check_published_ports,
+        &[(COMPOSE, "127.0.0.1:4318:4318", "127.0.0.1:4318:4319")],
         COMPOSE,
         &["service otel-collector", "4319", "4318 (OTLP/HTTP"],
     );
@@ -355,44 +366,48 @@ fn ports_published_beyond_loopback_or_not_listened_on_are_found() {
 
 #[test]
 fn the_collector_configs_must_exist_and_get_every_variable() {
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "--config=/etc/otelcol/dev/collector.yaml",
-        "--config=/etc/otelcol/dev/colector.yaml",
-    )]);
-    assert_finding(
-        check_collector(&stack),
+    assert_catches(
+        check_collector,
+        &[(
+            COMPOSE,
+            "--config=/etc/otelcol/dev/collector.yaml",
+            "--config=/etc/otelcol/dev/colector.yaml",
+        )],
         COMPOSE,
         &["--config=/etc/otelcol/dev/colector.yaml", "does not exist"],
     );
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "      LOKI_OTLP_ENDPOINT: http://loki:3100/otlp\n",
-        "",
-    )]);
-    assert_finding(
-        check_collector(&stack),
+    assert_catches(
+        check_collector,
+        &[(
+            COMPOSE,
+            "      LOKI_OTLP_ENDPOINT: http://loki:3100/otlp\n",
+            "",
+        )],
         COMPOSE,
         &["${env:LOKI_OTLP_ENDPOINT}", "add LOKI_OTLP_ENDPOINT"],
     );
     // A variable the collector files start reading is found too.
-    let (_dir, stack) = mutated(&[(
-        "otel-collector/dev/collector.yaml",
-        "verbosity: basic",
-        "verbosity: ${env:DEBUG_VERBOSITY}",
-    )]);
-    assert_finding(check_collector(&stack), COMPOSE, &["DEBUG_VERBOSITY"]);
+    assert_catches(
+        check_collector,
+        &[(
+            "otel-collector/dev/collector.yaml",
+            "verbosity: basic",
+            "verbosity: ${env:DEBUG_VERBOSITY}",
+        )],
+        COMPOSE,
+        &["DEBUG_VERBOSITY"],
+    );
 }
 
 #[test]
 fn engines_must_reach_the_collector_on_its_otlp_port() {
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4317",
-        "OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4318",
-    )]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(
+            COMPOSE,
+            "OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4317",
+            "OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4318",
+        )],
         COMPOSE,
         &[
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -401,35 +416,35 @@ fn engines_must_reach_the_collector_on_its_otlp_port() {
             "port 4317",
         ],
     );
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4317",
-        "OTEL_EXPORTER_OTLP_ENDPOINT: http://collector:4317",
-    )]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(
+            COMPOSE,
+            "OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4317",
+            "OTEL_EXPORTER_OTLP_ENDPOINT: http://collector:4317",
+        )],
         COMPOSE,
         &["\"collector\"", "no service"],
     );
     // The collector's receiver moved: the engines' URL no longer agrees.
-    let (_dir, stack) = mutated(&[(
-        "otel-collector/base.yaml",
-        "endpoint: ${env:COLLECTOR_BIND_ADDRESS}:4317",
-        "endpoint: ${env:COLLECTOR_BIND_ADDRESS}:14317",
-    )]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(
+            "otel-collector/base.yaml",
+            "endpoint: ${env:COLLECTOR_BIND_ADDRESS}:4317",
+            "endpoint: ${env:COLLECTOR_BIND_ADDRESS}:14317",
+        )],
         COMPOSE,
         &["does not listen on port 4317", "14317"],
     );
     // Bound to loopback, the receiver is unreachable from the engines.
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "COLLECTOR_BIND_ADDRESS: 0.0.0.0",
-        "COLLECTOR_BIND_ADDRESS: 127.0.0.1",
-    )]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(
+            COMPOSE,
+            "COLLECTOR_BIND_ADDRESS: 0.0.0.0",
+            "COLLECTOR_BIND_ADDRESS: 127.0.0.1",
+        )],
         COMPOSE,
         &["does not listen on port 4317"],
     );
@@ -437,87 +452,95 @@ fn engines_must_reach_the_collector_on_its_otlp_port() {
 
 #[test]
 fn engines_must_name_their_peers_nats_and_the_database() {
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "DELTRAN_RISK_ENGINE_URL: http://risk-engine:8084",
-        "DELTRAN_RISK_ENGINE_URL: http://compliance-engine:8086",
-    )]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(
+            COMPOSE,
+            "DELTRAN_RISK_ENGINE_URL: http://risk-engine:8084",
+            "DELTRAN_RISK_ENGINE_URL: http://compliance-engine:8086",
+        )],
         COMPOSE,
         &[
             "DELTRAN_RISK_ENGINE_URL",
             "risk-engine runs in service risk-engine",
         ],
     );
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "      DELTRAN_PORT: \"8085\"\n",
-        "      DELTRAN_PORT: \"8095\"\n",
-    )]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(
+            COMPOSE,
+            "      DELTRAN_PORT: \"8085\"\n",
+            "      DELTRAN_PORT: \"8095\"\n",
+        )],
         COMPOSE,
         &[
             "DELTRAN_CLEARING_ENGINE_URL",
             "does not listen on port 8085",
         ],
     );
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "DELTRAN_NATS_URL: nats://nats:4222",
-        "DELTRAN_NATS_URL: nats://nats:8222",
-    )]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(
+            COMPOSE,
+            "DELTRAN_NATS_URL: nats://nats:4222",
+            "DELTRAN_NATS_URL: nats://nats:8222",
+        )],
         COMPOSE,
         &["DELTRAN_NATS_URL", "needs NATS"],
     );
-    let (_dir, stack) = mutated(&[(COMPOSE, "@postgres:5432/deltran", "@postgres:5432/ledger")]);
-    assert_finding(
-        check_engines(&stack),
+    assert_catches(
+        check_engines,
+        &[(COMPOSE, "@postgres:5432/deltran", "@postgres:5432/ledger")],
         COMPOSE,
         &["DELTRAN_DATABASE_URL", "\"ledger\"", "POSTGRES_DB"],
     );
-    let (_dir, stack) = mutated(&[(COMPOSE, "  DELTRAN_HOST: 0.0.0.0\n", "")]);
-    assert_finding(check_engines(&stack), COMPOSE, &["DELTRAN_HOST: 0.0.0.0"]);
+    assert_catches(
+        check_engines,
+        &[(COMPOSE, "  DELTRAN_HOST: 0.0.0.0\n", "")],
+        COMPOSE,
+        &["DELTRAN_HOST: 0.0.0.0"],
+    );
 }
 
 #[test]
 fn collector_exporters_must_reach_their_backends() {
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "PROMETHEUS_OTLP_ENDPOINT: http://prometheus:9090/api/v1/otlp",
-        "PROMETHEUS_OTLP_ENDPOINT: http://prometheus:9091/api/v1/otlp",
-    )]);
-    assert_finding(
-        check_collector_exporters(&stack),
+    assert_catches(
+        check_collector_exporters,
+        &[(
+            COMPOSE,
+            "PROMETHEUS_OTLP_ENDPOINT: http://prometheus:9090/api/v1/otlp",
+            "PROMETHEUS_OTLP_ENDPOINT: http://prometheus:9091/api/v1/otlp",
+        )],
         COMPOSE,
         &[
             "exporters.otlphttp/prometheus.endpoint",
             "does not listen on port 9091",
         ],
     );
-    let (_dir, stack) = mutated(&[(COMPOSE, "      - --web.enable-otlp-receiver\n", "")]);
-    assert_finding(
-        check_collector_exporters(&stack),
+    assert_catches(
+        check_collector_exporters,
+        &[(COMPOSE, "      - --web.enable-otlp-receiver\n", "")],
         COMPOSE,
         &["--web.enable-otlp-receiver"],
     );
-    let (_dir, stack) = mutated(&[(
+    assert_catches(
+        check_collector_exporters,
+        &[(
+            COMPOSE,
+            "LOKI_OTLP_ENDPOINT: http://loki:3100/otlp",
+            "LOKI_OTLP_ENDPOINT: http://loki:3100/loki/api/v1/push",
+        )],
         COMPOSE,
-        "LOKI_OTLP_ENDPOINT: http://loki:3100/otlp",
-        "LOKI_OTLP_ENDPOINT: http://loki:3100/loki/api/v1/push",
-    )]);
-    assert_finding(check_collector_exporters(&stack), COMPOSE, &["/otlp"]);
+        &["/otlp"],
+    );
     // Tempo's receiver moved in tempo.yaml: TEMPO_OTLP_ENDPOINT no longer agrees.
-    let (_dir, stack) = mutated(&[(
-        "deploy/compose/tempo.yaml",
-        "endpoint: 0.0.0.0:4317",
-        "endpoint: 0.0.0.0:4320",
-    )]);
-    assert_finding(
-        check_collector_exporters(&stack),
+    assert_catches(
+        check_collector_exporters,
+        &[(
+            "deploy/compose/tempo.yaml",
+            "endpoint: 0.0.0.0:4317",
+            "endpoint: 0.0.0.0:4320",
+        )],
         COMPOSE,
         &[
             "exporters.otlp/tempo.endpoint",
@@ -526,23 +549,23 @@ fn collector_exporters_must_reach_their_backends() {
         ],
     );
     // Tempo's default receiver address is loopback: not reachable.
-    let (_dir, stack) = mutated(&[(
-        "deploy/compose/tempo.yaml",
-        "          endpoint: 0.0.0.0:4317\n",
-        "",
-    )]);
-    assert_finding(
-        check_collector_exporters(&stack),
+    assert_catches(
+        check_collector_exporters,
+        &[(
+            "deploy/compose/tempo.yaml",
+            "          endpoint: 0.0.0.0:4317\n",
+            "",
+        )],
         COMPOSE,
         &["does not listen on port 4317"],
     );
-    let (_dir, stack) = mutated(&[(
-        "deploy/compose/loki.yaml",
-        "allow_structured_metadata: true",
-        "allow_structured_metadata: false",
-    )]);
-    assert_finding(
-        check_collector_exporters(&stack),
+    assert_catches(
+        check_collector_exporters,
+        &[(
+            "deploy/compose/loki.yaml",
+            "allow_structured_metadata: true",
+            "allow_structured_metadata: false",
+        )],
         "loki.yaml",
         &["allow_structured_metadata"],
     );
@@ -550,24 +573,24 @@ fn collector_exporters_must_reach_their_backends() {
 
 #[test]
 fn grafana_datasources_must_name_services_and_ports() {
-    let (_dir, stack) = mutated(&[(
-        "deploy/grafana/provisioning/datasources/datasources.yaml",
-        "url: http://tempo:3200",
-        "url: http://tempo:3201",
-    )]);
-    assert_finding(
-        check_grafana(&stack),
+    assert_catches(
+        check_grafana,
+        &[(
+            "deploy/grafana/provisioning/datasources/datasources.yaml",
+            "url: http://tempo:3200",
+            "url: http://tempo:3201",
+        )],
         "datasources.yaml",
         &["datasource Tempo", "does not listen on port 3201", "3200"],
     );
     // …and the port comes from loki.yaml, not from a table in the test.
-    let (_dir, stack) = mutated(&[(
-        "deploy/compose/loki.yaml",
-        "http_listen_port: 3100",
-        "http_listen_port: 3110",
-    )]);
-    assert_finding(
-        check_grafana(&stack),
+    assert_catches(
+        check_grafana,
+        &[(
+            "deploy/compose/loki.yaml",
+            "http_listen_port: 3100",
+            "http_listen_port: 3110",
+        )],
         "datasources.yaml",
         &["datasource Loki", "3110"],
     );
@@ -591,31 +614,31 @@ fn grafana_needs_a_password_the_user_sets_and_no_anonymous_access() {
             "falls back to admin/admin",
         ),
     ] {
-        let (_dir, stack) = mutated(&[(COMPOSE, line, to)]);
-        assert_finding(
-            check_grafana(&stack),
+        assert_catches(
+            check_grafana,
+            &[(COMPOSE, line, to)],
             COMPOSE,
             &["GF_SECURITY_ADMIN_PASSWORD", needle],
         );
     }
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "GF_AUTH_ANONYMOUS_ENABLED: \"false\"",
-        "GF_AUTH_ANONYMOUS_ENABLED: \"true\"",
-    )]);
-    assert_finding(
-        check_grafana(&stack),
+    assert_catches(
+        check_grafana,
+        &[(
+            COMPOSE,
+            "GF_AUTH_ANONYMOUS_ENABLED: \"false\"",
+            "GF_AUTH_ANONYMOUS_ENABLED: \"true\"",
+        )],
         COMPOSE,
         &["GF_AUTH_ANONYMOUS_ENABLED"],
     );
     // Dashboards mounted somewhere the provider does not read.
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "../grafana/dashboards:/var/lib/grafana/dashboards/deltran:ro",
-        "../grafana/dashboards:/var/lib/grafana/dashboards:ro",
-    )]);
-    assert_finding(
-        check_grafana(&stack),
+    assert_catches(
+        check_grafana,
+        &[(
+            COMPOSE,
+            "../grafana/dashboards:/var/lib/grafana/dashboards/deltran:ro",
+            "../grafana/dashboards:/var/lib/grafana/dashboards:ro",
+        )],
         COMPOSE,
         &["/var/lib/grafana/dashboards/deltran", "no dashboard"],
     );
@@ -643,34 +666,34 @@ fn postgres_needs_a_password_the_user_sets() {
 
 #[test]
 fn prometheus_targets_must_name_services_and_ports() {
-    let (_dir, stack) = mutated(&[(
-        "deploy/compose/prometheus-targets/otel-collector.yml",
-        "otel-collector:8888",
-        "otel-collector:8889",
-    )]);
-    assert_finding(
-        check_prometheus_targets(&stack),
+    assert_catches(
+        check_prometheus_targets,
+        &[(
+            "deploy/compose/prometheus-targets/otel-collector.yml",
+            "otel-collector:8888",
+            "otel-collector:8889",
+        )],
         "prometheus-targets/otel-collector.yml",
         &["job otel-collector", "does not listen on port 8889", "8888"],
     );
-    let (_dir, stack) = mutated(&[(
-        "deploy/compose/prometheus-targets/alertmanager.yml",
-        "alertmanager:9093",
-        "localhost:9093",
-    )]);
-    assert_finding(
-        check_prometheus_targets(&stack),
+    assert_catches(
+        check_prometheus_targets,
+        &[(
+            "deploy/compose/prometheus-targets/alertmanager.yml",
+            "alertmanager:9093",
+            "localhost:9093",
+        )],
         "prometheus-targets/alertmanager.yml",
         &["alerting.alertmanagers", "\"localhost\"", "no service"],
     );
     // Without the compose targets mounted, the shipped files name localhost.
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "      - ./prometheus-targets:/etc/prometheus/targets:ro\n",
-        "",
-    )]);
-    assert_finding(
-        check_prometheus_targets(&stack),
+    assert_catches(
+        check_prometheus_targets,
+        &[(
+            COMPOSE,
+            "      - ./prometheus-targets:/etc/prometheus/targets:ro\n",
+            "",
+        )],
         "deploy/prometheus/targets/deltran-engines.yml",
         &["\"localhost\""],
     );
@@ -685,60 +708,50 @@ fn an_engine_is_not_both_pushed_and_scraped() {
     )]);
     let found = findings(check_prometheus_targets(&stack));
     let file = "prometheus-targets/deltran-engines.yml";
-    assert!(
-        found
-            .iter()
-            .any(|f| f.file.ends_with(file) && f.message.contains("storing every series twice")),
-        "{found:?}"
-    );
-    assert!(
-        found
-            .iter()
-            .any(|f| f.file.ends_with(file) && f.message.contains("does not serve /metrics")),
-        "{found:?}"
-    );
+    assert_found(&found, file, &["storing every series twice"]);
+    assert_found(&found, file, &["does not serve /metrics"]);
 }
 
 #[test]
 fn health_checks_must_run_in_the_image_and_probe_a_listened_port() {
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "http://127.0.0.1:8080/ready",
-        "http://127.0.0.1:8081/ready",
-    )]);
-    assert_finding(
-        check_healthchecks(&stack),
+    assert_catches(
+        check_healthchecks,
+        &[(
+            COMPOSE,
+            "http://127.0.0.1:8080/ready",
+            "http://127.0.0.1:8081/ready",
+        )],
         COMPOSE,
         &["service gateway", "8081", "not a port it listens on"],
     );
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "test: [CMD, /usr/local/bin/wget, -q, -O, /dev/null, http://127.0.0.1:8084/ready]",
-        "test: [CMD, curl, -f, http://127.0.0.1:8084/ready]",
-    )]);
-    assert_finding(
-        check_healthchecks(&stack),
+    assert_catches(
+        check_healthchecks,
+        &[(
+            COMPOSE,
+            "test: [CMD, /usr/local/bin/wget, -q, -O, /dev/null, http://127.0.0.1:8084/ready]",
+            "test: [CMD, curl, -f, http://127.0.0.1:8084/ready]",
+        )],
         COMPOSE,
         &["service risk-engine", "runs curl", "/usr/local/bin/wget"],
     );
-    let (_dir, stack) = mutated(&[(
-        COMPOSE,
-        "test: [CMD, /usr/local/bin/wget, -q, -O, /dev/null, http://127.0.0.1:8086/ready]",
-        "test: [CMD-SHELL, \"wget -q -O /dev/null http://127.0.0.1:8086/ready\"]",
-    )]);
-    assert_finding(
-        check_healthchecks(&stack),
+    assert_catches(
+        check_healthchecks,
+        &[(
+            COMPOSE,
+            "test: [CMD, /usr/local/bin/wget, -q, -O, /dev/null, http://127.0.0.1:8086/ready]",
+            "test: [CMD-SHELL, \"wget -q -O /dev/null http://127.0.0.1:8086/ready\"]",
+        )],
         COMPOSE,
         &["compliance-engine", "needs a shell"],
     );
     // The Dockerfile stops shipping the probe: the engines' checks break.
-    let (_dir, stack) = mutated(&[(
-        "deploy/compose/Dockerfile",
-        "COPY --from=probe /bin/busybox /usr/local/bin/wget\n",
-        "",
-    )]);
-    assert_finding(
-        check_healthchecks(&stack),
+    assert_catches(
+        check_healthchecks,
+        &[(
+            "deploy/compose/Dockerfile",
+            "COPY --from=probe /bin/busybox /usr/local/bin/wget\n",
+            "",
+        )],
         COMPOSE,
         &["runs /usr/local/bin/wget"],
     );

@@ -77,22 +77,50 @@ fn problems_of<T: std::fmt::Debug>(result: Result<T, K8sError>, what: &str) -> V
     }
 }
 
-fn assert_mentions(problems: &[String], needles: &[&str], what: &str) {
-    assert!(
-        problems
-            .iter()
-            .any(|p| needles.iter().all(|n| p.contains(n))),
-        "{what}: no problem mentions all of {needles:?}:\n{}",
-        problems.join("\n")
-    );
+/// Asserts that the check behind `result` failed (`what` names the
+/// mutation), and that for each of `expected` some problem mentions all of
+/// its needles.
+fn assert_problems<T: std::fmt::Debug>(
+    result: Result<T, K8sError>,
+    what: &str,
+    expected: &[&[&str]],
+) {
+    let problems = problems_of(result, what);
+    for needles in expected {
+        assert!(
+            problems
+                .iter()
+                .any(|p| needles.iter().all(|n| p.contains(n))),
+            "{what}: no problem mentions all of {needles:?}:\n{}",
+            problems.join("\n")
+        );
+    }
+}
+
+/// A copy of `env`'s rendered manifest with `mutate` applied.
+fn mutated(env: &str, mutate: impl FnOnce(&mut Manifest)) -> Manifest {
+    let mut m = manifest(env);
+    mutate(&mut m);
+    m
+}
+
+/// The first rendered `kind` named `name`, for mutation.
+fn object_mut<'a>(m: &'a mut Manifest, kind: &str, name: &str) -> &'a mut Value {
+    m.find_mut(kind, name)
+        .unwrap_or_else(|| panic!("{kind} {name} is rendered"))
+}
+
+/// Removes `field` from the mapping `object`.
+fn remove_field(object: &mut Value, field: &str) {
+    object
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("a mapping to remove {field} from"))
+        .remove(field);
 }
 
 /// The container `name` of workload `kind/workload`, for mutation.
 fn container_mut<'a>(m: &'a mut Manifest, kind: &str, workload: &str, name: &str) -> &'a mut Value {
-    let object = m
-        .find_mut(kind, workload)
-        .unwrap_or_else(|| panic!("{kind} {workload} is rendered"));
-    object
+    object_mut(m, kind, workload)
         .pointer_mut("/spec/template/spec/containers")
         .and_then(Value::as_array_mut)
         .and_then(|cs| cs.iter_mut().find(|c| c["name"] == name))
@@ -194,11 +222,12 @@ fn rendered_overlays_validate_against_the_kubernetes_schemas_in_strict_mode() {
 #[test]
 fn schema_validation_rejects_an_unknown_field() {
     let tool = validator();
-    let mut m = manifest("prod");
     // A misspelling the API server would silently drop: the root
     // filesystem would stay writable and nobody would notice.
-    container_mut(&mut m, "Deployment", "gateway", "engine")["securityContext"]["readOnlyRootFileSystem"] =
-        json!(true);
+    let m = mutated("prod", |m| {
+        container_mut(m, "Deployment", "gateway", "engine")["securityContext"]["readOnlyRootFileSystem"] =
+            json!(true);
+    });
     let yaml = m.to_yaml().expect("serialise");
     let err = k8s::validate_schema(&tool, &yaml, KUBERNETES_VERSION)
         .expect_err("strict validation rejects an unknown field");
@@ -220,22 +249,19 @@ fn collector_configmaps_hold_the_otel_collector_files_byte_for_byte() {
 
 #[test]
 fn a_drifted_or_missing_collector_file_is_caught() {
-    let mut m = manifest("staging");
-    let cm = config_map_mut(&mut m, "otel-collector-env");
-    let text = cm["data"]["gateway.yaml"]
-        .as_str()
-        .expect("gateway.yaml")
-        .to_string();
-    cm["data"]["gateway.yaml"] =
-        json!(text.replacen("sampling_percentage: 25", "sampling_percentage: 100", 1));
-    let problems = problems_of(
+    let m = mutated("staging", |m| {
+        let cm = config_map_mut(m, "otel-collector-env");
+        let text = cm["data"]["gateway.yaml"]
+            .as_str()
+            .expect("gateway.yaml")
+            .to_string();
+        cm["data"]["gateway.yaml"] =
+            json!(text.replacen("sampling_percentage: 25", "sampling_percentage: 100", 1));
+    });
+    assert_problems(
         k8s::check_collector_files(&m, &root(), "staging"),
         "drifted file",
-    );
-    assert_mentions(
-        &problems,
-        &["otel-collector-env", "gateway.yaml", "differs"],
-        "drift",
+        &[&["otel-collector-env", "gateway.yaml", "differs"]],
     );
 
     // A file added to otel-collector/<env>/ but not to its generator.
@@ -243,14 +269,10 @@ fn a_drifted_or_missing_collector_file_is_caught() {
     let dir = copy.path().join("otel-collector");
     copy_dir(&root().join("otel-collector"), &dir);
     std::fs::write(dir.join("staging").join("extra.yaml"), "processors: {}\n").expect("write");
-    let problems = problems_of(
+    assert_problems(
         k8s::check_collector_files(&manifest("staging"), copy.path(), "staging"),
         "file missing from the generator",
-    );
-    assert_mentions(
-        &problems,
-        &["no key extra.yaml", "kustomization.yaml"],
-        "missing key",
+        &[&["no key extra.yaml", "kustomization.yaml"]],
     );
 }
 
@@ -278,26 +300,24 @@ fn every_container_is_non_root_read_only_and_bounded() {
 
 #[test]
 fn a_writable_root_or_a_missing_limit_is_caught() {
-    let mut m = manifest("staging");
-    container_mut(&mut m, "DaemonSet", "otel-agent", "otel-collector")["securityContext"]["readOnlyRootFilesystem"] =
-        json!(false);
-    container_mut(&mut m, "Deployment", "risk-engine", "engine")["resources"]["limits"]
-        .as_object_mut()
-        .expect("limits")
-        .remove("memory");
-    let problems = problems_of(k8s::check_pod_security(&m), "mutated security");
-    assert_mentions(
-        &problems,
+    let m = mutated("staging", |m| {
+        container_mut(m, "DaemonSet", "otel-agent", "otel-collector")["securityContext"]["readOnlyRootFilesystem"] =
+            json!(false);
+        remove_field(
+            &mut container_mut(m, "Deployment", "risk-engine", "engine")["resources"]["limits"],
+            "memory",
+        );
+    });
+    assert_problems(
+        k8s::check_pod_security(&m),
+        "mutated security",
         &[
-            "DaemonSet observability/otel-agent",
-            "readOnlyRootFilesystem",
+            &[
+                "DaemonSet observability/otel-agent",
+                "readOnlyRootFilesystem",
+            ],
+            &["Deployment deltran/risk-engine", "resources.limits.memory"],
         ],
-        "root fs",
-    );
-    assert_mentions(
-        &problems,
-        &["Deployment deltran/risk-engine", "resources.limits.memory"],
-        "limit",
     );
 }
 
@@ -313,43 +333,32 @@ fn every_configmap_secret_serviceaccount_and_variable_reference_resolves() {
 
 #[test]
 fn dangling_references_are_caught() {
-    let secrets = secrets();
-    let mut m = manifest("prod");
-    let engine = container_mut(&mut m, "Deployment", "settlement-engine", "engine");
-    env_entry_mut(engine, "DELTRAN_NATS_URL")["valueFrom"]["configMapKeyRef"]["key"] =
-        json!("NATS_URL");
-    env_entry_mut(engine, "DELTRAN_DATABASE_URL")["valueFrom"]["secretKeyRef"]["name"] =
-        json!("settlement-db");
-    // $(OTLP_INGEST_TOKEN) used before it is declared stays a literal.
-    let env = engine["env"].as_array_mut().expect("env");
-    let token = env
-        .iter()
-        .position(|e| e["name"] == "OTLP_INGEST_TOKEN")
-        .expect("token env");
-    let entry = env.remove(token);
-    env.push(entry);
-    m.find_mut("DaemonSet", "otel-agent").expect("agent")["spec"]["template"]["spec"]["serviceAccountName"] =
-        json!("collector");
-    let problems = problems_of(k8s::check_references(&m, &secrets), "dangling references");
-    assert_mentions(
-        &problems,
-        &["settlement-engine", "DELTRAN_NATS_URL", "no such key"],
-        "cm key",
-    );
-    assert_mentions(
-        &problems,
-        &["settlement-engine", "settlement-db", "README"],
-        "secret",
-    );
-    assert_mentions(
-        &problems,
-        &["OTEL_EXPORTER_OTLP_HEADERS", "$(OTLP_INGEST_TOKEN)"],
-        "order",
-    );
-    assert_mentions(
-        &problems,
-        &["otel-agent", "ServiceAccount observability/collector"],
-        "sa",
+    let m = mutated("prod", |m| {
+        let engine = container_mut(m, "Deployment", "settlement-engine", "engine");
+        env_entry_mut(engine, "DELTRAN_NATS_URL")["valueFrom"]["configMapKeyRef"]["key"] =
+            json!("NATS_URL");
+        env_entry_mut(engine, "DELTRAN_DATABASE_URL")["valueFrom"]["secretKeyRef"]["name"] =
+            json!("settlement-db");
+        // $(OTLP_INGEST_TOKEN) used before it is declared stays a literal.
+        let env = engine["env"].as_array_mut().expect("env");
+        let token = env
+            .iter()
+            .position(|e| e["name"] == "OTLP_INGEST_TOKEN")
+            .expect("token env");
+        let entry = env.remove(token);
+        env.push(entry);
+        object_mut(m, "DaemonSet", "otel-agent")["spec"]["template"]["spec"]["serviceAccountName"] =
+            json!("collector");
+    });
+    assert_problems(
+        k8s::check_references(&m, &secrets()),
+        "dangling references",
+        &[
+            &["settlement-engine", "DELTRAN_NATS_URL", "no such key"],
+            &["settlement-engine", "settlement-db", "README"],
+            &["OTEL_EXPORTER_OTLP_HEADERS", "$(OTLP_INGEST_TOKEN)"],
+            &["otel-agent", "ServiceAccount observability/collector"],
+        ],
     );
 }
 
@@ -398,51 +407,43 @@ fn collectors_load_mounted_configs_and_get_every_variable_they_read() {
 #[test]
 fn an_unset_variable_or_an_unmounted_config_is_caught() {
     let secrets = secrets();
-    let mut m = manifest("prod");
-    let agent = container_mut(&mut m, "DaemonSet", "otel-agent", "otel-collector");
-    agent["env"]
-        .as_array_mut()
-        .expect("env")
-        .retain(|e| e["name"] != "PROMETHEUS_OTLP_ENDPOINT" && e["name"] != "K8S_NODE_NAME");
-    env_entry_mut(agent, "GOMEMLIMIT")["value"] = json!("1000MiB");
-    agent["volumeMounts"]
-        .as_array_mut()
-        .expect("mounts")
-        .retain(|v| v["mountPath"] != "/etc/otelcol/tls");
-    let gateway = container_mut(&mut m, "Deployment", "otel-gateway", "otel-collector");
-    gateway["args"][1] = json!("--config=/conf/env/agent.yaml");
-    let problems = problems_of(k8s::check_collectors(&m, &secrets), "mutated collectors");
-    assert_mentions(
-        &problems,
-        &["otel-agent", "${env:PROMETHEUS_OTLP_ENDPOINT}"],
-        "unset env",
-    );
-    assert_mentions(
-        &problems,
-        &["otel-agent", "K8S_NODE_NAME", "spec.nodeName"],
-        "node filter",
-    );
-    assert_mentions(&problems, &["otel-agent", "GOMEMLIMIT"], "gomemlimit");
-    assert_mentions(
-        &problems,
-        &["otel-gateway", "agent.yaml", "no item"],
-        "unmounted config",
-    );
-    assert_mentions(
-        &problems,
-        &["otel-agent", "/etc/otelcol/tls/tls.crt", "no volumeMount"],
-        "tls",
+    let m = mutated("prod", |m| {
+        let agent = container_mut(m, "DaemonSet", "otel-agent", "otel-collector");
+        agent["env"]
+            .as_array_mut()
+            .expect("env")
+            .retain(|e| e["name"] != "PROMETHEUS_OTLP_ENDPOINT" && e["name"] != "K8S_NODE_NAME");
+        env_entry_mut(agent, "GOMEMLIMIT")["value"] = json!("1000MiB");
+        agent["volumeMounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .retain(|v| v["mountPath"] != "/etc/otelcol/tls");
+        let gateway = container_mut(m, "Deployment", "otel-gateway", "otel-collector");
+        gateway["args"][1] = json!("--config=/conf/env/agent.yaml");
+    });
+    assert_problems(
+        k8s::check_collectors(&m, &secrets),
+        "mutated collectors",
+        &[
+            &["otel-agent", "${env:PROMETHEUS_OTLP_ENDPOINT}"],
+            &["otel-agent", "K8S_NODE_NAME", "spec.nodeName"],
+            &["otel-agent", "GOMEMLIMIT"],
+            &["otel-gateway", "agent.yaml", "no item"],
+            &["otel-agent", "/etc/otelcol/tls/tls.crt", "no volumeMount"],
+        ],
     );
 
     // Without its RBAC, k8sattributes cannot look pods up.
-    let mut m = manifest("staging");
-    let role = m
-        .find_mut("ClusterRole", "deltran-otel-agent")
-        .expect("role");
-    role["rules"] =
-        json!([{ "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"] }]);
-    let problems = problems_of(k8s::check_collectors(&m, &secrets), "missing RBAC");
-    assert_mentions(&problems, &["k8sattributes", "replicasets"], "rbac");
+    let m = mutated("staging", |m| {
+        object_mut(m, "ClusterRole", "deltran-otel-agent")["rules"] = json!([
+            { "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"] }
+        ]);
+    });
+    assert_problems(
+        k8s::check_collectors(&m, &secrets),
+        "missing RBAC",
+        &[&["k8sattributes", "replicasets"]],
+    );
 }
 
 #[test]
@@ -463,31 +464,28 @@ fn agents_route_traces_to_the_gateways_headless_service() {
 
 #[test]
 fn a_wrong_gateway_name_or_a_non_headless_service_is_caught() {
-    let mut m = manifest("prod");
-    env_entry_mut(
-        container_mut(&mut m, "DaemonSet", "otel-agent", "otel-collector"),
-        "GATEWAY_HEADLESS_SERVICE",
-    )["value"] = json!("otel-gateway.observability.svc.cluster.local");
-    let problems = problems_of(k8s::check_gateway_routing(&m), "wrong name");
-    assert_mentions(
-        &problems,
-        &["otel-gateway.observability", "not rendered"],
-        "name",
+    let m = mutated("prod", |m| {
+        env_entry_mut(
+            container_mut(m, "DaemonSet", "otel-agent", "otel-collector"),
+            "GATEWAY_HEADLESS_SERVICE",
+        )["value"] = json!("otel-gateway.observability.svc.cluster.local");
+    });
+    assert_problems(
+        k8s::check_gateway_routing(&m),
+        "wrong name",
+        &[&["otel-gateway.observability", "not rendered"]],
     );
 
-    let mut m = manifest("staging");
-    let svc = m
-        .find_mut("Service", "otel-gateway-headless")
-        .expect("service");
-    svc["spec"]
-        .as_object_mut()
-        .expect("spec")
-        .remove("clusterIP");
-    let problems = problems_of(k8s::check_gateway_routing(&m), "not headless");
-    assert_mentions(
-        &problems,
-        &["otel-gateway-headless", "clusterIP: None"],
-        "headless",
+    let m = mutated("staging", |m| {
+        remove_field(
+            &mut object_mut(m, "Service", "otel-gateway-headless")["spec"],
+            "clusterIP",
+        );
+    });
+    assert_problems(
+        k8s::check_gateway_routing(&m),
+        "not headless",
+        &[&["otel-gateway-headless", "clusterIP: None"]],
     );
 }
 
@@ -502,47 +500,37 @@ fn engines_probe_declared_ports_carry_k8s_attributes_and_reach_their_peers() {
 
 #[test]
 fn a_wrong_probe_name_or_peer_is_caught() {
-    let mut m = manifest("dev");
-    let gateway = container_mut(&mut m, "Deployment", "gateway", "engine");
-    gateway["readinessProbe"]["httpGet"]["path"] = json!("/health");
-    env_entry_mut(gateway, "K8S_DEPLOYMENT_NAME")["value"] = json!("deltran-gateway");
-    env_entry_mut(gateway, "DELTRAN_RISK_ENGINE_URL")["value"] = json!("http://risk-engine:8085");
-    let clearing = container_mut(&mut m, "Deployment", "clearing-engine", "engine");
-    clearing["livenessProbe"]["httpGet"]["port"] = json!("health");
-    let problems = problems_of(k8s::check_engines(&m), "mutated engines");
-    assert_mentions(
-        &problems,
-        &["deltran/gateway", "readinessProbe", "/ready"],
-        "probe path",
-    );
-    assert_mentions(
-        &problems,
-        &["deltran/gateway", "K8S_DEPLOYMENT_NAME=gateway"],
-        "name",
-    );
-    assert_mentions(
-        &problems,
-        &["DELTRAN_RISK_ENGINE_URL", "no port 8085"],
-        "peer",
-    );
-    assert_mentions(
-        &problems,
-        &["clearing-engine", "livenessProbe", "not a declared"],
-        "port",
+    let m = mutated("dev", |m| {
+        let gateway = container_mut(m, "Deployment", "gateway", "engine");
+        gateway["readinessProbe"]["httpGet"]["path"] = json!("/health");
+        env_entry_mut(gateway, "K8S_DEPLOYMENT_NAME")["value"] = json!("deltran-gateway");
+        env_entry_mut(gateway, "DELTRAN_RISK_ENGINE_URL")["value"] =
+            json!("http://risk-engine:8085");
+        let clearing = container_mut(m, "Deployment", "clearing-engine", "engine");
+        clearing["livenessProbe"]["httpGet"]["port"] = json!("health");
+    });
+    assert_problems(
+        k8s::check_engines(&m),
+        "mutated engines",
+        &[
+            &["deltran/gateway", "readinessProbe", "/ready"],
+            &["deltran/gateway", "K8S_DEPLOYMENT_NAME=gateway"],
+            &["DELTRAN_RISK_ENGINE_URL", "no port 8085"],
+            &["clearing-engine", "livenessProbe", "not a declared"],
+        ],
     );
 
     // The OTLP endpoint must reach the node-local agent Service.
-    let mut m = manifest("dev");
-    let svc = m.find_mut("Service", "otel-agent").expect("agent service");
-    svc["spec"]
-        .as_object_mut()
-        .expect("spec")
-        .remove("internalTrafficPolicy");
-    let problems = problems_of(k8s::check_engines(&m), "cluster-wide agent Service");
-    assert_mentions(
-        &problems,
-        &["otel-agent", "internalTrafficPolicy: Local"],
-        "local",
+    let m = mutated("dev", |m| {
+        remove_field(
+            &mut object_mut(m, "Service", "otel-agent")["spec"],
+            "internalTrafficPolicy",
+        );
+    });
+    assert_problems(
+        k8s::check_engines(&m),
+        "cluster-wide agent Service",
+        &[&["otel-agent", "internalTrafficPolicy: Local"]],
     );
 }
 
@@ -551,41 +539,31 @@ fn prod_engines_export_over_https_with_client_certificates_and_the_token() {
     k8s::check_engines_export_securely(&manifest("prod"), &secrets())
         .unwrap_or_else(|e| panic!("{e}"));
     // Staging sends plain OTLP: the check must say so.
-    let problems = problems_of(
+    assert_problems(
         k8s::check_engines_export_securely(&manifest("staging"), &secrets()),
         "staging",
-    );
-    assert_mentions(
-        &problems,
-        &["OTEL_EXPORTER_OTLP_ENDPOINT=http://", "not https://"],
-        "http",
+        &[&["OTEL_EXPORTER_OTLP_ENDPOINT=http://", "not https://"]],
     );
 
-    let mut m = manifest("prod");
-    let cm = config_map_mut(&mut m, "deltran-env");
-    cm["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] =
-        json!("http://otel-agent.observability.svc.cluster.local:4317");
-    env_entry_mut(
-        container_mut(&mut m, "Deployment", "token-engine", "engine"),
-        "OTEL_EXPORTER_OTLP_HEADERS",
-    )["value"] = json!("authorization=Bearer%20s3cr3t");
-    let problems = problems_of(
+    let m = mutated("prod", |m| {
+        config_map_mut(m, "deltran-env")["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] =
+            json!("http://otel-agent.observability.svc.cluster.local:4317");
+        env_entry_mut(
+            container_mut(m, "Deployment", "token-engine", "engine"),
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        )["value"] = json!("authorization=Bearer%20s3cr3t");
+    });
+    assert_problems(
         k8s::check_engines_export_securely(&m, &secrets()),
         "mutated prod",
-    );
-    assert_mentions(
-        &problems,
         &[
-            "deltran/settlement-engine",
-            "http://otel-agent",
-            "not https://",
+            &[
+                "deltran/settlement-engine",
+                "http://otel-agent",
+                "not https://",
+            ],
+            &["deltran/token-engine", "never a literal token"],
         ],
-        "endpoint",
-    );
-    assert_mentions(
-        &problems,
-        &["deltran/token-engine", "never a literal token"],
-        "token",
     );
 }
 
@@ -601,28 +579,22 @@ fn budgets_keep_a_pod_serving_and_let_drains_through() {
 
 #[test]
 fn a_single_prod_replica_or_a_blocking_budget_is_caught() {
-    let mut m = manifest("prod");
-    m.find_mut("Deployment", "otel-gateway").expect("gateway")["spec"]["replicas"] = json!(1);
-    let pdb = m
-        .find_mut("PodDisruptionBudget", "risk-engine")
-        .expect("pdb");
-    pdb["spec"]["maxUnavailable"] = json!(0);
-    m.find_mut("Deployment", "token-engine")
-        .expect("token-engine")["spec"]["replicas"] = json!(2);
-    let problems = problems_of(k8s::check_disruption_budgets(&m, 2), "mutated budgets");
-    assert_mentions(&problems, &["otel-gateway", "1 replica"], "replicas");
-    assert_mentions(
-        &problems,
-        &["token-engine", "state in memory"],
-        "stateful engine scaled out",
-    );
-    assert_mentions(
-        &problems,
+    let m = mutated("prod", |m| {
+        object_mut(m, "Deployment", "otel-gateway")["spec"]["replicas"] = json!(1);
+        object_mut(m, "PodDisruptionBudget", "risk-engine")["spec"]["maxUnavailable"] = json!(0);
+        object_mut(m, "Deployment", "token-engine")["spec"]["replicas"] = json!(2);
+    });
+    assert_problems(
+        k8s::check_disruption_budgets(&m, 2),
+        "mutated budgets",
         &[
-            "PodDisruptionBudget deltran/risk-engine",
-            "drains would hang",
+            &["otel-gateway", "1 replica"],
+            &["token-engine", "state in memory"],
+            &[
+                "PodDisruptionBudget deltran/risk-engine",
+                "drains would hang",
+            ],
         ],
-        "pdb",
     );
 }
 
@@ -638,53 +610,44 @@ fn network_policies_admit_only_the_intended_traffic() {
 #[test]
 fn an_open_collector_or_an_engine_taking_otlp_is_caught() {
     // The agent's OTLP rule opened to every pod.
-    let mut m = manifest("staging");
-    let policy = m
-        .find_mut("NetworkPolicy", "otel-agent")
-        .expect("agent policy");
-    policy["spec"]["ingress"][0]
-        .as_object_mut()
-        .expect("rule")
-        .remove("from");
-    let problems = problems_of(k8s::check_network_policies(&m), "open agent");
-    assert_mentions(
-        &problems,
-        &["namespace default", "can reach", "otel-agent", "4317"],
-        "open",
+    let m = mutated("staging", |m| {
+        remove_field(
+            &mut object_mut(m, "NetworkPolicy", "otel-agent")["spec"]["ingress"][0],
+            "from",
+        );
+    });
+    assert_problems(
+        k8s::check_network_policies(&m),
+        "open agent",
+        &[&["namespace default", "can reach", "otel-agent", "4317"]],
     );
 
     // An engine's policy admitting OTLP from its caller.
-    let mut m = manifest("prod");
-    let policy = m
-        .find_mut("NetworkPolicy", "risk-engine")
-        .expect("engine policy");
-    policy["spec"]["ingress"][0]["ports"]
-        .as_array_mut()
-        .expect("ports")
-        .push(json!({ "port": 4317 }));
-    let problems = problems_of(k8s::check_network_policies(&m), "engine taking OTLP");
-    assert_mentions(
-        &problems,
-        &["deltran/risk-engine", "4317", "never accept OTLP"],
-        "otlp",
+    let m = mutated("prod", |m| {
+        object_mut(m, "NetworkPolicy", "risk-engine")["spec"]["ingress"][0]["ports"]
+            .as_array_mut()
+            .expect("ports")
+            .push(json!({ "port": 4317 }));
+    });
+    assert_problems(
+        k8s::check_network_policies(&m),
+        "engine taking OTLP",
+        &[&["deltran/risk-engine", "4317", "never accept OTLP"]],
     );
 
     // A peer the caller's URL names but the callee's policy does not admit.
-    let mut m = manifest("dev");
-    let policy = m
-        .find_mut("NetworkPolicy", "liquidity-router")
-        .expect("policy");
-    policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] =
-        json!("gateway");
-    let problems = problems_of(k8s::check_network_policies(&m), "peer shut out");
-    assert_mentions(
-        &problems,
-        &[
+    let m = mutated("dev", |m| {
+        object_mut(m, "NetworkPolicy", "liquidity-router")["spec"]["ingress"][0]["from"][0]["podSelector"]
+            ["matchLabels"]["app.kubernetes.io/name"] = json!("gateway");
+    });
+    assert_problems(
+        k8s::check_network_policies(&m),
+        "peer shut out",
+        &[&[
             "clearing-engine",
             "cannot reach",
             "liquidity-router",
             "DELTRAN_LIQUIDITY_ROUTER_URL",
-        ],
-        "peer",
+        ]],
     );
 }
