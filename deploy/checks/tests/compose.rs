@@ -322,8 +322,8 @@ fn the_dockerfile_is_multi_stage_pinned_and_non_root() {
     );
     // A stage built FROM an earlier stage is not an unpinned image.
     let from_stage = text.replace(
-        "FROM busybox:1.37.0-musl AS probe",
-        "FROM busybox:1.37.0-musl AS probe\nFROM probe AS probe2",
+        "FROM gcr.io/distroless/cc-debian12:nonroot",
+        "FROM builder AS tested\nFROM gcr.io/distroless/cc-debian12:nonroot",
     );
     assert_eq!(dockerfile_findings(&dockerfile, &from_stage), Vec::new());
     let one_stage = "FROM rust:1.95.0-slim-bookworm\nUSER 1000\nRUN cargo build --release --bin deltran\nENTRYPOINT [\"deltran\"]\n";
@@ -728,32 +728,32 @@ fn health_checks_must_run_in_the_image_and_probe_a_listened_port() {
         check_healthchecks,
         &[(
             COMPOSE,
-            "test: [CMD, /usr/local/bin/wget, -q, -O, /dev/null, http://127.0.0.1:8084/ready]",
+            "test: [CMD, /usr/local/bin/deltran, probe, --url, http://127.0.0.1:8084/ready]",
             "test: [CMD, curl, -f, http://127.0.0.1:8084/ready]",
         )],
         COMPOSE,
-        &["service risk-engine", "runs curl", "/usr/local/bin/wget"],
+        &["service risk-engine", "runs curl", "/usr/local/bin/deltran"],
     );
     assert_catches(
         check_healthchecks,
         &[(
             COMPOSE,
-            "test: [CMD, /usr/local/bin/wget, -q, -O, /dev/null, http://127.0.0.1:8086/ready]",
+            "test: [CMD, /usr/local/bin/deltran, probe, --url, http://127.0.0.1:8086/ready]",
             "test: [CMD-SHELL, \"wget -q -O /dev/null http://127.0.0.1:8086/ready\"]",
         )],
         COMPOSE,
         &["compliance-engine", "needs a shell"],
     );
-    // The Dockerfile stops shipping the probe: the engines' checks break.
+    // A probe the image does not carry (the old BusyBox wget) is caught.
     assert_catches(
         check_healthchecks,
         &[(
-            "deploy/compose/Dockerfile",
-            "COPY --from=probe /bin/busybox /usr/local/bin/wget\n",
-            "",
+            COMPOSE,
+            "test: [CMD, /usr/local/bin/deltran, probe, --url, http://127.0.0.1:8088/ready]",
+            "test: [CMD, /usr/local/bin/wget, -q, -O, /dev/null, http://127.0.0.1:8088/ready]",
         )],
         COMPOSE,
-        &["runs /usr/local/bin/wget"],
+        &["service settlement-engine", "runs /usr/local/bin/wget"],
     );
 }
 
