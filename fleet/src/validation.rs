@@ -12,7 +12,7 @@ use crate::domain::{
     PaymentStatus, Route, RouteRequest, ScreeningRequest, SettlementInstruction,
 };
 
-/// The bounds, in one place (README "Security and limits").
+/// The bounds, in one place (docs/fleet.md, "Security and limits").
 pub mod limits {
     /// Largest request body or NATS message an engine reads.
     pub const MAX_BODY_BYTES: usize = 64 * 1024;
