@@ -264,6 +264,15 @@ fn the_lint_catches_each_thing_it_claims_to() {
     caught("staging agent", "lacks redaction", |c| {
         processors(c, "logs").retain(|p| p.as_str() != Some("redaction"));
     });
+    caught("prod agent", "masked in every signal", |c| {
+        processors(c, "metrics").retain(|p| p.as_str() != Some("redaction"));
+    });
+    caught("dev", "max_request_body_size", |c| {
+        c["receivers"]["otlp"]["protocols"]["http"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("max_request_body_size");
+    });
     caught("staging agent", "lacks k8sattributes", |c| {
         processors(c, "metrics").retain(|p| p.as_str() != Some("k8sattributes"));
     });

@@ -393,6 +393,14 @@ fn duties(config: &Value, deployment: Deployment, context: &Context, out: &mut V
                     out.push(format!("service.pipelines: no {s} pipeline"));
                 }
             }
+            for p in signal("metrics") {
+                if !has(&p.processors, "redaction") {
+                    out.push(format!(
+                        "service.pipelines.{}: lacks redaction; card numbers and IBANs must be masked in every signal, metric attributes too",
+                        p.id
+                    ));
+                }
+            }
             for p in signal("traces").chain(signal("logs")) {
                 for masking in ["redaction", "transform/redact"] {
                     if !has(&p.processors, masking) {
@@ -559,6 +567,19 @@ fn minutes(duration: &str) -> Option<u64> {
 
 fn bindings(config: &Value, out: &mut Vec<String>) {
     const BIND: &str = "${env:COLLECTOR_BIND_ADDRESS}:";
+    let protocols = &config["receivers"]["otlp"]["protocols"];
+    if protocols["grpc"]["max_recv_msg_size_mib"].as_u64().is_none() {
+        out.push(
+            "receivers.otlp.protocols.grpc.max_recv_msg_size_mib: bound the message size a sender may make the collector decode"
+                .to_string(),
+        );
+    }
+    if protocols["http"]["max_request_body_size"].as_u64().is_none() {
+        out.push(
+            "receivers.otlp.protocols.http.max_request_body_size: bound the body size a sender may make the collector read"
+                .to_string(),
+        );
+    }
     for (protocol, settings) in config["receivers"]["otlp"]["protocols"]
         .as_mapping()
         .into_iter()
