@@ -4,6 +4,9 @@ use std::path::Path;
 
 use crate::config::{ConfigErrors, Signal};
 
+/// The error of a library telemetry calls into, kept as the source.
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -19,23 +22,25 @@ pub enum InitError {
     )]
     AlreadyInitialized,
     /// An OTLP exporter could not be built.
-    #[error("cannot build the OTLP {signal} exporter: {message}; check OTEL_EXPORTER_OTLP_{upper}_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT and their protocol", upper = signal_upper(*signal))]
+    #[error("cannot build the OTLP {signal} exporter: {source}; check OTEL_EXPORTER_OTLP_{upper}_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT and their protocol", upper = signal.upper())]
     Exporter {
         /// Which signal.
         signal: Signal,
         /// The exporter's error.
-        message: String,
+        source: BoxError,
     },
     /// A header from `OTEL_EXPORTER_OTLP_*HEADERS` is not valid gRPC metadata.
-    #[error("header {name:?} in OTEL_EXPORTER_OTLP_{upper}_HEADERS / OTEL_EXPORTER_OTLP_HEADERS is not valid gRPC metadata: use lower-case ASCII names and visible ASCII values", upper = signal_upper(*signal))]
+    #[error("header {name:?} in OTEL_EXPORTER_OTLP_{upper}_HEADERS / OTEL_EXPORTER_OTLP_HEADERS is not valid gRPC metadata: use lower-case ASCII names and visible ASCII values", upper = signal.upper())]
     Header {
         /// Which signal.
         signal: Signal,
         /// The header name.
         name: String,
+        /// Why gRPC rejected the name or the value.
+        source: BoxError,
     },
     /// A TLS file could not be read or parsed.
-    #[error("TLS setup for {signal} failed: OTEL_EXPORTER_OTLP_{var} (or OTEL_EXPORTER_OTLP_{upper}_{var}) = {path}: {message}", upper = signal_upper(*signal))]
+    #[error("TLS setup for {signal} failed: OTEL_EXPORTER_OTLP_{var} (or OTEL_EXPORTER_OTLP_{upper}_{var}) = {path}: {source}", upper = signal.upper())]
     Tls {
         /// Which signal.
         signal: Signal,
@@ -43,8 +48,8 @@ pub enum InitError {
         var: String,
         /// The file.
         path: String,
-        /// What went wrong.
-        message: String,
+        /// What went wrong: the TLS library's error, or what the file lacks.
+        source: BoxError,
     },
     /// The Prometheus endpoint could not bind its address.
     #[error(
@@ -61,33 +66,26 @@ pub enum InitError {
     Thread(#[from] std::io::Error),
 }
 
-fn signal_upper(s: Signal) -> &'static str {
-    match s {
-        Signal::Traces => "TRACES",
-        Signal::Metrics => "METRICS",
-        Signal::Logs => "LOGS",
-    }
-}
-
 impl InitError {
-    pub(crate) fn exporter(signal: Signal, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn exporter(signal: Signal, source: impl Into<BoxError>) -> Self {
         InitError::Exporter {
             signal,
-            message: e.to_string(),
+            source: source.into(),
         }
     }
-    pub(crate) fn header(signal: Signal, name: &str) -> Self {
+    pub(crate) fn header(signal: Signal, name: &str, source: impl Into<BoxError>) -> Self {
         InitError::Header {
             signal,
             name: name.to_string(),
+            source: source.into(),
         }
     }
-    pub(crate) fn tls(signal: Signal, var: &str, path: &Path, message: String) -> Self {
+    pub(crate) fn tls(signal: Signal, var: &str, path: &Path, source: impl Into<BoxError>) -> Self {
         InitError::Tls {
             signal,
             var: var.to_string(),
             path: path.display().to_string(),
-            message,
+            source: source.into(),
         }
     }
 }

@@ -59,8 +59,8 @@ impl<B: WithExportConfig + WithTonicConfig> ApplyTonic for B {
         let mut metadata = tonic::metadata::MetadataMap::new();
         for (k, v) in &cfg.headers {
             let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                .map_err(|_| InitError::header(signal, k))?;
-            let value = v.parse().map_err(|_| InitError::header(signal, k))?;
+                .map_err(|e| InitError::header(signal, k, e))?;
+            let value = v.parse().map_err(|e| InitError::header(signal, k, e))?;
             metadata.insert(key, value);
         }
         let mut b = self
@@ -136,7 +136,7 @@ fn https_connector(cfg: &OtlpConfig, signal: Signal) -> Result<Connector, InitEr
             for cert in parse_certs(signal, "CERTIFICATE", ca, &pem)? {
                 roots
                     .add(cert)
-                    .map_err(|e| InitError::tls(signal, "CERTIFICATE", ca, e.to_string()))?;
+                    .map_err(|e| InitError::tls(signal, "CERTIFICATE", ca, e))?;
             }
         }
         None if cfg.endpoint.starts_with("https://") => {
@@ -148,14 +148,7 @@ fn https_connector(cfg: &OtlpConfig, signal: Signal) -> Result<Connector, InitEr
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| {
-            InitError::tls(
-                signal,
-                "CERTIFICATE",
-                std::path::Path::new(""),
-                e.to_string(),
-            )
-        })?
+        .map_err(|e| InitError::tls(signal, "CERTIFICATE", std::path::Path::new(""), e))?
         .with_root_certificates(roots);
     let tls = match (&cfg.client_certificate, &cfg.client_key) {
         (Some(cert_path), Some(key_path)) => {
@@ -165,7 +158,7 @@ fn https_connector(cfg: &OtlpConfig, signal: Signal) -> Result<Connector, InitEr
             let key = parse_key(signal, key_path, &key_pem)?;
             builder
                 .with_client_auth_cert(certs, key)
-                .map_err(|e| InitError::tls(signal, "CLIENT_KEY", key_path, e.to_string()))?
+                .map_err(|e| InitError::tls(signal, "CLIENT_KEY", key_path, e))?
         }
         _ => builder.with_no_client_auth(),
     };
@@ -191,9 +184,9 @@ fn parse_certs(
             signal,
             var,
             path,
-            "no CERTIFICATE block found".into(),
+            "no CERTIFICATE block found",
         )),
-        Err(e) => Err(InitError::tls(signal, var, path, e.to_string())),
+        Err(e) => Err(InitError::tls(signal, var, path, e)),
     }
 }
 
@@ -204,11 +197,11 @@ fn parse_key(
 ) -> Result<rustls::pki_types::PrivateKeyDer<'static>, InitError> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| InitError::tls(signal, "CLIENT_KEY", path, e.to_string()))
+        .map_err(|e| InitError::tls(signal, "CLIENT_KEY", path, e))
 }
 
 fn read_pem(signal: Signal, var: &str, path: &std::path::Path) -> Result<Vec<u8>, InitError> {
-    std::fs::read(path).map_err(|e| InitError::tls(signal, var, path, e.to_string()))
+    std::fs::read(path).map_err(|e| InitError::tls(signal, var, path, e))
 }
 
 fn host_of(endpoint: &str) -> Option<String> {

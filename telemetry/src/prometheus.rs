@@ -13,15 +13,16 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http_body_util::Full;
 use opentelemetry::Key;
+use opentelemetry_semantic_conventions::resource as semconv;
 use prometheus::{Encoder, TextEncoder};
 
 use crate::error::InitError;
 
 /// Resource attributes copied onto every pulled series.
 pub const SHARED_LABEL_KEYS: &[&str] = &[
-    "service.name",
-    "service.namespace",
-    "deployment.environment.name",
+    semconv::SERVICE_NAME,
+    semconv::SERVICE_NAMESPACE,
+    semconv::DEPLOYMENT_ENVIRONMENT_NAME,
 ];
 
 /// Renders the engine's metrics for a Prometheus scrape. Cheap to clone.

@@ -7,6 +7,7 @@
 
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
+use opentelemetry_semantic_conventions::resource as semconv;
 
 use crate::config::Config;
 use crate::env::EnvSource;
@@ -35,19 +36,19 @@ pub struct ServiceIdentity {
 /// Both the `K8S_*` names of the OpenTelemetry operator and the common
 /// `POD_*` / `NODE_NAME` spellings are accepted.
 const K8S_VARS: &[(&[&str], &str)] = &[
-    (&["K8S_POD_NAME", "POD_NAME"], "k8s.pod.name"),
-    (&["K8S_POD_UID", "POD_UID"], "k8s.pod.uid"),
+    (&["K8S_POD_NAME", "POD_NAME"], semconv::K8S_POD_NAME),
+    (&["K8S_POD_UID", "POD_UID"], semconv::K8S_POD_UID),
     (
         &["K8S_NAMESPACE_NAME", "POD_NAMESPACE"],
-        "k8s.namespace.name",
+        semconv::K8S_NAMESPACE_NAME,
     ),
-    (&["K8S_NODE_NAME", "NODE_NAME"], "k8s.node.name"),
+    (&["K8S_NODE_NAME", "NODE_NAME"], semconv::K8S_NODE_NAME),
     (
         &["K8S_CONTAINER_NAME", "CONTAINER_NAME"],
-        "k8s.container.name",
+        semconv::K8S_CONTAINER_NAME,
     ),
-    (&["K8S_DEPLOYMENT_NAME"], "k8s.deployment.name"),
-    (&["K8S_CLUSTER_NAME"], "k8s.cluster.name"),
+    (&["K8S_DEPLOYMENT_NAME"], semconv::K8S_DEPLOYMENT_NAME),
+    (&["K8S_CLUSTER_NAME"], semconv::K8S_CLUSTER_NAME),
 ];
 
 /// Resolves identity: code beats environment beats defaults.
@@ -69,23 +70,26 @@ pub(crate) fn identity(
     let name = code_name
         .map(str::to_string)
         .or_else(|| config.service_name.clone())
-        .or_else(|| from_env("service.name"))
+        .or_else(|| from_env(semconv::SERVICE_NAME))
         .unwrap_or_else(|| "unknown_service".to_string());
     let version = code_version
         .map(str::to_string)
-        .or_else(|| from_env("service.version"))
+        .or_else(|| from_env(semconv::SERVICE_VERSION))
         .unwrap_or_else(|| "0.0.0".to_string());
     let namespace = code_namespace
         .map(str::to_string)
-        .or_else(|| from_env("service.namespace"))
+        .or_else(|| from_env(semconv::SERVICE_NAMESPACE))
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
     let environment = code_environment
         .map(str::to_string)
-        .or_else(|| from_env("deployment.environment.name"))
+        .or_else(|| from_env(semconv::DEPLOYMENT_ENVIRONMENT_NAME))
+        // The attribute's name before semantic conventions 1.27; its
+        // constant is deprecated, the spelling still arrives from older
+        // deployments.
         .or_else(|| from_env("deployment.environment"))
         .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string());
     let instance_id =
-        from_env("service.instance.id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        from_env(semconv::SERVICE_INSTANCE_ID).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     ServiceIdentity {
         name,
         version,
@@ -105,18 +109,21 @@ pub(crate) fn build(
     let mut attrs: Vec<KeyValue> = Vec::new();
     // Host and process first, so anything configured can override them.
     if let Some(host) = host_name(env) {
-        attrs.push(KeyValue::new("host.name", host));
+        attrs.push(KeyValue::new(semconv::HOST_NAME, host));
     }
-    attrs.push(KeyValue::new("host.arch", std::env::consts::ARCH));
-    attrs.push(KeyValue::new("os.type", std::env::consts::OS));
-    attrs.push(KeyValue::new("process.pid", i64::from(std::process::id())));
+    attrs.push(KeyValue::new(semconv::HOST_ARCH, std::env::consts::ARCH));
+    attrs.push(KeyValue::new(semconv::OS_TYPE, std::env::consts::OS));
+    attrs.push(KeyValue::new(
+        semconv::PROCESS_PID,
+        i64::from(std::process::id()),
+    ));
     if let Some(exe) = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
     {
-        attrs.push(KeyValue::new("process.executable.name", exe));
+        attrs.push(KeyValue::new(semconv::PROCESS_EXECUTABLE_NAME, exe));
     }
-    attrs.push(KeyValue::new("process.runtime.name", "rust"));
+    attrs.push(KeyValue::new(semconv::PROCESS_RUNTIME_NAME, "rust"));
     for (vars, key) in K8S_VARS {
         if let Some(v) = vars.iter().find_map(|v| env.var(v)) {
             attrs.push(KeyValue::new(*key, v));
@@ -125,18 +132,21 @@ pub(crate) fn build(
     for (k, v) in &config.resource_attributes {
         attrs.push(KeyValue::new(k.clone(), v.clone()));
     }
-    attrs.push(KeyValue::new("service.name", identity.name.clone()));
-    attrs.push(KeyValue::new("service.version", identity.version.clone()));
+    attrs.push(KeyValue::new(semconv::SERVICE_NAME, identity.name.clone()));
     attrs.push(KeyValue::new(
-        "service.namespace",
+        semconv::SERVICE_VERSION,
+        identity.version.clone(),
+    ));
+    attrs.push(KeyValue::new(
+        semconv::SERVICE_NAMESPACE,
         identity.namespace.clone(),
     ));
     attrs.push(KeyValue::new(
-        "service.instance.id",
+        semconv::SERVICE_INSTANCE_ID,
         identity.instance_id.clone(),
     ));
     attrs.push(KeyValue::new(
-        "deployment.environment.name",
+        semconv::DEPLOYMENT_ENVIRONMENT_NAME,
         identity.environment.clone(),
     ));
     attrs.extend(extra.iter().cloned());
@@ -187,14 +197,23 @@ mod tests {
         assert_eq!(id.namespace, DEFAULT_NAMESPACE);
         assert!(uuid::Uuid::parse_str(&id.instance_id).is_ok());
         let r = build(&id, &cfg, &env, &[KeyValue::new("extra", "x")]);
-        assert_eq!(get(&r, "service.name").as_deref(), Some("token-engine"));
+        assert_eq!(
+            get(&r, semconv::SERVICE_NAME).as_deref(),
+            Some("token-engine")
+        );
         assert_eq!(get(&r, "team").as_deref(), Some("core"));
-        assert_eq!(get(&r, "k8s.pod.name").as_deref(), Some("token-7f9"));
-        assert_eq!(get(&r, "k8s.namespace.name").as_deref(), Some("payments"));
+        assert_eq!(get(&r, semconv::K8S_POD_NAME).as_deref(), Some("token-7f9"));
+        assert_eq!(
+            get(&r, semconv::K8S_NAMESPACE_NAME).as_deref(),
+            Some("payments")
+        );
         assert_eq!(get(&r, "extra").as_deref(), Some("x"));
-        assert_eq!(get(&r, "telemetry.sdk.language").as_deref(), Some("rust"));
-        assert!(get(&r, "process.pid").is_some());
-        assert!(get(&r, "host.name").is_some());
+        assert_eq!(
+            get(&r, semconv::TELEMETRY_SDK_LANGUAGE).as_deref(),
+            Some("rust")
+        );
+        assert!(get(&r, semconv::PROCESS_PID).is_some());
+        assert!(get(&r, semconv::HOST_NAME).is_some());
         // Two instances never share an id.
         let other = identity(Some("token-engine"), None, None, None, &cfg);
         assert_ne!(other.instance_id, id.instance_id);

@@ -16,6 +16,7 @@ use crate::config::Signal;
 
 /// Why shutdown did not complete cleanly.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ShutdownError {
     /// The deadline passed before everything was flushed; what was still
     /// queued may be lost. The service is free to exit.

@@ -17,9 +17,7 @@ use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::batch::BatchQueue;
-use crate::config::{
-    Config, ConfigError, ConfigErrors, ExporterKind, LogFormat, SamplerConfig, Signal,
-};
+use crate::config::{Config, ExporterKind, LogFormat, SamplerConfig, Signal};
 use crate::env::{EnvSource, ProcessEnv};
 use crate::error::InitError;
 use crate::health::{PipelineStats, TelemetryHealth};
@@ -188,18 +186,7 @@ impl TelemetryBuilder {
     /// [`Telemetry::dispatch`] with `tracing::dispatcher::with_default`, or
     /// [`Telemetry::install`].
     pub fn build(self) -> Result<Telemetry, InitError> {
-        let config = Config::from_env(&*self.env)?;
-        let filter = EnvFilter::builder()
-            .parse(stdout_directives(&config.log_filter))
-            .map_err(|e| {
-                InitError::Config(ConfigErrors(vec![ConfigError {
-                    variable: "RUST_LOG".into(),
-                    value: config.log_filter.clone(),
-                    expected: format!(
-                        "tracing-subscriber filter directives, e.g. info,token_engine=debug ({e})"
-                    ),
-                }]))
-            })?;
+        let (config, filter) = Config::load(&*self.env)?;
         let identity = resource::identity(
             self.name.as_deref(),
             self.version.as_deref(),
@@ -360,17 +347,6 @@ impl TelemetryBuilder {
         let telemetry = self.build()?;
         telemetry.install()?;
         Ok(telemetry)
-    }
-}
-
-/// `RUST_LOG` plus a default that silences the SDK's per-failure export
-/// warnings (telemetry's own rate-limited warning replaces them), unless
-/// the user asked for `opentelemetry*` targets explicitly.
-fn stdout_directives(rust_log: &str) -> String {
-    if rust_log.contains("opentelemetry") {
-        rust_log.to_string()
-    } else {
-        format!("{rust_log},opentelemetry=error")
     }
 }
 
