@@ -1,49 +1,66 @@
-//! What an engine reads from its environment (besides the `OTEL_*`
-//! variables `telemetry` reads), with errors that name the variable.
+//! What an engine reads from its environment besides the `OTEL_*` variables
+//! `telemetry` reads.
+//!
+//! It reads through [`telemetry::EnvSource`], as telemetry does: the process
+//! environment in production ([`telemetry::ProcessEnv`]), a map in tests, so
+//! tests never mutate the environment every test thread shares. Every
+//! variable is checked in one pass and every unusable one is reported at
+//! once ([`EnvErrors`]), so an operator fixes a deployment in one round
+//! instead of one restart per variable.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::engines::EngineKind;
+use telemetry::EnvSource;
 
-/// A variable that is set but unusable.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}={value:?} is invalid: expected {expected}")]
+use crate::catalogue::EngineKind;
+
+/// One unusable variable: set, but not to something the engine accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EnvError {
-    /// The variable.
-    pub name: String,
-    /// What it holds.
+    /// The variable that holds the bad value.
+    pub variable: String,
+    /// The value as found.
     pub value: String,
-    /// What it should hold.
-    pub expected: &'static str,
+    /// What would have been accepted.
+    pub expected: String,
 }
 
-fn parsed<T: FromStr>(name: &str, default: T, expected: &'static str) -> Result<T, EnvError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|_| EnvError {
-            name: name.to_string(),
-            value,
-            expected,
-        }),
-        _ => Ok(default),
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?} is invalid: expected {}",
+            self.variable, self.value, self.expected
+        )
     }
 }
 
-fn text(name: &str, default: impl Into<String>) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.into())
+impl std::error::Error for EnvError {}
+
+/// Every unusable variable found in one pass (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EnvErrors(pub Vec<EnvError>);
+
+impl fmt::Display for EnvErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid engine configuration: ")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, "; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
 }
 
-/// Base URL of a peer engine: `DELTRAN_<ENGINE>_URL`, default its table port on loopback.
-pub fn peer_url(kind: EngineKind) -> String {
-    text(
-        &kind.url_variable(),
-        format!("http://127.0.0.1:{}", kind.default_port()),
-    )
-}
+impl std::error::Error for EnvErrors {}
 
 /// Settings common to every engine.
 #[derive(Clone, Debug)]
@@ -79,100 +96,352 @@ pub struct EngineEnv {
     /// `DELTRAN_GATEWAY_MAX_IN_FLIGHT` (gateway): payments processed at once
     /// before new ones are shed with 503 (default 32; 0 = no limit).
     pub gateway_max_in_flight: usize,
+    /// Every peer's base URL, from `DELTRAN_<ENGINE>_URL`: read with the rest
+    /// so the whole environment comes from one source.
+    peers: HashMap<EngineKind, String>,
 }
 
+const MILLIS: &str = "milliseconds (a whole number)";
+const SHARE: &str = "a number from 0 to 1";
+const DATABASE_URL: &str = "a postgres://, postgresql:// or sqlite: URL";
+
 impl EngineEnv {
-    /// Reads the environment for `kind`, naming the first bad variable.
-    pub fn from_env(kind: EngineKind) -> Result<EngineEnv, EnvError> {
-        let error_rate: f64 = parsed("DELTRAN_FAULT_ERROR_RATE", 0.0, "a number from 0 to 1")?;
-        if !(0.0..=1.0).contains(&error_rate) {
-            return Err(EnvError {
-                name: "DELTRAN_FAULT_ERROR_RATE".into(),
-                value: error_rate.to_string(),
-                expected: "a number from 0 to 1",
-            });
-        }
-        let database_url = std::env::var("DELTRAN_DATABASE_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty());
-        if let Some(url) = &database_url
-            && !(url.starts_with("postgres://")
-                || url.starts_with("postgresql://")
-                || url.starts_with("sqlite:"))
-        {
-            return Err(EnvError {
-                name: "DELTRAN_DATABASE_URL".into(),
-                value: url.clone(),
-                expected: "a postgres://, postgresql:// or sqlite: URL",
-            });
-        }
-        let nats_token = match std::env::var_os("DELTRAN_NATS_TOKEN_FILE") {
-            Some(path) if !path.is_empty() => {
-                let token = std::fs::read_to_string(&path).map_err(|e| EnvError {
-                    name: "DELTRAN_NATS_TOKEN_FILE".into(),
-                    value: format!("{} ({e})", path.to_string_lossy()),
-                    expected: "a readable file holding the NATS token",
-                })?;
-                Some(token.trim().to_string()).filter(|t| !t.is_empty())
-            }
-            _ => std::env::var("DELTRAN_NATS_TOKEN")
-                .ok()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty()),
+    /// Reads the environment for `kind` from `env`, naming every unusable
+    /// variable if there is any.
+    pub fn from_env(
+        kind: EngineKind,
+        env: &(impl EnvSource + ?Sized),
+    ) -> Result<EngineEnv, EnvErrors> {
+        let mut r = Reader {
+            env,
+            errors: Vec::new(),
         };
-        let nats_ca_file = std::env::var_os("DELTRAN_NATS_CA_FILE")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from);
-        if let Some(ca) = &nats_ca_file
-            && !ca.is_file()
-        {
-            return Err(EnvError {
-                name: "DELTRAN_NATS_CA_FILE".into(),
-                value: ca.display().to_string(),
-                expected: "a readable PEM file",
-            });
-        }
-        Ok(EngineEnv {
-            host: text("DELTRAN_HOST", "127.0.0.1"),
-            nats_token,
-            nats_ca_file,
-            port: parsed("DELTRAN_PORT", kind.default_port(), "a TCP port (1-65535)")?,
-            nats_url: text("DELTRAN_NATS_URL", "nats://127.0.0.1:4222"),
-            fault_latency: Duration::from_millis(parsed(
-                "DELTRAN_FAULT_LATENCY_MS",
-                0,
-                "milliseconds (a whole number)",
-            )?),
-            fault_error_rate: error_rate,
-            clearing_window: Duration::from_millis(parsed(
-                "DELTRAN_CLEARING_WINDOW_MS",
-                1000,
-                "milliseconds (a whole number)",
-            )?),
-            database_url,
-            data_dir: std::env::var_os("DELTRAN_DATA_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
-            risk_payment_limit: parsed(
+        let settings = EngineEnv {
+            host: r.text("DELTRAN_HOST", "127.0.0.1"),
+            port: r.parsed("DELTRAN_PORT", kind.default_port(), "a TCP port (1-65535)"),
+            nats_url: r.text("DELTRAN_NATS_URL", "nats://127.0.0.1:4222"),
+            nats_token: r.nats_token(),
+            nats_ca_file: r.nats_ca_file(),
+            fault_latency: r.millis("DELTRAN_FAULT_LATENCY_MS", 0),
+            fault_error_rate: r.share("DELTRAN_FAULT_ERROR_RATE"),
+            clearing_window: r.millis("DELTRAN_CLEARING_WINDOW_MS", 1000),
+            database_url: r.database_url(),
+            data_dir: env
+                .var("DELTRAN_DATA_DIR")
+                .map_or_else(std::env::temp_dir, PathBuf::from),
+            risk_payment_limit: r.parsed(
                 "DELTRAN_RISK_PAYMENT_LIMIT",
                 1_000_000.0,
                 "an amount (a number)",
-            )?,
-            risk_breaker_threshold: parsed(
+            ),
+            risk_breaker_threshold: r.parsed(
                 "DELTRAN_RISK_BREAKER_THRESHOLD",
                 5,
                 "a whole number of breaches",
-            )?,
-            risk_breaker_cooldown: Duration::from_millis(parsed(
-                "DELTRAN_RISK_BREAKER_COOLDOWN_MS",
-                5000,
-                "milliseconds (a whole number)",
-            )?),
-            gateway_max_in_flight: parsed(
+            ),
+            risk_breaker_cooldown: r.millis("DELTRAN_RISK_BREAKER_COOLDOWN_MS", 5000),
+            gateway_max_in_flight: r.parsed(
                 "DELTRAN_GATEWAY_MAX_IN_FLIGHT",
                 32,
                 "a whole number of payments (0 for no limit)",
-            )?,
-        })
+            ),
+            peers: EngineKind::ALL
+                .into_iter()
+                .map(|peer| (peer, r.text(&peer.url_variable(), peer.default_url())))
+                .collect(),
+        };
+        if r.errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(EnvErrors(r.errors))
+        }
+    }
+
+    /// Base URL of a peer engine: `DELTRAN_<ENGINE>_URL`, default its table
+    /// port on loopback.
+    pub fn peer_url(&self, kind: EngineKind) -> String {
+        self.peers
+            .get(&kind)
+            .cloned()
+            .unwrap_or_else(|| kind.default_url())
+    }
+}
+
+/// One pass over the environment that keeps going past a bad variable
+/// (using its default) and remembers every problem.
+struct Reader<'a, E: EnvSource + ?Sized> {
+    env: &'a E,
+    errors: Vec<EnvError>,
+}
+
+impl<E: EnvSource + ?Sized> Reader<'_, E> {
+    fn fail(&mut self, variable: &str, value: impl Into<String>, expected: &str) {
+        self.errors.push(EnvError {
+            variable: variable.to_string(),
+            value: value.into(),
+            expected: expected.to_string(),
+        });
+    }
+
+    fn text(&self, name: &str, default: impl Into<String>) -> String {
+        self.env.var(name).unwrap_or_else(|| default.into())
+    }
+
+    fn parsed<T: FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
+        let Some(value) = self.env.var(name) else {
+            return default;
+        };
+        match value.trim().parse() {
+            Ok(parsed) => parsed,
+            Err(_) => {
+                self.fail(name, value, expected);
+                default
+            }
+        }
+    }
+
+    fn millis(&mut self, name: &str, default: u64) -> Duration {
+        Duration::from_millis(self.parsed(name, default, MILLIS))
+    }
+
+    /// A share of requests: parsed, then checked to lie in 0..=1.
+    fn share(&mut self, name: &str) -> f64 {
+        let share: f64 = self.parsed(name, 0.0, SHARE);
+        if (0.0..=1.0).contains(&share) {
+            share
+        } else {
+            let value = self.env.var(name).unwrap_or_else(|| share.to_string());
+            self.fail(name, value, SHARE);
+            0.0
+        }
+    }
+
+    /// Only the schemes the ledger can open, so a typo stops the engine at
+    /// start rather than at its first settlement.
+    fn database_url(&mut self) -> Option<String> {
+        let url = self.env.var("DELTRAN_DATABASE_URL")?;
+        if ["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            Some(url)
+        } else {
+            self.fail("DELTRAN_DATABASE_URL", url, DATABASE_URL);
+            None
+        }
+    }
+
+    /// The file wins over the plain variable, as a mounted secret should;
+    /// the token itself never appears in an error.
+    fn nats_token(&mut self) -> Option<String> {
+        let token = match self.env.var("DELTRAN_NATS_TOKEN_FILE") {
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(token) => token,
+                Err(e) => {
+                    self.fail(
+                        "DELTRAN_NATS_TOKEN_FILE",
+                        format!("{path} ({e})"),
+                        "a readable file holding the NATS token",
+                    );
+                    return None;
+                }
+            },
+            None => self.env.var("DELTRAN_NATS_TOKEN")?,
+        };
+        Some(token.trim().to_string()).filter(|t| !t.is_empty())
+    }
+
+    /// Checked here so a missing bundle is named at start, not hidden in a
+    /// TLS handshake failure later.
+    fn nats_ca_file(&mut self) -> Option<PathBuf> {
+        let ca = PathBuf::from(self.env.var("DELTRAN_NATS_CA_FILE")?);
+        if ca.is_file() {
+            Some(ca)
+        } else {
+            self.fail(
+                "DELTRAN_NATS_CA_FILE",
+                ca.display().to_string(),
+                "a readable PEM file",
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn read(kind: EngineKind, vars: &[(&str, &str)]) -> Result<EngineEnv, EnvErrors> {
+        let env: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        EngineEnv::from_env(kind, &env)
+    }
+
+    fn variables(e: &EnvErrors) -> Vec<&str> {
+        e.0.iter().map(|e| e.variable.as_str()).collect()
+    }
+
+    #[test]
+    fn an_empty_environment_gives_the_table_defaults() {
+        let env = read(EngineKind::RiskEngine, &[]).unwrap();
+        assert_eq!(env.host, "127.0.0.1");
+        assert_eq!(env.port, 8084);
+        assert_eq!(env.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(env.nats_token, None);
+        assert_eq!(env.nats_ca_file, None);
+        assert_eq!(env.fault_latency, Duration::ZERO);
+        assert!(env.fault_error_rate.abs() < f64::EPSILON);
+        assert_eq!(env.clearing_window, Duration::from_millis(1000));
+        assert_eq!(env.database_url, None);
+        assert_eq!(env.data_dir, std::env::temp_dir());
+        assert!((env.risk_payment_limit - 1_000_000.0).abs() < f64::EPSILON);
+        assert_eq!(env.risk_breaker_threshold, 5);
+        assert_eq!(env.risk_breaker_cooldown, Duration::from_millis(5000));
+        assert_eq!(env.gateway_max_in_flight, 32);
+        assert_eq!(
+            env.peer_url(EngineKind::LiquidityRouter),
+            "http://127.0.0.1:8083"
+        );
+    }
+
+    #[test]
+    fn set_variables_are_used_and_blank_ones_count_as_unset() {
+        let env = read(
+            EngineKind::Gateway,
+            &[
+                ("DELTRAN_HOST", "0.0.0.0"),
+                ("DELTRAN_PORT", " 9000 "),
+                ("DELTRAN_FAULT_LATENCY_MS", "25"),
+                ("DELTRAN_FAULT_ERROR_RATE", "0.5"),
+                ("DELTRAN_CLEARING_WINDOW_MS", "  "),
+                ("DELTRAN_DATABASE_URL", "sqlite::memory:"),
+                ("DELTRAN_DATA_DIR", "/var/lib/deltran"),
+                ("DELTRAN_GATEWAY_MAX_IN_FLIGHT", "0"),
+                ("DELTRAN_NATS_TOKEN", " s3cret "),
+                ("DELTRAN_RISK_ENGINE_URL", "http://risk:8084"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(env.host, "0.0.0.0");
+        assert_eq!(env.port, 9000);
+        assert_eq!(env.fault_latency, Duration::from_millis(25));
+        assert!((env.fault_error_rate - 0.5).abs() < f64::EPSILON);
+        assert_eq!(env.clearing_window, Duration::from_millis(1000));
+        assert_eq!(env.database_url.as_deref(), Some("sqlite::memory:"));
+        assert_eq!(env.data_dir, PathBuf::from("/var/lib/deltran"));
+        assert_eq!(env.gateway_max_in_flight, 0);
+        assert_eq!(env.nats_token.as_deref(), Some("s3cret"));
+        assert_eq!(env.peer_url(EngineKind::RiskEngine), "http://risk:8084");
+        assert_eq!(
+            env.peer_url(EngineKind::TokenEngine),
+            "http://127.0.0.1:8081"
+        );
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_at_once_with_what_it_expects() {
+        let e = read(
+            EngineKind::RiskEngine,
+            &[
+                ("DELTRAN_PORT", "http"),
+                ("DELTRAN_FAULT_ERROR_RATE", "2"),
+                ("DELTRAN_CLEARING_WINDOW_MS", "1s"),
+                ("DELTRAN_DATABASE_URL", "mysql://x"),
+                ("DELTRAN_RISK_BREAKER_THRESHOLD", "-1"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            variables(&e),
+            [
+                "DELTRAN_PORT",
+                "DELTRAN_FAULT_ERROR_RATE",
+                "DELTRAN_CLEARING_WINDOW_MS",
+                "DELTRAN_DATABASE_URL",
+                "DELTRAN_RISK_BREAKER_THRESHOLD",
+            ]
+        );
+        let message = e.to_string();
+        for expected in [
+            r#"DELTRAN_PORT="http" is invalid: expected a TCP port (1-65535)"#,
+            r#"DELTRAN_FAULT_ERROR_RATE="2" is invalid: expected a number from 0 to 1"#,
+            r#"DELTRAN_CLEARING_WINDOW_MS="1s" is invalid: expected milliseconds"#,
+            r#"DELTRAN_DATABASE_URL="mysql://x" is invalid: expected a postgres://"#,
+            r#"DELTRAN_RISK_BREAKER_THRESHOLD="-1" is invalid: expected a whole number"#,
+        ] {
+            assert!(message.contains(expected), "{expected} in {message}");
+        }
+        assert!(message.starts_with("invalid engine configuration: "));
+    }
+
+    #[test]
+    fn an_error_rate_outside_zero_to_one_is_refused_whether_or_not_it_parses() {
+        for value in ["1.5", "-0.1", "NaN", "half"] {
+            let e = read(EngineKind::Gateway, &[("DELTRAN_FAULT_ERROR_RATE", value)]).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{value}: {e}");
+            assert_eq!(e.0[0].variable, "DELTRAN_FAULT_ERROR_RATE");
+            assert_eq!(e.0[0].value, value);
+            assert_eq!(e.0[0].expected, SHARE);
+        }
+        for value in ["0", "1", "0.25"] {
+            assert!(read(EngineKind::Gateway, &[("DELTRAN_FAULT_ERROR_RATE", value)]).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_token_file_wins_and_an_unreadable_one_is_named_without_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nats.token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.display().to_string();
+        let env = read(
+            EngineKind::ObligationEngine,
+            &[
+                ("DELTRAN_NATS_TOKEN_FILE", &path),
+                ("DELTRAN_NATS_TOKEN", "from-variable"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(env.nats_token.as_deref(), Some("from-file"));
+
+        let missing = dir.path().join("absent.token").display().to_string();
+        let e = read(
+            EngineKind::ObligationEngine,
+            &[
+                ("DELTRAN_NATS_TOKEN_FILE", &missing),
+                ("DELTRAN_NATS_TOKEN", "from-variable"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(variables(&e), ["DELTRAN_NATS_TOKEN_FILE"]);
+        assert!(e.0[0].value.starts_with(&missing), "{e}");
+        assert!(!e.to_string().contains("from-variable"), "{e}");
+    }
+
+    #[test]
+    fn a_ca_bundle_that_is_not_a_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read(
+            EngineKind::Gateway,
+            &[("DELTRAN_NATS_CA_FILE", &dir.path().display().to_string())],
+        )
+        .unwrap_err();
+        assert_eq!(variables(&e), ["DELTRAN_NATS_CA_FILE"]);
+        assert_eq!(e.0[0].expected, "a readable PEM file");
+
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let env = read(
+            EngineKind::Gateway,
+            &[("DELTRAN_NATS_CA_FILE", &ca.display().to_string())],
+        )
+        .unwrap();
+        assert_eq!(env.nats_ca_file, Some(ca));
     }
 }

@@ -16,11 +16,13 @@
 //!                         gateway (WebSocket push) and token-engine (burn)
 //! ```
 
+pub mod catalogue;
 pub mod domain;
 pub mod engines;
 pub mod env;
 pub mod faults;
 pub mod launcher;
 pub mod probe;
+pub mod shutdown;
 pub mod ttl_cache;
 pub mod validation;

@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deltran_fleet::engines::{self, EngineKind};
+use deltran_fleet::catalogue::EngineKind;
+use deltran_fleet::engines;
 use deltran_fleet::launcher::{self, RunArgs};
 use deltran_fleet::probe;
 

@@ -51,6 +51,26 @@ fn an_engine_names_the_bad_variable_and_exits_2() {
 }
 
 #[test]
+fn an_engine_names_every_bad_variable_at_once() {
+    let out = deltran(
+        &["engine", "risk-engine"],
+        &[("DELTRAN_PORT", "http"), ("DELTRAN_FAULT_ERROR_RATE", "2")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for (var, expected) in [
+        ("DELTRAN_PORT", "a TCP port"),
+        ("DELTRAN_FAULT_ERROR_RATE", "a number from 0 to 1"),
+    ] {
+        assert!(
+            err.contains(&format!("{var}=")) && err.contains(expected),
+            "{var}: {err}"
+        );
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn an_engine_that_cannot_listen_says_which_variable_to_change() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{EngineError, EngineKind, post_json};
 use crate::domain::{Member, Obligation, Route, RouteRequest, SettlementInstruction, subjects};
-use crate::env::{EngineEnv, peer_url};
+use crate::env::EngineEnv;
 
 services_glue::instruments! {
     /// clearing-engine's business instruments.
@@ -222,7 +222,7 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         m: ClearingInstruments::new(&meter),
         window: Mutex::new(Vec::new()),
         http: super::http_client(t),
-        liquidity: peer_url(EngineKind::LiquidityRouter),
+        liquidity: env.peer_url(EngineKind::LiquidityRouter),
         nats: nats.clone(),
         nats_telemetry: nats_telemetry.clone(),
     });

@@ -26,7 +26,7 @@ use crate::domain::{
     AssessmentRequest, AssessmentResponse, Obligation, PaymentEvent, PaymentRequest, PaymentStatus,
     PaymentView, ScreeningRequest, ScreeningResponse, now_ms, subjects,
 };
-use crate::env::{EngineEnv, peer_url};
+use crate::env::EngineEnv;
 use crate::faults::Faults;
 
 /// Span attribute with the payment's outcome (accepted, held, rejected,
@@ -339,10 +339,10 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
     let (events, _) = broadcast::channel(1024);
     let g = Arc::new(Gateway {
         http: super::http_client(t),
-        compliance: peer_url(EngineKind::ComplianceEngine),
-        risk: peer_url(EngineKind::RiskEngine),
-        token: peer_url(EngineKind::TokenEngine),
-        obligation: peer_url(EngineKind::ObligationEngine),
+        compliance: env.peer_url(EngineKind::ComplianceEngine),
+        risk: env.peer_url(EngineKind::RiskEngine),
+        token: env.peer_url(EngineKind::TokenEngine),
+        obligation: env.peer_url(EngineKind::ObligationEngine),
         m: GatewayInstruments::new(&meter),
         faults: super::faults(env),
         book: Mutex::new(PaymentBook::default()),

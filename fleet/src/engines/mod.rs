@@ -21,11 +21,12 @@ use services_glue::health::Readiness;
 use services_glue::http::HttpServerConfig;
 use services_glue::nats::NatsTelemetry;
 use services_glue::reqwest::TracedClient;
-use telemetry::Telemetry;
+use telemetry::{ProcessEnv, Telemetry};
 use tracing::Instrument;
 
-use crate::env::{EngineEnv, EnvError};
+use crate::env::{EngineEnv, EnvErrors};
 use crate::faults::Faults;
+use crate::shutdown::shutdown_signal;
 use crate::validation::{Rejected, Validate, decode, limits::MAX_BODY_BYTES};
 
 services_glue::instruments! {
@@ -71,89 +72,13 @@ pub(crate) fn refusal(r: &Rejected) -> axum::response::Response {
     (status, axum::Json(serde_json::json!({ "error": r.reason }))).into_response()
 }
 
-/// The engines of the fleet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum EngineKind {
-    /// Accepts payments, streams their status over WebSocket (axum).
-    Gateway,
-    /// Mints, transfers and burns payment tokens (actix-web).
-    TokenEngine,
-    /// Records obligations and publishes them on NATS (axum).
-    ObligationEngine,
-    /// Picks a corridor and liquidity source per net position (axum).
-    LiquidityRouter,
-    /// Scores payments, enforces limits, trips a circuit breaker (axum).
-    RiskEngine,
-    /// Nets obligations in clearing windows (axum).
-    ClearingEngine,
-    /// Screens parties against the sanctions list (axum).
-    ComplianceEngine,
-    /// Settles net positions into the ledger database (actix-web).
-    SettlementEngine,
-}
+/// Re-exported so engine code and its callers name engines as
+/// `engines::EngineKind`, the catalogue's type.
+pub use crate::catalogue::EngineKind;
 
+/// The instruments live with the servers that record them, so this part of
+/// an engine's description is here rather than in the catalogue.
 impl EngineKind {
-    /// Every engine, in start-up order (dependencies first).
-    pub const ALL: [EngineKind; 8] = [
-        EngineKind::SettlementEngine,
-        EngineKind::LiquidityRouter,
-        EngineKind::ClearingEngine,
-        EngineKind::ObligationEngine,
-        EngineKind::TokenEngine,
-        EngineKind::RiskEngine,
-        EngineKind::ComplianceEngine,
-        EngineKind::Gateway,
-    ];
-
-    /// The service name (`service.name`, the `service_name` label).
-    pub fn name(self) -> &'static str {
-        match self {
-            EngineKind::Gateway => "gateway",
-            EngineKind::TokenEngine => "token-engine",
-            EngineKind::ObligationEngine => "obligation-engine",
-            EngineKind::LiquidityRouter => "liquidity-router",
-            EngineKind::RiskEngine => "risk-engine",
-            EngineKind::ClearingEngine => "clearing-engine",
-            EngineKind::ComplianceEngine => "compliance-engine",
-            EngineKind::SettlementEngine => "settlement-engine",
-        }
-    }
-
-    /// The engine for a service name.
-    pub fn from_name(name: &str) -> Option<EngineKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// Its port in the DelTran table.
-    pub fn default_port(self) -> u16 {
-        match self {
-            EngineKind::Gateway => 8080,
-            EngineKind::TokenEngine => 8081,
-            EngineKind::ObligationEngine => 8082,
-            EngineKind::LiquidityRouter => 8083,
-            EngineKind::RiskEngine => 8084,
-            EngineKind::ClearingEngine => 8085,
-            EngineKind::ComplianceEngine => 8086,
-            EngineKind::SettlementEngine => 8088,
-        }
-    }
-
-    /// The variable other engines read its URL from (`DELTRAN_RISK_ENGINE_URL`).
-    pub fn url_variable(self) -> String {
-        format!(
-            "DELTRAN_{}_URL",
-            self.name().to_ascii_uppercase().replace('-', "_")
-        )
-    }
-
-    /// The HTTP framework it runs on.
-    pub fn framework(self) -> &'static str {
-        match self {
-            EngineKind::TokenEngine | EngineKind::SettlementEngine => "actix-web",
-            _ => "axum",
-        }
-    }
-
     /// Its declared business instruments.
     pub fn instrument_names(self) -> &'static [&'static str] {
         match self {
@@ -172,9 +97,9 @@ impl EngineKind {
 /// Why an engine stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A `DELTRAN_*` variable is unusable.
+    /// One or more `DELTRAN_*` variables are unusable.
     #[error(transparent)]
-    Env(#[from] EnvError),
+    Env(#[from] EnvErrors),
     /// `telemetry` refused its configuration (an `OTEL_*` variable).
     #[error("telemetry: {0}")]
     Telemetry(#[from] telemetry::InitError),
@@ -188,7 +113,7 @@ pub enum EngineError {
 
 /// Runs `kind` until SIGINT/SIGTERM; the exit code says how it ended.
 pub fn run(kind: EngineKind) -> ExitCode {
-    let result = EngineEnv::from_env(kind)
+    let result = EngineEnv::from_env(kind, &ProcessEnv)
         .map_err(EngineError::from)
         .and_then(|env| match kind {
             EngineKind::Gateway => gateway::main(env),
@@ -228,21 +153,6 @@ pub(crate) fn block_on(
     let result = rt.block_on(engine);
     drop(rt);
     result
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
-    tracing::info!("shutting down");
 }
 
 /// Adds the `telemetry` export state to `/ready` as information (a down

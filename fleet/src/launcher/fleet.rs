@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::{Ports, RunArgs};
-use crate::engines::EngineKind;
+use crate::catalogue::{EngineKind, loopback_url};
 
 /// How long an engine gets to become ready, and to stop after SIGTERM.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -229,7 +229,7 @@ impl Fleet {
         let ports: Vec<(u16, u16)> = match args.ports {
             Ports::Default => EngineKind::ALL
                 .iter()
-                .map(|k| (k.default_port(), k.default_port() + 1400))
+                .map(|k| (k.default_port(), k.default_metrics_port()))
                 .collect(),
             Ports::Auto => free_ports(2 * EngineKind::ALL.len())?
                 .chunks(2)
@@ -256,7 +256,7 @@ impl Fleet {
             common.push(("DELTRAN_DATABASE_URL".into(), url.clone()));
         }
         for (kind, (port, _)) in EngineKind::ALL.iter().zip(&ports) {
-            common.push((kind.url_variable(), format!("http://127.0.0.1:{port}")));
+            common.push((kind.url_variable(), loopback_url(*port)));
         }
         common.extend(otel_defaults());
         let slots = EngineKind::ALL
@@ -315,17 +315,12 @@ impl Fleet {
             .iter()
             .find(|s| s.kind == kind)
             .map_or(kind.default_port(), |s| s.port);
-        format!("http://127.0.0.1:{port}")
+        loopback_url(port)
     }
 
     /// The gateway's base URL.
     pub fn gateway_url(&self) -> String {
-        let port = self
-            .slots
-            .iter()
-            .find(|s| s.kind == EngineKind::Gateway)
-            .map_or(8080, |s| s.port);
-        format!("http://127.0.0.1:{port}")
+        self.url(EngineKind::Gateway)
     }
 
     fn spawn(&mut self, kind: EngineKind) -> Result<(), String> {

@@ -16,6 +16,9 @@ use crate::domain::{
     WATCHLIST_PARTIES,
 };
 
+/// How long one payment may take before it counts as unreachable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The payments the load generator sends.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LoadMix {
@@ -63,6 +66,19 @@ pub struct LoadStats {
 }
 
 impl LoadStats {
+    /// Payments sent whose outcome has not come back yet.
+    pub fn in_flight(&self) -> u64 {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let answered = n(&self.accepted)
+            + n(&self.held)
+            + n(&self.rejected)
+            + n(&self.invalid)
+            + n(&self.failed)
+            + n(&self.shed)
+            + n(&self.unreachable);
+        n(&self.sent).saturating_sub(answered)
+    }
+
     /// One line of outcomes: what the view and `deltran load` print.
     pub fn summary(&self) -> String {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -103,14 +119,22 @@ impl LoadStats {
 pub struct LoadHandle {
     sender: Option<JoinHandle<()>>,
     watchers: Vec<JoinHandle<()>>,
+    stats: Arc<LoadStats>,
 }
 
 impl LoadHandle {
     /// Stops sending payments; the WebSocket clients keep counting settlements.
+    ///
+    /// Payments already sent are waited for (at most the client's 10 s
+    /// timeout), so every payment counted as sent has its outcome counted too.
     pub async fn stop_sending(&mut self) {
         if let Some(t) = self.sender.take() {
             t.abort();
             let _ = t.await;
+        }
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT + Duration::from_secs(1);
+        while self.stats.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -180,7 +204,7 @@ pub fn start(
     let mut sender = None;
     let mut watchers = Vec::new();
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(REQUEST_TIMEOUT)
         .build()
         .unwrap_or_default();
     if args.rate > 0.0 {
@@ -274,5 +298,9 @@ pub fn start(
             }
         }));
     }
-    LoadHandle { sender, watchers }
+    LoadHandle {
+        sender,
+        watchers,
+        stats,
+    }
 }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engines::EngineKind;
+use crate::catalogue::EngineKind;
 pub use fleet::{FleetFile, FleetFileEngine};
 pub use load::LoadMix;
 
@@ -245,5 +245,5 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_requested() {
-    crate::engines::shutdown_signal().await
+    crate::shutdown::shutdown_signal().await
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::RunArgs;
 use super::fleet::Fleet;
 use super::load::LoadStats;
-use crate::engines::EngineKind;
+use crate::catalogue::EngineKind;
 
 /// Cumulative request counts of one engine at one moment.
 #[derive(Clone, Debug)]
@@ -154,7 +154,7 @@ fn describe_sinks(fleet: &Fleet, run_dir: &Path) -> String {
         .slots
         .iter()
         .find(|s| s.kind == EngineKind::Gateway)
-        .map_or(8080, |s| s.port);
+        .map_or(EngineKind::Gateway.default_port(), |s| s.port);
     let metrics = format!(
         "metrics: http://127.0.0.1:{gateway}/metrics (every engine serves /metrics on its port)"
     );
