@@ -153,7 +153,7 @@ fn every_overlay_renders_engines_in_deltran_and_collectors_in_observability() {
         let engines: Vec<_> = workloads.iter().filter(|w| w.is_engine()).collect();
         assert_eq!(
             engines.len(),
-            k8s::ENGINES.len(),
+            k8s::engines().count(),
             "{env}: one Deployment per engine"
         );
         assert!(

@@ -5,6 +5,7 @@
 //! node-local agent. Each is an engine that starts but cannot be reached,
 //! observed or told apart.
 
+use deltran_fleet::catalogue::EngineKind;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -20,20 +21,15 @@ use super::{K8sError, Manifest};
 /// The fleet image as the base names it; overlays give it a tag.
 pub const ENGINE_IMAGE: &str = "ghcr.io/example/deltran";
 
-/// The engines and their business ports (`fleet/src/engines/mod.rs`).
-pub const ENGINES: [(&str, u16); 8] = [
-    ("gateway", 8080),
-    ("token-engine", 8081),
-    ("obligation-engine", 8082),
-    ("liquidity-router", 8083),
-    ("risk-engine", 8084),
-    ("clearing-engine", 8085),
-    ("compliance-engine", 8086),
-    ("settlement-engine", 8088),
-];
+/// The engines and their business ports, from the fleet's own catalogue.
+pub fn engines() -> impl Iterator<Item = (&'static str, u16)> {
+    EngineKind::ALL
+        .into_iter()
+        .map(|kind| (kind.name(), kind.default_port()))
+}
 
 /// The pull metrics port of an engine is its business port plus this.
-pub const METRICS_PORT_OFFSET: u16 = 1400;
+pub use deltran_fleet::catalogue::METRICS_PORT_OFFSET;
 
 /// The engine kind a container runs (`args: [engine, <kind>]`).
 pub(super) fn engine_kind(c: &Value) -> Option<&str> {
@@ -49,7 +45,7 @@ pub(super) fn engine_kind(c: &Value) -> Option<&str> {
 
 /// The business port of engine `kind`.
 pub(super) fn engine_port(kind: &str) -> Option<u16> {
-    ENGINES.iter().find(|(k, _)| *k == kind).map(|(_, p)| *p)
+    EngineKind::from_name(kind).map(EngineKind::default_port)
 }
 
 /// Whether a container of `w` runs engine `kind`.
@@ -59,17 +55,13 @@ pub(super) fn runs_engine(w: &Workload<'_>, kind: &str) -> bool {
         .any(|c| engine_kind(c) == Some(kind))
 }
 
-/// The variable an engine reads a peer's URL from (`DELTRAN_RISK_ENGINE_URL`).
-pub fn url_variable(kind: &str) -> String {
-    format!(
-        "DELTRAN_{}_URL",
-        kind.to_ascii_uppercase().replace('-', "_")
-    )
-}
-
-/// The engine (kind and business port) whose URL variable is `name`.
+/// The engine (kind and business port) whose URL variable is `name`
+/// (`DELTRAN_RISK_ENGINE_URL`).
 pub(super) fn peer_of(name: &str) -> Option<(&'static str, u16)> {
-    ENGINES.into_iter().find(|(k, _)| url_variable(k) == name)
+    EngineKind::ALL
+        .into_iter()
+        .find(|kind| kind.url_variable() == name)
+        .map(|kind| (kind.name(), kind.default_port()))
 }
 
 /// The eight engines, each once: `args: [engine, <kind>]` on an image with a
@@ -116,7 +108,7 @@ pub fn check_engines(m: &Manifest) -> Result<(), K8sError> {
         };
         engine.check(&mut problems);
     }
-    for (kind, _) in ENGINES {
+    for (kind, _) in engines() {
         if !seen.contains_key(kind) {
             problems.push(format!("no Deployment runs engine {kind}"));
         }

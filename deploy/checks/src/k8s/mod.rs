@@ -48,7 +48,7 @@ pub use collectors::{
     COLLECTOR_HEALTH_PORT, COLLECTOR_IMAGE, COLLECTOR_METRICS_PORT, COLLECTOR_QUEUE_DIR,
     OTLP_PORTS, check_collectors,
 };
-pub use engines::{ENGINE_IMAGE, ENGINES, METRICS_PORT_OFFSET, check_engines, url_variable};
+pub use engines::{ENGINE_IMAGE, METRICS_PORT_OFFSET, check_engines, engines};
 pub use env::{EnvValue, container_env};
 pub use error::K8sError;
 pub use gateway::check_gateway_routing;
