@@ -1,8 +1,9 @@
 //! HTTP server instrumentation for actix-web, as middleware (`App::wrap`).
 //! Same conventions as the axum layer: span `{method} {route}` from the
 //! match pattern, remote parent from `traceparent`, 5xx is an error, health
-//! and metrics paths untraced; the response is never changed except for the
-//! optional `traceresponse` header, and errors pass through untouched.
+//! and metrics paths untraced, span and duration ending with the response
+//! body; the response is never changed except for the optional
+//! `traceresponse` header, and errors pass through untouched.
 //!
 //! ```
 //! use actix_web::{App, web};
@@ -23,8 +24,9 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::web::Bytes;
 
-use crate::http::{HttpServerConfig, InFlight};
+use crate::http::{HttpServerConfig, InFlight, ResponseEnd};
 
 /// The middleware factory; pass it to `App::wrap`.
 #[derive(Clone, Debug)]
@@ -44,7 +46,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<ActixBody<B>>;
     type Error = actix_web::Error;
     type Transform = HttpServerMiddlewareService<S>;
     type InitError = ();
@@ -70,7 +72,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<ActixBody<B>>;
     type Error = actix_web::Error;
     type Future = ActixResponseFuture<S::Future>;
 
@@ -80,8 +82,7 @@ where
         if self.config.is_excluded(req.path()) {
             return ActixResponseFuture {
                 inner: self.service.call(req),
-                inflight: None,
-                traceresponse: false,
+                call: Some(ResponseEnd::default()),
             };
         }
         let route = req.match_pattern();
@@ -100,19 +101,14 @@ where
             crate::http::normalize_method_str(req.method().as_str()),
             route.as_deref(),
             scheme,
-            opentelemetry::global::get_text_map_propagator(|p| {
-                p.extract(&ActixHeaders(req.headers()))
-            }),
+            self.config.propagator.extract(&ActixHeaders(req.headers())),
             request_size,
         );
-        let inner = {
-            let _entered = inflight.span.enter();
-            self.service.call(req)
-        };
+        // Inside the request's span, so handler spans and logs get it as parent.
+        let inner = inflight.span().in_scope(|| self.service.call(req));
         ActixResponseFuture {
             inner,
-            inflight: Some(inflight),
-            traceresponse: self.config.traceresponse,
+            call: Some(ResponseEnd::traced(inflight, &self.config)),
         }
     }
 }
@@ -138,8 +134,7 @@ pin_project_lite::pin_project! {
     pub struct ActixResponseFuture<F> {
         #[pin]
         inner: F,
-        inflight: Option<InFlight>,
-        traceresponse: bool,
+        call: Option<ResponseEnd>,
     }
 }
 
@@ -148,21 +143,23 @@ where
     F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
     B: MessageBody,
 {
-    type Output = F::Output;
+    type Output = Result<ServiceResponse<ActixBody<B>>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let poll = InFlight::in_span(this.inflight.as_ref(), || this.inner.poll(cx));
+        let span = this.call.as_ref().and_then(ResponseEnd::span);
+        let poll = match span {
+            Some(span) => span.in_scope(|| this.inner.poll(cx)),
+            None => this.inner.poll(cx),
+        };
         let Poll::Ready(result) = poll else {
             return Poll::Pending;
         };
-        let Some(inflight) = this.inflight.take() else {
-            return Poll::Ready(result);
-        };
+        // Polled again after completion (a contract breach): record nothing.
+        let mut call = this.call.take().unwrap_or_default();
         match result {
             Ok(mut res) => {
-                if *this.traceresponse
-                    && let Some(v) = inflight.traceresponse()
+                if let Some(v) = call.traceresponse()
                     && let Ok(v) = actix_web::http::header::HeaderValue::from_bytes(v.as_bytes())
                 {
                     res.headers_mut().insert(
@@ -174,14 +171,61 @@ where
                     BodySize::Sized(n) => Some(n),
                     _ => None,
                 };
-                inflight.finish(Some(res.status().as_u16()), size, None);
-                Poll::Ready(Ok(res))
+                call.respond(res.status().as_u16(), size);
+                Poll::Ready(Ok(ActixBody::wrap(res, call)))
             }
             Err(e) => {
                 let status = e.as_response_error().status_code().as_u16();
-                inflight.finish(Some(status), None, None);
+                call.fail(Some(status), None);
                 Poll::Ready(Err(e))
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body, unchanged; its end finishes the request (actix's
+    /// body trait, the counterpart of [`crate::body::ObservedBody`]).
+    #[derive(Debug)]
+    pub struct ActixBody<B> {
+        #[pin]
+        inner: B,
+        end: ResponseEnd,
+    }
+}
+
+impl<B> ActixBody<B> {
+    fn wrap(res: ServiceResponse<B>, end: ResponseEnd) -> ServiceResponse<ActixBody<B>> {
+        res.map_body(|_, inner| ActixBody { inner, end })
+    }
+}
+
+impl<B: MessageBody> MessageBody for ActixBody<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.project();
+        // Polled inside the request's span, like `crate::body::ObservedBody`:
+        // streaming is the request's work, and the span ends at its last exit.
+        let poll = match this.end.span() {
+            Some(span) => {
+                let _entered = span.enter();
+                this.inner.poll_next(cx)
+            }
+            None => this.inner.poll_next(cx),
+        };
+        match &poll {
+            Poll::Ready(None) => this.end.body_ended(),
+            Poll::Ready(Some(Err(_))) => this.end.body_failed(),
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+        }
+        poll
     }
 }

@@ -1,8 +1,9 @@
-//! HTTP server instrumentation for axum (any tower service, really), as a
-//! `Layer` + `Service` + response future, in the style of tower-http's
-//! `trace`. The error type is the inner service's, so telemetry never fails a
+//! HTTP server instrumentation for axum (any tower service, really): the
+//! shared [`TraceLayer`](crate::layer::TraceLayer) with the HTTP server
+//! protocol, in the style of tower-http's `trace`. The error type is the inner service's, so telemetry never fails a
 //! request, and the response is passed through untouched (apart from the
-//! optional `traceresponse` header).
+//! optional `traceresponse` header); its body is wrapped only to see where
+//! it ends, which is where the span and `http.server.request.duration` end.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -17,65 +18,35 @@
 //! # drop(app);
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use axum::extract::MatchedPath;
 use http::{Request, Response};
 
-use crate::http::{HttpServerConfig, InFlight};
+use crate::body::ObservedBody;
+use crate::http::{HttpServerConfig, InFlight, ResponseEnd};
+use crate::layer::{Protocol, TraceFuture, TraceLayer, TraceService, TracedCall};
 
-/// Wraps services with [`HttpServerService`].
-#[derive(Clone, Debug)]
-pub struct HttpServerLayer {
-    config: HttpServerConfig,
-}
-
-impl HttpServerLayer {
-    /// A layer recording with `config`.
-    pub fn new(config: HttpServerConfig) -> Self {
-        HttpServerLayer { config }
-    }
-}
-
-impl<S> tower_layer::Layer<S> for HttpServerLayer {
-    type Service = HttpServerService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        HttpServerService {
-            inner,
-            config: self.config.clone(),
-        }
-    }
-}
+/// The axum server layer: the shared [`TraceLayer`] with the HTTP server
+/// protocol (route from `MatchedPath`, 5xx is an error).
+pub type HttpServerLayer = TraceLayer<HttpServerConfig>;
 
 /// One span and one set of measurements per request.
-#[derive(Clone, Debug)]
-pub struct HttpServerService<S> {
-    inner: S,
-    config: HttpServerConfig,
-}
+pub type HttpServerService<S> = TraceService<S, HttpServerConfig>;
 
-impl<S, ReqB, ResB> tower_service::Service<Request<ReqB>> for HttpServerService<S>
-where
-    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>>,
-    ResB: http_body::Body,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+/// Resolves to the response, its body wrapped to finish the request.
+pub type ResponseFuture<F> = TraceFuture<F, ResponseEnd>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+/// The response body, unchanged; its end finishes the request.
+pub type ResponseBody<B> = ObservedBody<B, ResponseEnd>;
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        if self.config.is_excluded(req.uri().path()) {
-            return ResponseFuture {
-                inner: self.inner.call(req),
-                inflight: None,
-                traceresponse: false,
-            };
+impl Protocol for HttpServerConfig {
+    type Call = ResponseEnd;
+
+    /// The route extractor is axum's `MatchedPath` (the template, never the
+    /// raw path: `Router::layer` runs after routing, so it is known); the
+    /// remote parent comes from the headers through the config's propagator.
+    fn start<B>(&self, req: &mut Request<B>) -> ResponseEnd {
+        if self.is_excluded(req.uri().path()) {
+            return ResponseEnd::default();
         }
         let route = req
             .extensions()
@@ -85,24 +56,30 @@ where
             Some("https") => "https",
             _ => "http",
         };
-        let request_size = content_length(req.headers());
         let inflight = InFlight::begin(
-            &self.config,
+            self,
             crate::http::normalize_method(req.method()),
             route.as_deref(),
             scheme,
-            crate::http::extract_parent(req.headers()),
-            request_size,
+            self.propagator.extract_headers(req.headers()),
+            content_length(req.headers()),
         );
-        let inner = {
-            let _entered = inflight.span.enter();
-            self.inner.call(req)
-        };
-        ResponseFuture {
-            inner,
-            inflight: Some(inflight),
-            traceresponse: self.config.traceresponse,
+        ResponseEnd::traced(inflight, self)
+    }
+}
+
+impl TracedCall for ResponseEnd {
+    fn on_head<B: http_body::Body>(&mut self, response: &mut Response<B>) {
+        if let Some(v) = self.traceresponse() {
+            response.headers_mut().insert("traceresponse", v);
         }
+        let size = content_length(response.headers())
+            .or_else(|| http_body::Body::size_hint(response.body()).exact());
+        self.respond(response.status().as_u16(), size);
+    }
+
+    fn on_failure(&mut self) {
+        self.fail(None, Some("handler_error"));
     }
 }
 
@@ -111,50 +88,4 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-}
-
-pin_project_lite::pin_project! {
-    /// Completes the request's span and metrics when the response is ready.
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        inflight: Option<InFlight>,
-        traceresponse: bool,
-    }
-}
-
-impl<F, ResB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResB>, E>>,
-    ResB: http_body::Body,
-{
-    type Output = Result<Response<ResB>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let poll = InFlight::in_span(this.inflight.as_ref(), || this.inner.poll(cx));
-        let Poll::Ready(result) = poll else {
-            return Poll::Pending;
-        };
-        let Some(inflight) = this.inflight.take() else {
-            return Poll::Ready(result);
-        };
-        match result {
-            Ok(mut response) => {
-                if *this.traceresponse
-                    && let Some(v) = inflight.traceresponse()
-                {
-                    response.headers_mut().insert("traceresponse", v);
-                }
-                let size = content_length(response.headers())
-                    .or_else(|| http_body::Body::size_hint(response.body()).exact());
-                inflight.finish(Some(response.status().as_u16()), size, None);
-                Poll::Ready(Ok(response))
-            }
-            Err(e) => {
-                inflight.finish(None, None, Some("handler_error"));
-                Poll::Ready(Err(e))
-            }
-        }
-    }
 }

@@ -24,12 +24,13 @@
 //! ```
 
 use std::future::Future;
-use std::time::Instant;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 use tracing::Instrument;
 use tracing::field::Empty;
+
+use crate::outcome::{Duration, ErrorType, OutcomeGuard};
 
 /// The pool gauge's instrument name (Prometheus: `db_client_connections_usage`).
 pub const POOL_CONNECTIONS: &str = "db.client.connections.usage";
@@ -79,8 +80,6 @@ impl DbTelemetry {
             db.response.status_code = Empty,
             error.type = Empty,
         );
-        let start = Instant::now();
-        let result = query.instrument(span.clone()).await;
         let mut attrs = vec![
             KeyValue::new("db.system.name", self.system),
             KeyValue::new("db.operation.name", shape.operation),
@@ -88,17 +87,27 @@ impl DbTelemetry {
         if let Some(c) = shape.collection {
             attrs.push(KeyValue::new("db.collection.name", c));
         }
-        if let Err(e) = &result {
+        let mut outcome = OutcomeGuard::new(
+            span.clone(),
+            Duration {
+                histogram: self.duration.clone(),
+                attrs,
+            },
+        );
+        let result = query.instrument(span).await;
+        let error = result.as_ref().err().map(|e| {
             let (kind, code) = error_type(e);
-            span.record("error.type", kind.as_str());
-            span.record("otel.status_code", "ERROR");
-            if let Some(code) = &code {
-                span.record("db.response.status_code", code.as_str());
-                attrs.push(KeyValue::new("db.response.status_code", code.clone()));
+            if let Some(code) = code {
+                outcome
+                    .span()
+                    .record("db.response.status_code", code.as_str());
+                if let Some(m) = outcome.measure_mut() {
+                    m.attrs.push(KeyValue::new("db.response.status_code", code));
+                }
             }
-            attrs.push(KeyValue::new("error.type", kind));
-        }
-        self.duration.record(start.elapsed().as_secs_f64(), &attrs);
+            ErrorType::Owned(kind)
+        });
+        outcome.finish(error);
         result
     }
 

@@ -6,9 +6,13 @@
 //! streaming calls count in full. The status comes from the `grpc-status`
 //! header (trailers-only responses) or trailer.
 //!
-//! Server status mapping follows the conventions: only UNKNOWN,
-//! DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS are
-//! server errors; on the client every non-OK status is an error.
+//! Status mapping follows the conventions ([`GrpcClassifier`] over the
+//! [`GrpcCode`] enum): on a server only UNKNOWN, DEADLINE_EXCEEDED,
+//! UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS are errors; on a
+//! client every non-OK status is. `error.type` is the code's number.
+//!
+//! The layer is the shared [`TraceLayer`] (see [`crate::layer`]); the span
+//! is entered while the body is polled, so it ends with the body too.
 //!
 //! Method names come from the peer, so they are bounded: a call the server
 //! answers with UNIMPLEMENTED is named `_OTHER` (span name and labels), and
@@ -22,11 +26,7 @@
 //! # drop((server_layer, client_layer));
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{Request, Response};
 use opentelemetry::KeyValue;
@@ -35,16 +35,12 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::body::{BodyObserver, ObservedBody};
 use crate::cardinality::BoundedValues;
-
-/// Which side of the call this layer instruments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// Incoming calls: SERVER spans, remote parent from metadata.
-    Server,
-    /// Outgoing calls: CLIENT spans, context injected into metadata.
-    Client,
-}
+pub use crate::classify::{GrpcClassifier, GrpcCode, Side};
+use crate::layer::{Protocol, TraceFuture, TraceLayer, TraceService, TracedCall};
+use crate::outcome::{CANCELLED, ErrorType, Measure, OutcomeGuard};
+use crate::propagation::Propagator;
 
 /// Layer settings and instruments; cheap to clone.
 #[derive(Clone, Debug)]
@@ -52,6 +48,7 @@ pub struct GrpcConfig {
     side: Side,
     duration: Histogram<f64>,
     methods: Arc<BoundedValues>,
+    propagator: Propagator,
 }
 
 impl GrpcConfig {
@@ -75,6 +72,14 @@ impl GrpcConfig {
         )
     }
 
+    /// Reads and writes metadata with `propagator` instead of the global
+    /// one, so a service that never installs its telemetry globally still
+    /// propagates context.
+    pub fn with_propagator(mut self, propagator: impl Into<Propagator>) -> Self {
+        self.propagator = propagator.into();
+        self
+    }
+
     fn new(meter: &Meter, side: Side, name: &'static str, description: &'static str) -> Self {
         GrpcConfig {
             side,
@@ -86,63 +91,94 @@ impl GrpcConfig {
                 .build(),
             // Paths come from peers: bound them (a real service has a few dozen methods).
             methods: Arc::new(BoundedValues::new(200)),
+            propagator: Propagator::global(),
         }
     }
 }
 
-/// The tower layer for either side.
-#[derive(Clone, Debug)]
-pub struct GrpcLayer {
-    config: GrpcConfig,
-}
-
-impl GrpcLayer {
-    /// A layer recording with `config`.
-    pub fn new(config: GrpcConfig) -> Self {
-        GrpcLayer { config }
-    }
-}
-
-impl<S> tower_layer::Layer<S> for GrpcLayer {
-    type Service = GrpcService<S>;
-    fn layer(&self, inner: S) -> GrpcService<S> {
-        GrpcService {
-            inner,
-            config: self.config.clone(),
-        }
-    }
-}
+/// The tower layer for either side: the shared [`TraceLayer`] with the
+/// gRPC protocol (route from the `/package.Service/Method` path, status
+/// from `grpc-status`, [`GrpcClassifier`] rules).
+pub type GrpcLayer = TraceLayer<GrpcConfig>;
 
 /// One span and one duration per call.
-#[derive(Clone, Debug)]
-pub struct GrpcService<S> {
-    inner: S,
-    config: GrpcConfig,
+pub type GrpcService<S> = TraceService<S, GrpcConfig>;
+
+/// Resolves to the response with its body wrapped to observe trailers.
+pub type GrpcFuture<F> = TraceFuture<F, CallEnd>;
+
+/// The response body, unchanged; its trailers finish the call.
+pub type GrpcBody<B> = ObservedBody<B, CallEnd>;
+
+impl Protocol for GrpcConfig {
+    type Call = CallEnd;
+
+    /// The route is the request path, `package.Service/Method`, bounded
+    /// when the call ends; a server reads the remote parent from the
+    /// metadata, a client writes its span's context into it.
+    fn start<B>(&self, req: &mut Request<B>) -> CallEnd {
+        let path = req.uri().path().trim_start_matches('/');
+        let raw_method = match path.split_once('/') {
+            Some((service, method)) if !service.is_empty() && !method.is_empty() => {
+                path.to_string()
+            }
+            _ => format!("{0}/{0}", crate::cardinality::OTHER),
+        };
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = Empty,
+            otel.kind = self.side.span_kind(),
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = Empty,
+            rpc.method = Empty,
+            rpc.grpc.status_code = Empty,
+            error.type = Empty,
+        );
+        match self.side {
+            Side::Server => {
+                let _ = span.set_parent(self.propagator.extract_headers(req.headers()));
+            }
+            Side::Client => {
+                self.propagator
+                    .inject_headers(&span.context(), req.headers_mut());
+            }
+        }
+        CallEnd(Some(Call {
+            guard: OutcomeGuard::new(
+                span,
+                CallMeasure {
+                    side: self.side,
+                    raw_method,
+                    methods: Arc::clone(&self.methods),
+                    duration: self.duration.clone(),
+                    status: None,
+                },
+            ),
+            classifier: GrpcClassifier::new(self.side),
+        }))
+    }
 }
 
-/// A call in flight, finished by the response body's trailers (or drop).
+/// What is known of a call when it ends: its method and status name the
+/// span and label the duration.
 #[derive(Debug)]
-struct Call {
-    span: tracing::Span,
-    start: Instant,
+struct CallMeasure {
     side: Side,
     /// `package.Service/Method` as the peer sent it; bounded at the finish.
     raw_method: String,
     methods: Arc<BoundedValues>,
     duration: Histogram<f64>,
-    done: bool,
+    status: Option<i64>,
 }
 
-impl Call {
-    fn finish(&mut self, status: Option<i64>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
+impl Measure for CallMeasure {
+    fn measure(self, span: &tracing::Span, elapsed: f64, error: Option<&ErrorType>) {
         // A method the server does not implement is named by the peer, not
         // by us: it never becomes a span name or label value, and does not
         // spend the budget of distinct methods.
-        let full = if self.side == Side::Server && status == Some(UNIMPLEMENTED) {
+        let unimplemented = self.status == Some(GrpcCode::Unimplemented.as_i64());
+        let full = if self.side == Side::Server && unimplemented {
             Arc::from(crate::cardinality::OTHER)
         } else {
             self.methods.bound(&self.raw_method)
@@ -152,211 +188,119 @@ impl Call {
             .unwrap_or((crate::cardinality::OTHER, crate::cardinality::OTHER));
         // The span has started by now (its context was injected or
         // entered), so it is renamed through the OpenTelemetry span itself.
-        self.span.context().span().update_name(full.to_string());
-        self.span.record("rpc.service", service);
-        self.span.record("rpc.method", method);
+        span.context().span().update_name(full.to_string());
+        span.record("rpc.service", service);
+        span.record("rpc.method", method);
         let mut attrs = vec![
             KeyValue::new("rpc.system", "grpc"),
             KeyValue::new("rpc.service", service.to_string()),
             KeyValue::new("rpc.method", method.to_string()),
         ];
-        match status {
-            Some(code) => {
-                self.span.record("rpc.grpc.status_code", code);
-                attrs.push(KeyValue::new("rpc.grpc.status_code", code));
-                let is_error = match self.side {
-                    Side::Client => code != 0,
-                    Side::Server => matches!(code, 2 | 4 | 12 | 13 | 14 | 15),
-                };
-                if is_error {
-                    self.span.record("error.type", code.to_string());
-                    self.span.record("otel.status_code", "ERROR");
-                    attrs.push(KeyValue::new("error.type", code.to_string()));
-                }
-            }
-            None => {
-                self.span.record("error.type", "cancelled");
-                self.span.record("otel.status_code", "ERROR");
-                attrs.push(KeyValue::new("error.type", "cancelled"));
-            }
+        if let Some(code) = self.status {
+            attrs.push(KeyValue::new("rpc.grpc.status_code", code));
         }
-        self.duration
-            .record(self.start.elapsed().as_secs_f64(), &attrs);
+        if let Some(e) = error {
+            attrs.push(KeyValue::new("error.type", e.clone().into_owned()));
+        }
+        self.duration.record(elapsed, &attrs);
     }
 }
 
-impl Drop for Call {
-    fn drop(&mut self) {
-        self.finish(None);
+/// A call in flight, finished by the response body's trailers (or drop:
+/// `error.type=cancelled`).
+#[derive(Debug)]
+struct Call {
+    guard: OutcomeGuard<CallMeasure>,
+    classifier: GrpcClassifier,
+}
+
+impl Call {
+    fn finish(&mut self, status: Option<GrpcStatus>) {
+        let status = status.map(GrpcStatus::code);
+        let Some(m) = self.guard.measure_mut() else {
+            return; // already finished
+        };
+        m.status = status;
+        let error = match status {
+            Some(code) => {
+                self.guard.span().record("rpc.grpc.status_code", code);
+                self.classifier.error_type(code)
+            }
+            None => Some(ErrorType::Borrowed(CANCELLED)),
+        };
+        self.guard.finish(error);
     }
 }
 
-/// `UNIMPLEMENTED`: the server has no such method.
-const UNIMPLEMENTED: i64 = 12;
+/// A status as read from the wire: a number, usually one of [`GrpcCode`].
+#[derive(Clone, Copy, Debug)]
+enum GrpcStatus {
+    Code(GrpcCode),
+    Raw(i64),
+}
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
+impl GrpcStatus {
+    fn code(self) -> i64 {
+        match self {
+            GrpcStatus::Code(c) => c.as_i64(),
+            GrpcStatus::Raw(n) => n,
+        }
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<GrpcStatus> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+        .map(GrpcStatus::Raw)
 }
 
-impl<S, ReqB, ResB> tower_service::Service<Request<ReqB>> for GrpcService<S>
-where
-    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>>,
-    ResB: http_body::Body,
-{
-    type Response = Response<GrpcBody<ResB>>;
-    type Error = S::Error;
-    type Future = GrpcFuture<S::Future>;
+/// A call in flight, finished by the status in a trailers-only response
+/// head or in the body's trailers; UNAVAILABLE when the transport or body
+/// fails, UNKNOWN when the body ends without a status. The default records
+/// nothing.
+#[derive(Debug, Default)]
+pub struct CallEnd(Option<Call>);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl TracedCall for CallEnd {
+    fn on_head<B: http_body::Body>(&mut self, response: &mut Response<B>) {
+        // Trailers-only responses (errors, mostly) carry the status here.
+        if let (Some(status), Some(c)) = (grpc_status(response.headers()), self.0.as_mut()) {
+            c.finish(Some(status));
+        }
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let path = req.uri().path().trim_start_matches('/');
-        let raw_method = match path.split_once('/') {
-            Some((service, method)) if !service.is_empty() && !method.is_empty() => {
-                path.to_string()
-            }
-            _ => format!("{0}/{0}", crate::cardinality::OTHER),
-        };
-        let kind = match self.config.side {
-            Side::Server => "server",
-            Side::Client => "client",
-        };
-        let span = tracing::info_span!(
-            "grpc",
-            otel.name = Empty,
-            otel.kind = kind,
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            rpc.service = Empty,
-            rpc.method = Empty,
-            rpc.grpc.status_code = Empty,
-            error.type = Empty,
-        );
-        match self.config.side {
-            Side::Server => {
-                let _ = span.set_parent(crate::propagation::extract(req.headers()));
-            }
-            Side::Client => {
-                crate::propagation::inject(&span.context(), req.headers_mut());
-            }
-        }
-        let call = Call {
-            span,
-            start: Instant::now(),
-            side: self.config.side,
-            raw_method,
-            methods: Arc::clone(&self.config.methods),
-            duration: self.config.duration.clone(),
-            done: false,
-        };
-        let inner = {
-            let _entered = call.span.enter();
-            self.inner.call(req)
-        };
-        GrpcFuture {
-            inner,
-            call: Some(call),
+    fn on_failure(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            // The transport failed: no status from the peer.
+            c.finish(Some(GrpcStatus::Code(GrpcCode::Unavailable)));
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// Resolves to the response with its body wrapped to observe trailers.
-    pub struct GrpcFuture<F> {
-        #[pin]
-        inner: F,
-        call: Option<Call>,
+impl BodyObserver for CallEnd {
+    fn span(&self) -> Option<&tracing::Span> {
+        self.0.as_ref().map(|c| c.guard.span())
     }
-}
 
-impl<F, ResB, E> Future for GrpcFuture<F>
-where
-    F: Future<Output = Result<Response<ResB>, E>>,
-{
-    type Output = Result<Response<GrpcBody<ResB>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let poll = match this.call.as_ref() {
-            Some(c) => {
-                let _entered = c.span.enter();
-                this.inner.poll(cx)
-            }
-            None => this.inner.poll(cx),
-        };
-        let Poll::Ready(result) = poll else {
-            return Poll::Pending;
-        };
-        let mut call = this.call.take();
-        Poll::Ready(match result {
-            Ok(response) => {
-                // Trailers-only responses (errors, mostly) carry the status here.
-                if let (Some(code), Some(c)) = (grpc_status(response.headers()), call.as_mut()) {
-                    c.finish(Some(code));
-                }
-                Ok(response.map(|inner| GrpcBody { inner, call }))
-            }
-            Err(e) => {
-                if let Some(c) = call.as_mut() {
-                    c.finish(Some(14));
-                }
-                Err(e)
-            }
-        })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response body, unchanged; its trailers finish the call.
-    pub struct GrpcBody<B> {
-        #[pin]
-        inner: B,
-        call: Option<Call>,
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for GrpcBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let poll = this.inner.poll_frame(cx);
-        match &poll {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(trailers), Some(c)) = (frame.trailers_ref(), this.call.as_mut()) {
-                    c.finish(Some(grpc_status(trailers).unwrap_or(2)));
-                }
-            }
-            Poll::Ready(Some(Err(_))) => {
-                if let Some(c) = this.call.as_mut() {
-                    c.finish(Some(14));
-                }
-            }
-            Poll::Ready(None) => {
-                if let Some(c) = this.call.as_mut() {
-                    // Ended without trailers: unknown status.
-                    c.finish(Some(2));
-                }
-            }
-            Poll::Pending => {}
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(c) = self.0.as_mut() {
+            let status = grpc_status(trailers).unwrap_or(GrpcStatus::Code(GrpcCode::Unknown));
+            c.finish(Some(status));
         }
-        poll
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+    fn on_error(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            c.finish(Some(GrpcStatus::Code(GrpcCode::Unavailable)));
+        }
     }
 
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+    fn on_end(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            // Ended without trailers: unknown status.
+            c.finish(Some(GrpcStatus::Code(GrpcCode::Unknown)));
+        }
     }
 }

@@ -6,17 +6,28 @@
 //! - `http.server.request.duration` (s), `http.server.active_requests`,
 //!   `http.server.request.body.size` and `http.server.response.body.size`;
 //! - unknown methods become `_OTHER`; unmatched paths have no `http.route`;
-//! - 5xx marks the span as an error, 4xx does not;
-//! - health and metrics endpoints are not traced by default.
+//! - 5xx marks the span as an error, 4xx does not
+//!   ([`HttpClassifier`](crate::classify::HttpClassifier));
+//! - the span and the duration end when the response body does (a slow
+//!   streaming body counts in full), or when the body is dropped;
+//! - health and metrics endpoints are not traced by default;
+//! - the remote parent is read with the config's propagator (the global
+//!   one unless [`HttpServerConfig::with_propagator`] says otherwise).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, Histogram, Meter, UpDownCounter};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::classify::{HttpClassifier, Side};
+use crate::outcome::{ErrorType, Measure, OutcomeGuard};
+use crate::propagation::Propagator;
+
+/// The server side's status rules: only 5xx is an error.
+const SERVER: HttpClassifier = HttpClassifier::new(Side::Server);
 
 /// Seconds buckets for request durations (stable HTTP semantic conventions).
 pub const DURATION_BUCKETS: &[f64] = crate::semconv::SECONDS_BUCKETS;
@@ -44,20 +55,13 @@ pub fn extract_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
     crate::propagation::extract(headers)
 }
 
-/// `error.type` for a server response: the status code for 5xx, none otherwise.
+/// `error.type` for a server response: the status code for 5xx, none
+/// otherwise (kept for callers of the old API; the rule itself lives in
+/// [`HttpClassifier`]).
 pub fn server_error_type(status: u16) -> Option<&'static str> {
-    (500..600).contains(&status).then(|| status_str(status))
-}
-
-fn status_str(status: u16) -> &'static str {
-    match status {
-        500 => "500",
-        501 => "501",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        505 => "505",
-        _ => "5xx",
+    match SERVER.error_type(status) {
+        Some(std::borrow::Cow::Borrowed(s)) => Some(s),
+        _ => None,
     }
 }
 
@@ -91,7 +95,7 @@ struct OutcomeKey {
     scheme: &'static str,
     route: Option<String>,
     status: Option<u16>,
-    error: Option<&'static str>,
+    error: Option<ErrorType>,
 }
 
 #[derive(Debug)]
@@ -209,8 +213,8 @@ fn outcome_attrs(key: &OutcomeKey) -> Vec<KeyValue> {
     if let Some(code) = key.status {
         attrs.push(KeyValue::new("http.response.status_code", i64::from(code)));
     }
-    if let Some(e) = key.error {
-        attrs.push(KeyValue::new("error.type", e));
+    if let Some(e) = &key.error {
+        attrs.push(KeyValue::new("error.type", e.clone().into_owned()));
     }
     attrs
 }
@@ -221,6 +225,7 @@ pub struct HttpServerConfig {
     pub(crate) metrics: HttpServerMetrics,
     pub(crate) excluded: Arc<[String]>,
     pub(crate) traceresponse: bool,
+    pub(crate) propagator: Propagator,
 }
 
 impl HttpServerConfig {
@@ -234,7 +239,16 @@ impl HttpServerConfig {
                 .map(|s| s.to_string())
                 .collect(),
             traceresponse: false,
+            propagator: Propagator::global(),
         }
+    }
+
+    /// Reads `traceparent` with `propagator` instead of the global one, so
+    /// a service that never installs its telemetry globally still joins
+    /// its callers' traces.
+    pub fn with_propagator(mut self, propagator: impl Into<Propagator>) -> Self {
+        self.propagator = propagator.into();
+        self
     }
 
     /// Replaces the list of paths that are neither traced nor measured.
@@ -272,16 +286,51 @@ impl std::fmt::Display for SpanName<'_> {
     }
 }
 
-/// One request in flight: its span, start time and metric attributes.
+/// What is recorded when a request ends: the duration and response size
+/// under the outcome's attributes, and the end of its active count.
+#[derive(Debug)]
+struct ServerMeasure {
+    metrics: HttpServerMetrics,
+    method: &'static str,
+    scheme: &'static str,
+    route: Option<String>,
+    status: Option<u16>,
+    response_size: Option<u64>,
+}
+
+impl Measure for ServerMeasure {
+    fn measure(self, _span: &tracing::Span, elapsed: f64, error: Option<&ErrorType>) {
+        let key = OutcomeKey {
+            method: self.method,
+            scheme: self.scheme,
+            route: self.route,
+            status: self.status,
+            error: error.cloned(),
+        };
+        match self.metrics.outcome(key) {
+            Ok(bound) => {
+                bound.duration.record(elapsed);
+                if let Some(size) = self.response_size {
+                    bound.response_size.record(size);
+                }
+            }
+            Err(attrs) => {
+                self.metrics.duration.record(elapsed, &attrs);
+                if let Some(size) = self.response_size {
+                    self.metrics.response_size.record(size, &attrs);
+                }
+            }
+        }
+        self.metrics.active_add(self.method, self.scheme, -1);
+    }
+}
+
+/// One request in flight: its span, start time and metric attributes. A
+/// request dropped mid-flight (client went away) still leaves the active
+/// gauge balanced and is recorded as cancelled.
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    pub(crate) span: tracing::Span,
-    start: Instant,
-    method: &'static str,
-    route: Option<String>,
-    scheme: &'static str,
-    metrics: HttpServerMetrics,
-    finished: bool,
+    guard: OutcomeGuard<ServerMeasure>,
 }
 
 impl InFlight {
@@ -300,7 +349,7 @@ impl InFlight {
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = %name,
-            otel.kind = "server",
+            otel.kind = Side::Server.span_kind(),
             otel.status_code = Empty,
             http.request.method = method,
             http.route = route,
@@ -324,35 +373,32 @@ impl InFlight {
             config.metrics.request_size.record(size, &attrs);
         }
         InFlight {
-            span,
-            start: Instant::now(),
-            method,
-            route: route.map(str::to_string),
-            scheme,
-            metrics: config.metrics.clone(),
-            finished: false,
+            guard: OutcomeGuard::new(
+                span,
+                ServerMeasure {
+                    metrics: config.metrics.clone(),
+                    method,
+                    scheme,
+                    route: route.map(str::to_string),
+                    status: None,
+                    response_size: None,
+                },
+            ),
         }
     }
 
-    /// Runs `f` (a poll of the wrapped service's future) inside the request's
-    /// span, so handler spans and logs get it as parent; no span, no entry.
-    pub(crate) fn in_span<T>(inflight: Option<&InFlight>, f: impl FnOnce() -> T) -> T {
-        match inflight {
-            Some(inflight) => {
-                let _entered = inflight.span.enter();
-                f()
-            }
-            None => f(),
-        }
+    /// The request's span.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        self.guard.span()
     }
 
     /// The `traceresponse` header value for this request's span. None when
     /// this service records no span of its own (traces not exported: the
     /// span context is the caller's, passed through), since naming the
     /// caller's span as this request's would mislead.
-    pub(crate) fn traceresponse(&self) -> Option<http::HeaderValue> {
+    fn traceresponse(&self) -> Option<http::HeaderValue> {
         use opentelemetry::trace::TraceContextExt;
-        let cx = self.span.context();
+        let cx = self.span().context();
         let sc = cx.span().span_context().clone();
         if !sc.is_valid() || sc.is_remote() {
             return None;
@@ -361,67 +407,125 @@ impl InFlight {
         http::HeaderValue::from_str(&format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id())).ok()
     }
 
-    /// Records the outcome. `error` is a failure without a status (the
-    /// handler errored or the connection dropped).
-    pub(crate) fn finish(
+    /// The response head is ready: its status and size are recorded on the
+    /// span now, the outcome when the body ends ([`ResponseEnd`]).
+    fn respond(&mut self, status: u16, response_size: Option<u64>) {
+        self.guard
+            .span()
+            .record("http.response.status_code", i64::from(status));
+        if let Some(m) = self.guard.measure_mut() {
+            m.status = Some(status);
+            m.response_size = response_size;
+        }
+    }
+
+    /// Records the outcome now. `error` is a failure without a status (the
+    /// handler errored); otherwise the status decides.
+    fn finish(
         mut self,
         status: Option<u16>,
         response_size: Option<u64>,
         error: Option<&'static str>,
     ) {
-        self.record(status, response_size, error);
-    }
-
-    fn record(
-        &mut self,
-        status: Option<u16>,
-        response_size: Option<u64>,
-        error: Option<&'static str>,
-    ) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        let elapsed = self.start.elapsed().as_secs_f64();
-        let error_type = error.or_else(|| status.and_then(server_error_type));
         if let Some(code) = status {
-            self.span
+            self.guard
+                .span()
                 .record("http.response.status_code", i64::from(code));
         }
-        if let Some(e) = error_type {
-            self.span.record("error.type", e);
-            self.span.record("otel.status_code", "ERROR");
+        if let Some(m) = self.guard.measure_mut() {
+            m.status = status;
+            m.response_size = response_size;
         }
-        let key = OutcomeKey {
-            method: self.method,
-            scheme: self.scheme,
-            route: self.route.take(),
-            status,
-            error: error_type,
-        };
-        match self.metrics.outcome(key) {
-            Ok(bound) => {
-                bound.duration.record(elapsed);
-                if let Some(size) = response_size {
-                    bound.response_size.record(size);
-                }
-            }
-            Err(attrs) => {
-                self.metrics.duration.record(elapsed, &attrs);
-                if let Some(size) = response_size {
-                    self.metrics.response_size.record(size, &attrs);
-                }
-            }
-        }
-        self.metrics.active_add(self.method, self.scheme, -1);
+        self.end(error.map(ErrorType::Borrowed));
+    }
+
+    fn end(&mut self, error: Option<ErrorType>) {
+        let status = self.guard.measure_mut().and_then(|m| m.status);
+        let error = error.or_else(|| status.and_then(|s| SERVER.error_type(s)));
+        self.guard.finish(error);
     }
 }
 
-impl Drop for InFlight {
-    /// A request dropped mid-flight (client went away) still leaves the
-    /// active gauge balanced and is recorded as cancelled.
+/// A request from its start to the end of its response body, when it is
+/// finished (or fails, `error.type=body_error`). A body dropped before its
+/// end (the client stopped reading, or the server never polls an empty
+/// body) finishes it too, classified by the status alone, as it was when
+/// spans ended with the head. The default records nothing (untraced
+/// requests: excluded paths).
+#[derive(Debug, Default)]
+pub struct ResponseEnd {
+    inflight: Option<InFlight>,
+    /// Whether the response head gets a `traceresponse` header.
+    traceresponse: bool,
+}
+
+impl ResponseEnd {
+    /// A traced request.
+    pub(crate) fn traced(inflight: InFlight, config: &HttpServerConfig) -> Self {
+        ResponseEnd {
+            inflight: Some(inflight),
+            traceresponse: config.traceresponse,
+        }
+    }
+
+    /// The `traceresponse` header value, when configured and this service
+    /// has a span of its own to name.
+    pub(crate) fn traceresponse(&self) -> Option<http::HeaderValue> {
+        self.inflight
+            .as_ref()
+            .filter(|_| self.traceresponse)
+            .and_then(InFlight::traceresponse)
+    }
+
+    /// The response head is ready (see [`InFlight::respond`]).
+    pub(crate) fn respond(&mut self, status: u16, response_size: Option<u64>) {
+        if let Some(inflight) = self.inflight.as_mut() {
+            inflight.respond(status, response_size);
+        }
+    }
+
+    /// The handler failed before a response: finished now.
+    pub(crate) fn fail(&mut self, status: Option<u16>, error: Option<&'static str>) {
+        if let Some(inflight) = self.inflight.take() {
+            inflight.finish(status, None, error);
+        }
+    }
+
+    /// The request's span while the body is still being sent.
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        self.inflight.as_ref().map(InFlight::span)
+    }
+
+    pub(crate) fn body_ended(&mut self) {
+        if let Some(mut inflight) = self.inflight.take() {
+            inflight.end(None);
+        }
+    }
+
+    pub(crate) fn body_failed(&mut self) {
+        if let Some(mut inflight) = self.inflight.take() {
+            inflight.end(Some(ErrorType::Borrowed("body_error")));
+        }
+    }
+}
+
+impl Drop for ResponseEnd {
     fn drop(&mut self) {
-        self.record(None, None, Some("cancelled"));
+        self.body_ended();
+    }
+}
+
+#[cfg(feature = "axum")]
+impl crate::body::BodyObserver for ResponseEnd {
+    fn span(&self) -> Option<&tracing::Span> {
+        self.span()
+    }
+    fn on_trailers(&mut self, _trailers: &http::HeaderMap) {}
+    fn on_error(&mut self) {
+        self.body_failed();
+    }
+    fn on_end(&mut self) {
+        self.body_ended();
     }
 }
 

@@ -40,29 +40,46 @@ fn attrs<const N: usize>(keys: &'static [&'static str; N], values: [&str; N]) ->
     std::array::from_fn(|i| KeyValue::new(keys[i], values[i].to_string()))
 }
 
-/// A monotonic `u64` counter with exactly `N` declared attribute keys.
-#[derive(Clone, Debug)]
-pub struct DeclaredCounter<const N: usize> {
-    inner: Counter<u64>,
-    keys: &'static [&'static str; N],
+/// Declares an instrument type holding its keys, with the constructor all
+/// but the histogram share (the histogram also takes buckets); written once
+/// so the three cannot drift apart.
+macro_rules! declared_instrument {
+    ($(#[$doc:meta])* $name:ident, $inner:ty, $build:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name<const N: usize> {
+            inner: $inner,
+            keys: &'static [&'static str; N],
+        }
+
+        impl<const N: usize> $name<N> {
+            /// Creates the instrument.
+            pub fn new(
+                meter: &Meter,
+                name: &'static str,
+                unit: &'static str,
+                description: &'static str,
+                keys: &'static [&'static str; N],
+            ) -> Self {
+                let inner = meter
+                    .$build(name)
+                    .with_unit(unit)
+                    .with_description(description)
+                    .build();
+                $name { inner, keys }
+            }
+        }
+    };
 }
 
+declared_instrument!(
+    /// A monotonic `u64` counter with exactly `N` declared attribute keys.
+    DeclaredCounter,
+    Counter<u64>,
+    u64_counter
+);
+
 impl<const N: usize> DeclaredCounter<N> {
-    /// Creates the instrument.
-    pub fn new(
-        meter: &Meter,
-        name: &'static str,
-        unit: &'static str,
-        description: &'static str,
-        keys: &'static [&'static str; N],
-    ) -> Self {
-        let inner = meter
-            .u64_counter(name)
-            .with_unit(unit)
-            .with_description(description)
-            .build();
-        DeclaredCounter { inner, keys }
-    }
     /// Adds `value` for these attribute values (in declaration order).
     pub fn add(&self, value: u64, values: [&str; N]) {
         self.inner.add(value, &attrs(self.keys, values));
@@ -73,29 +90,14 @@ impl<const N: usize> DeclaredCounter<N> {
     }
 }
 
-/// An `i64` up-down counter (things that come and go) with `N` attribute keys.
-#[derive(Clone, Debug)]
-pub struct DeclaredUpDownCounter<const N: usize> {
-    inner: UpDownCounter<i64>,
-    keys: &'static [&'static str; N],
-}
+declared_instrument!(
+    /// An `i64` up-down counter (things that come and go) with `N` attribute keys.
+    DeclaredUpDownCounter,
+    UpDownCounter<i64>,
+    i64_up_down_counter
+);
 
 impl<const N: usize> DeclaredUpDownCounter<N> {
-    /// Creates the instrument.
-    pub fn new(
-        meter: &Meter,
-        name: &'static str,
-        unit: &'static str,
-        description: &'static str,
-        keys: &'static [&'static str; N],
-    ) -> Self {
-        let inner = meter
-            .i64_up_down_counter(name)
-            .with_unit(unit)
-            .with_description(description)
-            .build();
-        DeclaredUpDownCounter { inner, keys }
-    }
     /// Adds `delta` (negative to decrease).
     pub fn add(&self, delta: i64, values: [&str; N]) {
         self.inner.add(delta, &attrs(self.keys, values));
@@ -106,29 +108,14 @@ impl<const N: usize> DeclaredUpDownCounter<N> {
     }
 }
 
-/// An `f64` gauge (last value wins) with `N` attribute keys.
-#[derive(Clone, Debug)]
-pub struct DeclaredGauge<const N: usize> {
-    inner: Gauge<f64>,
-    keys: &'static [&'static str; N],
-}
+declared_instrument!(
+    /// An `f64` gauge (last value wins) with `N` attribute keys.
+    DeclaredGauge,
+    Gauge<f64>,
+    f64_gauge
+);
 
 impl<const N: usize> DeclaredGauge<N> {
-    /// Creates the instrument.
-    pub fn new(
-        meter: &Meter,
-        name: &'static str,
-        unit: &'static str,
-        description: &'static str,
-        keys: &'static [&'static str; N],
-    ) -> Self {
-        let inner = meter
-            .f64_gauge(name)
-            .with_unit(unit)
-            .with_description(description)
-            .build();
-        DeclaredGauge { inner, keys }
-    }
     /// Sets the current value.
     pub fn record(&self, value: f64, values: [&str; N]) {
         self.inner.record(value, &attrs(self.keys, values));

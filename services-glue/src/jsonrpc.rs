@@ -21,13 +21,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 use tracing::field::Empty;
 
 use crate::cardinality::{BoundedValues, OTHER};
+use crate::outcome::{Duration, ErrorType, OutcomeGuard};
 
 /// A JSON-RPC error code, for `rpc.jsonrpc.error_code`.
 pub trait RpcErrorCode {
@@ -133,22 +133,27 @@ impl RpcServerTelemetry {
             rpc.jsonrpc.error_code = Empty,
             error.type = Empty,
         );
-        let start = Instant::now();
-        let result = span.in_scope(handler);
-        let mut attrs = vec![
-            KeyValue::new("rpc.system", "jsonrpc"),
-            KeyValue::new("rpc.service", self.server),
-            KeyValue::new("rpc.method", method.to_string()),
-        ];
-        if let Err(e) = &result {
+        let mut outcome = OutcomeGuard::new(
+            span,
+            Duration {
+                histogram: self.calls.clone(),
+                attrs: vec![
+                    KeyValue::new("rpc.system", "jsonrpc"),
+                    KeyValue::new("rpc.service", self.server),
+                    KeyValue::new("rpc.method", method.to_string()),
+                ],
+            },
+        );
+        let result = outcome.span().in_scope(handler);
+        let error = result.as_ref().err().map(|e| {
             let code = e.code();
-            span.record("rpc.jsonrpc.error_code", code);
-            span.record("error.type", code.to_string());
-            span.record("otel.status_code", "ERROR");
-            attrs.push(KeyValue::new("rpc.jsonrpc.error_code", code));
-            attrs.push(KeyValue::new("error.type", code.to_string()));
-        }
-        self.calls.record(start.elapsed().as_secs_f64(), &attrs);
+            outcome.span().record("rpc.jsonrpc.error_code", code);
+            if let Some(m) = outcome.measure_mut() {
+                m.attrs.push(KeyValue::new("rpc.jsonrpc.error_code", code));
+            }
+            ErrorType::Owned(code.to_string())
+        });
+        outcome.finish(error);
         result
     }
 
@@ -163,18 +168,18 @@ impl RpcServerTelemetry {
             gen_ai.tool.name = %tool,
             error.type = Empty,
         );
-        let start = Instant::now();
-        let result = span.in_scope(run);
-        let mut attrs = vec![
-            KeyValue::new("rpc.service", self.server),
-            KeyValue::new("gen_ai.tool.name", tool.to_string()),
-        ];
-        if result.is_err() {
-            span.record("error.type", "tool_error");
-            span.record("otel.status_code", "ERROR");
-            attrs.push(KeyValue::new("error.type", "tool_error"));
-        }
-        self.tools.record(start.elapsed().as_secs_f64(), &attrs);
+        let mut outcome = OutcomeGuard::new(
+            span,
+            Duration {
+                histogram: self.tools.clone(),
+                attrs: vec![
+                    KeyValue::new("rpc.service", self.server),
+                    KeyValue::new("gen_ai.tool.name", tool.to_string()),
+                ],
+            },
+        );
+        let result = outcome.span().in_scope(run);
+        outcome.finish(result.is_err().then_some(ErrorType::Borrowed("tool_error")));
         result
     }
 }

@@ -3,12 +3,40 @@
 //! instruments declared once.
 //!
 //! Built on the OpenTelemetry API and `tracing` only: the SDK lives in
-//! `telemetry`, which installs the providers and the W3C propagator these
-//! integrations use through the OpenTelemetry globals. One cargo feature per
-//! integration, none on by default.
+//! `telemetry`, which installs the providers and the W3C propagator. Each
+//! integration takes its meter and (optionally) its propagator from its
+//! config, so nothing here depends on the globals being set. One cargo
+//! feature per integration, none on by default.
+//!
+//! The shared core, used by every integration:
+//! - `layer` (with `axum` or `grpc`): one tower tracing layer, parameterised
+//!   by a protocol's route extractor, classifier and propagation;
+//! - [`classify`]: which statuses are errors, per protocol and side;
+//! - `outcome` (internal): one guard that records how work ended (span
+//!   status, `error.type`, duration), including when it is dropped;
+//! - [`body`]: the response body wrapper that ends spans and durations at
+//!   the end of the body, not at the headers;
+//! - [`propagation`]: the propagator and header carriers;
+//! - [`semconv`]: values the conventions fix (buckets, methods).
 
+#[cfg(any(feature = "axum", feature = "grpc"))]
+pub mod body;
+pub mod classify;
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod http;
+#[cfg(any(feature = "axum", feature = "grpc"))]
+pub mod layer;
+#[cfg(any(
+    feature = "axum",
+    feature = "actix",
+    feature = "reqwest",
+    feature = "nats",
+    feature = "jsonrpc",
+    feature = "llm",
+    feature = "grpc",
+    feature = "sqlx"
+))]
+mod outcome;
 pub mod propagation;
 pub mod semconv;
 

@@ -14,11 +14,11 @@
 //! failed.finish_err("rate_limited");
 //! ```
 
-use std::time::Instant;
-
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 use tracing::field::Empty;
+
+use crate::outcome::{Duration, ErrorType, OutcomeGuard};
 
 const DURATION_BUCKETS: &[f64] = &[
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
@@ -74,15 +74,18 @@ impl GenAiTelemetry {
             error.type = Empty,
         );
         GenAiCall {
-            telemetry: self.clone(),
-            span,
-            start: Instant::now(),
-            attrs: vec![
-                KeyValue::new("gen_ai.operation.name", operation),
-                KeyValue::new("gen_ai.provider.name", provider),
-                KeyValue::new("gen_ai.request.model", model),
-            ],
-            done: false,
+            tokens: self.tokens.clone(),
+            outcome: OutcomeGuard::new(
+                span,
+                Duration {
+                    histogram: self.duration.clone(),
+                    attrs: vec![
+                        KeyValue::new("gen_ai.operation.name", operation),
+                        KeyValue::new("gen_ai.provider.name", provider),
+                        KeyValue::new("gen_ai.request.model", model),
+                    ],
+                },
+            ),
         }
     }
 }
@@ -90,57 +93,33 @@ impl GenAiTelemetry {
 /// One call in flight; dropping it unfinished records `error.type=cancelled`.
 #[derive(Debug)]
 pub struct GenAiCall {
-    telemetry: GenAiTelemetry,
-    span: tracing::Span,
-    start: Instant,
-    attrs: Vec<KeyValue>,
-    done: bool,
+    tokens: Histogram<u64>,
+    outcome: OutcomeGuard<Duration>,
 }
 
 impl GenAiCall {
     /// The CLIENT span, to instrument the request with.
     pub fn span(&self) -> &tracing::Span {
-        &self.span
+        self.outcome.span()
     }
 
     /// Success, with the token counts the provider reported.
     pub fn finish_ok(mut self, input_tokens: u64, output_tokens: u64) {
-        self.span
-            .record("gen_ai.usage.input_tokens", input_tokens as i64);
-        self.span
-            .record("gen_ai.usage.output_tokens", output_tokens as i64);
-        for (kind, n) in [("input", input_tokens), ("output", output_tokens)] {
-            let mut attrs = self.attrs.clone();
-            attrs.push(KeyValue::new("gen_ai.token.type", kind));
-            self.telemetry.tokens.record(n, &attrs);
+        let span = self.outcome.span();
+        span.record("gen_ai.usage.input_tokens", input_tokens as i64);
+        span.record("gen_ai.usage.output_tokens", output_tokens as i64);
+        if let Some(m) = self.outcome.measure_mut() {
+            for (kind, n) in [("input", input_tokens), ("output", output_tokens)] {
+                let mut attrs = m.attrs.clone();
+                attrs.push(KeyValue::new("gen_ai.token.type", kind));
+                self.tokens.record(n, &attrs);
+            }
         }
-        self.record(None);
+        self.outcome.finish(None);
     }
 
     /// Failure; `kind` is a short bounded string (`timeout`, `rate_limited`, an HTTP status).
     pub fn finish_err(mut self, kind: &'static str) {
-        self.record(Some(kind));
-    }
-
-    fn record(&mut self, error: Option<&'static str>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let mut attrs = self.attrs.clone();
-        if let Some(e) = error {
-            self.span.record("error.type", e);
-            self.span.record("otel.status_code", "ERROR");
-            attrs.push(KeyValue::new("error.type", e));
-        }
-        self.telemetry
-            .duration
-            .record(self.start.elapsed().as_secs_f64(), &attrs);
-    }
-}
-
-impl Drop for GenAiCall {
-    fn drop(&mut self) {
-        self.record(Some("cancelled"));
+        self.outcome.finish(Some(ErrorType::Borrowed(kind)));
     }
 }

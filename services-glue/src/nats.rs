@@ -26,7 +26,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use opentelemetry::KeyValue;
@@ -36,6 +35,8 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::cardinality::{BoundedValues, subject_template};
+use crate::outcome::{Duration, ErrorType, Measure, OutcomeGuard};
+use crate::propagation::Propagator;
 
 /// Most distinct subject templates kept as attribute values.
 pub const MAX_SUBJECTS: usize = 200;
@@ -48,6 +49,7 @@ pub struct NatsTelemetry {
     process_duration: Histogram<f64>,
     operation_duration: Histogram<f64>,
     subjects: Arc<BoundedValues>,
+    propagator: Propagator,
 }
 
 impl NatsTelemetry {
@@ -77,7 +79,16 @@ impl NatsTelemetry {
                 .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
             subjects: Arc::new(BoundedValues::new(MAX_SUBJECTS)),
+            propagator: Propagator::global(),
         }
+    }
+
+    /// Writes and reads message headers with `propagator` instead of the
+    /// global one, so a service that never installs its telemetry globally
+    /// still propagates context.
+    pub fn with_propagator(mut self, propagator: impl Into<Propagator>) -> Self {
+        self.propagator = propagator.into();
+        self
     }
 
     /// The subject as it appears in span names and attributes.
@@ -100,37 +111,13 @@ impl NatsTelemetry {
     }
 
     fn headers_for(
+        &self,
         span: &tracing::Span,
         mut headers: async_nats::HeaderMap,
     ) -> async_nats::HeaderMap {
-        let cx = span.context();
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(&cx, &mut NatsInjector(&mut headers))
-        });
+        self.propagator
+            .inject(&span.context(), &mut NatsInjector(&mut headers));
         headers
-    }
-
-    fn record_send(
-        &self,
-        operation: &'static str,
-        label: &Arc<str>,
-        start: Instant,
-        error: Option<&'static str>,
-        span: &tracing::Span,
-    ) {
-        let mut attrs = vec![
-            KeyValue::new("messaging.system", "nats"),
-            KeyValue::new("messaging.operation.name", operation),
-            KeyValue::new("messaging.destination.name", label.to_string()),
-        ];
-        if let Some(e) = error {
-            span.record("error.type", e);
-            span.record("otel.status_code", "ERROR");
-            attrs.push(KeyValue::new("error.type", e));
-        }
-        self.sent.add(1, &attrs);
-        self.operation_duration
-            .record(start.elapsed().as_secs_f64(), &attrs);
     }
 
     /// Publishes with a PRODUCER span and the context in the headers.
@@ -224,11 +211,28 @@ impl NatsTelemetry {
     {
         let label = self.subject_label(subject);
         let span = self.producer_span(operation, &label);
-        let headers = Self::headers_for(&span, headers);
-        let start = Instant::now();
-        let result = run(headers).instrument(span.clone()).await;
-        let error = result.as_ref().err().map(&error_type);
-        self.record_send(operation, &label, start, error, &span);
+        let headers = self.headers_for(&span, headers);
+        let mut outcome = OutcomeGuard::new(
+            span.clone(),
+            SendMeasure {
+                sent: self.sent.clone(),
+                duration: Duration {
+                    histogram: self.operation_duration.clone(),
+                    attrs: vec![
+                        KeyValue::new("messaging.system", "nats"),
+                        KeyValue::new("messaging.operation.name", operation),
+                        KeyValue::new("messaging.destination.name", label.to_string()),
+                    ],
+                },
+            },
+        );
+        let result = run(headers).instrument(span).await;
+        outcome.finish(
+            result
+                .as_ref()
+                .err()
+                .map(|e| ErrorType::Borrowed(error_type(e))),
+        );
         result
     }
 
@@ -250,10 +254,7 @@ impl NatsTelemetry {
             error.type = Empty,
         );
         if let Some(headers) = &message.headers {
-            let parent = opentelemetry::global::get_text_map_propagator(|p| {
-                p.extract(&NatsExtractor(headers))
-            });
-            let _ = span.set_parent(parent);
+            let _ = span.set_parent(self.propagator.extract(&NatsExtractor(headers)));
         }
         let attrs = vec![
             KeyValue::new("messaging.system", "nats"),
@@ -262,12 +263,36 @@ impl NatsTelemetry {
         ];
         self.consumed.add(1, &attrs);
         Processing {
-            span,
-            start: Instant::now(),
-            attrs,
-            duration: self.process_duration.clone(),
-            done: false,
+            outcome: OutcomeGuard::new(
+                span,
+                Duration {
+                    histogram: self.process_duration.clone(),
+                    attrs,
+                },
+            ),
         }
+    }
+}
+
+/// A publish or request: one sent message counted and its operation
+/// timed, under the same attributes.
+#[derive(Debug)]
+struct SendMeasure {
+    sent: Counter<u64>,
+    duration: Duration,
+}
+
+impl Measure for SendMeasure {
+    fn measure(mut self, _span: &tracing::Span, elapsed: f64, error: Option<&ErrorType>) {
+        if let Some(e) = error {
+            self.duration
+                .attrs
+                .push(KeyValue::new("error.type", e.clone().into_owned()));
+        }
+        self.sent.add(1, &self.duration.attrs);
+        self.duration
+            .histogram
+            .record(elapsed, &self.duration.attrs);
     }
 }
 
@@ -275,49 +300,24 @@ impl NatsTelemetry {
 /// outcome (dropping it unfinished records `error.type=cancelled`).
 #[derive(Debug)]
 pub struct Processing {
-    span: tracing::Span,
-    start: Instant,
-    attrs: Vec<KeyValue>,
-    duration: Histogram<f64>,
-    done: bool,
+    outcome: OutcomeGuard<Duration>,
 }
 
 impl Processing {
     /// The CONSUMER span, to enter or instrument the handler with.
     pub fn span(&self) -> &tracing::Span {
-        &self.span
+        self.outcome.span()
     }
 
     /// Runs `f` inside the span.
     pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
-        self.span.in_scope(f)
+        self.outcome.span().in_scope(f)
     }
 
     /// Records success, or the error's kind (a short, bounded string).
     pub fn finish<E: std::fmt::Display>(mut self, outcome: Result<(), E>) {
-        let error = outcome.err().map(|_| "process_failed");
-        self.record(error);
-    }
-
-    fn record(&mut self, error: Option<&'static str>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let mut attrs = self.attrs.clone();
-        if let Some(e) = error {
-            self.span.record("error.type", e);
-            self.span.record("otel.status_code", "ERROR");
-            attrs.push(KeyValue::new("error.type", e));
-        }
-        self.duration
-            .record(self.start.elapsed().as_secs_f64(), &attrs);
-    }
-}
-
-impl Drop for Processing {
-    fn drop(&mut self) {
-        self.record(Some("cancelled"));
+        let error = outcome.err().map(|_| ErrorType::Borrowed("process_failed"));
+        self.outcome.finish(error);
     }
 }
 

@@ -1,12 +1,86 @@
-//! `http::HeaderMap` adapters for the global propagator, which
-//! `telemetry::init` sets to strict W3C trace context and baggage, and
-//! carriers for context that travels inside a payload (batches, where one
-//! message stands for many traces).
+//! Context propagation for every integration: the [`Propagator`] each
+//! integration's config carries (like its meter), the `http::HeaderMap`
+//! carriers, and carriers for context that travels inside a payload
+//! (batches, where one message stands for many traces).
+//!
+//! The propagator is passed rather than always read from the OpenTelemetry
+//! globals so a service that builds its telemetry without installing it
+//! globally (tests, embedded services) still propagates context; the
+//! default is the global one, which `telemetry::init` sets to strict W3C
+//! trace context and baggage.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// The propagator an integration reads and writes context with: the global
+/// one (looked up at each use, so installing telemetry after building the
+/// config still counts) or one passed explicitly.
+#[derive(Clone, Default)]
+pub struct Propagator(Option<Arc<dyn TextMapPropagator + Send + Sync>>);
+
+impl Propagator {
+    /// The OpenTelemetry global propagator, read at each use.
+    pub fn global() -> Self {
+        Propagator(None)
+    }
+
+    /// This propagator, whatever the globals hold.
+    pub fn new(propagator: impl TextMapPropagator + Send + Sync + 'static) -> Self {
+        Propagator(Some(Arc::new(propagator)))
+    }
+
+    /// An already shared propagator.
+    pub fn from_arc(propagator: Arc<dyn TextMapPropagator + Send + Sync>) -> Self {
+        Propagator(Some(propagator))
+    }
+
+    /// Reads a context from `carrier` (invalid or missing fields: none).
+    pub fn extract(&self, carrier: &dyn Extractor) -> opentelemetry::Context {
+        match &self.0 {
+            Some(p) => p.extract(carrier),
+            None => opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier)),
+        }
+    }
+
+    /// Writes `cx` into `carrier`.
+    pub fn inject(&self, cx: &opentelemetry::Context, carrier: &mut dyn Injector) {
+        match &self.0 {
+            Some(p) => p.inject_context(cx, carrier),
+            None => {
+                opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, carrier))
+            }
+        }
+    }
+
+    /// The remote parent carried by `headers`.
+    pub fn extract_headers(&self, headers: &http::HeaderMap) -> opentelemetry::Context {
+        self.extract(&HeaderExtractor(headers))
+    }
+
+    /// Writes `cx` into `headers`.
+    pub fn inject_headers(&self, cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
+        self.inject(cx, &mut HeaderInjector(headers));
+    }
+}
+
+impl std::fmt::Debug for Propagator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Some(_) => "Propagator(explicit)",
+            None => "Propagator(global)",
+        })
+    }
+}
+
+impl<P: TextMapPropagator + Send + Sync + 'static> From<P> for Propagator {
+    fn from(propagator: P) -> Self {
+        Propagator::new(propagator)
+    }
+}
 
 /// Reads propagation fields from a header map (axum, reqwest, tonic).
 ///
@@ -17,7 +91,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 #[derive(Debug)]
 pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
 
-impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).and_then(|v| v.to_str().ok())
     }
@@ -46,7 +120,7 @@ pub(crate) fn all_lines<'a>(lines: impl Iterator<Item = Option<&'a str>>) -> Opt
 #[derive(Debug)]
 pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
 
-impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
+impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         if value.is_empty() {
             return;
@@ -60,37 +134,67 @@ impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
     }
 }
 
-/// The remote parent carried by `headers`, read with the global propagator.
+/// The remote parent carried by `headers`, read with the global propagator
+/// (see [`Propagator::extract_headers`] for an explicit one).
 pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
-    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+    Propagator::global().extract_headers(headers)
 }
 
-/// Writes `cx` into `headers` with the global propagator.
+/// Writes `cx` into `headers` with the global propagator (see
+/// [`Propagator::inject_headers`] for an explicit one).
 pub fn inject(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(cx, &mut HeaderInjector(headers))
-    })
+    Propagator::global().inject_headers(cx, headers)
 }
 
 /// A span's context as propagation fields (`traceparent`, ...), to store in
-/// a payload when a batch carries many traces.
+/// a payload when a batch carries many traces; read with the global
+/// propagator (see [`Propagator::carrier_of`] for an explicit one).
 ///
 /// ```
-/// let carrier = services_glue::propagation::carrier_of(&tracing::Span::none());
-/// assert!(carrier.is_empty() || carrier.contains_key("traceparent"));
+/// use opentelemetry::trace::TraceContextExt;
+/// use services_glue::propagation::{Propagator, trace_id_of};
+///
+/// let sink = telemetry::testing::InMemory::new();
+/// let t = telemetry::Telemetry::builder("docs").with_in_memory(&sink).build().unwrap();
+/// let w3c = Propagator::new(telemetry::propagation::default_propagator());
+/// tracing::dispatcher::with_default(t.dispatch(), || {
+///     let span = tracing::info_span!("batch");
+///     let trace_id = trace_id_of(&span).expect("the span is sampled");
+///     let carrier = w3c.carrier_of(&span);
+///     // The carrier names this span's trace, and reads back as it.
+///     assert!(carrier["traceparent"].contains(&trace_id), "{carrier:?}");
+///     let cx = w3c.context_from_carrier(&carrier);
+///     assert_eq!(cx.span().span_context().trace_id().to_string(), trace_id);
+/// });
+/// # t.shutdown().unwrap();
 /// ```
 pub fn carrier_of(span: &tracing::Span) -> HashMap<String, String> {
-    let mut carrier = HashMap::new();
-    let cx = span.context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
-    // Same rule as the header injector: no empty fields.
-    carrier.retain(|_, v| !v.is_empty());
-    carrier
+    Propagator::global().carrier_of(span)
 }
 
-/// The context stored in `carrier` (invalid or missing fields: none).
+/// The context stored in `carrier` (invalid or missing fields: none), read
+/// with the global propagator.
 pub fn context_from_carrier(carrier: &HashMap<String, String>) -> opentelemetry::Context {
-    opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier))
+    Propagator::global().context_from_carrier(carrier)
+}
+
+impl Propagator {
+    /// A span's context as propagation fields, without empty fields (same
+    /// rule as the header injector).
+    pub fn carrier_of(&self, span: &tracing::Span) -> HashMap<String, String> {
+        let mut carrier = HashMap::new();
+        self.inject(&span.context(), &mut carrier);
+        carrier.retain(|_, v| !v.is_empty());
+        carrier
+    }
+
+    /// The context stored in `carrier` (invalid or missing fields: none).
+    pub fn context_from_carrier(
+        &self,
+        carrier: &HashMap<String, String>,
+    ) -> opentelemetry::Context {
+        self.extract(carrier)
+    }
 }
 
 /// Makes `span` a child of the context in `carrier`; call before the span

@@ -13,19 +13,26 @@
 //! # drop(response); Ok(()) }
 //! ```
 
-use std::time::Instant;
-
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::classify::{HttpClassifier, Side};
+use crate::outcome::{Duration, ErrorType, OutcomeGuard};
+use crate::propagation::Propagator;
+
+const CLIENT_SIDE: Side = Side::Client;
+/// The client side's status rules: 4xx and 5xx are errors.
+const CLIENT: HttpClassifier = HttpClassifier::new(CLIENT_SIDE);
+
 /// A `reqwest::Client` that traces and measures every request it executes.
 #[derive(Clone, Debug)]
 pub struct TracedClient {
     inner: reqwest::Client,
     duration: Histogram<f64>,
+    propagator: Propagator,
 }
 
 impl TracedClient {
@@ -39,7 +46,16 @@ impl TracedClient {
                 .with_description("Duration of HTTP client requests")
                 .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
                 .build(),
+            propagator: Propagator::global(),
         }
+    }
+
+    /// Injects context with `propagator` instead of the global one, so a
+    /// service that never installs its telemetry globally still passes its
+    /// trace on.
+    pub fn with_propagator(mut self, propagator: impl Into<Propagator>) -> Self {
+        self.propagator = propagator.into();
+        self
     }
 
     /// The wrapped client, for building requests.
@@ -66,7 +82,7 @@ impl TracedClient {
         let span = tracing::info_span!(
             "HTTP client request",
             otel.name = method,
-            otel.kind = "client",
+            otel.kind = CLIENT_SIDE.span_kind(),
             otel.status_code = Empty,
             http.request.method = method,
             server.address = %host,
@@ -75,41 +91,36 @@ impl TracedClient {
             http.response.status_code = Empty,
             error.type = Empty,
         );
-        let cx = span.context();
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(
-                &cx,
-                &mut crate::propagation::HeaderInjector(request.headers_mut()),
-            )
-        });
-        let start = Instant::now();
-        let result = self.inner.execute(request).instrument(span.clone()).await;
-        let mut attrs = vec![
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("server.address", host),
-            KeyValue::new("server.port", port),
-            KeyValue::new("url.scheme", scheme),
-        ];
-        match &result {
+        self.propagator
+            .inject_headers(&span.context(), request.headers_mut());
+        let mut outcome = OutcomeGuard::new(
+            span.clone(),
+            Duration {
+                histogram: self.duration.clone(),
+                attrs: vec![
+                    KeyValue::new("http.request.method", method),
+                    KeyValue::new("server.address", host),
+                    KeyValue::new("server.port", port),
+                    KeyValue::new("url.scheme", scheme),
+                ],
+            },
+        );
+        let result = self.inner.execute(request).instrument(span).await;
+        let error = match &result {
             Ok(resp) => {
                 let code = resp.status().as_u16();
-                span.record("http.response.status_code", i64::from(code));
-                attrs.push(KeyValue::new("http.response.status_code", i64::from(code)));
-                // For clients, 4xx and 5xx are both errors.
-                if code >= 400 {
-                    span.record("error.type", code.to_string());
-                    span.record("otel.status_code", "ERROR");
-                    attrs.push(KeyValue::new("error.type", code.to_string()));
+                outcome
+                    .span()
+                    .record("http.response.status_code", i64::from(code));
+                if let Some(m) = outcome.measure_mut() {
+                    m.attrs
+                        .push(KeyValue::new("http.response.status_code", i64::from(code)));
                 }
+                CLIENT.error_type(code)
             }
-            Err(e) => {
-                let kind = error_kind(e);
-                span.record("error.type", kind);
-                span.record("otel.status_code", "ERROR");
-                attrs.push(KeyValue::new("error.type", kind));
-            }
-        }
-        self.duration.record(start.elapsed().as_secs_f64(), &attrs);
+            Err(e) => Some(ErrorType::Borrowed(error_kind(e))),
+        };
+        outcome.finish(error);
         result
     }
 }

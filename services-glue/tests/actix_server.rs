@@ -24,6 +24,25 @@ fn send(addr: std::net::SocketAddr, method: &str, path: &str, extra: &str) -> (u
     (buf[9..12].parse().unwrap(), buf)
 }
 
+/// How long [`slow_stream`] pauses between its two chunks.
+const STREAM_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// A response body whose head is ready at once and whose second chunk
+/// comes [`STREAM_PAUSE`] later.
+fn slow_stream() -> impl futures_util::Stream<Item = Result<actix_web::web::Bytes, std::io::Error>>
+{
+    futures_util::stream::unfold(0u8, |i| async move {
+        match i {
+            0 => Some((Ok(actix_web::web::Bytes::from_static(b"first-chunk ")), 1)),
+            1 => {
+                tokio::time::sleep(STREAM_PAUSE).await;
+                Some((Ok(actix_web::web::Bytes::from_static(b"last-chunk")), 2))
+            }
+            _ => None,
+        }
+    })
+}
+
 #[test]
 fn actix_requests_follow_the_conventions_and_stay_bounded() {
     let sink = InMemory::new();
@@ -49,6 +68,10 @@ fn actix_requests_follow_the_conventions_and_stay_bounded() {
                         web::get().to(|| async { HttpResponse::InternalServerError().finish() }),
                     )
                     .route("/health", web::get().to(|| async { "ok" }))
+                    .route(
+                        "/stream",
+                        web::get().to(|| async { HttpResponse::Ok().streaming(slow_stream()) }),
+                    )
             })
             .workers(1)
             .bind(("127.0.0.1", 0))
@@ -65,7 +88,8 @@ fn actix_requests_follow_the_conventions_and_stay_bounded() {
     let (code, raw) = send(
         addr,
         "GET",
-        "/obligations/77?iban=DE89370400440532013000",
+        // A marker nothing masks: if the query reached a span, it shows.
+        "/obligations/77?marker=qs-leak-marker",
         &format!("traceparent: {parent}\r\n"),
     );
     assert_eq!(code, 200);
@@ -76,6 +100,9 @@ fn actix_requests_follow_the_conventions_and_stay_bounded() {
     );
     assert_eq!(send(addr, "GET", "/boom", "").0, 500);
     assert_eq!(send(addr, "GET", "/health", "").0, 200);
+    let (code, raw) = send(addr, "GET", "/stream", "");
+    assert_eq!(code, 200);
+    assert!(raw.contains("last-chunk"), "the whole body arrived: {raw}");
     for i in 0..10_000u32 {
         let method = ["GET", "BREW"][(i % 2) as usize];
         send(addr, method, &format!("/unknown/{i}"), "");
@@ -96,20 +123,38 @@ fn actix_requests_follow_the_conventions_and_stay_bounded() {
     assert_eq!(ok[0].parent_span_id.to_string(), "00f067aa0ba902b7");
     assert!(matches!(named("GET /boom")[0].status, Status::Error { .. }));
     assert!(spans.iter().all(|s| !s.name.contains("health")));
-    assert!(spans.iter().all(|s| {
-        s.attributes
-            .iter()
-            .all(|kv| !kv.value.to_string().contains("DE89"))
-    }));
+    assert!(
+        spans.iter().all(|s| {
+            !s.name.contains("qs-leak-marker")
+                && s.attributes
+                    .iter()
+                    .all(|kv| !kv.value.to_string().contains("qs-leak-marker"))
+        }),
+        "query strings never land in spans: {spans:?}"
+    );
+    // The span ends with the body, not with the response head.
+    let stream = named("GET /stream");
+    assert_eq!(stream.len(), 1);
+    let span_time = stream[0]
+        .end_time
+        .duration_since(stream[0].start_time)
+        .unwrap();
+    assert!(span_time >= STREAM_PAUSE, "span ended early: {span_time:?}");
 
     let last = sink.metrics().pop().expect("metrics");
     let mut series = HashSet::new();
+    let mut stream_sums = Vec::new();
     for scope in last.scope_metrics() {
         for m in scope.metrics() {
             if m.name() == "http.server.request.duration"
                 && let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data()
             {
                 for p in h.data_points() {
+                    if p.attributes()
+                        .any(|kv| kv.key.as_str() == "http.route" && kv.value.as_str() == "/stream")
+                    {
+                        stream_sums.push(p.sum());
+                    }
                     let mut a: Vec<String> = p
                         .attributes()
                         .map(|kv| format!("{}={}", kv.key, kv.value))
@@ -120,7 +165,15 @@ fn actix_requests_follow_the_conventions_and_stay_bounded() {
             }
         }
     }
-    assert!(series.len() <= 6, "{series:?}");
+    // Empty would pass the bound below for the wrong reason.
+    assert!(!series.is_empty(), "no http.server.request.duration series");
+    assert!(series.len() <= 7, "{series:?}");
+    assert_eq!(stream_sums.len(), 1, "{stream_sums:?}");
+    assert!(
+        stream_sums[0] >= STREAM_PAUSE.as_secs_f64(),
+        "the duration ended before the body did: {}s",
+        stream_sums[0]
+    );
     assert!(
         series.iter().all(|s| !s.contains("/unknown/")),
         "{series:?}"

@@ -39,7 +39,9 @@ fn client_and_server_spans_metrics_and_status() {
     let sink = common::run_in_telemetry("grpc-engine", |meter| async move {
         let (_addr, server, channel) = settlement_server(&meter).await;
         let layered = tower::ServiceBuilder::new()
-            .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
+            .layer(GrpcLayer::new(
+                GrpcConfig::client(&meter).with_propagator(common::w3c()),
+            ))
             .service(channel);
         let mut client = TraceServiceClient::new(layered);
         async {
@@ -146,7 +148,9 @@ fn ten_thousand_unknown_methods_stay_bounded() {
         let (addr, server, channel) = settlement_server(&meter).await;
         let mut real = TraceServiceClient::new(
             tower::ServiceBuilder::new()
-                .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
+                .layer(GrpcLayer::new(
+                    GrpcConfig::client(&meter).with_propagator(common::w3c()),
+                ))
                 .service(channel.clone()),
         );
         real.export(ExportTraceServiceRequest::default())
@@ -162,7 +166,9 @@ fn ten_thousand_unknown_methods_stay_bounded() {
                     .unwrap();
                 req
             })
-            .layer(GrpcLayer::new(GrpcConfig::client(&meter)))
+            .layer(GrpcLayer::new(
+                GrpcConfig::client(&meter).with_propagator(common::w3c()),
+            ))
             .service(channel);
         let client = TraceServiceClient::new(rewriting);
         use futures_util::StreamExt;
@@ -234,7 +240,9 @@ async fn settlement_server(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tonic::transport::Server::builder()
-        .layer(GrpcLayer::new(GrpcConfig::server(meter)))
+        .layer(GrpcLayer::new(
+            GrpcConfig::server(meter).with_propagator(common::w3c()),
+        ))
         .add_service(TraceServiceServer::new(Settlement))
         .serve_with_incoming(tokio_stream_listener(listener));
     let server = tokio::spawn(server);

@@ -20,13 +20,15 @@ fn run<F: std::future::Future<Output = ()>>(
     sink: &InMemory,
     f: impl FnOnce(NatsTelemetry, String) -> F,
 ) {
-    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
     let server = testkit::Nats::start().unwrap();
     let t = Telemetry::builder("nats-engine")
         .with_in_memory(sink)
         .build()
         .unwrap();
-    let nats = NatsTelemetry::new(&t.meter());
+    // Passed, never set globally: the global propagator stays a no-op.
+    let nats = NatsTelemetry::new(&t.meter()).with_propagator(
+        services_glue::propagation::Propagator::new(telemetry::propagation::default_propagator()),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -35,7 +35,8 @@ fn forwarding_app(meter: &Meter, downstream: SocketAddr, traceresponse: bool) ->
             .build()
             .unwrap(),
         meter,
-    );
+    )
+    .with_propagator(common::w3c());
     Router::new()
         .route(
             "/pay",
@@ -58,7 +59,9 @@ fn forwarding_app(meter: &Meter, downstream: SocketAddr, traceresponse: bool) ->
             }),
         )
         .layer(HttpServerLayer::new(
-            HttpServerConfig::new(meter).with_traceresponse(traceresponse),
+            HttpServerConfig::new(meter)
+                .with_traceresponse(traceresponse)
+                .with_propagator(common::w3c()),
         ))
 }
 
@@ -96,7 +99,6 @@ impl Hop {
 }
 
 fn through_service(lines: &[(&str, &str)]) -> Hop {
-    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
     let recorder = Recorder::start();
     let sink = InMemory::new();
     let t = in_memory_telemetry("payments", &sink);
@@ -276,7 +278,8 @@ fn traced_client_writes_one_tracestate_line_or_none() {
     let recorder = Recorder::start();
     let addr = recorder.addr;
     let sink = common::run_in_telemetry("caller", |meter| async move {
-        let client = TracedClient::new(reqwest::Client::new(), &meter);
+        let client =
+            TracedClient::new(reqwest::Client::new(), &meter).with_propagator(common::w3c());
         let call = || async {
             let req = client
                 .inner()
@@ -294,7 +297,7 @@ fn traced_client_writes_one_tracestate_line_or_none() {
         incoming.append("tracestate", "a@vvvvvvvvvvvvvv=2".parse().unwrap());
         let joined = tracing::info_span!("joined");
         joined
-            .set_parent(services_glue::propagation::extract(&incoming))
+            .set_parent(common::w3c().extract_headers(&incoming))
             .unwrap();
         call().instrument(joined).await;
     });
@@ -324,7 +327,6 @@ fn traced_client_writes_one_tracestate_line_or_none() {
 /// client → A (configured by `middle_env`, records nothing) → B (recorded):
 /// the incoming trace must reach B, with its state and baggage.
 fn chain_through(middle_env: &[(&str, &str)]) {
-    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
     let sink_b = InMemory::new();
     let b = in_memory_telemetry("settlement", &sink_b);
     let seen: Arc<Mutex<Vec<Lines>>> = Arc::default();
@@ -342,7 +344,9 @@ fn chain_through(middle_env: &[(&str, &str)]) {
                     async { "ok" }
                 }),
             )
-            .layer(HttpServerLayer::new(HttpServerConfig::new(&b.meter())))
+            .layer(HttpServerLayer::new(
+                HttpServerConfig::new(&b.meter()).with_propagator(common::w3c()),
+            ))
     };
     let served_b = serve(b.dispatch().clone(), b_app);
 

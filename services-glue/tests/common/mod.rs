@@ -9,14 +9,20 @@ use opentelemetry::metrics::Meter;
 use telemetry::Telemetry;
 use telemetry::testing::InMemory;
 
+/// The W3C propagator, handed to the glue through its configs: these tests
+/// never set the global one (it stays a no-op), so propagation that works
+/// here works for a service that never installs telemetry globally.
+pub fn w3c() -> services_glue::propagation::Propagator {
+    services_glue::propagation::Propagator::new(telemetry::propagation::default_propagator())
+}
+
 /// Runs `body` on a current-thread runtime under an in-memory telemetry for
-/// `service` (W3C propagator set), then flushes and returns what was exported.
+/// `service`, then flushes and returns what was exported.
 pub fn run_in_telemetry<F, Fut>(service: &str, body: F) -> InMemory
 where
     F: FnOnce(Meter) -> Fut,
     Fut: Future<Output = ()>,
 {
-    opentelemetry::global::set_text_map_propagator(telemetry::propagation::default_propagator());
     let sink = InMemory::new();
     let t = Telemetry::builder(service)
         .with_in_memory(&sink)
