@@ -568,13 +568,19 @@ fn minutes(duration: &str) -> Option<u64> {
 fn bindings(config: &Value, out: &mut Vec<String>) {
     const BIND: &str = "${env:COLLECTOR_BIND_ADDRESS}:";
     let protocols = &config["receivers"]["otlp"]["protocols"];
-    if protocols["grpc"]["max_recv_msg_size_mib"].as_u64().is_none() {
+    if protocols["grpc"]["max_recv_msg_size_mib"]
+        .as_u64()
+        .is_none()
+    {
         out.push(
             "receivers.otlp.protocols.grpc.max_recv_msg_size_mib: bound the message size a sender may make the collector decode"
                 .to_string(),
         );
     }
-    if protocols["http"]["max_request_body_size"].as_u64().is_none() {
+    if protocols["http"]["max_request_body_size"]
+        .as_u64()
+        .is_none()
+    {
         out.push(
             "receivers.otlp.protocols.http.max_request_body_size: bound the body size a sender may make the collector read"
                 .to_string(),
