@@ -147,6 +147,27 @@ fn unix_nanos(ts: &str) -> Option<u64> {
 }
 
 /// Every payment the gateway logged as accepted, in order.
+/// Waits for a `--duration` run to end cleanly; its outcomes (no payment
+/// failed) and the accepted payments, which the gateway's log and the load
+/// generator must agree on.
+fn run_ended(launcher: &mut Launcher, timeout: Duration) -> (BTreeMap<String, u64>, Vec<Payment>) {
+    let status = launcher.wait_for_end(timeout);
+    assert!(
+        status.success(),
+        "launcher exit {status}:\n{}",
+        launcher.logs()
+    );
+    let outcomes = outcomes(launcher);
+    assert_no_payment_failed(&outcomes, launcher);
+    let payments = accepted_payments(launcher);
+    assert_eq!(
+        payments.len() as u64,
+        outcomes["accepted"],
+        "the gateway's log and the load generator disagree"
+    );
+    (outcomes, payments)
+}
+
 fn accepted_payments(launcher: &Launcher) -> Vec<Payment> {
     let path = launcher.run_dir().join("logs").join("gateway.log");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -564,20 +585,7 @@ fn every_trace_complete_through_rotel(protocol: OtlpProtocol) {
         ],
         &fleet_env(endpoint, otlp_protocol),
     );
-    let status = launcher.wait_for_end(Duration::from_secs(120));
-    assert!(
-        status.success(),
-        "launcher exit {status}:\n{}",
-        launcher.logs()
-    );
-    let outcomes = outcomes(&launcher);
-    assert_no_payment_failed(&outcomes, &launcher);
-    let payments = accepted_payments(&launcher);
-    assert_eq!(
-        payments.len() as u64,
-        outcomes["accepted"],
-        "the gateway's log and the load generator disagree"
-    );
+    let (outcomes, payments) = run_ended(&mut launcher, Duration::from_secs(120));
 
     wait_until_quiet(&receiver);
     let end = Snapshot::take(&receiver);
@@ -759,16 +767,7 @@ fn collector_killed_and_restarted_mid_run_loses_only_what_engines_count() {
     let outage = killed.elapsed();
     let restarted_at = now_nanos();
 
-    let status = launcher.wait_for_end(Duration::from_secs(150));
-    assert!(
-        status.success(),
-        "launcher exit {status}:\n{}",
-        launcher.logs()
-    );
-    let outcomes = outcomes(&launcher);
-    assert_no_payment_failed(&outcomes, &launcher);
-    let payments = accepted_payments(&launcher);
-    assert_eq!(payments.len() as u64, outcomes["accepted"]);
+    let (outcomes, payments) = run_ended(&mut launcher, Duration::from_secs(150));
     let cut = exports_cut_by_the_kill(&launcher);
     wait_until_quiet(&receiver);
     let end = Snapshot::take(&receiver);

@@ -381,6 +381,20 @@ pub(super) fn assert_rejected(var: &str, value: &str, expected: &str) {
     );
 }
 
+/// Asserts that `var` refuses text, negative and fractional numbers, and 0
+/// (it must be a positive whole number), naming itself each time.
+#[cfg(test)]
+pub(super) fn assert_positive_number(var: &str) {
+    for bad in ["abc", "-1", "1.5"] {
+        let errs = invalid(&[(var, bad)]);
+        assert_eq!(errs[0].variable, var, "{var}={bad}");
+        assert_eq!(errs[0].value, bad);
+    }
+    let errs = invalid(&[(var, "0")]);
+    assert_eq!(errs[0].variable, var);
+    assert!(errs[0].expected.contains("positive"), "{var}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,14 +458,7 @@ mod tests {
             "OTEL_METRIC_EXPORT_TIMEOUT",
             "TELEMETRY_SHUTDOWN_TIMEOUT",
         ] {
-            for bad in ["abc", "-1", "1.5"] {
-                let errs = invalid(&[(var, bad)]);
-                assert_eq!(errs[0].variable, var, "{var}={bad}");
-                assert_eq!(errs[0].value, bad);
-            }
-            let errs = invalid(&[(var, "0")]);
-            assert_eq!(errs[0].variable, var);
-            assert!(errs[0].expected.contains("positive"), "{var}");
+            assert_positive_number(var);
         }
         for (var, bad) in [
             ("OTEL_EXPORTER_PROMETHEUS_PORT", "70000"),
