@@ -139,6 +139,15 @@ fn start_sink() -> (u16, Received) {
     (port, received)
 }
 
+/// rotel forwarding OTLP/HTTP to the sink on `sink_port`, batching for 50 ms.
+fn http_rotel_to(sink_port: u16) -> Rotel {
+    Rotel::builder(&format!("http://127.0.0.1:{sink_port}"))
+        .protocol(OtlpProtocol::Http)
+        .batch_timeout("50ms")
+        .start()
+        .unwrap()
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -146,11 +155,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn rotel_forwards_traces_metrics_and_logs_over_otlp_http() {
     let (sink_port, received) = start_sink();
-    let rotel = Rotel::builder(&format!("http://127.0.0.1:{sink_port}"))
-        .protocol(OtlpProtocol::Http)
-        .batch_timeout("50ms")
-        .start()
-        .unwrap();
+    let rotel = http_rotel_to(sink_port);
     let pid = rotel.pid();
 
     let sent = [
@@ -228,11 +233,7 @@ fn forward_one_span(rotel: &Rotel, received: &Received, name: &[u8]) {
 #[test]
 fn rotel_killed_comes_back_on_the_same_ports_and_forwards_again() {
     let (sink_port, received) = start_sink();
-    let rotel = Rotel::builder(&format!("http://127.0.0.1:{sink_port}"))
-        .protocol(OtlpProtocol::Http)
-        .batch_timeout("50ms")
-        .start()
-        .unwrap();
+    let rotel = http_rotel_to(sink_port);
     let (pid, grpc, http) = (rotel.pid(), rotel.grpc_addr(), rotel.http_addr());
     forward_one_span(&rotel, &received, b"before-the-kill");
 
