@@ -99,18 +99,52 @@ pub fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
-/// `n` distinct free ports: every listener is held until all are chosen, so
-/// the kernel cannot hand the same port out twice.
+/// `n` distinct free ports for engines to listen on. They are chosen below
+/// the kernel's ephemeral range (`ip_local_port_range`), from which every
+/// outgoing connection on the machine takes its local port: a port picked
+/// there can be taken by someone's connection before the engine binds it.
+/// Each candidate is bound while the others are chosen, so no port is
+/// handed out twice; where the range cannot be read, the kernel picks.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot find free ports: {e}"))?;
+    let listeners = match below_ephemeral_range() {
+        Some(range) => bind_in(range, n),
+        None => None,
+    };
+    let listeners = match listeners {
+        Some(l) => l,
+        None => (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot find free ports: {e}"))?,
+    };
     listeners
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot find free ports: {e}"))
+}
+
+/// Ports from 10000 up to the start of the ephemeral range, if it is read
+/// and leaves at least a thousand.
+fn below_ephemeral_range() -> Option<std::ops::Range<u16>> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = text.split_whitespace().next()?.parse().ok()?;
+    (low >= 11_000).then_some(10_000..low)
+}
+
+/// `n` listeners on random free ports of `range`; `None` after too many misses.
+fn bind_in(range: std::ops::Range<u16>, n: usize) -> Option<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..n * 50 {
+        if listeners.len() == n {
+            break;
+        }
+        let port = fastrand::u16(range.clone());
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(l);
+        }
+    }
+    (listeners.len() == n).then_some(listeners)
 }
 
 /// SIGTERM, then SIGKILL after `timeout`; the exit status if it exited.
@@ -562,5 +596,34 @@ mod stop_order_tests {
         assert!(stage_of(EngineKind::Gateway) < stage_of(EngineKind::ClearingEngine));
         assert!(stage_of(EngineKind::ClearingEngine) < stage_of(EngineKind::SettlementEngine));
         assert!(stage_of(EngineKind::ClearingEngine) < stage_of(EngineKind::LiquidityRouter));
+    }
+}
+
+#[cfg(test)]
+mod free_port_tests {
+    use super::*;
+
+    #[test]
+    fn auto_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ports = free_ports(16).expect("free ports");
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 16, "{ports:?}");
+        for port in &ports {
+            assert!(
+                std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
+                "{port} was handed out but cannot be bound"
+            );
+        }
+        // On Linux the range is readable: outgoing connections never take these.
+        #[cfg(target_os = "linux")]
+        {
+            let range = below_ephemeral_range().expect("ip_local_port_range is readable");
+            assert!(
+                ports.iter().all(|p| range.contains(p)),
+                "{ports:?} not in {range:?}"
+            );
+        }
     }
 }
