@@ -697,7 +697,11 @@ fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 pub fn environment_variables(config: &Value) -> BTreeSet<String> {
     let mut all = Vec::new();
     strings(config, &mut all);
-    let mut vars: BTreeSet<String> = all.iter().flat_map(|s| env_references(s)).collect();
+    let mut vars: BTreeSet<String> = all
+        .iter()
+        .flat_map(|s| env_references(s))
+        .map(|r| r.name)
+        .collect();
     for id in ids(&config["processors"]) {
         if let Some(var) = config["processors"][id.as_str()]["filter"]["node_from_env_var"].as_str()
         {

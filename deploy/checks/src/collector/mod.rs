@@ -14,9 +14,12 @@ pub mod builder;
 pub mod lint;
 pub mod redaction;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
+use regex::Regex;
 use serde_yaml_ng::{Mapping, Value};
 
 /// A collector configuration problem, naming the file or key and what to change.
@@ -201,28 +204,63 @@ pub fn load_from(dir: &Path, deployment: Deployment) -> Result<Value, CollectorE
     Ok(merged)
 }
 
-/// Every `${env:NAME}` (with or without a `:-default`) in `text`, in order
-/// of first appearance.
+/// `${env:NAME}` or `${NAME}`, with an optional `:-default`.
+static ENV_REFERENCE: LazyLock<Result<Regex, regex::Error>> =
+    LazyLock::new(|| Regex::new(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}"));
+
+/// One `${env:NAME}` (or `${NAME}`) a collector configuration reads.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvReference {
+    /// The variable.
+    pub name: String,
+    /// Whether it has a `:-default` (then it need not be set).
+    pub has_default: bool,
+}
+
+/// Every `${env:NAME}` or `${NAME}` (with or without a `:-default`) in
+/// `text`, in order. `$${…}` is the collector's escape for a literal
+/// `${…}` and is not a reference. The one reading of references that the
+/// lint, the compose and the Kubernetes checks share.
 ///
 /// ```
 /// use deploy_checks::collector::env_references;
-/// assert_eq!(env_references("a: ${env:A}:4317\nb: ${env:B:-x} ${env:A}"), ["A", "B"]);
+/// let names: Vec<(String, bool)> = env_references("${env:A}:4317 ${env:B:-x} $${env:C}")
+///     .into_iter()
+///     .map(|r| (r.name, r.has_default))
+///     .collect();
+/// assert_eq!(names, [("A".to_string(), false), ("B".to_string(), true)]);
 /// ```
-pub fn env_references(text: &str) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${env:") {
-        let after = &rest[start + "${env:".len()..];
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let name = &after[..end];
-        if !name.is_empty() && !names.iter().any(|n| n == name) {
-            names.push(name.to_string());
+pub fn env_references(text: &str) -> Vec<EnvReference> {
+    let Ok(re) = &*ENV_REFERENCE else {
+        return Vec::new();
+    };
+    re.captures_iter(text)
+        .filter(|m| {
+            m.get(0)
+                .is_some_and(|whole| !text[..whole.start()].ends_with('$'))
+        })
+        .map(|m| EnvReference {
+            name: m[1].to_string(),
+            has_default: m.get(2).is_some(),
+        })
+        .collect()
+}
+
+/// `text` with every `${env:NAME}` / `${NAME}` replaced from `env` (the
+/// default after `:-` when unset); unknown names are left as written, as
+/// the collector expands them.
+pub fn substitute_env(text: &str, env: &BTreeMap<String, String>) -> String {
+    let Ok(re) = &*ENV_REFERENCE else {
+        return text.to_string();
+    };
+    re.replace_all(text, |c: &regex::Captures<'_>| {
+        match (env.get(&c[1]), c.get(2)) {
+            (Some(v), _) => v.clone(),
+            (None, Some(default)) => default.as_str().trim_start_matches(":-").to_string(),
+            (None, None) => c[0].to_string(),
         }
-        rest = &after[end..];
-    }
-    names
+    })
+    .into_owned()
 }
 
 /// A key path in a configuration, for messages (`exporters.otlp/tempo.tls`).

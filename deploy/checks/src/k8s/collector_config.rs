@@ -41,25 +41,11 @@ pub(super) fn string_values<'a>(v: &'a Value, key: &'a str, out: &mut Vec<(&'a s
 pub fn collector_env_refs(config: &Value) -> BTreeSet<String> {
     let mut all = Vec::new();
     string_values(config, "", &mut all);
-    let mut out = BTreeSet::new();
-    for (_, text) in all {
-        let bytes = text.as_bytes();
-        let mut i = 0;
-        while let Some(pos) = text[i..].find("${env:") {
-            let start = i + pos;
-            let escaped = start > 0 && bytes[start - 1] == b'$';
-            let body_start = start + "${env:".len();
-            let Some(end) = text[body_start..].find('}') else {
-                break;
-            };
-            let body = &text[body_start..body_start + end];
-            if !escaped && !body.contains(":-") {
-                out.insert(body.to_string());
-            }
-            i = body_start + end + 1;
-        }
-    }
-    out
+    all.into_iter()
+        .flat_map(|(_, text)| crate::collector::env_references(text))
+        .filter(|r| !r.has_default)
+        .map(|r| r.name)
+        .collect()
 }
 
 /// The `--config` files of a collector container, resolved through its
