@@ -4,10 +4,12 @@
 #![cfg(feature = "actix")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::{Read, Write};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use services_glue::actix::HttpServerMiddleware;
@@ -53,36 +55,24 @@ fn actix_requests_follow_the_conventions_and_stay_bounded() {
     t.install().unwrap();
     let config = HttpServerConfig::new(&t.meter()).with_traceresponse(true);
 
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server_thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                App::new()
-                    .wrap(HttpServerMiddleware::new(config.clone()))
-                    .route(
-                        "/obligations/{id}",
-                        web::get().to(|| async { HttpResponse::Ok().body("ok") }),
-                    )
-                    .route(
-                        "/boom",
-                        web::get().to(|| async { HttpResponse::InternalServerError().finish() }),
-                    )
-                    .route("/health", web::get().to(|| async { "ok" }))
-                    .route(
-                        "/stream",
-                        web::get().to(|| async { HttpResponse::Ok().streaming(slow_stream()) }),
-                    )
-            })
-            .workers(1)
-            .bind(("127.0.0.1", 0))
-            .unwrap();
-            let addr = server.addrs()[0];
-            let server = server.run();
-            tx.send((addr, server.handle())).unwrap();
-            server.await.unwrap();
-        })
+    let actix = common::start_actix!(move || {
+        App::new()
+            .wrap(HttpServerMiddleware::new(config.clone()))
+            .route(
+                "/obligations/{id}",
+                web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+            )
+            .route(
+                "/boom",
+                web::get().to(|| async { HttpResponse::InternalServerError().finish() }),
+            )
+            .route("/health", web::get().to(|| async { "ok" }))
+            .route(
+                "/stream",
+                web::get().to(|| async { HttpResponse::Ok().streaming(slow_stream()) }),
+            )
     });
-    let (addr, handle) = rx.recv().unwrap();
+    let addr = actix.addr;
 
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let (code, raw) = send(
@@ -107,8 +97,7 @@ fn actix_requests_follow_the_conventions_and_stay_bounded() {
         let method = ["GET", "BREW"][(i % 2) as usize];
         send(addr, method, &format!("/unknown/{i}"), "");
     }
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    server_thread.join().unwrap();
+    actix.stop();
     t.shutdown().unwrap();
 
     let spans = sink.spans();

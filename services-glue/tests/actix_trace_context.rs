@@ -7,7 +7,7 @@
 
 mod common;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 use opentelemetry::trace::SpanId;
 use services_glue::actix::HttpServerMiddleware;
 use services_glue::http::HttpServerConfig;
@@ -127,39 +127,27 @@ fn actix_reads_every_header_line() {
         &t.meter(),
     );
     let downstream = recorder.addr;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server_thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                let client = client.clone();
-                App::new()
-                    .wrap(HttpServerMiddleware::new(config.clone()))
-                    .route(
-                        "/pay",
-                        web::get().to(move || {
-                            let client = client.clone();
-                            async move {
-                                let req = client
-                                    .inner()
-                                    .get(format!("http://{downstream}/next"))
-                                    .build()
-                                    .unwrap();
-                                let status = client.execute(req).await.unwrap().status();
-                                HttpResponse::Ok().body(status.as_u16().to_string())
-                            }
-                        }),
-                    )
-            })
-            .workers(1)
-            .bind(("127.0.0.1", 0))
-            .unwrap();
-            let addr = server.addrs()[0];
-            let server = server.run();
-            tx.send((addr, server.handle())).unwrap();
-            server.await.unwrap();
-        })
+    let actix = common::start_actix!(move || {
+        let client = client.clone();
+        App::new()
+            .wrap(HttpServerMiddleware::new(config.clone()))
+            .route(
+                "/pay",
+                web::get().to(move || {
+                    let client = client.clone();
+                    async move {
+                        let req = client
+                            .inner()
+                            .get(format!("http://{downstream}/next"))
+                            .build()
+                            .unwrap();
+                        let status = client.execute(req).await.unwrap().status();
+                        HttpResponse::Ok().body(status.as_u16().to_string())
+                    }
+                }),
+            )
     });
-    let (addr, handle) = rx.recv().unwrap();
+    let addr = actix.addr;
 
     let mut downstream_lines = Vec::new();
     for c in &cases {
@@ -168,8 +156,7 @@ fn actix_reads_every_header_line() {
         assert_eq!(code, 200, "{raw}");
         downstream_lines.push(recorder.take_one());
     }
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    server_thread.join().unwrap();
+    actix.stop();
     t.shutdown().unwrap();
 
     let spans = sink.spans();

@@ -3,6 +3,8 @@
 #![cfg(all(feature = "health", feature = "axum", feature = "actix"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,25 +82,11 @@ fn actix_health_and_ready() {
         .unwrap();
     let dependency = Arc::new(AtomicBool::new(true));
     let configure = actix_configure(readiness(&dependency, &t));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let srv = actix_web::HttpServer::new(move || {
-                actix_web::App::new().configure(configure.clone())
-            })
-            .workers(1)
-            .bind(("127.0.0.1", 0))
-            .unwrap();
-            let addr = srv.addrs()[0];
-            let srv = srv.run();
-            tx.send((addr, srv.handle())).unwrap();
-            srv.await.unwrap();
-        })
-    });
-    let (addr, handle) = rx.recv().unwrap();
+    let actix =
+        common::start_actix!(move || { actix_web::App::new().configure(configure.clone()) });
+    let addr = actix.addr;
     probes(addr, &dependency);
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    server.join().unwrap();
+    actix.stop();
     t.shutdown().unwrap();
 }
 

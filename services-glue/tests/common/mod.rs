@@ -37,3 +37,62 @@ where
     t.shutdown().unwrap();
     sink
 }
+
+/// An actix-web server on 127.0.0.1 (one worker) in its own thread and
+/// actix system, started by [`start_actix!`].
+#[cfg(feature = "actix")]
+pub struct ActixServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[cfg(feature = "actix")]
+impl ActixServer {
+    /// Wraps what [`start_actix!`] started.
+    pub fn new(
+        addr: std::net::SocketAddr,
+        handle: actix_web::dev::ServerHandle,
+        thread: std::thread::JoinHandle<()>,
+    ) -> ActixServer {
+        ActixServer {
+            addr,
+            handle,
+            thread,
+        }
+    }
+
+    /// Stops it gracefully and joins its thread.
+    pub fn stop(self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(true));
+        self.thread.join().unwrap();
+    }
+}
+
+/// Starts `HttpServer::new($factory)` as an [`ActixServer`] (a macro: the
+/// factory's type is actix's to name, not ours).
+#[cfg(feature = "actix")]
+#[allow(unused_macros)]
+macro_rules! start_actix {
+    ($factory:expr) => {{
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = actix_web::HttpServer::new($factory)
+                    .workers(1)
+                    .bind(("127.0.0.1", 0))
+                    .unwrap();
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).unwrap();
+                server.await.unwrap();
+            })
+        });
+        let (addr, handle) = rx.recv().unwrap();
+        $crate::common::ActixServer::new(addr, handle, thread)
+    }};
+}
+#[cfg(feature = "actix")]
+#[allow(unused_imports)]
+pub(crate) use start_actix;
