@@ -5,62 +5,18 @@
 //! environment in production ([`telemetry::ProcessEnv`]), a map in tests, so
 //! tests never mutate the environment every test thread shares. Every
 //! variable is checked in one pass and every unusable one is reported at
-//! once ([`EnvErrors`]), so an operator fixes a deployment in one round
-//! instead of one restart per variable.
+//! once, in telemetry's own error type ([`ConfigErrors`]) so an engine
+//! reports its `DELTRAN_*` and `OTEL_*` mistakes in one list: an operator
+//! fixes a deployment in one round instead of one restart per variable.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use telemetry::EnvSource;
+use telemetry::{ConfigError, ConfigErrors, EnvSource};
 
 use crate::catalogue::EngineKind;
-
-/// One unusable variable: set, but not to something the engine accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EnvError {
-    /// The variable that holds the bad value.
-    pub variable: String,
-    /// The value as found.
-    pub value: String,
-    /// What would have been accepted.
-    pub expected: String,
-}
-
-impl fmt::Display for EnvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}={:?} is invalid: expected {}",
-            self.variable, self.value, self.expected
-        )
-    }
-}
-
-impl std::error::Error for EnvError {}
-
-/// Every unusable variable found in one pass (never empty).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EnvErrors(pub Vec<EnvError>);
-
-impl fmt::Display for EnvErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid engine configuration: ")?;
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                write!(f, "; ")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for EnvErrors {}
 
 /// Settings common to every engine.
 #[derive(Clone, Debug)]
@@ -111,7 +67,7 @@ impl EngineEnv {
     pub fn from_env(
         kind: EngineKind,
         env: &(impl EnvSource + ?Sized),
-    ) -> Result<EngineEnv, EnvErrors> {
+    ) -> Result<EngineEnv, ConfigErrors> {
         let mut r = Reader {
             env,
             errors: Vec::new(),
@@ -153,7 +109,7 @@ impl EngineEnv {
         if r.errors.is_empty() {
             Ok(settings)
         } else {
-            Err(EnvErrors(r.errors))
+            Err(ConfigErrors::from(r.errors))
         }
     }
 
@@ -171,16 +127,13 @@ impl EngineEnv {
 /// (using its default) and remembers every problem.
 struct Reader<'a, E: EnvSource + ?Sized> {
     env: &'a E,
-    errors: Vec<EnvError>,
+    errors: Vec<ConfigError>,
 }
 
 impl<E: EnvSource + ?Sized> Reader<'_, E> {
     fn fail(&mut self, variable: &str, value: impl Into<String>, expected: &str) {
-        self.errors.push(EnvError {
-            variable: variable.to_string(),
-            value: value.into(),
-            expected: expected.to_string(),
-        });
+        self.errors
+            .push(ConfigError::new(variable, &value.into(), expected));
     }
 
     fn text(&self, name: &str, default: impl Into<String>) -> String {
@@ -275,7 +228,7 @@ mod tests {
 
     use super::*;
 
-    fn read(kind: EngineKind, vars: &[(&str, &str)]) -> Result<EngineEnv, EnvErrors> {
+    fn read(kind: EngineKind, vars: &[(&str, &str)]) -> Result<EngineEnv, ConfigErrors> {
         let env: BTreeMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
@@ -283,7 +236,7 @@ mod tests {
         EngineEnv::from_env(kind, &env)
     }
 
-    fn variables(e: &EnvErrors) -> Vec<&str> {
+    fn variables(e: &ConfigErrors) -> Vec<&str> {
         e.0.iter().map(|e| e.variable.as_str()).collect()
     }
 
@@ -377,7 +330,7 @@ mod tests {
         ] {
             assert!(message.contains(expected), "{expected} in {message}");
         }
-        assert!(message.starts_with("invalid engine configuration: "));
+        assert!(message.starts_with("invalid configuration: "));
     }
 
     #[test]

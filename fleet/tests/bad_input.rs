@@ -54,13 +54,20 @@ fn an_engine_names_the_bad_variable_and_exits_2() {
 fn an_engine_names_every_bad_variable_at_once() {
     let out = deltran(
         &["engine", "risk-engine"],
-        &[("DELTRAN_PORT", "http"), ("DELTRAN_FAULT_ERROR_RATE", "2")],
+        &[
+            ("DELTRAN_PORT", "http"),
+            ("DELTRAN_FAULT_ERROR_RATE", "2"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
+    // The engine's and telemetry's variables in one report, one line.
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     for (var, expected) in [
         ("DELTRAN_PORT", "a TCP port"),
         ("DELTRAN_FAULT_ERROR_RATE", "a number from 0 to 1"),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
     ] {
         assert!(
             err.contains(&format!("{var}=")) && err.contains(expected),

@@ -15,8 +15,7 @@ fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(18080);
-    let guard = telemetry::Telemetry::builder("hello").build().unwrap();
-    guard.install().unwrap();
+    let guard = telemetry::Telemetry::builder("hello").try_init().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -23,9 +23,16 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! [`NatsTelemetry::consumer`] runs that loop for a service: subscribe,
+//! re-subscribe with back-off, one CONSUMER span per message, stop on
+//! shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time;
+
+use futures_util::StreamExt;
 
 use bytes::Bytes;
 use opentelemetry::KeyValue;
@@ -40,6 +47,13 @@ use crate::propagation::Propagator;
 
 /// Most distinct subject templates kept as attribute values.
 pub const MAX_SUBJECTS: usize = 200;
+
+/// First wait before a [`Consumer`] subscribes again; doubled per
+/// consecutive failure up to [`RESUBSCRIBE_MAX_DELAY`].
+pub const RESUBSCRIBE_INITIAL_DELAY: time::Duration = time::Duration::from_millis(100);
+
+/// Longest wait between two subscribe attempts of a [`Consumer`].
+pub const RESUBSCRIBE_MAX_DELAY: time::Duration = time::Duration::from_secs(10);
 
 /// NATS instruments and subject bounding; cheap to clone.
 #[derive(Clone, Debug)]
@@ -272,6 +286,194 @@ impl NatsTelemetry {
             ),
         }
     }
+}
+
+impl NatsTelemetry {
+    /// A [`Consumer`] of `subject` on `client` (wildcards allowed); nothing
+    /// is subscribed until [`Consumer::run`].
+    pub fn consumer(&self, client: &async_nats::Client, subject: impl Into<String>) -> Consumer {
+        Consumer {
+            nats: self.clone(),
+            client: client.clone(),
+            subject: subject.into(),
+            queue_group: None,
+            initial_delay: RESUBSCRIBE_INITIAL_DELAY,
+            max_delay: RESUBSCRIBE_MAX_DELAY,
+        }
+    }
+}
+
+/// Subscribes to a subject and hands every message to an async handler
+/// inside its CONSUMER span `process {subject}` (the producer's child); the
+/// handler's `Result` finishes the span and `messaging.process.duration`
+/// as [`Processing::finish`] does, and an error is logged in the span.
+///
+/// Messages are handled one at a time, in order; a handler error never
+/// stops the loop. Decoding is the handler's business: it gets the whole
+/// [`async_nats::Message`] (payload, headers, reply subject).
+///
+/// When subscribing fails, or the subscription ends (the client was
+/// closed or drained), it logs that once and subscribes again after a
+/// delay that doubles from [`RESUBSCRIBE_INITIAL_DELAY`] to
+/// [`RESUBSCRIBE_MAX_DELAY`] and starts over once a message arrives. A lost
+/// connection needs none of this: async-nats reconnects and restores live
+/// subscriptions itself.
+///
+/// ```no_run
+/// # async fn demo(client: async_nats::Client) {
+/// use services_glue::nats::NatsTelemetry;
+/// let nats = NatsTelemetry::new(&opentelemetry::global::meter("clearing-engine"));
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let consumer = nats
+///     .consumer(&client, "obligations.created")
+///     .queue_group("clearing-engine")
+///     .run(
+///         async move {
+///             let _ = stopped.await;
+///         },
+///         |message: async_nats::Message| async move {
+///             // Logs here carry the CONSUMER span's trace and span ids.
+///             tracing::info!(bytes = message.payload.len(), "netting");
+///             if message.payload.is_empty() {
+///                 return Err("empty obligation"); // span ERROR, error.type=process_failed
+///             }
+///             Ok(())
+///         },
+///     );
+/// let task = tokio::spawn(consumer);
+/// // … on shutdown:
+/// let _ = stop.send(());
+/// let _ = task.await;
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    nats: NatsTelemetry,
+    client: async_nats::Client,
+    subject: String,
+    queue_group: Option<String>,
+    initial_delay: time::Duration,
+    max_delay: time::Duration,
+}
+
+impl Consumer {
+    /// Joins queue group `group`: each message goes to one member.
+    pub fn queue_group(mut self, group: impl Into<String>) -> Self {
+        self.queue_group = Some(group.into());
+        self
+    }
+
+    /// Replaces the re-subscribe back-off: `initial` (at least 1 ms, so a
+    /// failing subscribe never spins), doubled up to `max`.
+    pub fn backoff(mut self, initial: time::Duration, max: time::Duration) -> Self {
+        self.initial_delay = initial.max(time::Duration::from_millis(1));
+        self.max_delay = max.max(self.initial_delay);
+        self
+    }
+
+    /// Handles messages until `shutdown` resolves.
+    ///
+    /// The stop signal is a plain future rather than a token type, so any
+    /// signal fits without a new dependency (tokio-util is no dependency
+    /// here): a process's SIGTERM future, `CancellationToken::cancelled_owned()`,
+    /// `async { let _ = oneshot_receiver.await; }`. It
+    /// is checked between messages: a message being handled is finished
+    /// first, then the subscription is dropped (unsubscribed), so a queue
+    /// group's other members get what follows. Messages already buffered
+    /// for this subscriber are not handled, as with any core NATS
+    /// subscriber that goes away.
+    ///
+    /// Returns `Ok` once stopped, or at once the error of a subject or
+    /// queue group name that can never be subscribed. Any other failure is
+    /// retried.
+    pub async fn run<H, Fut, E>(
+        self,
+        shutdown: impl Future<Output = ()>,
+        mut handler: H,
+    ) -> Result<(), async_nats::SubscribeError>
+    where
+        H: FnMut(async_nats::Message) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut delay = self.initial_delay;
+        loop {
+            let subscribed = tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                s = self.subscribe() => s,
+            };
+            match subscribed {
+                Ok(mut subscriber) => {
+                    loop {
+                        let next = tokio::select! {
+                            biased;
+                            () = &mut shutdown => return Ok(()),
+                            m = subscriber.next() => m,
+                        };
+                        let Some(message) = next else { break };
+                        delay = self.initial_delay;
+                        self.handle(message, &mut handler).await;
+                    }
+                    tracing::warn!(subject = %self.subject, retry_in = ?delay, "subscription ended; subscribing again");
+                }
+                Err(e) if permanent(&e) => {
+                    tracing::error!(subject = %self.subject, error = %e, "cannot subscribe");
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::warn!(subject = %self.subject, error = %e, retry_in = ?delay, "subscribe failed; retrying");
+                }
+            }
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = delay.saturating_mul(2).min(self.max_delay);
+        }
+    }
+
+    async fn subscribe(&self) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+        match &self.queue_group {
+            Some(group) => {
+                self.client
+                    .queue_subscribe(self.subject.clone(), group.clone())
+                    .await
+            }
+            None => self.client.subscribe(self.subject.clone()).await,
+        }
+    }
+
+    /// One message: the handler is called inside the span too, so its
+    /// synchronous part before the first `await` sees the message's context.
+    async fn handle<H, Fut, E>(&self, message: async_nats::Message, handler: &mut H)
+    where
+        H: FnMut(async_nats::Message) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let processing = self.nats.process(&message);
+        let span = processing.span().clone();
+        let outcome = processing
+            .in_scope(|| handler(message))
+            .instrument(span)
+            .await;
+        if let Err(e) = &outcome {
+            processing.in_scope(|| tracing::warn!(error = %e, "message not processed"));
+        }
+        processing.finish(outcome);
+    }
+}
+
+/// A subject or queue group name the client refuses: retrying cannot help.
+fn permanent(e: &async_nats::SubscribeError) -> bool {
+    matches!(
+        e.kind(),
+        async_nats::SubscribeErrorKind::InvalidSubject
+            | async_nats::SubscribeErrorKind::InvalidQueueName
+    )
 }
 
 /// A publish or request: one sent message counted and its operation

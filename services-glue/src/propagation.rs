@@ -58,12 +58,22 @@ impl Propagator {
 
     /// The remote parent carried by `headers`.
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> opentelemetry::Context {
-        self.extract(&HeaderExtractor(headers))
+        match &self.0 {
+            Some(p) => telemetry_api::extract(p.as_ref(), headers),
+            None => opentelemetry::global::get_text_map_propagator(|p| {
+                telemetry_api::extract(p, headers)
+            }),
+        }
     }
 
     /// Writes `cx` into `headers`.
     pub fn inject_headers(&self, cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
-        self.inject(cx, &mut HeaderInjector(headers));
+        match &self.0 {
+            Some(p) => telemetry_api::inject(p.as_ref(), cx, headers),
+            None => opentelemetry::global::get_text_map_propagator(|p| {
+                telemetry_api::inject(p, cx, headers)
+            }),
+        }
     }
 }
 
@@ -82,57 +92,12 @@ impl<P: TextMapPropagator + Send + Sync + 'static> From<P> for Propagator {
     }
 }
 
-/// Reads propagation fields from a header map (axum, reqwest, tonic).
-///
-/// `get_all` returns every line of a repeated field, so the W3C propagator
-/// can combine `tracestate` lines into one list and tell a duplicated
-/// `traceparent` (invalid: a new trace starts) from a single one;
-/// `HeaderMap::get` alone sees only the first line.
-#[derive(Debug)]
-pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        all_lines(self.0.get_all(key).iter().map(|v| v.to_str().ok()))
-    }
-}
-
-/// Every line of a field, in order, or `None` when it is absent. A line that
-/// is not visible ASCII makes the combined value invalid, so the whole field
-/// reads as absent rather than as the remaining lines (which would change
-/// its meaning, e.g. turn two `traceparent` lines into one).
-pub(crate) fn all_lines<'a>(lines: impl Iterator<Item = Option<&'a str>>) -> Option<Vec<&'a str>> {
-    let mut lines = lines.peekable();
-    lines.peek()?;
-    lines.collect()
-}
-
-/// Writes propagation fields into a header map, replacing any line already
-/// there. Empty values are not written (the W3C specification asks senders
-/// to avoid an empty `tracestate:` line, which some propagators produce when
-/// there is no state); invalid values are skipped.
-#[derive(Debug)]
-pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if value.is_empty() {
-            return;
-        }
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
-}
+// The `http::HeaderMap` carriers, and the repeated-field rule for other
+// header types (actix-web, NATS), live in `telemetry-api`, shared with
+// `telemetry`.
+#[cfg(any(feature = "actix", feature = "nats"))]
+pub(crate) use telemetry_api::all_lines;
+pub use telemetry_api::{HeaderExtractor, HeaderInjector};
 
 /// The remote parent carried by `headers`, read with the global propagator
 /// (see [`Propagator::extract_headers`] for an explicit one).

@@ -1,10 +1,8 @@
 //! Values the semantic conventions fix, shared by every integration.
 
-/// Duration buckets in seconds (the stable HTTP conventions' advice, used for
-/// every `*.duration` histogram here; the SDK's defaults are for ms).
-pub const SECONDS_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+// Used for every `*.duration` histogram here; shared with `telemetry`
+// through `telemetry-api`.
+pub use telemetry_api::SECONDS_BUCKETS;
 
 /// An HTTP method as the conventions want it: a registered method, or
 /// `_OTHER`, so arbitrary client input never becomes a label value.

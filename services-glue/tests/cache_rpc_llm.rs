@@ -3,16 +3,16 @@
 #![cfg(all(feature = "cache", feature = "jsonrpc", feature = "llm"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use opentelemetry::trace::{SpanKind, Status};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use services_glue::cache::{CacheBackend, InstrumentedCache};
 use services_glue::jsonrpc::RpcServerTelemetry;
 use services_glue::llm::GenAiTelemetry;
 use telemetry::Telemetry;
-use telemetry::testing::InMemory;
+use telemetry::testing::{InMemory, MetricData, ReceivedMetric, SpanKind, SpanStatus, find_metric};
 
 struct MapCache(Mutex<HashMap<String, u32>>);
 impl CacheBackend for MapCache {
@@ -26,33 +26,33 @@ impl CacheBackend for MapCache {
     }
 }
 
-/// (attribute set, count) for every point of histogram or counter `name`.
-fn points(rm: &ResourceMetrics, name: &str) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    for scope in rm.scope_metrics() {
-        for m in scope.metrics().filter(|m| m.name() == name) {
-            let fmt = |it: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-                let mut v: Vec<String> = it.map(|kv| format!("{}={}", kv.key, kv.value)).collect();
-                v.sort();
-                v.join(",")
-            };
-            match m.data() {
-                AggregatedMetrics::F64(MetricData::Histogram(h)) => out.extend(
-                    h.data_points()
-                        .map(|p| (fmt(&mut p.attributes()), p.count())),
-                ),
-                AggregatedMetrics::U64(MetricData::Histogram(h)) => out.extend(
-                    h.data_points()
-                        .map(|p| (fmt(&mut p.attributes()), p.count())),
-                ),
-                AggregatedMetrics::U64(MetricData::Sum(s)) => out.extend(
-                    s.data_points()
-                        .map(|p| (fmt(&mut p.attributes()), p.value())),
-                ),
-                _ => {}
-            }
-        }
-    }
+/// (attribute set, count) for every point of histogram or counter `name`
+/// in its latest export (none when it was not exported).
+fn points(metrics: &[ReceivedMetric], name: &str) -> Vec<(String, u64)> {
+    let Some(m) = find_metric(metrics, name) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, u64)> = match &m.data {
+        MetricData::Histogram { points, .. } => points
+            .iter()
+            .map(|p| (common::series_key(&p.attributes), p.count))
+            .collect(),
+        MetricData::Sum {
+            monotonic: true,
+            points,
+            ..
+        } => points
+            .iter()
+            .map(|p| {
+                assert!(p.is_int, "{name} is an integer counter: {p:?}");
+                // An integer counter's value, exported as an integer.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let count = p.value as u64;
+                (common::series_key(&p.attributes), count)
+            })
+            .collect(),
+        other => panic!("{name} is neither a histogram nor a counter: {other:?}"),
+    };
     out.sort();
     out
 }
@@ -93,23 +93,24 @@ fn cache_rpc_and_llm_record_what_they_say() {
     });
     t.shutdown().unwrap();
 
-    let last = sink.metrics().pop().unwrap();
+    let metrics = sink.metrics();
+    assert!(!metrics.is_empty(), "metrics exported");
     assert_eq!(
-        points(&last, "cache.lookups"),
+        points(&metrics, "cache.lookups"),
         vec![
             ("cache.name=sanctions,cache.result=hit".to_string(), 2),
             ("cache.name=sanctions,cache.result=miss".to_string(), 1)
         ]
     );
     assert_eq!(
-        points(&last, "cache.lookup.duration")
+        points(&metrics, "cache.lookup.duration")
             .iter()
             .map(|p| p.1)
             .sum::<u64>(),
         3
     );
 
-    let calls = points(&last, "rpc.server.call.duration");
+    let calls = points(&metrics, "rpc.server.call.duration");
     assert!(
         calls
             .iter()
@@ -123,7 +124,7 @@ fn cache_rpc_and_llm_record_what_they_say() {
         "{calls:?}"
     );
     assert!(calls.len() <= 103, "methods bounded: {}", calls.len());
-    let tools = points(&last, "mcp.tool.call.duration");
+    let tools = points(&metrics, "mcp.tool.call.duration");
     let names: HashSet<_> = tools.iter().map(|(a, _)| a.clone()).collect();
     assert!(names.iter().any(|a| a.contains("gen_ai.tool.name=var")));
     assert!(
@@ -133,14 +134,14 @@ fn cache_rpc_and_llm_record_what_they_say() {
         "{names:?}"
     );
 
-    let tokens = points(&last, "gen_ai.client.token.usage");
+    let tokens = points(&metrics, "gen_ai.client.token.usage");
     assert_eq!(tokens.len(), 2, "{tokens:?}");
     assert!(
         tokens
             .iter()
             .any(|(a, _)| a.contains("gen_ai.token.type=input"))
     );
-    let durations = points(&last, "gen_ai.client.operation.duration");
+    let durations = points(&metrics, "gen_ai.client.operation.duration");
     let kinds: Vec<_> = durations
         .iter()
         .map(|(a, _)| {
@@ -157,19 +158,19 @@ fn cache_rpc_and_llm_record_what_they_say() {
     let spans = sink.spans();
     let chat: Vec<_> = spans.iter().filter(|s| s.name == "chat gpt-4o").collect();
     assert_eq!(chat.len(), 3);
-    assert!(chat.iter().all(|s| s.span_kind == SpanKind::Client));
+    assert!(chat.iter().all(|s| s.kind == SpanKind::Client));
     assert_eq!(
         chat.iter()
-            .filter(|s| matches!(s.status, Status::Error { .. }))
+            .filter(|s| matches!(s.status, SpanStatus::Error(_)))
             .count(),
         2
     );
     let call = spans.iter().find(|s| s.name == "tools/call").unwrap();
     let tool = spans.iter().find(|s| s.name == "execute_tool var").unwrap();
-    assert_eq!(call.span_kind, SpanKind::Server);
+    assert_eq!(call.kind, SpanKind::Server);
     assert_eq!(
-        tool.parent_span_id,
-        call.span_context.span_id(),
+        tool.parent_span_id.as_deref(),
+        Some(call.span_id.as_str()),
         "tool call inside its request"
     );
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -13,8 +12,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use services_glue::grpc::{GrpcConfig, GrpcLayer};
+use telemetry::testing::{MetricData, ReceivedSpan, SpanKind, SpanStatus, find_metric};
 use tracing::Instrument;
 
 struct Settlement;
@@ -64,78 +63,69 @@ fn client_and_server_spans_metrics_and_status() {
     let name = "opentelemetry.proto.collector.trace.v1.TraceService/Export";
     let clients: Vec<_> = spans
         .iter()
-        .filter(|s| s.name == name && s.span_kind == SpanKind::Client)
+        .filter(|s| s.name == name && s.kind == SpanKind::Client)
         .collect();
     let servers: Vec<_> = spans
         .iter()
-        .filter(|s| s.name == name && s.span_kind == SpanKind::Server)
+        .filter(|s| s.name == name && s.kind == SpanKind::Server)
         .collect();
     assert_eq!(
         (clients.len(), servers.len()),
         (2, 2),
         "{:?}",
-        spans
-            .iter()
-            .map(|s| (&s.name, &s.span_kind))
-            .collect::<Vec<_>>()
+        spans.iter().map(|s| (&s.name, &s.kind)).collect::<Vec<_>>()
     );
     let root = spans.iter().find(|s| s.name == "settle_batch").unwrap();
     for server in &servers {
         let client = clients
             .iter()
-            .find(|c| c.span_context.span_id() == server.parent_span_id)
+            .find(|c| Some(&c.span_id) == server.parent_span_id.as_ref())
             .expect("server is the client's child");
-        assert_eq!(client.parent_span_id, root.span_context.span_id());
+        assert_eq!(client.parent_span_id.as_ref(), Some(&root.span_id));
     }
-    let errors = |v: &[&opentelemetry_sdk::trace::SpanData]| {
+    let errors = |v: &[&ReceivedSpan]| {
         v.iter()
-            .filter(|s| matches!(s.status, Status::Error { .. }))
+            .filter(|s| matches!(s.status, SpanStatus::Error(_)))
             .count()
     };
     assert_eq!(errors(&clients), 1);
     assert_eq!(errors(&servers), 1, "UNAVAILABLE is a server error");
-    let attr = |s: &opentelemetry_sdk::trace::SpanData, k: &str| {
-        s.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == k)
-            .map(|kv| kv.value.to_string())
-    };
     assert!(
         servers
             .iter()
-            .any(|s| attr(s, "rpc.grpc.status_code").as_deref() == Some("14"))
+            .any(|s| s.attributes.i64("rpc.grpc.status_code") == Some(14)),
+        "{servers:?}"
     );
     assert!(
         servers
             .iter()
-            .any(|s| attr(s, "rpc.grpc.status_code").as_deref() == Some("0"))
+            .any(|s| s.attributes.i64("rpc.grpc.status_code") == Some(0)),
+        "{servers:?}"
     );
-    assert_eq!(attr(servers[0], "rpc.method").as_deref(), Some("Export"));
+    assert_eq!(servers[0].attributes.str("rpc.method"), Some("Export"));
     let settling = sink
         .logs()
         .into_iter()
-        .find(|l| format!("{:?}", l.record.body()).contains("settling"))
+        .find(|l| l.body.as_deref().is_some_and(|b| b.contains("settling")))
         .unwrap();
+    let settling_span = settling.span_id.as_ref().expect("the log carries its span");
     assert!(
-        servers
-            .iter()
-            .any(|s| s.span_context.span_id() == settling.record.trace_context().unwrap().span_id)
+        servers.iter().any(|s| &s.span_id == settling_span),
+        "logged inside a server span: {settling:?}"
     );
 
-    let last = sink.metrics().pop().unwrap();
-    let mut counts = std::collections::HashMap::new();
-    for scope in last.scope_metrics() {
-        for m in scope.metrics() {
-            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data()
-                && m.name().starts_with("rpc.")
-            {
-                *counts.entry(m.name().to_string()).or_insert(0) +=
-                    h.data_points().map(|p| p.count()).sum::<u64>();
-            }
-        }
-    }
-    assert_eq!(counts.get("rpc.server.call.duration"), Some(&2));
-    assert_eq!(counts.get("rpc.client.call.duration"), Some(&2));
+    let metrics = sink.metrics();
+    let calls = |name: &str| {
+        find_metric(&metrics, name).map(|m| {
+            assert!(
+                matches!(m.data, MetricData::Histogram { .. }),
+                "{name} is a histogram: {m:?}"
+            );
+            m.histogram_points().iter().map(|p| p.count).sum::<u64>()
+        })
+    };
+    assert_eq!(calls("rpc.server.call.duration"), Some(2));
+    assert_eq!(calls("rpc.client.call.duration"), Some(2));
 }
 
 /// 10,000 calls to distinct methods the server does not have: the server
@@ -190,7 +180,7 @@ fn ten_thousand_unknown_methods_stay_bounded() {
     let spans = sink.spans();
     let server_names: std::collections::BTreeSet<_> = spans
         .iter()
-        .filter(|s| s.span_kind == SpanKind::Server)
+        .filter(|s| s.kind == SpanKind::Server)
         .map(|s| s.name.to_string())
         .collect();
     assert_eq!(
@@ -204,27 +194,30 @@ fn ten_thousand_unknown_methods_stay_bounded() {
     );
     let client_names: std::collections::BTreeSet<_> = spans
         .iter()
-        .filter(|s| s.span_kind == SpanKind::Client)
+        .filter(|s| s.kind == SpanKind::Client)
         .map(|s| s.name.to_string())
         .collect();
     assert!(client_names.len() <= 202, "{}", client_names.len());
     assert!(client_names.contains("_OTHER"), "{client_names:?}");
 
-    let last = sink.metrics().pop().unwrap();
-    let mut series = std::collections::HashMap::new();
-    for scope in last.scope_metrics() {
-        for m in scope.metrics() {
-            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() {
-                *series.entry(m.name().to_string()).or_insert(0) += h.data_points().count();
-            }
-        }
-    }
+    let metrics = sink.metrics();
+    let series = |name: &str| {
+        find_metric(&metrics, name).map(|m| {
+            assert!(
+                matches!(m.data, MetricData::Histogram { .. }),
+                "{name} is a histogram: {m:?}"
+            );
+            m.histogram_points().len()
+        })
+    };
     assert_eq!(
-        series.get("rpc.server.call.duration"),
-        Some(&2),
-        "{series:?}"
+        series("rpc.server.call.duration"),
+        Some(2),
+        "{:?}",
+        find_metric(&metrics, "rpc.server.call.duration")
     );
-    let client_series = series["rpc.client.call.duration"];
+    let client_series =
+        series("rpc.client.call.duration").expect("rpc.client.call.duration exported");
     assert!((2..=202).contains(&client_series), "{client_series}");
 }
 

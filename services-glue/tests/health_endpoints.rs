@@ -92,7 +92,7 @@ fn actix_health_and_ready() {
 
 #[test]
 fn uptime_and_build_info_are_exported() {
-    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use telemetry::testing::{MetricData, find_metric};
     let sink = InMemory::new();
     let t = Telemetry::builder("info")
         .with_in_memory(&sink)
@@ -101,27 +101,24 @@ fn uptime_and_build_info_are_exported() {
     register_process_metrics(&t.meter(), "3.1.4");
     std::thread::sleep(std::time::Duration::from_millis(20));
     t.shutdown().unwrap();
-    let last = sink.metrics().pop().unwrap();
-    let mut uptime = None;
-    let mut version = None;
-    for scope in last.scope_metrics() {
-        for m in scope.metrics() {
-            match (m.name(), m.data()) {
-                ("process.uptime", AggregatedMetrics::F64(MetricData::Gauge(g))) => {
-                    uptime = g.data_points().next().map(|p| p.value())
-                }
-                ("service.build.info", AggregatedMetrics::U64(MetricData::Gauge(g))) => {
-                    let p = g.data_points().next().unwrap();
-                    assert_eq!(p.value(), 1);
-                    version = p
-                        .attributes()
-                        .find(|kv| kv.key.as_str() == "service.version")
-                        .map(|kv| kv.value.to_string());
-                }
-                _ => {}
-            }
-        }
-    }
-    assert!(uptime.unwrap() >= 0.02);
-    assert_eq!(version.as_deref(), Some("3.1.4"));
+    let metrics = sink.metrics();
+
+    let uptime = find_metric(&metrics, "process.uptime").expect("process.uptime exported");
+    assert!(
+        matches!(uptime.data, MetricData::Gauge { .. }),
+        "process.uptime is a gauge: {uptime:?}"
+    );
+    let p = uptime.number_points().first().expect("an uptime point");
+    assert!(!p.is_int, "process.uptime is a float gauge: {p:?}");
+    assert!(p.value >= 0.02, "{p:?}");
+
+    let info = find_metric(&metrics, "service.build.info").expect("service.build.info exported");
+    assert!(
+        matches!(info.data, MetricData::Gauge { .. }),
+        "service.build.info is a gauge: {info:?}"
+    );
+    let p = info.number_points().first().expect("a build-info point");
+    assert!(p.is_int, "service.build.info is an integer gauge: {p:?}");
+    assert_eq!(p.value, 1.0);
+    assert_eq!(p.attributes.str("service.version"), Some("3.1.4"));
 }

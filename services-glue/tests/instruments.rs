@@ -2,9 +2,8 @@
 //! units, attributes and buckets, through telemetry's in-memory pipeline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use telemetry::Telemetry;
-use telemetry::testing::InMemory;
+use telemetry::testing::{InMemory, MetricData, find_metric};
 
 services_glue::instruments! {
     /// The DelTran token family.
@@ -46,73 +45,115 @@ fn declared_instruments_export_as_declared() {
     m.value.record(2_500.0, ["usd"]);
     t.shutdown().unwrap();
 
-    let last = sink.metrics().pop().unwrap();
-    let mut seen = Vec::new();
-    for scope in last.scope_metrics() {
-        for metric in scope.metrics() {
-            seen.push(metric.name().to_string());
-            match (metric.name(), metric.data()) {
-                ("tokens.minted", AggregatedMetrics::U64(MetricData::Sum(s))) => {
-                    assert_eq!(metric.unit(), "{token}");
-                    let mut points: Vec<(String, u64)> = s
-                        .data_points()
-                        .map(|p| {
-                            (
-                                p.attributes()
-                                    .map(|kv| format!("{}={}", kv.key, kv.value))
-                                    .collect(),
-                                p.value(),
-                            )
-                        })
-                        .collect();
-                    points.sort();
-                    assert_eq!(
-                        points,
-                        vec![("token.kind=eur".into(), 2), ("token.kind=usd".into(), 10)]
-                    );
-                }
-                ("tokens.active", AggregatedMetrics::I64(MetricData::Sum(s))) => {
-                    assert!(!s.is_monotonic());
-                    assert_eq!(s.data_points().next().unwrap().value(), 7);
-                }
-                ("tokens.value", AggregatedMetrics::F64(MetricData::Histogram(h))) => {
-                    let p = h.data_points().next().unwrap();
-                    let bounds: Vec<f64> = p.bounds().collect();
-                    assert_eq!(
-                        bounds,
-                        vec![
-                            100.0,
-                            1_000.0,
-                            10_000.0,
-                            100_000.0,
-                            1_000_000.0,
-                            10_000_000.0
-                        ]
-                    );
-                    assert_eq!(p.count(), 1);
-                }
-                ("tokens.transferred", AggregatedMetrics::U64(MetricData::Sum(s))) => {
-                    let p = s.data_points().next().unwrap();
-                    assert_eq!(p.attributes().count(), 2);
-                }
-                ("tokens.reserve.ratio", AggregatedMetrics::F64(MetricData::Gauge(g))) => {
-                    assert_eq!(g.data_points().next().unwrap().value(), 1.05);
-                }
-                _ => {}
+    let metrics = sink.metrics();
+    let metric = |name: &str| {
+        find_metric(&metrics, name).unwrap_or_else(|| {
+            panic!(
+                "{name} not exported: {:?}",
+                metrics.iter().map(|m| &m.name).collect::<Vec<_>>()
+            )
+        })
+    };
+
+    let minted = metric("tokens.minted");
+    assert_eq!(minted.unit, "{token}");
+    assert!(
+        matches!(
+            minted.data,
+            MetricData::Sum {
+                monotonic: true,
+                ..
             }
-        }
-    }
-    for name in [
-        "tokens.minted",
-        "tokens.burned",
-        "tokens.transferred",
-        "tokens.active",
-        "tokens.reserve.ratio",
-        "tokens.value",
-    ] {
-        assert!(
-            seen.iter().any(|s| s == name),
-            "{name} not exported: {seen:?}"
-        );
-    }
+        ),
+        "tokens.minted is a counter: {minted:?}"
+    );
+    let mut points: Vec<(String, f64)> = minted
+        .number_points()
+        .iter()
+        .map(|p| {
+            assert!(p.is_int, "tokens.minted counts in integers: {p:?}");
+            (
+                p.attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().expect("a string attribute")))
+                    .collect(),
+                p.value,
+            )
+        })
+        .collect();
+    points.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        points,
+        vec![
+            ("token.kind=eur".into(), 2.0),
+            ("token.kind=usd".into(), 10.0)
+        ]
+    );
+
+    let active = metric("tokens.active");
+    assert!(
+        matches!(
+            active.data,
+            MetricData::Sum {
+                monotonic: false,
+                ..
+            }
+        ),
+        "tokens.active is an up-down counter: {active:?}"
+    );
+    let p = &active.number_points()[0];
+    assert!(p.is_int, "tokens.active counts in integers: {p:?}");
+    assert_eq!(p.value, 7.0);
+
+    let value = metric("tokens.value");
+    let p = value
+        .histogram_points()
+        .first()
+        .unwrap_or_else(|| panic!("tokens.value is a histogram with a point: {value:?}"));
+    assert_eq!(
+        p.bounds,
+        vec![
+            100.0,
+            1_000.0,
+            10_000.0,
+            100_000.0,
+            1_000_000.0,
+            10_000_000.0
+        ]
+    );
+    assert_eq!(p.count, 1);
+
+    let transferred = metric("tokens.transferred");
+    assert!(
+        matches!(
+            transferred.data,
+            MetricData::Sum {
+                monotonic: true,
+                ..
+            }
+        ),
+        "tokens.transferred is a counter: {transferred:?}"
+    );
+    assert_eq!(transferred.number_points()[0].attributes.len(), 2);
+
+    let reserve = metric("tokens.reserve.ratio");
+    assert!(
+        matches!(reserve.data, MetricData::Gauge { .. }),
+        "tokens.reserve.ratio is a gauge: {reserve:?}"
+    );
+    let p = &reserve.number_points()[0];
+    assert!(!p.is_int, "tokens.reserve.ratio is a float gauge: {p:?}");
+    assert_eq!(p.value, 1.05);
+
+    let burned = metric("tokens.burned");
+    assert!(
+        matches!(
+            burned.data,
+            MetricData::Sum {
+                monotonic: true,
+                ..
+            }
+        ),
+        "tokens.burned is a counter: {burned:?}"
+    );
 }

@@ -5,21 +5,20 @@
 
 mod common;
 
-use opentelemetry::trace::{SpanKind, Status};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::trace::SpanData;
 use services_glue::db::DbTelemetry;
+use telemetry::testing::{MetricData, ReceivedSpan, SpanKind, SpanStatus, find_metric};
 use tracing::Instrument;
 
 const CREATE: &str = "CREATE TABLE ledger (account TEXT PRIMARY KEY, balance BIGINT NOT NULL)";
 const INSERT: &str = "INSERT INTO ledger (account, balance) VALUES ($1, $2)";
 const SELECT: &str = "SELECT balance FROM ledger WHERE account = $1";
 
-fn attr(s: &SpanData, k: &str) -> Option<String> {
-    s.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == k)
-        .map(|kv| kv.value.to_string())
+/// A span attribute that must be a string (`None` when absent).
+fn attr<'a>(s: &'a ReceivedSpan, k: &str) -> Option<&'a str> {
+    s.attributes.get(k).map(|v| {
+        v.as_str()
+            .unwrap_or_else(|| panic!("{k} is a string attribute: {v:?}"))
+    })
 }
 
 /// The account bound into every query: a value nothing masks, so if a bound
@@ -80,68 +79,64 @@ fn postgres_queries_are_spans_and_durations() {
     let inserts: Vec<_> = spans.iter().filter(|s| s.name == "INSERT ledger").collect();
     assert_eq!(inserts.len(), 2);
     assert!(inserts.iter().all(
-        |s| s.span_kind == SpanKind::Client && s.parent_span_id == root.span_context.span_id()
+        |s| s.kind == SpanKind::Client && s.parent_span_id.as_ref() == Some(&root.span_id)
     ));
     let failed = inserts
         .iter()
-        .find(|s| matches!(s.status, Status::Error { .. }))
+        .find(|s| matches!(s.status, SpanStatus::Error(_)))
         .expect("duplicate key fails");
-    assert_eq!(
-        attr(failed, "error.type").as_deref(),
-        Some("unique_violation")
-    );
-    assert_eq!(
-        attr(failed, "db.response.status_code").as_deref(),
-        Some("23505")
-    );
+    assert_eq!(attr(failed, "error.type"), Some("unique_violation"));
+    assert_eq!(attr(failed, "db.response.status_code"), Some("23505"));
     let select = spans.iter().find(|s| s.name == "SELECT ledger").unwrap();
-    assert_eq!(
-        attr(select, "db.system.name").as_deref(),
-        Some("postgresql")
-    );
-    assert_eq!(attr(select, "db.query.text").as_deref(), Some(SELECT));
+    assert_eq!(attr(select, "db.system.name"), Some("postgresql"));
+    assert_eq!(attr(select, "db.query.text"), Some(SELECT));
     assert!(
-        spans.iter().all(|s| s
-            .attributes
+        spans
             .iter()
-            .all(|kv| !kv.value.to_string().contains(BOUND_MARKER))),
+            .all(|s| !common::mentions(&s.attributes, BOUND_MARKER)),
         "bound values never recorded"
     );
 
-    let last = sink.metrics().pop().unwrap();
-    let mut ops = Vec::new();
-    let mut pool_states = Vec::new();
-    for scope in last.scope_metrics() {
-        for m in scope.metrics() {
-            match (m.name(), m.data()) {
-                (
-                    "db.client.operation.duration",
-                    AggregatedMetrics::F64(MetricData::Histogram(h)),
-                ) => {
-                    for p in h.data_points() {
-                        let op = p
-                            .attributes()
-                            .find(|kv| kv.key.as_str() == "db.operation.name")
-                            .unwrap()
-                            .value
-                            .to_string();
-                        ops.push((op, p.count()));
-                    }
-                }
-                ("db.client.connections.usage", AggregatedMetrics::I64(MetricData::Sum(s))) => {
-                    pool_states.extend(s.data_points().map(|p| {
-                        let mut attrs: Vec<String> = p
-                            .attributes()
-                            .map(|kv| format!("{}={}", kv.key, kv.value))
-                            .collect();
-                        attrs.sort();
-                        attrs.join(",")
-                    }));
-                }
-                _ => {}
+    let metrics = sink.metrics();
+    let duration = find_metric(&metrics, "db.client.operation.duration")
+        .expect("db.client.operation.duration exported");
+    assert!(
+        matches!(duration.data, MetricData::Histogram { .. }),
+        "db.client.operation.duration is a histogram: {duration:?}"
+    );
+    let ops: Vec<(String, u64)> = duration
+        .histogram_points()
+        .iter()
+        .map(|p| {
+            let op = p
+                .attributes
+                .get("db.operation.name")
+                .map(common::text)
+                .unwrap();
+            (op, p.count)
+        })
+        .collect();
+    let usage = find_metric(&metrics, "db.client.connections.usage")
+        .expect("db.client.connections.usage exported");
+    assert!(
+        matches!(
+            usage.data,
+            MetricData::Sum {
+                monotonic: false,
+                ..
             }
-        }
-    }
+        ),
+        "db.client.connections.usage is an up-down counter: {usage:?}"
+    );
+    let mut pool_states: Vec<String> = usage
+        .number_points()
+        .iter()
+        .map(|p| {
+            assert!(p.is_int, "connections are counted in integers: {p:?}");
+            common::series_key(&p.attributes)
+        })
+        .collect();
+    pool_states.sort();
     let inserted: u64 = ops
         .iter()
         .filter(|(o, _)| o == "INSERT")
@@ -149,7 +144,6 @@ fn postgres_queries_are_spans_and_durations() {
         .sum();
     assert_eq!(inserted, 2);
     assert!(ops.iter().any(|(o, n)| o == "SELECT" && *n == 1));
-    pool_states.sort();
     assert_eq!(
         pool_states,
         ["pool.name=ledger,state=idle", "pool.name=ledger,state=used"],
@@ -195,9 +189,6 @@ fn sqlite_works_the_same_way() {
         names,
         vec!["CREATE ledger", "INSERT ledger", "SELECT ledger"]
     );
-    assert_eq!(
-        attr(&spans[2], "error.type").as_deref(),
-        Some("row_not_found")
-    );
-    assert_eq!(attr(&spans[0], "db.system.name").as_deref(), Some("sqlite"));
+    assert_eq!(attr(&spans[2], "error.type"), Some("row_not_found"));
+    assert_eq!(attr(&spans[0], "db.system.name"), Some("sqlite"));
 }

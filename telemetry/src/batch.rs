@@ -43,6 +43,19 @@ pub(crate) trait BatchExporter<T>: Send + 'static {
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult;
 }
 
+/// Exporters chosen at run time (see `exporters`) are boxed.
+impl<T: 'static> BatchExporter<T> for Box<dyn BatchExporter<T>> {
+    fn prepare(&mut self, batch: &mut [T]) {
+        (**self).prepare(batch)
+    }
+    fn export<'a>(&'a mut self, batch: &'a [T]) -> ExportFuture<'a> {
+        (**self).export(batch)
+    }
+    fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
+        (**self).shutdown(timeout)
+    }
+}
+
 enum Control {
     Flush(Sender<()>),
     Shutdown(Sender<()>),

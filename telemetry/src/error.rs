@@ -17,8 +17,9 @@ pub enum InitError {
     /// A global tracing subscriber is already installed (`init` called twice,
     /// or another crate installed one first).
     #[error(
-        "a global tracing subscriber is already installed; call telemetry::init once, at the start of main, \
-         or use Telemetry::builder(..).build() to get a subscriber without installing it"
+        "a global tracing subscriber is already installed; start telemetry once, at the start of main, \
+         use .set_default() for a thread-scoped one (tests), or .build() and Telemetry::layer() to put \
+         telemetry's layers into the subscriber you install"
     )]
     AlreadyInitialized,
     /// An OTLP exporter could not be built.

@@ -11,22 +11,34 @@
 //! a `tracing` subscriber that feeds them, and returns a guard that flushes
 //! everything, within a deadline, when dropped.
 //!
-//! - [`init`] / [`init!`]: install or panic with a message naming what to fix.
-//! - [`try_init`] / [`try_init!`]: install or return an [`InitError`].
-//! - [`Telemetry::builder`]: everything the environment does not cover;
-//!   `build()` without installing anything global, for tests.
+//! Four ways to start, on [`TelemetryBuilder`] (from [`builder!`], which
+//! records the calling crate's version, or [`Telemetry::builder`]):
+//!
+//! - [`init`](TelemetryBuilder::init) — install process-wide or panic with a
+//!   message naming what to fix; [`init!`] is `builder!(name).init()`.
+//! - [`try_init`](TelemetryBuilder::try_init) — the same, returning an
+//!   [`InitError`].
+//! - [`set_default`](TelemetryBuilder::set_default) — the current thread's
+//!   default until the guard drops; nothing global changes (tests).
+//! - [`build`](TelemetryBuilder::build) — nothing installed: use
+//!   [`Telemetry::dispatch`], or [`Telemetry::layer`] in a registry of your own.
 //!
 //! The OpenTelemetry API and `tracing` are re-exported so services never meet
 //! version skew: use `telemetry::opentelemetry` and `telemetry::tracing`.
 
 mod batch;
+mod builder;
 pub mod config;
 mod env;
 mod error;
+mod exporters;
+mod guard;
 mod health;
+mod layers;
 mod metrics;
 mod metrics_push;
 mod otlp;
+mod pipeline;
 mod processors;
 pub mod prometheus;
 pub mod propagation;
@@ -34,22 +46,23 @@ pub mod redact;
 mod resource;
 mod shutdown;
 pub mod stdout;
-mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crate::builder::{BaseSubscriber, BoxedLayer, TelemetryBuilder};
 pub use crate::config::{
-    BatchConfig, Compression, Config, ConfigError, ConfigErrors, ExporterKind, LimitsConfig,
-    LogFormat, OtlpConfig, PropagatorKind, Protocol, SamplerConfig, Signal,
+    BatchConfig, Compression, Config, ConfigError, ConfigErrors, LimitsConfig, LogExporterKind,
+    LogFormat, MetricExporterKind, OtlpConfig, PropagatorKind, Protocol, SamplerConfig, Signal,
+    SpanExporterKind,
 };
 pub use crate::env::{EnvSource, ProcessEnv};
 pub use crate::error::InitError;
+pub use crate::guard::{ScopedTelemetry, Telemetry};
 pub use crate::health::{ExportState, SignalStatus, TelemetryHealth};
 pub use crate::metrics::SECONDS_BUCKETS;
 pub use crate::prometheus::PrometheusHandle;
 pub use crate::resource::{DEFAULT_ENVIRONMENT, DEFAULT_NAMESPACE, ServiceIdentity};
 pub use crate::shutdown::ShutdownError;
-pub use crate::telemetry::{BaseSubscriber, BoxedLayer, Telemetry, TelemetryBuilder};
 
 /// The OpenTelemetry API this crate is built with.
 pub use opentelemetry;
@@ -58,48 +71,33 @@ pub use tracing;
 /// `tracing-opentelemetry`, for `OpenTelemetrySpanExt` (remote parents, links).
 pub use tracing_opentelemetry;
 
-/// Installs telemetry for `service_name` from the environment and returns
-/// the guard.
+/// A [`TelemetryBuilder`] for `service_name` with `service.version` taken
+/// from the calling crate's `CARGO_PKG_VERSION`.
 ///
-/// # Panics
-/// When the configuration is invalid or a subscriber is already installed,
-/// with a message naming what to change. Use [`try_init`] to handle it.
-///
-/// The function cannot see the calling crate's version; prefer
-/// [`init!`], which records it as `service.version`. Without it the version
-/// comes from `OTEL_RESOURCE_ATTRIBUTES` (`service.version=...`) or is `0.0.0`.
-#[track_caller]
-pub fn init(service_name: &str) -> Telemetry {
-    match try_init(service_name) {
-        Ok(t) => t,
-        Err(e) => panic!("telemetry::init({service_name:?}) failed: {e}"),
-    }
-}
-
-/// Installs telemetry for `service_name`, or says why it cannot.
-pub fn try_init(service_name: &str) -> Result<Telemetry, InitError> {
-    Telemetry::builder(service_name).install()
-}
-
-/// [`init`] with `service.version` taken from the calling crate's
-/// `CARGO_PKG_VERSION`.
+/// ```
+/// let telemetry = telemetry::builder!("doc-engine")
+///     .with_env([("OTEL_SDK_DISABLED", "true")])
+///     .build()?;
+/// assert_eq!(telemetry.service().version, env!("CARGO_PKG_VERSION"));
+/// # Ok::<(), telemetry::InitError>(())
+/// ```
 #[macro_export]
-macro_rules! init {
+macro_rules! builder {
     ($name:expr) => {
-        match $crate::try_init!($name) {
-            Ok(t) => t,
-            Err(e) => panic!("telemetry::init!({:?}) failed: {}", $name, e),
-        }
+        $crate::Telemetry::builder($name).with_version(env!("CARGO_PKG_VERSION"))
     };
 }
 
-/// [`try_init`] with `service.version` taken from the calling crate's
-/// `CARGO_PKG_VERSION`.
+/// Starts telemetry for `service_name` from the environment, process-wide,
+/// with the calling crate's version: `builder!(service_name).init()`.
+///
+/// # Panics
+/// When the configuration is invalid or a global subscriber is already
+/// installed, with a message naming what to change; use
+/// `builder!(name).try_init()` to handle it.
 #[macro_export]
-macro_rules! try_init {
+macro_rules! init {
     ($name:expr) => {
-        $crate::Telemetry::builder($name)
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .install()
+        $crate::builder!($name).init()
     };
 }

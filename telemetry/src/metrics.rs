@@ -17,11 +17,9 @@ use opentelemetry_sdk::metrics::{Aggregation, Instrument, InstrumentKind, Stream
 use crate::config::Signal;
 use crate::health::PipelineStats;
 
-/// Bucket boundaries in seconds from the HTTP semantic conventions, used for
-/// every histogram whose unit is `s` (the SDK's defaults are for milliseconds).
-pub const SECONDS_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+// Shared with `services-glue` through `telemetry-api`; `crate::SECONDS_BUCKETS`
+// re-exports it from here.
+pub use telemetry_api::SECONDS_BUCKETS;
 
 /// The one view of the meter provider: per-name boundaries first, then
 /// seconds buckets for unit `s`, else the instrument's own advice or defaults.

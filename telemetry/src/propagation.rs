@@ -370,62 +370,9 @@ pub fn default_propagator() -> TextMapCompositePropagator {
     propagator_for(&[PropagatorKind::TraceContext, PropagatorKind::Baggage])
 }
 
-/// Reads propagation fields from an `http::HeaderMap`, including every line
-/// of a repeated field (`get_all`), so `tracestate` lines can be combined
-/// and duplicated `traceparent` lines detected.
-#[derive(Debug)]
-pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-
-    /// Every line of `key`, in order. A line that is not visible ASCII makes
-    /// the combined value invalid, so the field reads as absent rather than
-    /// as the remaining lines (which would silently change its meaning).
-    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let mut lines = self.0.get_all(key).iter().peekable();
-        lines.peek()?;
-        lines.map(|v| v.to_str().ok()).collect()
-    }
-}
-
-/// Writes propagation fields into an `http::HeaderMap`, replacing any line
-/// already there; empty values and values that are not valid header values
-/// are not written (an empty `tracestate:` line is what the specification
-/// asks senders to avoid).
-#[derive(Debug)]
-pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if value.is_empty() {
-            return;
-        }
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
-}
-
-/// Writes `cx` into `headers` with `propagator`.
-pub fn inject(propagator: &dyn TextMapPropagator, cx: &Context, headers: &mut http::HeaderMap) {
-    propagator.inject_context(cx, &mut HeaderInjector(headers));
-}
-
-/// Reads a context from `headers` with `propagator`; invalid headers yield
-/// the empty context.
-pub fn extract(propagator: &dyn TextMapPropagator, headers: &http::HeaderMap) -> Context {
-    propagator.extract(&HeaderExtractor(headers))
-}
+// The `http::HeaderMap` carriers and explicit-propagator helpers live in
+// `telemetry-api`, shared with `services-glue`.
+pub use telemetry_api::{HeaderExtractor, HeaderInjector, extract, inject};
 
 /// Writes `cx` into `headers` with the global propagator (set by `init`).
 pub fn inject_global(cx: &Context, headers: &mut http::HeaderMap) {

@@ -526,26 +526,28 @@ fn child_init_twice() {
     if !is_child("child_init_twice") {
         return;
     }
-    let first = telemetry::try_init!("first-engine").expect("first init installs");
+    let first = telemetry::builder!("first-engine")
+        .try_init()
+        .expect("first init installs");
     assert_eq!(first.service().version, env!("CARGO_PKG_VERSION"));
-    let second = telemetry::try_init("second-engine");
+    let second = Telemetry::builder("second-engine").try_init();
     assert!(
         matches!(second, Err(InitError::AlreadyInitialized)),
         "{second:?}"
     );
     let msg = second.unwrap_err().to_string();
     assert!(msg.contains("already installed"), "{msg}");
-    assert!(msg.contains("Telemetry::builder(..).build()"), "{msg}");
+    assert!(msg.contains(".set_default()"), "{msg}");
     let third = Telemetry::builder("third-engine")
         .with_env([("OTEL_SDK_DISABLED", "true")])
-        .install();
+        .try_init();
     assert!(matches!(third, Err(InitError::AlreadyInitialized)));
-    // `init` panics with a message naming the call and the cause.
-    let panic = std::panic::catch_unwind(|| telemetry::init("fourth-engine"))
+    // `init!` panics with a message naming the service and the cause.
+    let panic = std::panic::catch_unwind(|| telemetry::init!("fourth-engine"))
         .expect_err("init panics when already initialised");
     let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(
-        text.contains("telemetry::init(\"fourth-engine\") failed"),
+        text.contains("telemetry for \"fourth-engine\" could not start"),
         "{text}"
     );
     assert!(text.contains("already installed"), "{text}");
@@ -578,7 +580,7 @@ fn child_foreign_subscriber() {
     }
     tracing::subscriber::set_global_default(tracing_subscriber::registry())
         .expect("first global subscriber");
-    let result = telemetry::try_init("late-engine");
+    let result = Telemetry::builder("late-engine").try_init();
     assert!(
         matches!(result, Err(InitError::AlreadyInitialized)),
         "{result:?}"

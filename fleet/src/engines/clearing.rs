@@ -210,7 +210,7 @@ async fn current_window(
 
 /// Runs clearing-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("clearing-engine")?;
+    let t = telemetry::builder!("clearing-engine").try_init()?;
     super::block_on(serve(&t, &env))
 }
 

@@ -96,7 +96,7 @@ async fn screen(
 
 /// Runs compliance-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("compliance-engine")?;
+    let t = telemetry::builder!("compliance-engine").try_init()?;
     super::block_on(serve(&t, &env))
 }
 

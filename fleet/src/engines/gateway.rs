@@ -329,7 +329,7 @@ async fn on_payment_event(g: Arc<Gateway>, event: PaymentEvent) -> Result<(), St
 
 /// Runs the gateway until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("gateway")?;
+    let t = telemetry::builder!("gateway").try_init()?;
     super::block_on(serve(&t, &env))
 }
 

@@ -88,7 +88,7 @@ async fn route(State(l): State<Arc<Liquidity>>, Valid(request): Valid<RouteReque
 
 /// Runs liquidity-router until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("liquidity-router")?;
+    let t = telemetry::builder!("liquidity-router").try_init()?;
     super::block_on(serve(&t, &env))
 }
 

@@ -14,7 +14,6 @@ pub mod token;
 use std::future::Future;
 use std::process::ExitCode;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use services_glue::health::Readiness;
@@ -22,9 +21,8 @@ use services_glue::http::HttpServerConfig;
 use services_glue::nats::NatsTelemetry;
 use services_glue::reqwest::TracedClient;
 use telemetry::{ProcessEnv, Telemetry};
-use tracing::Instrument;
 
-use crate::env::{EngineEnv, EnvErrors};
+use crate::env::EngineEnv;
 use crate::faults::Faults;
 use crate::shutdown::shutdown_signal;
 use crate::validation::{Rejected, Validate, decode, limits::MAX_BODY_BYTES};
@@ -97,9 +95,9 @@ impl EngineKind {
 /// Why an engine stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// One or more `DELTRAN_*` variables are unusable.
+    /// One or more variables (`DELTRAN_*`, `OTEL_*`, `RUST_LOG`) are unusable.
     #[error(transparent)]
-    Env(#[from] EnvErrors),
+    Env(#[from] telemetry::ConfigErrors),
     /// `telemetry` refused its configuration (an `OTEL_*` variable).
     #[error("telemetry: {0}")]
     Telemetry(#[from] telemetry::InitError),
@@ -113,7 +111,7 @@ pub enum EngineError {
 
 /// Runs `kind` until SIGINT/SIGTERM; the exit code says how it ended.
 pub fn run(kind: EngineKind) -> ExitCode {
-    let result = EngineEnv::from_env(kind, &ProcessEnv)
+    let result = read_env(kind, &ProcessEnv)
         .map_err(EngineError::from)
         .and_then(|env| match kind {
             EngineKind::Gateway => gateway::main(env),
@@ -130,6 +128,26 @@ pub fn run(kind: EngineKind) -> ExitCode {
         Err(e) => {
             eprintln!("{}: {e}", kind.name());
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The engine's settings, checked together with telemetry's: every bad
+/// `DELTRAN_*` and `OTEL_*` variable in one report.
+fn read_env(
+    kind: EngineKind,
+    env: &(impl telemetry::EnvSource + ?Sized),
+) -> Result<EngineEnv, telemetry::ConfigErrors> {
+    match (
+        EngineEnv::from_env(kind, env),
+        telemetry::Config::from_env(env),
+    ) {
+        (Ok(settings), Ok(_)) => Ok(settings),
+        (engine, otel) => {
+            let mut all = Vec::new();
+            all.extend(engine.err().map(|e| e.0).unwrap_or_default());
+            all.extend(otel.err().map(|e| e.0).unwrap_or_default());
+            Err(all.into())
         }
     }
 }
@@ -384,11 +402,12 @@ pub(crate) fn http_client(t: &Telemetry) -> TracedClient {
     TracedClient::new(client, &t.meter())
 }
 
-/// Processes every message on `subject` (in `queue`, if given) inside the
-/// glue's CONSUMER span: decoded and validated first — a message that fails
-/// is counted in `deltran.messages.rejected`, logged with a masked excerpt
-/// and never applied — then handed to `handler`, whose error marks the span
-/// and metrics.
+/// Processes every message on `subject` (in `queue`, if given) with the
+/// glue's [`Consumer`](services_glue::nats::Consumer) until SIGINT/SIGTERM:
+/// decoded and validated first — a message that fails is counted in
+/// `deltran.messages.rejected` and never applied — then handed to
+/// `handler`. Either failure marks the CONSUMER span and metrics and is
+/// logged there (a rejection quotes input only masked).
 pub(crate) async fn consume<T, F, Fut>(
     client: async_nats::Client,
     nats: NatsTelemetry,
@@ -401,51 +420,82 @@ pub(crate) async fn consume<T, F, Fut>(
     F: Fn(T) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    loop {
-        let subscription = match queue {
-            Some(q) => client.queue_subscribe(subject, q.to_string()).await,
-            None => client.subscribe(subject).await,
-        };
-        let mut subscription = match subscription {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(subject, error = %e, "subscribe failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(message) = subscription.next().await {
-            let processing = nats.process(&message);
-            let span = processing.span().clone();
-            let decoded = decode::<T>(&message.payload);
-            let outcome = match decoded {
-                // The handler is called inside the span too: synchronous work
-                // before its first await must see this message's context.
-                Ok(value) => {
-                    processing
-                        .in_scope(|| handler(value))
-                        .instrument(span)
-                        .await
-                }
-                Err(rejected) => {
+    let mut consumer = nats.consumer(&client, subject);
+    if let Some(q) = queue {
+        consumer = consumer.queue_group(q);
+    }
+    let stopped = consumer
+        .run(shutdown_signal(), |message: async_nats::Message| {
+            // Called inside the span: the handler's synchronous part sees
+            // this message's context.
+            let applied = decode::<T>(&message.payload)
+                .map(&handler)
+                .map_err(|rejected| {
                     let kind = if rejected.status == 413 {
                         "too_large"
                     } else {
                         "invalid"
                     };
                     counts.rejected.add(1, [subject, kind]);
-                    Err(format!("message rejected: {rejected}"))
+                    format!("message rejected: {rejected}")
+                });
+            async move {
+                match applied {
+                    Ok(applying) => applying.await,
+                    Err(e) => Err(e),
                 }
-            };
-            if let Err(e) = &outcome {
-                processing.in_scope(|| tracing::warn!(error = %e, "message not applied"));
             }
-            processing.finish(outcome);
-        }
+        })
+        .await;
+    if let Err(e) = stopped {
+        tracing::error!(subject, error = %e, "consumer stopped");
     }
 }
 
 /// Every engine's faults, from its environment.
 pub(crate) fn faults(env: &EngineEnv) -> Faults {
     Faults::new(env.fault_latency, env.fault_error_rate)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn engine_and_telemetry_variables_are_reported_in_one_list() {
+        let env: BTreeMap<String, String> = [
+            ("DELTRAN_PORT", "eighty"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("DELTRAN_FAULT_ERROR_RATE", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let errors = read_env(EngineKind::TokenEngine, &env).unwrap_err();
+        let variables: Vec<&str> = errors.0.iter().map(|e| e.variable.as_str()).collect();
+        assert_eq!(
+            variables,
+            [
+                "DELTRAN_PORT",
+                "DELTRAN_FAULT_ERROR_RATE",
+                "OTEL_TRACES_SAMPLER"
+            ]
+        );
+        let message = EngineError::from(errors).to_string();
+        assert!(
+            message.contains("OTEL_TRACES_SAMPLER=\"sometimes\""),
+            "{message}"
+        );
+        assert!(message.contains("DELTRAN_PORT=\"eighty\""), "{message}");
+    }
+
+    #[test]
+    fn a_clean_environment_reads() {
+        let env: BTreeMap<String, String> = BTreeMap::new();
+        let settings = read_env(EngineKind::Gateway, &env).unwrap();
+        assert_eq!(settings.port, EngineKind::Gateway.default_port());
+    }
 }

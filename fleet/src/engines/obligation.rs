@@ -69,7 +69,7 @@ async fn record(
 
 /// Runs obligation-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("obligation-engine")?;
+    let t = telemetry::builder!("obligation-engine").try_init()?;
     super::block_on(serve(&t, &env))
 }
 

@@ -142,7 +142,7 @@ async fn assess(State(r): State<Arc<Risk>>, Valid(request): Valid<AssessmentRequ
 
 /// Runs risk-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("risk-engine")?;
+    let t = telemetry::builder!("risk-engine").try_init()?;
     super::block_on(serve(&t, &env))
 }
 

@@ -211,7 +211,7 @@ async fn on_instruction(s: &Settlement, instruction: SettlementInstruction) -> R
 
 /// Runs settlement-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("settlement-engine")?;
+    let t = telemetry::builder!("settlement-engine").try_init()?;
     actix_web::rt::System::new().block_on(serve(&t, &env))
 }
 

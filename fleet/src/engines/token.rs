@@ -99,7 +99,7 @@ fn burn(t: &Token, event: PaymentEvent) -> Result<(), String> {
 
 /// Runs token-engine until SIGINT/SIGTERM.
 pub fn main(env: EngineEnv) -> Result<(), EngineError> {
-    let t = telemetry::try_init!("token-engine")?;
+    let t = telemetry::builder!("token-engine").try_init()?;
     actix_web::rt::System::new().block_on(serve(&t, &env))
 }
 

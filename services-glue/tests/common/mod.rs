@@ -7,7 +7,7 @@ use std::future::Future;
 
 use opentelemetry::metrics::Meter;
 use telemetry::Telemetry;
-use telemetry::testing::InMemory;
+use telemetry::testing::{AttrValue, Attributes, InMemory};
 
 /// The W3C propagator, handed to the glue through its configs: these tests
 /// never set the global one (it stays a no-op), so propagation that works
@@ -36,6 +36,38 @@ where
     tracing::dispatcher::with_default(t.dispatch(), || rt.block_on(body(meter)));
     t.shutdown().unwrap();
     sink
+}
+
+/// An attribute value as text, as OpenTelemetry's `Value` displays it
+/// (strings bare, numbers and booleans as written), to search spans for a
+/// leaked marker or to build a series key.
+pub fn text(value: &AttrValue) -> String {
+    match value {
+        AttrValue::Str(s) => s.clone(),
+        AttrValue::Bool(b) => b.to_string(),
+        AttrValue::I64(i) => i.to_string(),
+        AttrValue::F64(f) => f.to_string(),
+        AttrValue::Array(items) => {
+            format!("[{}]", items.iter().map(text).collect::<Vec<_>>().join(","))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// A point's attribute set as `k=v` pairs, sorted and joined by `,`
+/// (`cache.name=sanctions,cache.result=hit`): one string per series.
+pub fn series_key(attributes: &Attributes) -> String {
+    let mut pairs: Vec<String> = attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={}", text(v)))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
+/// Whether any attribute value of `attributes` mentions `marker`.
+pub fn mentions(attributes: &Attributes, marker: &str) -> bool {
+    attributes.iter().any(|(_, v)| text(v).contains(marker))
 }
 
 /// An actix-web server on 127.0.0.1 (one worker) in its own thread and

@@ -197,15 +197,21 @@ mod served {
     }
 }
 
-/// Telemetry into `sink`, configured by nothing from the process
-/// environment (so a developer's `OTEL_*` cannot change a case).
+/// A builder of telemetry into `sink`, configured by nothing from the
+/// process environment (so a developer's `OTEL_*` cannot change a case).
+pub fn in_memory_builder(
+    service: &str,
+    sink: &telemetry::testing::InMemory,
+) -> telemetry::TelemetryBuilder {
+    telemetry::Telemetry::builder(service)
+        .with_env(Vec::<(String, String)>::new())
+        .with_in_memory(sink)
+}
+
+/// [`in_memory_builder`], started without installing anything.
 pub fn in_memory_telemetry(
     service: &str,
     sink: &telemetry::testing::InMemory,
 ) -> telemetry::Telemetry {
-    telemetry::Telemetry::builder(service)
-        .with_env(Vec::<(String, String)>::new())
-        .with_in_memory(sink)
-        .build()
-        .unwrap()
+    in_memory_builder(service, sink).build().unwrap()
 }

@@ -85,7 +85,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid telemetry configuration: ")?;
+        write!(f, "invalid configuration: ")?;
         for (i, e) in self.0.iter().enumerate() {
             if i > 0 {
                 write!(f, "; ")?;
@@ -123,7 +123,7 @@ mod tests {
         let all = ConfigErrors(vec![e.clone(), ConfigError::new("X", "1", "y")]);
         assert_eq!(
             all.to_string(),
-            "invalid telemetry configuration: OTEL_SDK_DISABLED=\"yes\" is invalid: expected true or false; \
+            "invalid configuration: OTEL_SDK_DISABLED=\"yes\" is invalid: expected true or false; \
              X=\"1\" is invalid: expected y"
         );
     }

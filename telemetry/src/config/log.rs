@@ -34,6 +34,15 @@ fn with_quiet_sdk(rust_log: &str) -> String {
     }
 }
 
+/// A fresh filter from `RUST_LOG` as [`Config::log_filter`] holds it, for
+/// each further copy of the layers. The value was validated when the
+/// configuration was read, so the fallback is never reached in practice.
+pub(crate) fn filter_from(rust_log: &str) -> EnvFilter {
+    EnvFilter::builder()
+        .parse(with_quiet_sdk(rust_log))
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+}
+
 impl<E: EnvSource + ?Sized> Parser<'_, E> {
     /// The `RUST_LOG` text for [`Config::log_filter`](super::Config::log_filter)
     /// and, kept on the parser, the filter built from it. The added

@@ -25,5 +25,9 @@ mod types;
 pub use errors::{ConfigError, ConfigErrors};
 pub use limits::{BatchConfig, LimitsConfig};
 pub use log::LogFormat;
+pub(crate) use log::filter_from;
 pub use otlp::{Compression, OtlpConfig, Protocol};
-pub use types::{Config, ExporterKind, PropagatorKind, SamplerConfig, Signal};
+pub use types::{
+    Config, LogExporterKind, MetricExporterKind, PropagatorKind, SamplerConfig, Signal,
+    SpanExporterKind,
+};

@@ -9,17 +9,20 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 use super::errors::{ConfigError, ConfigErrors};
-use super::types::{Config, ExporterKind, PropagatorKind, SamplerConfig, Signal};
+use super::types::{
+    Config, LogExporterKind, MetricExporterKind, PropagatorKind, SamplerConfig, Signal,
+    SpanExporterKind,
+};
 use crate::env::EnvSource;
 
 impl Config {
     /// Parses and validates the environment.
     ///
     /// ```
-    /// use telemetry::{Config, ExporterKind};
+    /// use telemetry::{Config, MetricExporterKind};
     ///
     /// let cfg = Config::from_env(&[("OTEL_METRICS_EXPORTER", "otlp,prometheus")]).unwrap();
-    /// assert_eq!(cfg.metrics_exporters, vec![ExporterKind::Otlp, ExporterKind::Prometheus]);
+    /// assert_eq!(cfg.metrics_exporters, [MetricExporterKind::Otlp, MetricExporterKind::Prometheus]);
     ///
     /// let err = Config::from_env(&[("OTEL_TRACES_SAMPLER", "sometimes")]).unwrap_err();
     /// assert!(err.to_string().contains("OTEL_TRACES_SAMPLER=\"sometimes\""));
@@ -97,9 +100,34 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
                 .map(|s| s.trim().to_string()),
             resource_attributes: self.resource_attributes(),
             propagators: self.propagators(),
-            traces_exporters: self.exporters(Signal::Traces),
-            metrics_exporters: self.exporters(Signal::Metrics),
-            logs_exporters: self.exporters(Signal::Logs),
+            traces_exporters: self.exporters(
+                Signal::Traces,
+                &[
+                    ("otlp", SpanExporterKind::Otlp),
+                    ("console", SpanExporterKind::Console),
+                    ("logging", SpanExporterKind::Console),
+                ],
+                SpanExporterKind::Otlp,
+            ),
+            metrics_exporters: self.exporters(
+                Signal::Metrics,
+                &[
+                    ("otlp", MetricExporterKind::Otlp),
+                    ("prometheus", MetricExporterKind::Prometheus),
+                    ("console", MetricExporterKind::Console),
+                    ("logging", MetricExporterKind::Console),
+                ],
+                MetricExporterKind::Otlp,
+            ),
+            logs_exporters: self.exporters(
+                Signal::Logs,
+                &[
+                    ("otlp", LogExporterKind::Otlp),
+                    ("console", LogExporterKind::Console),
+                    ("logging", LogExporterKind::Console),
+                ],
+                LogExporterKind::Otlp,
+            ),
             sampler: self.sampler(),
             otlp_traces: self.otlp_signal(Signal::Traces, &otlp_generic),
             otlp_metrics: self.otlp_signal(Signal::Metrics, &otlp_generic),
@@ -233,27 +261,37 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
         if none { Vec::new() } else { out }
     }
 
-    fn exporters(&mut self, signal: Signal) -> Vec<ExporterKind> {
+    /// `OTEL_<SIGNAL>_EXPORTER`: a list of the names in `known` (the
+    /// signal's own kinds, so a kind the signal has not cannot be chosen),
+    /// or `none`; unset means `default`.
+    fn exporters<K: Copy + PartialEq>(
+        &mut self,
+        signal: Signal,
+        known: &[(&str, K)],
+        default: K,
+    ) -> Vec<K> {
         let var = format!("OTEL_{}_EXPORTER", signal.upper());
         let Some(raw) = self.env.var(&var) else {
-            return vec![ExporterKind::Otlp];
+            return vec![default];
         };
-        let accepted = if signal == Signal::Metrics {
-            "a comma-separated list of otlp, prometheus, console, none"
-        } else {
-            "a comma-separated list of otlp, console, none"
-        };
+        let mut names: Vec<&str> = Vec::new();
+        for (name, _) in known {
+            // `logging` is the deprecated spelling of `console`.
+            if *name != "logging" {
+                names.push(name);
+            }
+        }
+        names.push("none");
+        let accepted = format!("a comma-separated list of {}", names.join(", "));
         let mut out = Vec::new();
         let mut none = false;
         for item in list(&raw) {
-            match item.as_str() {
-                "otlp" => push_unique(&mut out, ExporterKind::Otlp),
-                "console" | "logging" => push_unique(&mut out, ExporterKind::Console),
-                "prometheus" if signal == Signal::Metrics => {
-                    push_unique(&mut out, ExporterKind::Prometheus)
-                }
-                "none" => none = true,
-                _ => self.fail(&var, &raw, accepted),
+            if item == "none" {
+                none = true;
+            } else if let Some((_, kind)) = known.iter().find(|(name, _)| *name == item) {
+                push_unique(&mut out, *kind);
+            } else {
+                self.fail(&var, &raw, &accepted);
             }
         }
         if none && !out.is_empty() {
@@ -407,7 +445,7 @@ mod tests {
             c.propagators,
             vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]
         );
-        assert_eq!(c.traces_exporters, vec![ExporterKind::Otlp]);
+        assert_eq!(c.traces_exporters, vec![SpanExporterKind::Otlp]);
         assert_eq!(c.sampler, SamplerConfig::ParentBasedAlwaysOn);
         assert_eq!(c.otlp_traces.endpoint, "http://localhost:4317");
         assert_eq!(c.otlp_traces.timeout, Duration::from_secs(10));
@@ -515,7 +553,7 @@ mod tests {
         assert!(c.traces_exporters.is_empty());
         assert_eq!(
             c.logs_exporters,
-            vec![ExporterKind::Otlp, ExporterKind::Console]
+            vec![LogExporterKind::Otlp, LogExporterKind::Console]
         );
         assert!(c.propagators.is_empty());
         assert_eq!(c.sampler, SamplerConfig::ParentBasedTraceIdRatio(0.25));

@@ -45,15 +45,36 @@ impl fmt::Display for Signal {
     }
 }
 
-/// Where a signal goes (`OTEL_{TRACES,METRICS,LOGS}_EXPORTER`).
+/// Where spans go (`OTEL_TRACES_EXPORTER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ExporterKind {
+pub enum SpanExporterKind {
     /// OTLP to a collector.
     Otlp,
-    /// Human-readable lines on stdout.
+    /// The SDK's debug rendering on stdout.
     Console,
-    /// Prometheus pull endpoint (metrics only).
+}
+
+/// Where log records go (`OTEL_LOGS_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogExporterKind {
+    /// OTLP to a collector.
+    Otlp,
+    /// The SDK's debug rendering on stdout.
+    Console,
+}
+
+/// Where metrics go (`OTEL_METRICS_EXPORTER`). Only metrics have a pull
+/// endpoint, so only this kind can say `Prometheus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetricExporterKind {
+    /// OTLP to a collector.
+    Otlp,
+    /// The SDK's debug rendering on stdout.
+    Console,
+    /// A Prometheus pull endpoint.
     Prometheus,
 }
 
@@ -101,11 +122,11 @@ pub struct Config {
     /// `OTEL_PROPAGATORS`; empty means `none`.
     pub propagators: Vec<PropagatorKind>,
     /// `OTEL_TRACES_EXPORTER`; empty means `none`.
-    pub traces_exporters: Vec<ExporterKind>,
+    pub traces_exporters: Vec<SpanExporterKind>,
     /// `OTEL_METRICS_EXPORTER`; empty means `none`.
-    pub metrics_exporters: Vec<ExporterKind>,
+    pub metrics_exporters: Vec<MetricExporterKind>,
     /// `OTEL_LOGS_EXPORTER`; empty means `none`.
-    pub logs_exporters: Vec<ExporterKind>,
+    pub logs_exporters: Vec<LogExporterKind>,
     /// `OTEL_TRACES_SAMPLER` / `_ARG`.
     pub sampler: SamplerConfig,
     /// OTLP settings for spans.
@@ -145,15 +166,6 @@ impl Config {
             Signal::Logs => &self.otlp_logs,
         }
     }
-
-    /// The exporters chosen for one signal.
-    pub fn exporters(&self, signal: Signal) -> &[ExporterKind] {
-        match signal {
-            Signal::Traces => &self.traces_exporters,
-            Signal::Metrics => &self.metrics_exporters,
-            Signal::Logs => &self.logs_exporters,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -181,9 +193,9 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
         ])
         .unwrap();
-        assert_eq!(c.exporters(Signal::Traces), [ExporterKind::Otlp]);
-        assert_eq!(c.exporters(Signal::Metrics), [ExporterKind::Prometheus]);
-        assert_eq!(c.exporters(Signal::Logs), [ExporterKind::Console]);
+        assert_eq!(c.traces_exporters, [SpanExporterKind::Otlp]);
+        assert_eq!(c.metrics_exporters, [MetricExporterKind::Prometheus]);
+        assert_eq!(c.logs_exporters, [LogExporterKind::Console]);
         assert_eq!(c.otlp(Signal::Traces).endpoint, "http://traces:4317");
         assert_eq!(c.otlp(Signal::Metrics).endpoint, "http://localhost:4317");
     }

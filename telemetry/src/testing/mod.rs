@@ -29,7 +29,7 @@ mod in_memory;
 mod model;
 mod receiver;
 
-pub use in_memory::InMemory;
+pub use in_memory::{InMemory, InMemoryLogExporter, InMemoryMetricExporter, InMemorySpanExporter};
 
 pub use model::{
     AttrValue, Attributes, HistogramPoint, MetricData, NumberPoint, ReceivedEvent, ReceivedLink,

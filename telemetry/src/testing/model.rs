@@ -1,4 +1,5 @@
-//! Flattened, assertion-friendly views of the OTLP data decoded by the receiver.
+//! Flattened, assertion-friendly views of OTLP data: what the receiver
+//! decoded off the wire and what the in-memory exporters kept, in one model.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,13 +16,16 @@ use opentelemetry_proto::tonic::trace::v1::{span, status};
 
 pub use crate::config::Signal;
 
-/// The listener that received the data, so tests can check which OTLP protocol was used.
+/// How the data arrived, so tests can check which OTLP protocol was used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     /// OTLP/gRPC (see `OtlpReceiver::grpc_endpoint`).
     Grpc,
     /// OTLP/HTTP with protobuf bodies (see `OtlpReceiver::http_endpoint`).
     Http,
+    /// No transport: an [`InMemory`](super::InMemory) exporter, whose data
+    /// went through the same OTLP conversion as what the OTLP exporters send.
+    InMemory,
 }
 
 /// How the receiver answered an export request, so tests can count rejected/invalid exports.
@@ -300,8 +304,23 @@ pub struct ReceivedSpan {
     pub links: Vec<ReceivedLink>,
     /// Span status.
     pub status: SpanStatus,
+    /// Attributes dropped by the attribute count limit.
+    pub dropped_attributes_count: u32,
+    /// OTLP span flags: the W3C trace flags in the low byte, and whether the
+    /// parent is remote (see [`ReceivedSpan::parent_is_remote`]).
+    pub flags: u32,
     /// Which listener received it.
     pub transport: Transport,
+}
+
+impl ReceivedSpan {
+    /// Whether the parent came from another process, when the sender said
+    /// (OTLP's `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE` / `_IS_REMOTE` bits).
+    pub fn parent_is_remote(&self) -> Option<bool> {
+        const HAS_IS_REMOTE: u32 = 0x100;
+        const IS_REMOTE: u32 = 0x200;
+        (self.flags & HAS_IS_REMOTE != 0).then_some(self.flags & IS_REMOTE != 0)
+    }
 }
 
 /// A sum or gauge data point; `value` is `as_double`, or `as_int` converted to f64.
@@ -604,6 +623,8 @@ pub(crate) fn spans_from(
                         })
                         .collect(),
                     status,
+                    dropped_attributes_count: s.dropped_attributes_count,
+                    flags: s.flags,
                     transport,
                 });
             }

@@ -448,6 +448,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, transport: Tran
                         hyper::service::service_fn(move |req| http_route(Arc::clone(&shared), req));
                     builder.serve_connection(io, svc).await
                 }
+                // Never a listener's transport.
+                Transport::InMemory => Ok(()),
             };
         });
     }
