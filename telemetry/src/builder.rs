@@ -11,7 +11,6 @@ use std::time::Duration;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::logs::LogExporter;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::SpanExporter;
 use tracing::Dispatch;
@@ -393,7 +392,6 @@ impl TelemetryBuilder {
             });
         }
 
-        let has_metric_readers = metrics.provider.is_some();
         let (prometheus_handle, prometheus_addr) = prometheus.unzip();
         Ok(Telemetry {
             inner: Arc::new(Inner {
@@ -403,10 +401,7 @@ impl TelemetryBuilder {
                 log_filter: config.log_filter.clone(),
                 tracer_provider,
                 logger_provider,
-                meter_provider: metrics
-                    .provider
-                    .unwrap_or_else(|| SdkMeterProvider::builder().build()),
-                has_metric_readers,
+                meter_provider: metrics.provider,
                 runtime: Mutex::new(runtime),
                 prometheus: prometheus_handle,
                 prometheus_addr: prometheus_addr.flatten(),

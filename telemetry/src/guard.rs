@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
+use opentelemetry::metrics::noop::NoopMeterProvider;
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -32,8 +33,10 @@ pub(crate) struct Inner {
     pub(crate) log_filter: String,
     pub(crate) tracer_provider: Option<SdkTracerProvider>,
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
-    pub(crate) meter_provider: SdkMeterProvider,
-    pub(crate) has_metric_readers: bool,
+    /// `None` without any metric reader: meters are then the API's no-op
+    /// ones, which (unlike an SDK provider with no reader) create
+    /// instruments silently.
+    pub(crate) meter_provider: Option<SdkMeterProvider>,
     pub(crate) runtime: Mutex<Option<tokio::runtime::Runtime>>,
     pub(crate) prometheus: Option<PrometheusHandle>,
     pub(crate) prometheus_addr: Option<std::net::SocketAddr>,
@@ -85,7 +88,9 @@ impl Telemetry {
         if let Some(tp) = &self.inner.tracer_provider {
             opentelemetry::global::set_tracer_provider(tp.clone());
         }
-        opentelemetry::global::set_meter_provider(self.inner.meter_provider.clone());
+        if let Some(mp) = &self.inner.meter_provider {
+            opentelemetry::global::set_meter_provider(mp.clone());
+        }
         Ok(())
     }
 
@@ -126,19 +131,23 @@ impl Telemetry {
         &self.inner.identity
     }
 
-    /// A meter scoped to this service. Without metric exporters it is a
-    /// no-op meter (instruments cost almost nothing).
+    /// A meter scoped to this service. Without metric exporters (or with
+    /// the SDK disabled) it is the API's no-op meter: instruments cost
+    /// almost nothing and nothing is logged about them.
     pub fn meter(&self) -> Meter {
-        self.inner.meter_provider.meter_with_scope(
-            InstrumentationScope::builder(self.inner.identity.name.clone())
-                .with_version(self.inner.identity.version.clone())
-                .build(),
-        )
+        let scope = InstrumentationScope::builder(self.inner.identity.name.clone())
+            .with_version(self.inner.identity.version.clone())
+            .build();
+        match &self.inner.meter_provider {
+            Some(mp) => mp.meter_with_scope(scope),
+            None => NoopMeterProvider::new().meter_with_scope(scope),
+        }
     }
 
-    /// The meter provider, for libraries that want their own scope.
-    pub fn meter_provider(&self) -> &SdkMeterProvider {
-        &self.inner.meter_provider
+    /// The meter provider, for libraries that want their own scope; `None`
+    /// when metrics go nowhere.
+    pub fn meter_provider(&self) -> Option<&SdkMeterProvider> {
+        self.inner.meter_provider.as_ref()
     }
 
     /// The tracer provider, if traces are exported.
@@ -177,8 +186,8 @@ impl Telemetry {
         if let Some(push) = &self.inner.metrics_push {
             push.flush(Duration::from_secs(5));
         }
-        if self.inner.has_metric_readers {
-            let _ = self.inner.meter_provider.force_flush();
+        if let Some(mp) = &self.inner.meter_provider {
+            let _ = mp.force_flush();
         }
     }
 
@@ -207,7 +216,7 @@ impl Telemetry {
             let deadline = Instant::now() + self.inner.shutdown_timeout;
             let nothing_to_stop = self.inner.tracer_provider.is_none()
                 && self.inner.logger_provider.is_none()
-                && !self.inner.has_metric_readers
+                && self.inner.meter_provider.is_none()
                 && self
                     .inner
                     .runtime
@@ -262,7 +271,7 @@ fn shutdown_all(inner: &Arc<Inner>, deadline: Instant) -> Result<(), ShutdownErr
             None => timed_out = true,
         }
     }
-    if inner.has_metric_readers {
+    if let Some(mp) = inner.meter_provider.clone() {
         if let Ok(mut d) = inner.metric_deadline.lock() {
             *d = Some(deadline);
         }
@@ -271,7 +280,6 @@ fn shutdown_all(inner: &Arc<Inner>, deadline: Instant) -> Result<(), ShutdownErr
         {
             timed_out = true;
         }
-        let mp = inner.meter_provider.clone();
         let budget = remaining();
         match run_bounded("metrics", deadline, move || {
             mp.shutdown_with_timeout(budget)

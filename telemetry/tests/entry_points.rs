@@ -166,7 +166,7 @@ fn a_code_metric_exporter_shares_the_prometheus_reader() {
         .with_stdout_writer(std::io::sink)
         .build()
         .unwrap();
-    let counter = opentelemetry::metrics::MeterProvider::meter(t.meter_provider(), "test")
+    let counter = opentelemetry::metrics::MeterProvider::meter(t.meter_provider().unwrap(), "test")
         .u64_counter("payments")
         .build();
     counter.add(3, &[]);
@@ -209,4 +209,50 @@ fn an_ignored_otel_service_name_is_said_not_swallowed() {
     assert_eq!(lines[0]["fields"]["ignored"], "renamed-by-operator");
     // The same name is no news.
     assert!(warned("named-in-code").is_empty());
+}
+
+/// With metrics going nowhere, instruments are the API's no-op ones: an SDK
+/// provider without a reader would log `InstrumentCreationFailed` at ERROR
+/// for every observable instrument a service registers at start.
+#[test]
+fn without_metric_readers_instruments_are_silent_no_ops() {
+    for off in [
+        &[("OTEL_SDK_DISABLED", "true")][..],
+        &[
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+        ][..],
+    ] {
+        let out = Captured::default();
+        let mut vars = env(off);
+        vars.insert("TELEMETRY_LOG_FORMAT".into(), "json".into());
+        let t = Telemetry::builder("quiet-engine")
+            .with_env(vars)
+            .with_stdout_writer(out.clone())
+            .build()
+            .unwrap();
+        assert!(t.meter_provider().is_none(), "{off:?}");
+        tracing::dispatcher::with_default(t.dispatch(), || {
+            let meter = t.meter();
+            let _uptime = meter
+                .f64_observable_gauge("process.uptime")
+                .with_callback(|g| g.observe(1.0, &[]))
+                .build();
+            let counter = meter.u64_counter("payments").build();
+            counter.add(1, &[]);
+            tracing::info!("started");
+        });
+        t.shutdown().unwrap();
+        let lines = out.json_lines();
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["level"] != "ERROR" && l["level"] != "WARN"),
+            "{off:?}: {}",
+            out.text()
+        );
+        // The stdout layer itself still works.
+        assert!(lines.iter().any(|l| l["message"] == "started"), "{off:?}");
+    }
 }
