@@ -303,14 +303,14 @@ impl TelemetryBuilder {
                     config.traces_exporters.is_empty(),
                     env,
                     self.span_exporters,
-                    || exporters::spans_from(&config),
+                    || exporters::spans_from(&config, &writer),
                 )?;
                 let log_records = choose(
                     Signal::Logs,
                     config.logs_exporters.is_empty(),
                     env,
                     self.log_exporters,
-                    || exporters::logs_from(&config),
+                    || exporters::logs_from(&config, &writer),
                 )?;
                 let metric_exporters = choose(
                     Signal::Metrics,

@@ -18,7 +18,9 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::batch::{BatchExporter, ExportFuture};
 use crate::config::{Config, LogExporterKind, MetricExporterKind, SpanExporterKind};
+use crate::console::{ConsoleLogExporter, ConsoleSpanExporter};
 use crate::error::InitError;
+use crate::layers::SharedWriter;
 use crate::processors::{LogExporterAdapter, SpanExporterAdapter};
 
 /// One log record as the batch queue carries it.
@@ -93,8 +95,12 @@ pub(crate) fn type_label<E>() -> String {
     outer.rsplit("::").next().unwrap_or(outer).to_string()
 }
 
-/// The span exporters `OTEL_TRACES_EXPORTER` selects.
-pub(crate) fn spans_from(config: &Config) -> Result<Vec<SpanDestination>, InitError> {
+/// The span exporters `OTEL_TRACES_EXPORTER` selects; `console` writes
+/// where stdout logs go.
+pub(crate) fn spans_from(
+    config: &Config,
+    stdout: &SharedWriter,
+) -> Result<Vec<SpanDestination>, InitError> {
     let mut out = Vec::new();
     for kind in &config.traces_exporters {
         out.push(match kind {
@@ -103,15 +109,19 @@ pub(crate) fn spans_from(config: &Config) -> Result<Vec<SpanDestination>, InitEr
                 crate::otlp::span_exporter(&config.otlp_traces)?,
             ),
             SpanExporterKind::Console => {
-                span_destination("stdout", opentelemetry_stdout::SpanExporter::default())
+                span_destination("stdout", ConsoleSpanExporter::new(stdout.clone()))
             }
         });
     }
     Ok(out)
 }
 
-/// The log exporters `OTEL_LOGS_EXPORTER` selects.
-pub(crate) fn logs_from(config: &Config) -> Result<Vec<LogDestination>, InitError> {
+/// The log exporters `OTEL_LOGS_EXPORTER` selects; `console` writes where
+/// stdout logs go.
+pub(crate) fn logs_from(
+    config: &Config,
+    stdout: &SharedWriter,
+) -> Result<Vec<LogDestination>, InitError> {
     let mut out = Vec::new();
     for kind in &config.logs_exporters {
         out.push(match kind {
@@ -120,7 +130,7 @@ pub(crate) fn logs_from(config: &Config) -> Result<Vec<LogDestination>, InitErro
                 crate::otlp::log_exporter(&config.otlp_logs)?,
             ),
             LogExporterKind::Console => {
-                log_destination("stdout", opentelemetry_stdout::LogExporter::default())
+                log_destination("stdout", ConsoleLogExporter::new(stdout.clone()))
             }
         });
     }
@@ -216,10 +226,13 @@ mod tests {
             ("OTEL_METRICS_EXPORTER", "prometheus,console"),
         ])
         .unwrap();
-        let spans = spans_from(&config).unwrap();
+        let stdout = SharedWriter(std::sync::Arc::new(
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::sink),
+        ));
+        let spans = spans_from(&config, &stdout).unwrap();
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].label, "stdout");
-        assert!(logs_from(&config).unwrap().is_empty());
+        assert!(logs_from(&config, &stdout).unwrap().is_empty());
         // Prometheus is a reader, not a push exporter.
         let metrics = metrics_from(&config).unwrap();
         assert_eq!(metrics.len(), 1);

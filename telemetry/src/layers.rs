@@ -27,6 +27,12 @@ pub(crate) type DynLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
 #[derive(Clone)]
 pub(crate) struct SharedWriter(pub(crate) Arc<BoxMakeWriter>);
 
+impl std::fmt::Debug for SharedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedWriter")
+    }
+}
+
 impl<'a> MakeWriter<'a> for SharedWriter {
     type Writer = <BoxMakeWriter as MakeWriter<'a>>::Writer;
     fn make_writer(&'a self) -> Self::Writer {

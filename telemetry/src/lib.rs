@@ -29,6 +29,7 @@
 mod batch;
 mod builder;
 pub mod config;
+mod console;
 mod env;
 mod error;
 mod exporters;

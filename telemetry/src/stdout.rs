@@ -158,7 +158,12 @@ fn masked(text: &str) -> String {
 
 /// Current UTC time as RFC 3339 with microseconds, without a date crate.
 fn rfc3339_now() -> String {
-    let now = std::time::SystemTime::now()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// `time` in UTC as RFC 3339 with microseconds, without a date crate.
+pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
+    let now = time
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs() as i64;

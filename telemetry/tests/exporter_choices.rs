@@ -156,8 +156,13 @@ fn child_console() {
         .unwrap();
     let counter = t.meter().u64_counter("console.probe.counter").build();
     tracing::dispatcher::with_default(t.dispatch(), || {
-        tracing::info_span!("console_probe_span").in_scope(|| {
-            tracing::info!("console probe log body");
+        tracing::info_span!(
+            "console_probe_span",
+            card = "4111 1111 1111 1111",
+            note = "line one\nline \"two\""
+        )
+        .in_scope(|| {
+            tracing::info!(order = 7, "console probe log body");
         });
     });
     counter.add(5, &[KeyValue::new("probe", "yes")]);
@@ -165,44 +170,51 @@ fn child_console() {
     println!("{CHILD_OK}");
 }
 
+/// Spans and log records: one JSON line each, where stdout logs go, with
+/// the service, the ids that join them and masked values; metrics keep the
+/// SDK's console rendering.
 #[test]
-fn console_exporters_print_spans_logs_and_metrics_to_stdout() {
+fn console_exporters_print_one_json_line_per_span_and_log_record() {
     let run = run_child("child_console", &[]);
     let out = &run.stdout;
-    // opentelemetry-stdout's span block.
-    assert!(out.lines().any(|l| l == "Spans"), "{run:?}");
-    assert!(
-        out.lines()
-            .any(|l| l.trim_start().starts_with("Name") && l.ends_with(": console_probe_span")),
-        "span name: {run:?}"
-    );
-    // Its log block: the body, and the span's trace id on the record.
-    assert!(out.lines().any(|l| l == "Logs"), "{run:?}");
-    assert!(
-        out.lines()
-            .any(|l| l.contains("Body:") && l.contains("console probe log body")),
-        "log body: {run:?}"
-    );
-    let span_trace_id = out
+    let objects: Vec<serde_json::Value> = out
         .lines()
-        .find_map(|l| l.trim_start().strip_prefix("TraceId      : "))
-        .expect("span TraceId line")
-        .trim()
-        .to_string();
-    assert_eq!(span_trace_id.len(), 32);
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
+    let spans: Vec<_> = objects.iter().filter(|o| o["type"] == "span").collect();
+    assert_eq!(spans.len(), 1, "{run:?}");
+    let span = spans[0];
+    assert_eq!(span["name"], "console_probe_span");
+    assert_eq!(span["service"], "console-engine");
+    assert_eq!(span["kind"], "internal");
+    assert_eq!(span["status"], "unset");
     assert!(
-        out.lines()
-            .any(|l| l.contains("TraceId:") && l.contains(&span_trace_id)),
-        "log record carries the span's trace id {span_trace_id}: {run:?}"
+        span["duration_ms"].as_f64().is_some_and(|d| d >= 0.0),
+        "{span}"
     );
-    // Its metric block, exported at shutdown.
+    assert_eq!(span["attributes"]["card"], "****1111", "masked: {span}");
+    // A newline and quotes in a value stay inside the one JSON line.
+    assert_eq!(span["attributes"]["note"], "line one\nline \"two\"");
+    let trace_id = span["trace_id"].as_str().expect("trace id");
+    assert_eq!(trace_id.len(), 32);
+
+    let logs: Vec<_> = objects.iter().filter(|o| o["type"] == "log").collect();
+    assert_eq!(logs.len(), 1, "{run:?}");
+    assert_eq!(logs[0]["body"], "console probe log body");
+    assert_eq!(logs[0]["severity"], "INFO");
+    assert_eq!(logs[0]["attributes"]["order"], 7);
+    assert_eq!(logs[0]["trace_id"], trace_id, "the record joins its span");
+    assert_eq!(logs[0]["span_id"], span["span_id"]);
+
+    // No debug dump of spans or log records any more.
+    assert!(!out.lines().any(|l| l == "Spans" || l == "Logs"), "{run:?}");
+    // Metrics: the SDK's console block, exported at shutdown.
     assert!(out.lines().any(|l| l == "Metrics"), "{run:?}");
     assert!(
         out.lines()
             .any(|l| l.trim_start().starts_with("Name") && l.ends_with(": console.probe.counter")),
         "metric name: {run:?}"
     );
-    assert!(out.contains("console-engine"), "resource service.name");
 }
 
 // ------------------------------------------------------------------- none
