@@ -41,4 +41,43 @@ fn the_fleet_stops_in_seconds_when_the_collector_never_answers() {
             "port {port} still served"
         );
     }
+    // The ending says how the stop went and what each engine served.
+    let stop = launcher
+        .last_line_starting("deltran: stopped in ")
+        .unwrap_or_else(|| panic!("no stop line:\n{}", launcher.logs()));
+    assert!(
+        stop.contains("engines all exited cleanly") && stop.contains("nats-server exited cleanly"),
+        "{stop}"
+    );
+    let said: f64 = stop["deltran: stopped in ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{stop}"));
+    assert!(said <= took.as_secs_f64() + 0.1, "{stop} vs {took:?}");
+    let per_engine = launcher
+        .last_line_starting("deltran: requests per engine: ")
+        .unwrap_or_else(|| panic!("no per-engine line:\n{}", launcher.logs()));
+    for e in &launcher.fleet.engines {
+        assert!(per_engine.contains(&format!("{} ", e.name)), "{per_engine}");
+    }
+    // Every payment sent is one gateway request (besides probes and streams).
+    let sent: f64 = launcher
+        .summary()
+        .and_then(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "sent")?;
+            words.get(at + 1)?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no sent count:\n{}", launcher.logs()));
+    let gateway: f64 = per_engine
+        .split("gateway ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{per_engine}"));
+    assert!(
+        sent > 0.0 && gateway >= sent,
+        "gateway {gateway} < sent {sent}"
+    );
 }

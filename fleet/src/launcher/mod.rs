@@ -226,6 +226,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
         view.refresh(&mut fleet, &stats, elapsed).await;
     }
     eprintln!("\ndeltran: stopping (load first, then engines in order, then NATS)");
+    let stopping = std::time::Instant::now();
     load.stop_sending().await;
     // Give in-flight payments a moment to reach the ledger.
     tokio::time::sleep(Duration::from_millis(
@@ -233,9 +234,20 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     ))
     .await;
     load.stop().await;
-    let clean = fleet.stop_all().await;
-    nats.stop().await;
-    view.summary(&stats, started.elapsed());
+    // The last word of every engine's counters, for the summary.
+    view.scrape(&mut fleet).await;
+    let engines_clean = fleet.stop_all().await;
+    let nats_clean = nats.stop().await;
+    let clean = engines_clean && nats_clean;
+    view.summary(
+        &stats,
+        started.elapsed(),
+        &view::Ending {
+            took: stopping.elapsed(),
+            engines_clean,
+            nats_clean,
+        },
+    );
     Ok(if clean {
         ExitCode::SUCCESS
     } else {

@@ -133,9 +133,14 @@ impl NatsServer {
     }
 
     /// Stops the server if this run started it.
-    pub async fn stop(mut self) {
-        if let Some(child) = self.child.take() {
-            super::fleet::terminate(child, Duration::from_secs(5)).await;
+    /// Stops a server this run started; whether it exited on its own
+    /// after SIGTERM (a borrowed server is left alone and counts as clean).
+    pub async fn stop(mut self) -> bool {
+        match self.child.take() {
+            Some(child) => super::fleet::terminate(child, Duration::from_secs(5))
+                .await
+                .is_some(),
+            None => true,
         }
     }
 }

@@ -189,6 +189,12 @@ impl View {
 
     /// Scrapes every engine and redraws (or prints a line every 5 s).
     pub async fn refresh(&mut self, fleet: &mut Fleet, stats: &LoadStats, elapsed: Duration) {
+        self.scrape(fleet).await;
+        self.show(stats, fleet, elapsed);
+    }
+
+    /// Reads every running engine's `/metrics` into its row and snapshot.
+    pub async fn scrape(&mut self, fleet: &mut Fleet) {
         for slot in fleet.slots.iter_mut() {
             let running = slot.running();
             let url = format!("http://127.0.0.1:{}/metrics", slot.port);
@@ -220,6 +226,9 @@ impl View {
             }
             self.rows.insert(slot.kind, row);
         }
+    }
+
+    fn show(&mut self, stats: &LoadStats, fleet: &Fleet, elapsed: Duration) {
         if self.live {
             print!("\x1b[2J\x1b[H{}", self.render(fleet, stats, elapsed));
         } else if self
@@ -287,17 +296,66 @@ impl View {
         out
     }
 
-    /// The final counts, printed after everything stopped.
-    pub fn summary(&self, stats: &LoadStats, elapsed: Duration) {
+    /// The final counts, printed after everything stopped: what the load
+    /// saw, how the stop went, and each engine's requests and 5xx as its
+    /// own `/metrics` last said.
+    pub fn summary(&self, stats: &LoadStats, elapsed: Duration, ending: &Ending) {
         println!(
             "\ndeltran: ran {} s | {}",
             elapsed.as_secs(),
             stats.summary()
         );
         println!(
+            "deltran: stopped in {:.1} s | engines {} | nats-server {}",
+            ending.took.as_secs_f64(),
+            if ending.engines_clean {
+                "all exited cleanly"
+            } else {
+                "NOT all exited cleanly (see their logs)"
+            },
+            if ending.nats_clean {
+                "exited cleanly"
+            } else {
+                "had to be killed"
+            },
+        );
+        println!("deltran: {}", self.engine_totals());
+        println!(
             "deltran: logs and ledger kept in {}",
             self.run_dir.display()
         );
+    }
+}
+
+/// How the stop went.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending {
+    /// From the stop request until NATS was down.
+    pub took: Duration,
+    /// Every engine exited 0 within the stop budget.
+    pub engines_clean: bool,
+    /// The NATS server this run started exited on SIGTERM.
+    pub nats_clean: bool,
+}
+
+impl View {
+    /// `requests <engine> N (5xx M), …` from each engine's last scrape: the
+    /// counters since that engine process started.
+    fn engine_totals(&self) -> String {
+        let mut kinds: Vec<&EngineKind> = self.previous.keys().collect();
+        kinds.sort_by_key(|k| k.name());
+        let parts: Vec<String> = kinds
+            .into_iter()
+            .filter_map(|k| {
+                let s = self.previous.get(k)?;
+                Some(format!("{} {:.0} (5xx {:.0})", k.name(), s.total, s.errors))
+            })
+            .collect();
+        if parts.is_empty() {
+            "requests per engine: none scraped".to_string()
+        } else {
+            format!("requests per engine: {}", parts.join(", "))
+        }
     }
 }
 

@@ -148,11 +148,16 @@ impl Launcher {
     /// The launcher's final line, `deltran: ran N s | sent … unreachable …`
     /// (the load generator's outcome counts), once it has exited.
     pub fn summary(&self) -> Option<String> {
+        self.last_line_starting("deltran: ran ")
+    }
+
+    /// The launcher's last output line that starts with `prefix`.
+    pub fn last_line_starting(&self, prefix: &str) -> Option<String> {
         std::fs::read_to_string(self.dir.path().join("launcher.log"))
             .unwrap_or_default()
             .lines()
             .rev()
-            .find(|l| l.starts_with("deltran: ran "))
+            .find(|l| l.starts_with(prefix))
             .map(str::to_string)
     }
 
