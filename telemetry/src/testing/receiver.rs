@@ -132,8 +132,8 @@ impl OtlpReceiver {
                 rt.block_on(async move {
                     tokio::select! {
                         _ = shutdown_rx => {}
-                        () = accept_loop(grpc, Arc::clone(&thread_shared), Transport::Grpc) => {}
-                        () = accept_loop(http, thread_shared, Transport::Http) => {}
+                        () = accept_loop(grpc, Arc::clone(&thread_shared), Listener::Grpc) => {}
+                        () = accept_loop(http, thread_shared, Listener::Http) => {}
                     }
                 });
                 // Dropping `rt` here cancels all connection tasks.
@@ -421,7 +421,15 @@ fn success_body(signal: Signal) -> Bytes {
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, transport: Transport) {
+/// Which protocol a socket of the receiver serves (a [`Transport`] that
+/// has a listener).
+#[derive(Debug, Clone, Copy)]
+enum Listener {
+    Grpc,
+    Http,
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, protocol: Listener) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -437,19 +445,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, transport: Tran
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let io = TokioIo::new(stream);
             // Connection errors (client hang-ups, garbage) only end that connection.
-            let _ = match transport {
-                Transport::Grpc => {
+            let _ = match protocol {
+                Listener::Grpc => {
                     let svc =
                         hyper::service::service_fn(move |req| grpc_route(Arc::clone(&shared), req));
                     builder.serve_connection(io, svc).await
                 }
-                Transport::Http => {
+                Listener::Http => {
                     let svc =
                         hyper::service::service_fn(move |req| http_route(Arc::clone(&shared), req));
                     builder.serve_connection(io, svc).await
                 }
-                // Never a listener's transport.
-                Transport::InMemory => Ok(()),
             };
         });
     }
