@@ -19,7 +19,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::model::{self, ReceivedLog, ReceivedMetric, ReceivedSpan, Transport};
+use otlp_receiver::{self as model, ReceivedLog, ReceivedMetric, ReceivedSpan, Transport};
 
 /// Where [`TelemetryBuilder::with_in_memory`](crate::TelemetryBuilder::with_in_memory)
 /// sends spans, logs and metrics: one exporter per signal, handed to the

@@ -14,22 +14,36 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status};
 
-pub use crate::config::Signal;
+/// One of the three OpenTelemetry signals an export carries.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// Spans.
+    Traces,
+    /// Metric points.
+    Metrics,
+    /// Log records.
+    Logs,
+}
 
 /// How the data arrived, so tests can check which OTLP protocol was used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Transport {
     /// OTLP/gRPC (see `OtlpReceiver::grpc_endpoint`).
     Grpc,
     /// OTLP/HTTP with protobuf bodies (see `OtlpReceiver::http_endpoint`).
     Http,
-    /// No transport: an [`InMemory`](super::InMemory) exporter, whose data
+    /// No transport: an in-memory exporter (`telemetry::testing::InMemory`), whose data
     /// went through the same OTLP conversion as what the OTLP exporters send.
     InMemory,
 }
 
 /// How the receiver answered an export request, so tests can count rejected/invalid exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RequestOutcome {
     /// Decoded and stored; the exporter got a success response.
     Accepted,
@@ -41,7 +55,7 @@ pub enum RequestOutcome {
 }
 
 /// Metadata of one export request, to assert on headers, compression and retries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedRequest {
     /// Which signal the request was for.
     pub signal: Signal,
@@ -65,7 +79,7 @@ impl ReceivedRequest {
 }
 
 /// An OTLP `AnyValue`, converted so tests can compare values with plain Rust literals.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum AttrValue {
     /// `string_value`.
     Str(String),
@@ -148,7 +162,8 @@ fn kv_map(kvs: &[KeyValue]) -> BTreeMap<String, AttrValue> {
 }
 
 /// A key/value attribute set (resource, span, event, point, log), with typed getters for assertions.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Attributes(pub BTreeMap<String, AttrValue>);
 
 impl Attributes {
@@ -209,7 +224,7 @@ impl Attributes {
 }
 
 /// The kind of a received span (mirrors OTLP `Span.SpanKind`), to assert server/client roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SpanKind {
     /// `SPAN_KIND_UNSPECIFIED` (also used for unknown values).
     Unspecified,
@@ -239,7 +254,7 @@ impl SpanKind {
 }
 
 /// The status of a received span, to assert error recording.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SpanStatus {
     /// No status set (also used when the status field is absent or unknown).
     Unset,
@@ -250,7 +265,7 @@ pub enum SpanStatus {
 }
 
 /// A span event, flattened for assertions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedEvent {
     /// Event name (e.g. `exception`).
     pub name: String,
@@ -261,7 +276,7 @@ pub struct ReceivedEvent {
 }
 
 /// A span link, flattened for assertions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedLink {
     /// Linked trace id, 32 lowercase hex chars.
     pub trace_id: String,
@@ -272,7 +287,7 @@ pub struct ReceivedLink {
 }
 
 /// One span as received, with its resource and scope denormalised onto it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedSpan {
     /// Resource attributes of the `ResourceSpans` the span came in.
     pub resource: Attributes,
@@ -324,7 +339,7 @@ impl ReceivedSpan {
 }
 
 /// A sum or gauge data point; `value` is `as_double`, or `as_int` converted to f64.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NumberPoint {
     /// Point attributes.
     pub attributes: Attributes,
@@ -337,7 +352,7 @@ pub struct NumberPoint {
 }
 
 /// An explicit-bucket histogram data point.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistogramPoint {
     /// Point attributes.
     pub attributes: Attributes,
@@ -360,7 +375,7 @@ pub struct HistogramPoint {
 }
 
 /// The data of a received metric, reduced to the shape tests usually care about.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum MetricData {
     /// A sum (counter / up-down counter).
     Sum {
@@ -398,7 +413,7 @@ pub enum MetricData {
 }
 
 /// One metric as received, with its resource and scope denormalised onto it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedMetric {
     /// Resource attributes of the `ResourceMetrics` the metric came in.
     pub resource: Attributes,
@@ -458,7 +473,7 @@ pub fn find_span<'a>(spans: &'a [ReceivedSpan], name: &str) -> Option<&'a Receiv
 }
 
 /// One log record as received, with its resource and scope denormalised onto it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedLog {
     /// Resource attributes of the `ResourceLogs` the record came in.
     pub resource: Attributes,
@@ -573,10 +588,7 @@ fn metric_data(data: Option<&metric::Data>) -> MetricData {
     }
 }
 
-pub(crate) fn spans_from(
-    req: &ExportTraceServiceRequest,
-    transport: Transport,
-) -> Vec<ReceivedSpan> {
+pub fn spans_from(req: &ExportTraceServiceRequest, transport: Transport) -> Vec<ReceivedSpan> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
         let resource = Attributes::from_resource(rs.resource.as_ref());
@@ -633,7 +645,7 @@ pub(crate) fn spans_from(
     out
 }
 
-pub(crate) fn metrics_from(
+pub fn metrics_from(
     req: &ExportMetricsServiceRequest,
     transport: Transport,
 ) -> Vec<ReceivedMetric> {
@@ -659,7 +671,7 @@ pub(crate) fn metrics_from(
     out
 }
 
-pub(crate) fn logs_from(req: &ExportLogsServiceRequest, transport: Transport) -> Vec<ReceivedLog> {
+pub fn logs_from(req: &ExportLogsServiceRequest, transport: Transport) -> Vec<ReceivedLog> {
     let mut out = Vec::new();
     for rl in &req.resource_logs {
         let resource = Attributes::from_resource(rl.resource.as_ref());

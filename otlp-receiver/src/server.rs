@@ -1,13 +1,14 @@
-//! The OTLP receiver: gRPC and HTTP/protobuf listeners on a dedicated thread + shared store.
+//! The OTLP listeners: gRPC and HTTP/protobuf sockets served from a dedicated
+//! thread, each export request decoded and handed to a [`Sink`].
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read as _};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
@@ -28,87 +29,201 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use super::model::{
-    self, ReceivedLog, ReceivedMetric, ReceivedRequest, ReceivedSpan, RequestOutcome, Signal,
-    Transport,
+use crate::model::{
+    self, ReceivedLog, ReceivedMetric, ReceivedSpan, RequestOutcome, Signal, Transport,
 };
-
-/// Largest accepted request body (compressed or decompressed), to bound memory on bad input.
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 const GRPC_TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const GRPC_METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 const GRPC_LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
-/// In-process OTLP receiver for tests: gRPC and HTTP/protobuf on 127.0.0.1, ephemeral ports.
-///
-/// Everything received is decoded into the flattened model ([`ReceivedSpan`],
-/// [`ReceivedMetric`], [`ReceivedLog`]) and kept until [`OtlpReceiver::clear`].
-/// Serving stops on [`OtlpReceiver::shutdown`] or drop.
-pub struct OtlpReceiver {
-    shared: Arc<Shared>,
+/// What a refused export is answered with (gRPC UNAVAILABLE / HTTP 503), so the
+/// exporter retries later instead of dropping.
+const REFUSED: &str = "the receiver is not accepting data now; retry later";
+
+/// Where decoded exports go: a test recorder, a viewer's store, anything that
+/// keeps or forwards telemetry. Called on the server thread: keep it short and
+/// never block, or the exporters' requests wait.
+pub trait Sink: Send + Sync + 'static {
+    /// One export request. `batch` is `None` when the body could not be
+    /// decoded (the client gets 400 / INVALID_ARGUMENT whatever is returned).
+    /// Return [`RequestOutcome::Rejected`] to answer "unavailable, retry".
+    fn receive(&self, request: RequestInfo, batch: Option<Batch>) -> RequestOutcome;
+}
+
+/// Who sent an export and how: the part of a request a sink may record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// Which signal the request was for.
+    pub signal: Signal,
+    /// Which listener received it.
+    pub transport: Transport,
+    /// Request headers / gRPC metadata with lowercase names; repeated headers are joined with `", "`.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The decoded content of one export request, flattened into the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Batch {
+    /// A trace export.
+    Spans(Vec<ReceivedSpan>),
+    /// A metrics export (one entry per metric, points inside).
+    Metrics(Vec<ReceivedMetric>),
+    /// A logs export.
+    Logs(Vec<ReceivedLog>),
+}
+
+impl Batch {
+    /// Decodes an OTLP protobuf export request body of the given signal.
+    ///
+    /// # Errors
+    /// A message naming the protobuf error when the body is not a valid request.
+    pub fn decode(signal: Signal, transport: Transport, body: &[u8]) -> Result<Batch, String> {
+        let err = |e: prost::DecodeError| format!("invalid OTLP protobuf: {e}");
+        Ok(match signal {
+            Signal::Traces => Batch::Spans(model::spans_from(
+                &ExportTraceServiceRequest::decode(body).map_err(err)?,
+                transport,
+            )),
+            Signal::Metrics => Batch::Metrics(model::metrics_from(
+                &ExportMetricsServiceRequest::decode(body).map_err(err)?,
+                transport,
+            )),
+            Signal::Logs => Batch::Logs(model::logs_from(
+                &ExportLogsServiceRequest::decode(body).map_err(err)?,
+                transport,
+            )),
+        })
+    }
+
+    /// Spans, metrics (not points) or log records in the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Spans(v) => v.len(),
+            Batch::Metrics(v) => v.len(),
+            Batch::Logs(v) => v.len(),
+        }
+    }
+
+    /// Whether the batch holds nothing (an empty export is valid OTLP).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where to listen and how much one request may carry.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// OTLP/gRPC address (`127.0.0.1:0` picks a free loopback port).
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP (protobuf) address.
+    pub http: SocketAddr,
+    /// Largest accepted request body, compressed or decompressed: bounds the
+    /// memory one hostile or broken request can take.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        ServerConfig {
+            grpc: loopback,
+            http: loopback,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Running OTLP listeners. Serving stops on [`OtlpServer::shutdown`] or drop.
+pub struct OtlpServer {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     shutdown_tx: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl fmt::Debug for OtlpReceiver {
+impl fmt::Debug for OtlpServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let store = self.shared.lock();
-        f.debug_struct("OtlpReceiver")
+        f.debug_struct("OtlpServer")
             .field("grpc_addr", &self.grpc_addr)
             .field("http_addr", &self.http_addr)
-            .field("spans", &store.spans.len())
-            .field("metrics", &store.metrics.len())
-            .field("logs", &store.logs.len())
-            .field("requests", &store.requests.len())
-            .field("failing", &store.failing)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl OtlpReceiver {
-    /// Binds both listeners and serves them on a dedicated thread with its own tokio runtime,
-    /// so it works from sync tests and from inside any tokio runtime flavour (current_thread too).
-    pub fn start() -> io::Result<OtlpReceiver> {
-        OtlpReceiver::start_on(0, 0)
-    }
+struct Served {
+    sink: Arc<dyn Sink>,
+    max_body_bytes: usize,
+}
 
-    /// Like [`OtlpReceiver::start`], but binds 127.0.0.1 on the given ports (`0` picks a free
-    /// one). Use it to bring a "collector" back on the address an exporter already points at,
-    /// after a previous receiver on the same ports was shut down:
+impl Served {
+    fn receive(
+        &self,
+        signal: Signal,
+        transport: Transport,
+        headers: BTreeMap<String, String>,
+        batch: Option<Batch>,
+    ) -> RequestOutcome {
+        let invalid = batch.is_none();
+        let outcome = self.sink.receive(
+            RequestInfo {
+                signal,
+                transport,
+                headers,
+            },
+            batch,
+        );
+        if invalid {
+            RequestOutcome::Invalid
+        } else {
+            outcome
+        }
+    }
+}
+
+impl OtlpServer {
+    /// Binds both listeners and serves them on a dedicated thread with its own
+    /// tokio runtime, so it works from sync code and from inside any runtime
+    /// (current_thread too) without sharing its workers.
     ///
     /// ```
-    /// use telemetry::testing::OtlpReceiver;
+    /// use std::sync::Arc;
+    /// use otlp_receiver::{Batch, OtlpServer, RequestInfo, RequestOutcome, ServerConfig, Sink};
     ///
-    /// let first = OtlpReceiver::start()?;
-    /// let (grpc, http) = (first.grpc_addr().port(), first.http_addr().port());
-    /// first.shutdown(); // the collector dies...
-    /// let again = OtlpReceiver::start_on(grpc, http)?; // ...and comes back on the same ports
-    /// assert_eq!(again.grpc_addr().port(), grpc);
-    /// assert_eq!(again.http_addr().port(), http);
+    /// struct Count(std::sync::atomic::AtomicUsize);
+    /// impl Sink for Count {
+    ///     fn receive(&self, _: RequestInfo, batch: Option<Batch>) -> RequestOutcome {
+    ///         let n = batch.map_or(0, |b| b.len());
+    ///         self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    ///         RequestOutcome::Accepted
+    ///     }
+    /// }
+    /// let server = OtlpServer::start(ServerConfig::default(), Arc::new(Count(Default::default())))?;
+    /// assert!(server.grpc_endpoint().starts_with("http://127.0.0.1:"));
+    /// server.shutdown();
     /// # Ok::<(), std::io::Error>(())
     /// ```
     ///
     /// # Errors
-    /// When a port is still in use (e.g. the previous receiver is alive).
-    pub fn start_on(grpc_port: u16, http_port: u16) -> io::Result<OtlpReceiver> {
-        let grpc_std = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, grpc_port))?;
-        let http_std = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, http_port))?;
+    /// When an address cannot be bound (in use, not local) or the thread cannot start.
+    pub fn start(config: ServerConfig, sink: Arc<dyn Sink>) -> io::Result<OtlpServer> {
+        let grpc_std = std::net::TcpListener::bind(config.grpc)?;
+        let http_std = std::net::TcpListener::bind(config.http)?;
         let grpc_addr = grpc_std.local_addr()?;
         let http_addr = http_std.local_addr()?;
         grpc_std.set_nonblocking(true)?;
         http_std.set_nonblocking(true)?;
 
-        let shared = Arc::new(Shared::default());
+        let served = Arc::new(Served {
+            sink,
+            max_body_bytes: config.max_body_bytes,
+        });
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-        let thread_shared = Arc::clone(&shared);
-        // The runtime is created and dropped on the receiver thread only: dropping a runtime
+        // The runtime is created and dropped on the server thread only: dropping a runtime
         // inside a caller's async context would panic.
         let thread = std::thread::Builder::new()
-            .name("otlp-test-receiver".to_string())
+            .name("otlp-receiver".to_string())
             .spawn(move || {
                 let setup = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -132,8 +247,8 @@ impl OtlpReceiver {
                 rt.block_on(async move {
                     tokio::select! {
                         _ = shutdown_rx => {}
-                        () = accept_loop(grpc, Arc::clone(&thread_shared), Listener::Grpc) => {}
-                        () = accept_loop(http, thread_shared, Listener::Http) => {}
+                        () = accept_loop(grpc, Arc::clone(&served), Listener::Grpc) => {}
+                        () = accept_loop(http, served, Listener::Http) => {}
                     }
                 });
                 // Dropping `rt` here cancels all connection tasks.
@@ -143,18 +258,17 @@ impl OtlpReceiver {
             .recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|_| {
                 Err(io::Error::other(
-                    "OTLP test receiver thread did not start within 10s",
+                    "OTLP receiver thread did not start within 10s",
                 ))
             });
-        let receiver = OtlpReceiver {
-            shared,
+        let server = OtlpServer {
             grpc_addr,
             http_addr,
             shutdown_tx: Some(shutdown_tx),
             thread: Some(thread),
         };
-        // On error, dropping `receiver` signals and joins the thread.
-        ready.map(|()| receiver)
+        // On error, dropping `server` signals and joins the thread.
+        ready.map(|()| server)
     }
 
     /// Base URL for OTLP/gRPC exporters, e.g. `http://127.0.0.1:4317`.
@@ -168,134 +282,23 @@ impl OtlpReceiver {
         format!("http://{}", self.http_addr)
     }
 
-    /// Socket address of the gRPC listener, for clients that want an address, not a URL.
+    /// Socket address of the gRPC listener.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
     }
 
-    /// Socket address of the HTTP listener, for clients that want an address, not a URL.
+    /// Socket address of the HTTP listener.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
 
-    /// All spans received so far (both transports, arrival order).
-    pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.shared.lock().spans.clone()
-    }
-
-    /// All metrics received so far (both transports, arrival order; periodic exports repeat).
-    pub fn metrics(&self) -> Vec<ReceivedMetric> {
-        self.shared.lock().metrics.clone()
-    }
-
-    /// All log records received so far (both transports, arrival order).
-    pub fn logs(&self) -> Vec<ReceivedLog> {
-        self.shared.lock().logs.clone()
-    }
-
-    /// Metadata of every export request received (accepted, rejected and invalid), per signal
-    /// and transport, to assert headers, compression, user-agent and retry counts.
-    pub fn requests(&self) -> Vec<ReceivedRequest> {
-        self.shared.lock().requests.clone()
-    }
-
-    /// Waits until `done(&spans)` is true or `timeout` passes; returns the current spans either way.
-    pub fn wait_for_spans(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[ReceivedSpan]) -> bool,
-    ) -> Vec<ReceivedSpan> {
-        self.wait_for(timeout, |s| &s.spans, done)
-    }
-
-    /// Waits until `done(&metrics)` is true or `timeout` passes; returns the current metrics either way.
-    pub fn wait_for_metrics(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[ReceivedMetric]) -> bool,
-    ) -> Vec<ReceivedMetric> {
-        self.wait_for(timeout, |s| &s.metrics, done)
-    }
-
-    /// Waits until `done(&logs)` is true or `timeout` passes; returns the current logs either way.
-    pub fn wait_for_logs(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[ReceivedLog]) -> bool,
-    ) -> Vec<ReceivedLog> {
-        self.wait_for(timeout, |s| &s.logs, done)
-    }
-
-    /// Waits until `done(&requests)` is true or `timeout` passes, e.g. to await rejected exports.
-    pub fn wait_for_requests(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[ReceivedRequest]) -> bool,
-    ) -> Vec<ReceivedRequest> {
-        self.wait_for(timeout, |s| &s.requests, done)
-    }
-
-    /// Makes subsequent exports fail (gRPC UNAVAILABLE / HTTP 503) until called with `false`,
-    /// to simulate a collector outage; rejected requests still show up in [`Self::requests`].
-    pub fn set_failing(&self, failing: bool) {
-        self.shared.lock().failing = failing;
-    }
-
-    /// Forgets all received data and request metadata (the failing flag is kept).
-    pub fn clear(&self) {
-        let mut store = self.shared.lock();
-        store.spans.clear();
-        store.metrics.clear();
-        store.logs.clear();
-        store.requests.clear();
-        store.generation = store.generation.wrapping_add(1);
-        drop(store);
-        self.shared.changed.notify_all();
-    }
-
-    /// Stops serving and joins the server thread (dropping the receiver does the same).
+    /// Stops serving and joins the server thread (dropping the server does the same).
     pub fn shutdown(self) {
         drop(self);
     }
-
-    fn wait_for<T: Clone>(
-        &self,
-        timeout: Duration,
-        select: impl Fn(&Store) -> &Vec<T>,
-        done: impl Fn(&[T]) -> bool,
-    ) -> Vec<T> {
-        let start = Instant::now();
-        let deadline = start
-            .checked_add(timeout)
-            .or_else(|| start.checked_add(Duration::from_secs(3600)))
-            .unwrap_or(start);
-        loop {
-            let (snapshot, generation) = {
-                let store = self.shared.lock();
-                (select(&store).clone(), store.generation)
-            };
-            // `done` runs without the lock held, so it may call back into the receiver.
-            if done(&snapshot) || Instant::now() >= deadline {
-                return snapshot;
-            }
-            let mut store = self.shared.lock();
-            while store.generation == generation {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    break;
-                }
-                store = self
-                    .shared
-                    .changed
-                    .wait_timeout(store, remaining)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-        }
-    }
 }
 
-impl Drop for OtlpReceiver {
+impl Drop for OtlpServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown_tx.take() {
             let _ = tx.send(());
@@ -303,99 +306,6 @@ impl Drop for OtlpReceiver {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-#[derive(Default)]
-struct Store {
-    spans: Vec<ReceivedSpan>,
-    metrics: Vec<ReceivedMetric>,
-    logs: Vec<ReceivedLog>,
-    requests: Vec<ReceivedRequest>,
-    failing: bool,
-    /// Bumped on every change so waiters know when to re-check.
-    generation: u64,
-}
-
-#[derive(Default)]
-struct Shared {
-    store: Mutex<Store>,
-    changed: Condvar,
-}
-
-enum Decoded {
-    Traces(Vec<ReceivedSpan>),
-    Metrics(Vec<ReceivedMetric>),
-    Logs(Vec<ReceivedLog>),
-}
-
-impl Decoded {
-    fn decode(signal: Signal, transport: Transport, body: &[u8]) -> Result<Decoded, String> {
-        let err = |e: prost::DecodeError| format!("invalid OTLP protobuf: {e}");
-        Ok(match signal {
-            Signal::Traces => Decoded::Traces(model::spans_from(
-                &ExportTraceServiceRequest::decode(body).map_err(err)?,
-                transport,
-            )),
-            Signal::Metrics => Decoded::Metrics(model::metrics_from(
-                &ExportMetricsServiceRequest::decode(body).map_err(err)?,
-                transport,
-            )),
-            Signal::Logs => Decoded::Logs(model::logs_from(
-                &ExportLogsServiceRequest::decode(body).map_err(err)?,
-                transport,
-            )),
-        })
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Decoded::Traces(v) => v.len(),
-            Decoded::Metrics(v) => v.len(),
-            Decoded::Logs(v) => v.len(),
-        }
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Store> {
-        // A panicking test thread must not make every later assertion panic too.
-        self.store.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Records one request; stores its data unless it is invalid or the receiver is failing.
-    fn ingest(
-        &self,
-        signal: Signal,
-        transport: Transport,
-        headers: BTreeMap<String, String>,
-        decoded: Option<Decoded>,
-    ) -> RequestOutcome {
-        let mut store = self.lock();
-        let (items, outcome) = match decoded {
-            None => (0, RequestOutcome::Invalid),
-            Some(d) if store.failing => (d.len(), RequestOutcome::Rejected),
-            Some(d) => {
-                let n = d.len();
-                match d {
-                    Decoded::Traces(v) => store.spans.extend(v),
-                    Decoded::Metrics(v) => store.metrics.extend(v),
-                    Decoded::Logs(v) => store.logs.extend(v),
-                }
-                (n, RequestOutcome::Accepted)
-            }
-        };
-        store.requests.push(ReceivedRequest {
-            signal,
-            transport,
-            headers,
-            items,
-            outcome,
-        });
-        store.generation = store.generation.wrapping_add(1);
-        drop(store);
-        self.changed.notify_all();
-        outcome
     }
 }
 
@@ -429,7 +339,7 @@ enum Listener {
     Http,
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, protocol: Listener) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Served>, protocol: Listener) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -504,7 +414,7 @@ impl Decoder for RawCodec {
 }
 
 struct ExportHandler {
-    shared: Arc<Shared>,
+    shared: Arc<Served>,
     signal: Signal,
     headers: BTreeMap<String, String>,
 }
@@ -516,21 +426,19 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let body = request.into_inner();
         let headers = std::mem::take(&mut self.headers);
-        let result = match Decoded::decode(self.signal, Transport::Grpc, &body) {
+        let result = match Batch::decode(self.signal, Transport::Grpc, &body) {
             Err(msg) => {
                 self.shared
-                    .ingest(self.signal, Transport::Grpc, headers, None);
+                    .receive(self.signal, Transport::Grpc, headers, None);
                 Err(tonic::Status::invalid_argument(msg))
             }
             Ok(decoded) => {
                 match self
                     .shared
-                    .ingest(self.signal, Transport::Grpc, headers, Some(decoded))
+                    .receive(self.signal, Transport::Grpc, headers, Some(decoded))
                 {
                     RequestOutcome::Accepted => Ok(tonic::Response::new(success_body(self.signal))),
-                    _ => Err(tonic::Status::unavailable(
-                        "OtlpReceiver::set_failing(true) is in effect",
-                    )),
+                    _ => Err(tonic::Status::unavailable(REFUSED)),
                 }
             }
         };
@@ -539,7 +447,7 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
 }
 
 async fn grpc_route(
-    shared: Arc<Shared>,
+    shared: Arc<Served>,
     req: Request<Incoming>,
 ) -> Result<Response<tonic::body::Body>, Infallible> {
     let signal = match req.uri().path() {
@@ -552,15 +460,15 @@ async fn grpc_route(
             );
         }
     };
+    let mut grpc = tonic::server::Grpc::new(RawCodec)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(shared.max_body_bytes);
     let handler = ExportHandler {
         shared,
         signal,
         headers: capture_headers(req.headers()),
     };
-    let mut grpc = tonic::server::Grpc::new(RawCodec)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(MAX_BODY_BYTES);
     Ok(grpc.unary(handler, req).await)
 }
 
@@ -577,21 +485,21 @@ fn plain(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
     resp
 }
 
-fn read_limited(mut reader: impl io::Read) -> Result<Vec<u8>, String> {
+fn read_limited(mut reader: impl io::Read, limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     reader
         .by_ref()
-        .take(MAX_BODY_BYTES as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("cannot decompress body: {e}"))?;
-    if out.len() > MAX_BODY_BYTES {
-        return Err(format!("decompressed body exceeds {MAX_BODY_BYTES} bytes"));
+    if out.len() > limit {
+        return Err(format!("decompressed body exceeds {limit} bytes"));
     }
     Ok(out)
 }
 
 async fn http_route(
-    shared: Arc<Shared>,
+    shared: Arc<Served>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let signal = match req.uri().path() {
@@ -608,7 +516,7 @@ async fn http_route(
     }
     let headers = capture_headers(req.headers());
     let invalid = |status: StatusCode, msg: &str, headers| {
-        shared.ingest(signal, Transport::Http, headers, None);
+        shared.receive(signal, Transport::Http, headers, None);
         Ok(plain(status, msg))
     };
 
@@ -633,7 +541,7 @@ async fn http_route(
         );
     }
 
-    let raw = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+    let raw = match Limited::new(req.into_body(), shared.max_body_bytes)
         .collect()
         .await
     {
@@ -647,20 +555,24 @@ async fn http_route(
         }
     };
     let body = match encoding.as_str() {
-        "gzip" => read_limited(flate2::read::GzDecoder::new(&raw[..])).map(Bytes::from),
+        "gzip" => read_limited(
+            flate2::read::GzDecoder::new(&raw[..]),
+            shared.max_body_bytes,
+        )
+        .map(Bytes::from),
         "zstd" => zstd::stream::read::Decoder::new(&raw[..])
             .map_err(|e| format!("cannot decompress body: {e}"))
-            .and_then(read_limited)
+            .and_then(|d| read_limited(d, shared.max_body_bytes))
             .map(Bytes::from),
         _ => Ok(raw),
     };
-    let decoded = body.and_then(|b| Decoded::decode(signal, Transport::Http, &b));
+    let decoded = body.and_then(|b| Batch::decode(signal, Transport::Http, &b));
     let decoded = match decoded {
         Ok(d) => d,
         Err(msg) => return invalid(StatusCode::BAD_REQUEST, &msg, headers),
     };
     Ok(
-        match shared.ingest(signal, Transport::Http, headers, Some(decoded)) {
+        match shared.receive(signal, Transport::Http, headers, Some(decoded)) {
             RequestOutcome::Accepted => {
                 let mut resp = Response::new(Full::new(success_body(signal)));
                 resp.headers_mut().insert(
@@ -669,10 +581,7 @@ async fn http_route(
                 );
                 resp
             }
-            _ => plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "OtlpReceiver::set_failing(true) is in effect",
-            ),
+            _ => plain(StatusCode::SERVICE_UNAVAILABLE, REFUSED),
         },
     )
 }
