@@ -1,0 +1,92 @@
+//! What a finished run leaves: the held traces as JSON lines, one trace per
+//! line, so `trace <id>` works after the viewer has stopped.
+
+use std::fs::File;
+use std::io::{self, BufRead as _, BufReader, BufWriter, Read as _, Write as _};
+use std::path::Path;
+
+use crate::store::{Store, TraceDetail};
+
+/// Longest line read back: a trace past this is skipped, not loaded.
+const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Writes every held trace, oldest first; returns how many.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_dump(store: &Store, path: &Path) -> io::Result<usize> {
+    let mut out = BufWriter::new(File::create(path)?);
+    let traces = store.all_traces();
+    for trace in &traces {
+        serde_json::to_writer(&mut out, trace)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(traces.len())
+}
+
+/// Reads a dump back (lines that do not parse are skipped and counted).
+///
+/// # Errors
+/// When the file cannot be opened or read.
+pub fn read_dump(path: &Path) -> io::Result<(Vec<TraceDetail>, usize)> {
+    let mut traces = Vec::new();
+    let mut skipped = 0;
+    for_each_line(path, |line| {
+        match serde_json::from_slice::<TraceDetail>(line) {
+            Ok(t) => {
+                traces.push(t);
+                false
+            }
+            Err(_) => {
+                skipped += 1;
+                false
+            }
+        }
+    })?;
+    Ok((traces, skipped))
+}
+
+/// Finds one trace in a dump without loading the others.
+///
+/// # Errors
+/// When the file cannot be opened or read.
+pub fn find_in_dump(path: &Path, trace_id: &str) -> io::Result<Option<TraceDetail>> {
+    let needle = format!("\"trace_id\":\"{}\"", trace_id.to_ascii_lowercase());
+    let mut found = None;
+    for_each_line(path, |line| {
+        // The summary comes first on each line: a cheap test before parsing.
+        let head = &line[..line.len().min(200)];
+        if head.windows(needle.len()).any(|w| w == needle.as_bytes())
+            && let Ok(t) = serde_json::from_slice::<TraceDetail>(line)
+        {
+            found = Some(t);
+            return true;
+        }
+        false
+    })?;
+    Ok(found)
+}
+
+fn for_each_line(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.last() != Some(&b'\n') && n as u64 == MAX_LINE_BYTES {
+            // Too long: skip the rest of it.
+            let mut rest = Vec::new();
+            reader.read_until(b'\n', &mut rest)?;
+            continue;
+        }
+        if f(line.trim_ascii_end()) {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! A local OTLP viewer, for runs without any backend: an OTLP endpoint
+//! (gRPC and HTTP/protobuf) whose [`Store`] keeps the recent traces, their
+//! log lines and the latest metric points in bounded memory, and a loopback
+//! web server that shows them — service map, per-service request charts,
+//! a filterable trace list, a trace's waterfall with its logs, a log search —
+//! with a JSON API under `/api/` and a terminal [`waterfall`].
+//!
+//! ```
+//! use otlp_viewer::{Viewer, ViewerConfig};
+//!
+//! let viewer = Viewer::start(ViewerConfig::default())?;
+//! // Point exporters at `viewer.otlp_grpc_endpoint()`, open `viewer.url()`.
+//! assert!(viewer.url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(viewer.store().stats().spans, 0);
+//! viewer.shutdown();
+//! # Ok::<(), otlp_viewer::ViewerError>(())
+//! ```
+
+mod dump;
+mod histogram;
+mod store;
+pub mod waterfall;
+mod web;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use otlp_receiver::{OtlpServer, ServerConfig, Sink};
+use tokio::sync::oneshot;
+
+pub use dump::{find_in_dump, read_dump, write_dump};
+pub use store::{
+    BUCKET_SECONDS, Edge, IncomingLink, LatestPoint, Limits, SeriesPoint, ServiceSeries, Store,
+    StoreStats, TraceDetail, TraceFilter, TraceSummary, ViewerSettings, display_value,
+};
+
+/// Where the viewer listens and what it keeps.
+#[derive(Debug, Clone)]
+pub struct ViewerConfig {
+    /// OTLP listeners (default: free loopback ports, 16 MiB per request).
+    pub otlp: ServerConfig,
+    /// The web page's address; must be a loopback address (port 0 picks one).
+    pub ui: SocketAddr,
+    /// Memory bounds.
+    pub limits: Limits,
+    /// What to call things on the page.
+    pub settings: ViewerSettings,
+}
+
+impl Default for ViewerConfig {
+    fn default() -> Self {
+        ViewerConfig {
+            otlp: ServerConfig::default(),
+            ui: SocketAddr::from(([127, 0, 0, 1], 0)),
+            limits: Limits::default(),
+            settings: ViewerSettings::default(),
+        }
+    }
+}
+
+/// Why the viewer could not start.
+#[derive(Debug)]
+pub enum ViewerError {
+    /// The page would be reachable from other machines.
+    NotLoopback(SocketAddr),
+    /// A socket or thread could not be set up.
+    Io(&'static str, io::Error),
+}
+
+impl fmt::Display for ViewerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewerError::NotLoopback(addr) => write!(
+                f,
+                "the viewer serves its page on loopback only, not on {addr}; use 127.0.0.1 or [::1]"
+            ),
+            ViewerError::Io(what, e) => write!(f, "viewer: cannot {what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ViewerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ViewerError::Io(_, e) => Some(e),
+            ViewerError::NotLoopback(_) => None,
+        }
+    }
+}
+
+/// A running viewer: OTLP in, web page out. Stops on [`Viewer::shutdown`] or drop.
+pub struct Viewer {
+    store: Arc<Store>,
+    otlp: Option<OtlpServer>,
+    ui_addr: SocketAddr,
+    ui_stop: Option<oneshot::Sender<()>>,
+    ui_thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Viewer")
+            .field("ui", &self.ui_addr)
+            .field("otlp", &self.otlp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Viewer {
+    /// Binds the OTLP listeners and the page, each served from its own thread
+    /// and runtime so neither a slow page nor a burst of exports stalls the other.
+    ///
+    /// # Errors
+    /// A non-loopback page address, or an address that cannot be bound.
+    pub fn start(config: ViewerConfig) -> Result<Viewer, ViewerError> {
+        if !config.ui.ip().is_loopback() {
+            return Err(ViewerError::NotLoopback(config.ui));
+        }
+        let store = Arc::new(Store::new(config.limits, config.settings));
+        let ui = std::net::TcpListener::bind(config.ui)
+            .map_err(|e| ViewerError::Io("bind the page's address", e))?;
+        let ui_addr = ui
+            .local_addr()
+            .map_err(|e| ViewerError::Io("read the page's address", e))?;
+        ui.set_nonblocking(true)
+            .map_err(|e| ViewerError::Io("set up the page's socket", e))?;
+        let otlp = OtlpServer::start(config.otlp, Arc::clone(&store) as Arc<dyn Sink>)
+            .map_err(|e| ViewerError::Io("bind the OTLP listeners", e))?;
+
+        let router = web::router(Arc::clone(&store), ui_addr.port());
+        let (ui_stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let ui_thread = std::thread::Builder::new()
+            .name("otlp-viewer-ui".to_string())
+            .spawn(move || {
+                let setup = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|rt| {
+                        let listener = {
+                            let _guard = rt.enter();
+                            tokio::net::TcpListener::from_std(ui)
+                        };
+                        listener.map(|l| (rt, l))
+                    });
+                let (rt, listener) = match setup {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                rt.block_on(async move {
+                    let _ = axum::serve(listener, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+            })
+            .map_err(|e| ViewerError::Io("start the page's thread", e))?;
+        let viewer = Viewer {
+            store,
+            otlp: Some(otlp),
+            ui_addr,
+            ui_stop: Some(ui_stop),
+            ui_thread: Some(ui_thread),
+        };
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(viewer),
+            Ok(Err(e)) => Err(ViewerError::Io("start the page's runtime", e)),
+            Err(_) => Err(ViewerError::Io(
+                "start the page's runtime",
+                io::Error::other("no answer within 10 s"),
+            )),
+        }
+    }
+
+    /// The page, e.g. `http://127.0.0.1:18888`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.ui_addr)
+    }
+
+    /// Where OTLP/gRPC exporters send.
+    pub fn otlp_grpc_endpoint(&self) -> String {
+        self.otlp
+            .as_ref()
+            .map_or_else(String::new, OtlpServer::grpc_endpoint)
+    }
+
+    /// Where OTLP/HTTP exporters send.
+    pub fn otlp_http_endpoint(&self) -> String {
+        self.otlp
+            .as_ref()
+            .map_or_else(String::new, OtlpServer::http_endpoint)
+    }
+
+    /// What the viewer holds, for in-process queries.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Stops both servers (the store stays readable through [`Viewer::store`]'s clones).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // OTLP first: nothing arrives while the page winds down.
+        drop(self.otlp.take());
+        if let Some(tx) = self.ui_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.ui_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
