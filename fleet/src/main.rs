@@ -1,5 +1,5 @@
 //! `deltran`: runs the DelTran demo fleet (NATS, eight engines, load and a
-//! live view), or one engine (`deltran engine <name>`, as the launcher
+//! live view and the embedded viewer), prints a trace (`deltran trace <id>`), or one engine (`deltran engine <name>`, as the launcher
 //! starts them), or probes one engine's readiness (`deltran probe`).
 
 use std::process::ExitCode;
@@ -32,6 +32,9 @@ enum Command {
         #[arg(value_enum)]
         kind: EngineKind,
     },
+    /// Prints one trace as a waterfall across the engines, with its log
+    /// lines: from the running fleet's viewer, or a finished run's directory.
+    Trace(launcher::TraceArgs),
     /// Sends the launcher's load (same mix) to a fleet started elsewhere.
     Load(launcher::external_load::ExternalLoadArgs),
     /// Exits 0 when an engine answers `GET /ready` with 2xx, 1 otherwise:
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Engine { kind }) => engines::run(kind),
         Some(Command::Load(args)) => launcher::external_load::run(args),
+        Some(Command::Trace(args)) => launcher::viewer::run_trace(args),
         Some(Command::Probe { url, timeout_ms }) => {
             let checked = url
                 .map_or_else(probe::default_url, Ok)

@@ -122,7 +122,8 @@ pub struct IncomingLink {
 pub struct TraceDetail {
     /// The summary line.
     pub summary: TraceSummary,
-    /// Spans, by start time.
+    /// Spans, by start time; their resource cut to who sent them (service
+    /// name, namespace, version, instance id, deployment environment).
     pub spans: Vec<ReceivedSpan>,
     /// Log records of the trace, by time.
     pub logs: Vec<ReceivedLog>,
@@ -644,7 +645,7 @@ impl Store {
             .iter()
             .map(|s| {
                 let mut span = s.span.clone();
-                span.resource = (*s.resource).clone();
+                span.resource = identity(&s.resource);
                 span
             })
             .collect();
@@ -652,11 +653,7 @@ impl Store {
         let mut logs: Vec<ReceivedLog> = trace
             .logs
             .iter()
-            .map(|l| {
-                let mut log = l.log.clone();
-                log.resource = (*l.resource).clone();
-                log
-            })
+            .map(|l| with_resource(&l.log, &l.resource))
             .collect();
         logs.sort_by_key(log_time);
         Some(TraceDetail {
@@ -798,9 +795,30 @@ impl Store {
     }
 }
 
+/// Resource attributes a trace's spans and logs carry out of the store: who
+/// sent it. The rest (host, process, SDK) is the same for every span of a
+/// process and would multiply the size of every answer and dump.
+const RESOURCE_KEYS: &[&str] = &[
+    "service.name",
+    "service.namespace",
+    "service.version",
+    "service.instance.id",
+    "deployment.environment.name",
+];
+
+fn identity(resource: &Attributes) -> Attributes {
+    Attributes(
+        resource
+            .iter()
+            .filter(|(k, _)| RESOURCE_KEYS.contains(k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+}
+
 fn with_resource(log: &ReceivedLog, resource: &Arc<Attributes>) -> ReceivedLog {
     let mut log = log.clone();
-    log.resource = (**resource).clone();
+    log.resource = identity(resource);
     log
 }
 

@@ -590,7 +590,7 @@ fn a_finished_run_leaves_its_traces_readable() {
         ));
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("traces.jsonl");
+    let path = dir.path().join("traces.jsonl.gz");
     assert_eq!(
         otlp_viewer::write_dump(viewer.store(), &path).expect("dump"),
         3
@@ -603,14 +603,17 @@ fn a_finished_run_leaves_its_traces_readable() {
             .expect("read")
             .is_none()
     );
-    std::fs::write(
-        &path,
-        format!(
-            "not json\n{}",
-            std::fs::read_to_string(&path).expect("read")
-        ),
-    )
-    .expect("write");
+    // A damaged line (appended as a second gzip member) is skipped, not fatal.
+    {
+        use std::io::Write as _;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        gz.write_all(b"not json\n").expect("write");
+        gz.finish().expect("finish");
+    }
     let (all, skipped) = otlp_viewer::read_dump(&path).expect("read");
     assert_eq!((all.len(), skipped), (3, 1));
 }

@@ -55,6 +55,9 @@ pub struct FleetFile {
     pub nats_url: String,
     /// Every engine.
     pub engines: Vec<FleetFileEngine>,
+    /// The embedded viewer's page, when it runs (`deltran trace --viewer` takes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_url: Option<String>,
 }
 
 impl FleetFile {
@@ -211,11 +214,24 @@ fn has(name: &str) -> bool {
 }
 
 /// `OTEL_*` defaults the engines get unless the user set them: with a
-/// collector, everything over OTLP plus `/metrics` for the view; without
-/// one, metrics on `/metrics`, traces to the console (each engine's log).
-fn otel_defaults() -> Vec<(String, String)> {
-    let collector = has("OTEL_EXPORTER_OTLP_ENDPOINT") || has("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+/// collector or the embedded viewer, everything over OTLP plus `/metrics`
+/// for the view; with neither, metrics on `/metrics`, traces to the console
+/// (each engine's log).
+fn otel_defaults(viewer_endpoint: Option<&str>) -> Vec<(String, String)> {
     let mut env = Vec::new();
+    if let Some(endpoint) = viewer_endpoint {
+        env.push((
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+            endpoint.to_string(),
+        ));
+        env.push((
+            "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
+            "grpc".to_string(),
+        ));
+    }
+    let collector = viewer_endpoint.is_some()
+        || has("OTEL_EXPORTER_OTLP_ENDPOINT")
+        || has("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     let mut default = |name: &str, value: &str| {
         if !has(name) {
             env.push((name.to_string(), value.to_string()));
@@ -257,6 +273,7 @@ impl Fleet {
         run_dir: &Path,
         nats_url: &str,
         nats_token_file: Option<&Path>,
+        viewer_endpoint: Option<String>,
     ) -> Result<Fleet, String> {
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find the deltran binary: {e}"))?;
@@ -292,7 +309,7 @@ impl Fleet {
         for (kind, (port, _)) in EngineKind::ALL.iter().zip(&ports) {
             common.push((kind.url_variable(), loopback_url(*port)));
         }
-        common.extend(otel_defaults());
+        common.extend(otel_defaults(viewer_endpoint.as_deref()));
         let slots = EngineKind::ALL
             .iter()
             .zip(ports)
@@ -533,8 +550,9 @@ impl Fleet {
     }
 
     /// Writes `fleet.json` into the run directory.
-    pub fn write_fleet_file(&self) -> Result<(), String> {
+    pub fn write_fleet_file(&self, viewer_url: Option<String>) -> Result<(), String> {
         let file = FleetFile {
+            viewer_url,
             gateway_url: self.gateway_url(),
             nats_url: self.nats_url.clone(),
             engines: self

@@ -7,6 +7,7 @@ mod fleet;
 mod load;
 mod nats;
 mod view;
+pub mod viewer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::catalogue::EngineKind;
 pub use fleet::{FleetFile, FleetFileEngine};
 pub use load::LoadMix;
+pub use viewer::{TraceArgs, ViewerMode};
 
 /// How to pick ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +64,13 @@ pub struct RunArgs {
     /// Print a status line every 5 s instead of redrawing the terminal.
     #[arg(long)]
     pub no_view: bool,
+    /// The embedded OTLP viewer (web page, `deltran trace`): `auto` runs it
+    /// when no `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    #[arg(long, value_enum, default_value_t = ViewerMode::Auto)]
+    pub viewer: ViewerMode,
+    /// Port of the viewer's page on 127.0.0.1 (default 18888; with `--ports auto` a free one).
+    #[arg(long)]
+    pub viewer_port: Option<u16>,
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -173,8 +182,15 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     };
     std::fs::create_dir_all(run_dir.join("logs"))
         .map_err(|e| format!("cannot create the run directory {}: {e}", run_dir.display()))?;
+    let viewer = viewer::start(&args)?;
     let nats = nats::NatsServer::start_or_use(&args, &run_dir).await?;
-    let mut fleet = fleet::Fleet::plan(&args, &run_dir, nats.url(), nats.token_file())?;
+    let mut fleet = fleet::Fleet::plan(
+        &args,
+        &run_dir,
+        nats.url(),
+        nats.token_file(),
+        viewer.as_ref().map(|v| v.otlp_grpc_endpoint()),
+    )?;
     eprintln!(
         "deltran: starting 8 engines (logs in {})",
         run_dir.join("logs").display()
@@ -184,7 +200,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
         nats.stop().await;
         return Err(e);
     }
-    fleet.write_fleet_file()?;
+    fleet.write_fleet_file(viewer.as_ref().map(otlp_viewer::Viewer::url))?;
     let started = Instant::now();
     let stats = Arc::new(load::LoadStats::default());
     let mut load = load::start(
@@ -194,7 +210,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
         Some(fleet.url(EngineKind::SettlementEngine)),
         stats.clone(),
     );
-    let mut view = view::View::new(&args, &fleet, &run_dir);
+    let mut view = view::View::new(&args, &fleet, &run_dir, viewer.as_ref());
     let mut outages: Vec<(EngineKind, Duration, Duration, bool)> = args
         .outage
         .iter()
@@ -223,7 +239,8 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
                 *down = false;
             }
         }
-        view.refresh(&mut fleet, &stats, elapsed).await;
+        view.refresh(&mut fleet, &stats, elapsed, viewer.as_ref())
+            .await;
     }
     eprintln!("\ndeltran: stopping (load first, then engines in order, then NATS)");
     let stopping = std::time::Instant::now();
@@ -239,6 +256,18 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     let engines_clean = fleet.stop_all().await;
     let nats_clean = nats.stop().await;
     let clean = engines_clean && nats_clean;
+    // The engines flushed on their way out: what the viewer holds is final.
+    let kept = viewer.map(|v| {
+        let path = run_dir.join(viewer::DUMP_FILE);
+        let written = otlp_viewer::write_dump(v.store(), &path);
+        let stats = v.store().stats();
+        v.shutdown();
+        view::Kept {
+            path,
+            written: written.map_err(|e| e.to_string()),
+            stats,
+        }
+    });
     view.summary(
         &stats,
         started.elapsed(),
@@ -247,6 +276,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
             engines_clean,
             nats_clean,
         },
+        kept.as_ref(),
     );
     Ok(if clean {
         ExitCode::SUCCESS

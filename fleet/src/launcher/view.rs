@@ -4,9 +4,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use otlp_viewer::{StoreStats, TraceSummary, Viewer};
 
 use super::RunArgs;
 use super::fleet::Fleet;
@@ -21,6 +24,9 @@ struct Snapshot {
     buckets: Vec<(f64, f64)>,
     total: f64,
     errors: f64,
+    /// The engine's own telemetry: items dropped at a full queue, and lost in failed exports.
+    telemetry_dropped: f64,
+    telemetry_failed: f64,
 }
 
 /// Parses `http_server_request_duration_seconds` out of a Prometheus scrape.
@@ -28,7 +34,19 @@ fn snapshot(text: &str) -> Option<Snapshot> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).ok()?;
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     let (mut total, mut errors) = (0.0, 0.0);
+    let (mut telemetry_dropped, mut telemetry_failed) = (0.0, 0.0);
     for sample in scrape.samples {
+        if sample.labels.get("error_type").is_some()
+            && let prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Untyped(n) =
+                sample.value
+        {
+            if sample.metric.starts_with("otel_sdk_processor_") {
+                telemetry_dropped += n;
+            } else if sample.metric.starts_with("otel_sdk_exporter_") {
+                telemetry_failed += n;
+            }
+            continue;
+        }
         if sample.metric != "http_server_request_duration_seconds" {
             continue;
         }
@@ -60,6 +78,8 @@ fn snapshot(text: &str) -> Option<Snapshot> {
         buckets,
         total,
         errors,
+        telemetry_dropped,
+        telemetry_failed,
     })
 }
 
@@ -121,6 +141,20 @@ pub struct View {
     previous: HashMap<EngineKind, Snapshot>,
     rows: HashMap<EngineKind, Row>,
     last_line: Option<Instant>,
+    /// The slowest and the failed recent payments, from the viewer.
+    slowest: Vec<TraceSummary>,
+    failed: Vec<TraceSummary>,
+}
+
+/// What the viewer held when the run ended, and where it was written.
+#[derive(Debug)]
+pub struct Kept {
+    /// `<run dir>/traces.jsonl.gz`.
+    pub path: PathBuf,
+    /// Traces written, or why not.
+    pub written: Result<usize, String>,
+    /// The viewer's counts at the end.
+    pub stats: StoreStats,
 }
 
 fn describe_knobs(args: &RunArgs) -> String {
@@ -148,7 +182,7 @@ fn describe_knobs(args: &RunArgs) -> String {
     s
 }
 
-fn describe_sinks(fleet: &Fleet, run_dir: &Path) -> String {
+fn describe_sinks(fleet: &Fleet, run_dir: &Path, viewer: Option<&Viewer>) -> String {
     let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
     let gateway = fleet
         .slots
@@ -159,6 +193,13 @@ fn describe_sinks(fleet: &Fleet, run_dir: &Path) -> String {
         "metrics: http://127.0.0.1:{gateway}/metrics (every engine serves /metrics on its port)"
     );
     let logs = run_dir.join("logs").display().to_string();
+    if let Some(viewer) = viewer {
+        return format!(
+            "traces, logs, metrics: OTLP → the embedded viewer, open {} \
+             (or `deltran trace <id>`)\n{metrics}\nengine logs: {logs}",
+            viewer.url()
+        );
+    }
     match var("OTEL_EXPORTER_OTLP_ENDPOINT").or_else(|| var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
         Some(endpoint) => {
             format!("traces, metrics, logs: OTLP → {endpoint}\n{metrics}\nengine logs: {logs}")
@@ -171,11 +212,12 @@ fn describe_sinks(fleet: &Fleet, run_dir: &Path) -> String {
 
 impl View {
     /// A view for this run.
-    pub fn new(args: &RunArgs, fleet: &Fleet, run_dir: &Path) -> View {
+    pub fn new(args: &RunArgs, fleet: &Fleet, run_dir: &Path, viewer: Option<&Viewer>) -> View {
         View {
-            live: !args.no_view,
+            // Screen-clearing codes only where a person watches a terminal.
+            live: !args.no_view && std::io::stdout().is_terminal(),
             header: describe_knobs(args),
-            sinks: describe_sinks(fleet, run_dir),
+            sinks: describe_sinks(fleet, run_dir, viewer),
             run_dir: run_dir.to_path_buf(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_millis(800))
@@ -184,12 +226,23 @@ impl View {
             previous: HashMap::new(),
             rows: HashMap::new(),
             last_line: None,
+            slowest: Vec::new(),
+            failed: Vec::new(),
         }
     }
 
     /// Scrapes every engine and redraws (or prints a line every 5 s).
-    pub async fn refresh(&mut self, fleet: &mut Fleet, stats: &LoadStats, elapsed: Duration) {
+    pub async fn refresh(
+        &mut self,
+        fleet: &mut Fleet,
+        stats: &LoadStats,
+        elapsed: Duration,
+        viewer: Option<&Viewer>,
+    ) {
         self.scrape(fleet).await;
+        if let Some(viewer) = viewer {
+            (self.slowest, self.failed) = super::viewer::recent_payments(viewer);
+        }
         self.show(stats, fleet, elapsed);
     }
 
@@ -291,6 +344,29 @@ impl View {
             "recent trace id: {}",
             trace.as_deref().unwrap_or("(none yet)")
         );
+        for (title, list) in [
+            ("slowest recent payments", &self.slowest),
+            ("failed recent payments", &self.failed),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "{title}:");
+            for t in list {
+                let _ = writeln!(
+                    out,
+                    "  {:>8.1} ms  {:<9} {}  trace {}",
+                    t.duration_nanos as f64 / 1e6,
+                    t.key_attributes
+                        .get(crate::engines::gateway::PAYMENT_OUTCOME)
+                        .map_or("", String::as_str),
+                    t.key_attributes
+                        .get(crate::engines::gateway::PAYMENT_ID)
+                        .map_or("", String::as_str),
+                    t.trace_id
+                );
+            }
+        }
         let _ = writeln!(out, "\n{}", self.sinks);
         let _ = writeln!(out, "run directory: {}", self.run_dir.display());
         out
@@ -299,7 +375,13 @@ impl View {
     /// The final counts, printed after everything stopped: what the load
     /// saw, how the stop went, and each engine's requests and 5xx as its
     /// own `/metrics` last said.
-    pub fn summary(&self, stats: &LoadStats, elapsed: Duration, ending: &Ending) {
+    pub fn summary(
+        &self,
+        stats: &LoadStats,
+        elapsed: Duration,
+        ending: &Ending,
+        kept: Option<&Kept>,
+    ) {
         println!(
             "\ndeltran: ran {} s | {}",
             elapsed.as_secs(),
@@ -320,6 +402,29 @@ impl View {
             },
         );
         println!("deltran: {}", self.engine_totals());
+        println!("deltran: {}", self.telemetry_totals());
+        if let Some(kept) = kept {
+            let s = &kept.stats;
+            println!(
+                "deltran: viewer received {} spans, {} log lines, {} metric points; holds {} traces \
+                 ({} evicted as the oldest, bounds {} spans / {} log lines)",
+                s.spans_received,
+                s.logs_received,
+                s.points_received,
+                s.traces,
+                s.traces_evicted,
+                s.limits.map_or(0, |l| l.max_spans),
+                s.limits.map_or(0, |l| l.max_logs),
+            );
+            match &kept.written {
+                Ok(n) => println!(
+                    "deltran: {n} traces kept in {} (deltran trace <id> --run-dir {})",
+                    kept.path.display(),
+                    self.run_dir.display()
+                ),
+                Err(e) => println!("deltran: cannot write {}: {e}", kept.path.display()),
+            }
+        }
         println!(
             "deltran: logs and ledger kept in {}",
             self.run_dir.display()
@@ -357,6 +462,30 @@ impl View {
             format!("requests per engine: {}", parts.join(", "))
         }
     }
+
+    /// `telemetry lost per engine: <engine> dropped N failed M, …` from the
+    /// engines' own `otel.sdk.*` counters (all zero is the healthy answer).
+    fn telemetry_totals(&self) -> String {
+        let mut kinds: Vec<&EngineKind> = self.previous.keys().collect();
+        kinds.sort_by_key(|k| k.name());
+        let parts: Vec<String> = kinds
+            .into_iter()
+            .filter_map(|k| {
+                let s = self.previous.get(k)?;
+                Some(format!(
+                    "{} dropped {:.0} failed {:.0}",
+                    k.name(),
+                    s.telemetry_dropped,
+                    s.telemetry_failed
+                ))
+            })
+            .collect();
+        if parts.is_empty() {
+            "telemetry lost per engine: none scraped".to_string()
+        } else {
+            format!("telemetry lost per engine: {}", parts.join(", "))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +498,8 @@ mod tests {
             buckets: buckets.to_vec(),
             total: buckets.last().map_or(0.0, |b| b.1),
             errors: 0.0,
+            telemetry_dropped: 0.0,
+            telemetry_failed: 0.0,
         }
     }
 
@@ -390,8 +521,16 @@ mod tests {
 http_server_request_duration_seconds_bucket{http_route=\"/a\",http_response_status_code=\"200\",le=\"0.1\"} 3\n\
 http_server_request_duration_seconds_bucket{http_route=\"/a\",http_response_status_code=\"200\",le=\"+Inf\"} 4\n\
 http_server_request_duration_seconds_bucket{http_route=\"/b\",http_response_status_code=\"503\",le=\"0.1\"} 1\n\
-http_server_request_duration_seconds_bucket{http_route=\"/b\",http_response_status_code=\"503\",le=\"+Inf\"} 2\n";
+http_server_request_duration_seconds_bucket{http_route=\"/b\",http_response_status_code=\"503\",le=\"+Inf\"} 2\n\
+# TYPE otel_sdk_processor_span_processed_total counter\n\
+otel_sdk_processor_span_processed_total{otel_component_type=\"batching_span_processor\"} 100\n\
+otel_sdk_processor_span_processed_total{error_type=\"queue_full\",otel_component_type=\"batching_span_processor\"} 7\n\
+otel_sdk_processor_log_processed_total{error_type=\"queue_full\",otel_component_type=\"batching_log_processor\"} 1\n\
+# TYPE otel_sdk_exporter_span_exported_total counter\n\
+otel_sdk_exporter_span_exported_total{otel_component_type=\"otlp_grpc_span_exporter\"} 93\n\
+otel_sdk_exporter_span_exported_total{error_type=\"export_failed\",otel_component_type=\"otlp_grpc_span_exporter\"} 3\n";
         let s = snapshot(text).unwrap();
+        assert_eq!((s.telemetry_dropped, s.telemetry_failed), (8.0, 3.0));
         assert_eq!(s.total, 6.0);
         assert_eq!(s.errors, 2.0);
         assert_eq!(s.buckets, vec![(0.1, 4.0), (f64::INFINITY, 6.0)]);
