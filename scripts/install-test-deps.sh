@@ -16,6 +16,8 @@ declare -A PKG_FOR=(
   [amtool]=prometheus-alertmanager
   [nats-server]=nats-server
   [wrk]=wrk
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 
 have_bin() {

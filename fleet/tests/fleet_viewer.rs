@@ -13,47 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Launcher;
-use otlp_viewer::{TraceDetail, TraceSummary};
+use common::viewer::{PATH, get_json, service, settled_payment};
+use otlp_viewer::TraceDetail;
 use telemetry::testing::{SpanKind, SpanStatus};
-
-/// Engines an accepted payment passes through before and after its window.
-const PATH: &[&str] = &[
-    "gateway",
-    "compliance-engine",
-    "risk-engine",
-    "token-engine",
-    "obligation-engine",
-    "clearing-engine",
-    "settlement-engine",
-];
-
-fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
-    let (code, body) = testkit::http_get(url).ok()?;
-    (code == 200).then(|| serde_json::from_str(&body).ok())?
-}
-
-fn service(span: &telemetry::testing::ReceivedSpan) -> &str {
-    span.resource.str("service.name").unwrap_or("")
-}
-
-/// A settled accepted payment's trace: its window has linked to it.
-fn settled_payment(viewer: &str) -> Option<TraceDetail> {
-    let list: Vec<TraceSummary> = get_json(&format!("{viewer}/api/traces?limit=1000"))?;
-    list.iter()
-        .filter(|t| {
-            t.root_name == "POST /payments"
-                && t.key_attributes
-                    .get("deltran.payment.outcome")
-                    .map(String::as_str)
-                    == Some("accepted")
-                && t.services.len() >= PATH.len()
-        })
-        .find_map(|t| {
-            let detail: TraceDetail = get_json(&format!("{viewer}/api/traces/{}", t.trace_id))?;
-            let has = |name: &str| detail.spans.iter().any(|s| service(s) == name);
-            (PATH.iter().all(|p| has(p)) && !detail.linked_from.is_empty()).then_some(detail)
-        })
-}
 
 fn deltran_trace(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_deltran"))

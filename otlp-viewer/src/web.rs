@@ -225,7 +225,7 @@ const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222
     .bar{position:relative;height:10px;width:260px;background:#eee}\
     .bar span{position:absolute;height:10px;background:#3b73c4}.bar span.e{background:#b00020}\
     .log td{color:#555;font-size:12px}nav a{margin-right:1em}\
-    svg text{font:11px system-ui,sans-serif}";
+    svg text{font:11px system-ui,sans-serif}#waterfall td:nth-child(-n+4){white-space:nowrap}";
 
 fn page(title: &str, body: Markup) -> Response {
     let markup = html! {

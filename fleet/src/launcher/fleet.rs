@@ -58,6 +58,13 @@ pub struct FleetFile {
     /// The embedded viewer's page, when it runs (`deltran trace --viewer` takes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer_url: Option<String>,
+    /// The viewer's OTLP/gRPC and OTLP/HTTP endpoints, for your own
+    /// services to export beside the engines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_otlp_grpc: Option<String>,
+    /// See `viewer_otlp_grpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_otlp_http: Option<String>,
 }
 
 impl FleetFile {
@@ -550,9 +557,11 @@ impl Fleet {
     }
 
     /// Writes `fleet.json` into the run directory.
-    pub fn write_fleet_file(&self, viewer_url: Option<String>) -> Result<(), String> {
+    pub fn write_fleet_file(&self, viewer: Option<&otlp_viewer::Viewer>) -> Result<(), String> {
         let file = FleetFile {
-            viewer_url,
+            viewer_url: viewer.map(otlp_viewer::Viewer::url),
+            viewer_otlp_grpc: viewer.map(otlp_viewer::Viewer::otlp_grpc_endpoint),
+            viewer_otlp_http: viewer.map(otlp_viewer::Viewer::otlp_http_endpoint),
             gateway_url: self.gateway_url(),
             nats_url: self.nats_url.clone(),
             engines: self

@@ -169,13 +169,55 @@ pub fn http_request(
     // curl reads it.
     let written = stream.write_all(&bytes);
 
-    let mut raw = Vec::new();
-    let read = stream.read_to_end(&mut raw);
+    let raw_and_read = read_response(&mut stream);
+    let (raw, read) = raw_and_read;
     match (written, read) {
         (_, Ok(_)) if !raw.is_empty() => parse_response(&raw).map_err(err),
         (Err(e), _) => Err(err(format!("sending request: {e}"))),
         (Ok(()), Err(e)) => Err(err(format!("reading response: {e}"))),
         (Ok(()), Ok(_)) => parse_response(&raw).map_err(err),
+    }
+}
+
+/// Reads until the response is complete by its own framing (Content-Length
+/// or the last chunk), or the server closes: some servers (ChromeDriver)
+/// keep the connection open whatever `Connection: close` asks.
+fn read_response(stream: &mut impl Read) -> (Vec<u8>, std::io::Result<()>) {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (raw, Ok(())),
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if response_complete(&raw) {
+                    return (raw, Ok(()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (raw, Err(e)),
+        }
+    }
+}
+
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let rest = &raw[head_end + 4..];
+    let header = |name: &str| {
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return rest.ends_with(b"0\r\n\r\n");
+    }
+    match header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(len) => rest.len() >= len,
+        None => false,
     }
 }
 
@@ -258,6 +300,32 @@ pub fn url_encode(s: &str) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+
+    #[test]
+    fn a_server_that_keeps_the_connection_open_is_read_by_its_content_length() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/status", listener.local_addr().unwrap());
+        let (answered, released) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length:2\r\n\r\nok")
+                .unwrap();
+            // Held open, as ChromeDriver does, until the client has its
+            // answer; a client waiting for the close only gets it at the timeout.
+            released
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_ok()
+        });
+        assert_eq!(http_get(&url).unwrap(), (200, "ok".to_string()));
+        let _ = answered.send(());
+        assert!(
+            server.join().unwrap(),
+            "the client waited for the server to close"
+        );
+    }
+
     use super::*;
 
     #[test]

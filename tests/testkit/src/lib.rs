@@ -13,6 +13,7 @@
 //! | [`Rotel`] | `rotel-agent` from PyPI `rotel` | both OTLP ports accept connections |
 //! | [`WebhookReceiver`] | (in-process HTTP sink for notifications) | bound |
 //! | [`Tarpit`] | (in-process: a collector that accepts and never answers) | bound |
+//! | [`ChromeDriver`] | `chromedriver` (Debian `chromium-driver`, drives `chromium`) | `GET /status` is 200 |
 //!
 //! # Discipline
 //!
@@ -35,6 +36,7 @@
 //! dependency: see [`http_get`]).
 
 mod alertmanager;
+mod chromedriver;
 mod error;
 mod http;
 mod nats;
@@ -46,6 +48,7 @@ mod tarpit;
 mod webhook;
 
 pub use alertmanager::{Alertmanager, NULL_RECEIVER_CONFIG, alertmanager_binary};
+pub use chromedriver::{ChromeDriver, chromedriver_binary, chromium_binary};
 pub use error::{Error, Result};
 pub use http::{
     HttpResponse, http_get, http_get_json, http_post, http_post_json, http_request, url_encode,
