@@ -788,10 +788,9 @@ impl Store {
         out
     }
 
-    /// Every stored trace, oldest first: what a finished run leaves behind.
-    pub fn all_traces(&self) -> Vec<TraceDetail> {
-        let ids: Vec<String> = self.lock().order.iter().cloned().collect();
-        ids.iter().filter_map(|id| self.trace(id)).collect()
+    /// Ids of every stored trace, oldest first (ask [`Store::trace`] for each).
+    pub fn trace_ids(&self) -> Vec<String> {
+        self.lock().order.iter().cloned().collect()
     }
 }
 
