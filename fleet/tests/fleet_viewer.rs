@@ -201,3 +201,71 @@ fn the_embedded_viewer_shows_a_payment_across_every_engine_with_its_logs_and_win
     }
     assert_eq!(engines_seen.len(), 8, "{per_engine}");
 }
+
+/// `--viewer on` beside a collector: the engines export to the viewer, which
+/// passes every export on; the collector gets exactly what the viewer got.
+#[test]
+fn asked_for_beside_a_collector_the_viewer_forwards_everything_to_it() {
+    let collector = telemetry::testing::OtlpReceiver::start().unwrap();
+    let mut launcher = Launcher::start(
+        &["--rate", "10", "--duration", "8s", "--viewer", "on"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.grpc_endpoint())],
+    );
+    assert!(launcher.fleet.viewer_url.is_some(), "{}", launcher.logs());
+    let status = launcher.wait_for_end(Duration::from_secs(120));
+    assert!(status.success(), "{}", launcher.logs());
+    let forwarded = launcher
+        .last_line_starting("deltran: viewer forwarded ")
+        .unwrap_or_else(|| panic!("no forwarding line:\n{}", launcher.logs()));
+    assert!(forwarded.contains("(0 failed, 0 dropped"), "{forwarded}");
+    let kept = launcher
+        .last_line_starting("deltran: viewer received ")
+        .unwrap();
+    let received: usize = kept["deltran: viewer received ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{kept}"));
+    assert!(received > 100, "{kept}");
+    let spans = collector.wait_for_spans(Duration::from_secs(10), |s| s.len() >= received);
+    assert_eq!(
+        spans.len(),
+        received,
+        "the collector got every span the viewer got"
+    );
+    let services: BTreeSet<&str> = spans.iter().map(service).collect();
+    for engine in PATH {
+        assert!(
+            services.contains(engine),
+            "{engine} missing at the collector"
+        );
+    }
+    // The engines' resource reached the collector untouched.
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.resource.str("service.namespace") == Some("deltran"))
+    );
+}
+
+#[test]
+fn viewer_on_with_per_signal_endpoints_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::launcher_command(
+        &["--viewer", "on", "--duration", "1s"],
+        &[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://127.0.0.1:4317".to_string(),
+        )],
+        &dir.path().join("run"),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set")
+            && err.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{err}"
+    );
+}

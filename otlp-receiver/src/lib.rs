@@ -26,10 +26,12 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod forward;
 mod model;
 mod recorder;
 mod server;
 
+pub use forward::{ForwardConfig, ForwardProtocol, ForwardStats, Forwarder, Tee};
 pub use model::{
     AttrValue, Attributes, HistogramPoint, MetricData, NumberPoint, ReceivedEvent, ReceivedLink,
     ReceivedLog, ReceivedMetric, ReceivedRequest, ReceivedSpan, RequestOutcome, Signal, SpanKind,

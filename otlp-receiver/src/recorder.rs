@@ -271,6 +271,7 @@ impl Sink for Shared {
             signal,
             transport,
             headers,
+            ..
         } = request;
         let request = ReceivedRequest {
             signal,

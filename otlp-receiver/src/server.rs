@@ -33,9 +33,11 @@ use crate::model::{
     self, ReceivedLog, ReceivedMetric, ReceivedSpan, RequestOutcome, Signal, Transport,
 };
 
-const GRPC_TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-const GRPC_METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-const GRPC_LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+pub(crate) const GRPC_TRACES_PATH: &str =
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+pub(crate) const GRPC_METRICS_PATH: &str =
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+pub(crate) const GRPC_LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// What a refused export is answered with (gRPC UNAVAILABLE / HTTP 503), so the
 /// exporter retries later instead of dropping.
@@ -60,6 +62,9 @@ pub struct RequestInfo {
     pub transport: Transport,
     /// Request headers / gRPC metadata with lowercase names; repeated headers are joined with `", "`.
     pub headers: BTreeMap<String, String>,
+    /// The request's protobuf message, decompressed (empty when it could not
+    /// be read): what a sink forwards unchanged to another collector.
+    pub body: Bytes,
 }
 
 /// The decoded content of one export request, flattened into the model.
@@ -162,6 +167,7 @@ impl Served {
         signal: Signal,
         transport: Transport,
         headers: BTreeMap<String, String>,
+        body: Bytes,
         batch: Option<Batch>,
     ) -> RequestOutcome {
         let invalid = batch.is_none();
@@ -170,6 +176,7 @@ impl Served {
                 signal,
                 transport,
                 headers,
+                body,
             },
             batch,
         );
@@ -377,7 +384,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Served>, protocol: Liste
 /// Passes message bytes through untouched, so decoding (and its error status) is ours:
 /// tonic's prost codec would answer malformed messages with INTERNAL instead of INVALID_ARGUMENT.
 #[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
 impl Codec for RawCodec {
     type Encode = Bytes;
@@ -429,14 +436,17 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
         let result = match Batch::decode(self.signal, Transport::Grpc, &body) {
             Err(msg) => {
                 self.shared
-                    .receive(self.signal, Transport::Grpc, headers, None);
+                    .receive(self.signal, Transport::Grpc, headers, body, None);
                 Err(tonic::Status::invalid_argument(msg))
             }
             Ok(decoded) => {
-                match self
-                    .shared
-                    .receive(self.signal, Transport::Grpc, headers, Some(decoded))
-                {
+                match self.shared.receive(
+                    self.signal,
+                    Transport::Grpc,
+                    headers,
+                    body,
+                    Some(decoded),
+                ) {
                     RequestOutcome::Accepted => Ok(tonic::Response::new(success_body(self.signal))),
                     _ => Err(tonic::Status::unavailable(REFUSED)),
                 }
@@ -516,7 +526,7 @@ async fn http_route(
     }
     let headers = capture_headers(req.headers());
     let invalid = |status: StatusCode, msg: &str, headers| {
-        shared.receive(signal, Transport::Http, headers, None);
+        shared.receive(signal, Transport::Http, headers, Bytes::new(), None);
         Ok(plain(status, msg))
     };
 
@@ -566,13 +576,13 @@ async fn http_route(
             .map(Bytes::from),
         _ => Ok(raw),
     };
-    let decoded = body.and_then(|b| Batch::decode(signal, Transport::Http, &b));
-    let decoded = match decoded {
+    let decoded = body.and_then(|b| Batch::decode(signal, Transport::Http, &b).map(|d| (b, d)));
+    let (body, decoded) = match decoded {
         Ok(d) => d,
         Err(msg) => return invalid(StatusCode::BAD_REQUEST, &msg, headers),
     };
     Ok(
-        match shared.receive(signal, Transport::Http, headers, Some(decoded)) {
+        match shared.receive(signal, Transport::Http, headers, body, Some(decoded)) {
             RequestOutcome::Accepted => {
                 let mut resp = Response::new(Full::new(success_body(signal)));
                 resp.headers_mut().insert(

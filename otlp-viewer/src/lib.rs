@@ -29,10 +29,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use otlp_receiver::{OtlpServer, ServerConfig, Sink};
+use otlp_receiver::{Forwarder, OtlpServer, ServerConfig, Sink, Tee};
 use tokio::sync::oneshot;
 
 pub use dump::{find_in_dump, read_dump, write_dump};
+pub use otlp_receiver::{ForwardConfig, ForwardProtocol, ForwardStats};
 pub use store::{
     BUCKET_SECONDS, Edge, IncomingLink, LatestPoint, Limits, SeriesPoint, ServiceSeries, Store,
     StoreStats, TraceDetail, TraceFilter, TraceSummary, ViewerSettings, display_value,
@@ -49,6 +50,9 @@ pub struct ViewerConfig {
     pub limits: Limits,
     /// What to call things on the page.
     pub settings: ViewerSettings,
+    /// Pass every export on to this collector as well (the viewer then sits
+    /// in front of it, and the exporters need only one endpoint).
+    pub forward: Option<ForwardConfig>,
 }
 
 impl Default for ViewerConfig {
@@ -58,6 +62,7 @@ impl Default for ViewerConfig {
             ui: SocketAddr::from(([127, 0, 0, 1], 0)),
             limits: Limits::default(),
             settings: ViewerSettings::default(),
+            forward: None,
         }
     }
 }
@@ -69,6 +74,8 @@ pub enum ViewerError {
     NotLoopback(SocketAddr),
     /// A socket or thread could not be set up.
     Io(&'static str, io::Error),
+    /// The forwarding endpoint is unusable.
+    Forward(String),
 }
 
 impl fmt::Display for ViewerError {
@@ -79,6 +86,7 @@ impl fmt::Display for ViewerError {
                 "the viewer serves its page on loopback only, not on {addr}; use 127.0.0.1 or [::1]"
             ),
             ViewerError::Io(what, e) => write!(f, "viewer: cannot {what}: {e}"),
+            ViewerError::Forward(e) => write!(f, "viewer: {e}"),
         }
     }
 }
@@ -87,7 +95,7 @@ impl std::error::Error for ViewerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ViewerError::Io(_, e) => Some(e),
-            ViewerError::NotLoopback(_) => None,
+            ViewerError::NotLoopback(_) | ViewerError::Forward(_) => None,
         }
     }
 }
@@ -95,6 +103,7 @@ impl std::error::Error for ViewerError {
 /// A running viewer: OTLP in, web page out. Stops on [`Viewer::shutdown`] or drop.
 pub struct Viewer {
     store: Arc<Store>,
+    forwarded: Option<Arc<ForwardStats>>,
     otlp: Option<OtlpServer>,
     ui_addr: SocketAddr,
     ui_stop: Option<oneshot::Sender<()>>,
@@ -128,7 +137,19 @@ impl Viewer {
             .map_err(|e| ViewerError::Io("read the page's address", e))?;
         ui.set_nonblocking(true)
             .map_err(|e| ViewerError::Io("set up the page's socket", e))?;
-        let otlp = OtlpServer::start(config.otlp, Arc::clone(&store) as Arc<dyn Sink>)
+        let (sink, forwarded): (Arc<dyn Sink>, _) = match config.forward {
+            None => (Arc::clone(&store) as Arc<dyn Sink>, None),
+            Some(forward) => {
+                let forwarder = Forwarder::start(forward).map_err(ViewerError::Forward)?;
+                let stats = Arc::clone(forwarder.stats());
+                let tee = Tee(vec![
+                    Arc::clone(&store) as Arc<dyn Sink>,
+                    Arc::new(forwarder),
+                ]);
+                (Arc::new(tee), Some(stats))
+            }
+        };
+        let otlp = OtlpServer::start(config.otlp, sink)
             .map_err(|e| ViewerError::Io("bind the OTLP listeners", e))?;
 
         let router = web::router(Arc::clone(&store), ui_addr.port());
@@ -166,6 +187,7 @@ impl Viewer {
             .map_err(|e| ViewerError::Io("start the page's thread", e))?;
         let viewer = Viewer {
             store,
+            forwarded,
             otlp: Some(otlp),
             ui_addr,
             ui_stop: Some(ui_stop),
@@ -198,6 +220,11 @@ impl Viewer {
         self.otlp
             .as_ref()
             .map_or_else(String::new, OtlpServer::http_endpoint)
+    }
+
+    /// What happened to the exports passed on to the next collector, when forwarding.
+    pub fn forwarded(&self) -> Option<&Arc<ForwardStats>> {
+        self.forwarded.as_ref()
     }
 
     /// What the viewer holds, for in-process queries.

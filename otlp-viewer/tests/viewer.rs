@@ -617,3 +617,111 @@ fn a_finished_run_leaves_its_traces_readable() {
     let (all, skipped) = otlp_viewer::read_dump(&path).expect("read");
     assert_eq!((all.len(), skipped), (3, 1));
 }
+
+#[test]
+fn in_front_of_a_collector_every_export_is_passed_on_unchanged_with_its_headers() {
+    for protocol in [
+        otlp_viewer::ForwardProtocol::Grpc,
+        otlp_viewer::ForwardProtocol::HttpProtobuf,
+    ] {
+        let collector = otlp_receiver::OtlpReceiver::start().unwrap();
+        let endpoint = match protocol {
+            otlp_viewer::ForwardProtocol::Grpc => collector.grpc_endpoint(),
+            otlp_viewer::ForwardProtocol::HttpProtobuf => collector.http_endpoint(),
+        };
+        let viewer = Viewer::start(ViewerConfig {
+            forward: Some(otlp_viewer::ForwardConfig::new(endpoint, protocol)),
+            ..ViewerConfig::default()
+        })
+        .unwrap();
+        let c = Client::new(&viewer);
+        let t = id(9, 16);
+        let request = spans_request(
+            "svc",
+            vec![
+                span(&t, &id(1, 8), &[], "root", SpanKind::Server),
+                span(&t, &id(2, 8), &id(1, 8), "child", SpanKind::Internal),
+            ],
+        );
+        let status = c.rt.block_on(async {
+            c.http
+                .post(format!("{}/v1/traces", c.otlp))
+                .header("content-type", "application/x-protobuf")
+                .header("authorization", "Bearer tenant-7")
+                .body(request.encode_to_vec())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+        assert_eq!(status, 200);
+        let spans = collector.wait_for_spans(Duration::from_secs(10), |s| s.len() >= 2);
+        assert_eq!(spans.len(), 2, "{protocol:?}");
+        assert!(spans.iter().all(|s| s.trace_id == hex(&t)));
+        let requests = collector.requests();
+        assert_eq!(
+            requests[0].header("authorization"),
+            Some("Bearer tenant-7"),
+            "{protocol:?}: the exporter's credentials go on to the collector"
+        );
+        assert_eq!(
+            viewer.store().stats().spans,
+            2,
+            "and the viewer holds them too"
+        );
+        let stats = viewer.forwarded().unwrap();
+        // The worker counts once the collector has answered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stats.forwarded() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            (stats.forwarded(), stats.failed(), stats.dropped()),
+            (1, 0, 0)
+        );
+    }
+}
+
+#[test]
+fn a_dead_collector_behind_the_viewer_costs_counted_forwards_not_answers() {
+    // A collector that accepts connections and never answers: the worst kind.
+    let tarpit = testkit::Tarpit::start().unwrap();
+    let mut forward =
+        otlp_viewer::ForwardConfig::new(tarpit.endpoint(), otlp_viewer::ForwardProtocol::Grpc);
+    forward.queue = 4;
+    forward.timeout = Duration::from_millis(300);
+    let viewer = Viewer::start(ViewerConfig {
+        forward: Some(forward),
+        ..ViewerConfig::default()
+    })
+    .unwrap();
+    let c = Client::new(&viewer);
+    for n in 0..20u8 {
+        c.traces(spans_request(
+            "svc",
+            vec![span(&id(n, 16), &id(1, 8), &[], "op", SpanKind::Server)],
+        ));
+    }
+    assert_eq!(
+        viewer.store().stats().traces,
+        20,
+        "every export answered and held"
+    );
+    let stats = std::sync::Arc::clone(viewer.forwarded().unwrap());
+    viewer.shutdown();
+    assert_eq!(stats.forwarded(), 0);
+    assert!(stats.dropped() > 0, "a full queue drops: {stats:?}");
+    assert!(stats.failed() + stats.dropped() <= 20);
+    drop(tarpit);
+    assert!(matches!(
+        Viewer::start(ViewerConfig {
+            forward: Some(otlp_viewer::ForwardConfig::new(
+                "https://collector:4317",
+                otlp_viewer::ForwardProtocol::Grpc
+            )),
+            ..ViewerConfig::default()
+        }),
+        Err(otlp_viewer::ViewerError::Forward(m)) if m.contains("only plain http://")
+    ));
+}

@@ -261,11 +261,14 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
         let path = run_dir.join(viewer::DUMP_FILE);
         let written = otlp_viewer::write_dump(v.store(), &path);
         let stats = v.store().stats();
+        let forwarded = v.forwarded().cloned();
+        // Stopping drains what is queued for the collector (bounded).
         v.shutdown();
         view::Kept {
             path,
             written: written.map_err(|e| e.to_string()),
             stats,
+            forwarded: forwarded.map(|f| (f.forwarded(), f.failed(), f.dropped())),
         }
     });
     view.summary(

@@ -155,6 +155,8 @@ pub struct Kept {
     pub written: Result<usize, String>,
     /// The viewer's counts at the end.
     pub stats: StoreStats,
+    /// Export requests forwarded, failed and dropped, when it forwarded to a collector.
+    pub forwarded: Option<(u64, u64, u64)>,
 }
 
 fn describe_knobs(args: &RunArgs) -> String {
@@ -194,8 +196,12 @@ fn describe_sinks(fleet: &Fleet, run_dir: &Path, viewer: Option<&Viewer>) -> Str
     );
     let logs = run_dir.join("logs").display().to_string();
     if let Some(viewer) = viewer {
+        let onward = match (viewer.forwarded(), var("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+            (Some(_), Some(endpoint)) => format!(", which forwards everything to {endpoint}"),
+            _ => String::new(),
+        };
         return format!(
-            "traces, logs, metrics: OTLP → the embedded viewer, open {} \
+            "traces, logs, metrics: OTLP → the embedded viewer{onward}\nopen {} \
              (or `deltran trace <id>`)\n{metrics}\nengine logs: {logs}",
             viewer.url()
         );
@@ -416,6 +422,12 @@ impl View {
                 s.limits.map_or(0, |l| l.max_spans),
                 s.limits.map_or(0, |l| l.max_logs),
             );
+            if let Some((forwarded, failed, dropped)) = kept.forwarded {
+                println!(
+                    "deltran: viewer forwarded {forwarded} export requests to the collector \
+                     ({failed} failed, {dropped} dropped at a full queue)"
+                );
+            }
             match &kept.written {
                 Ok(n) => println!(
                     "deltran: {n} traces kept in {} (deltran trace <id> --run-dir {})",

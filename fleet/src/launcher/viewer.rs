@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use otlp_viewer::{
-    Limits, TraceDetail, TraceFilter, TraceSummary, Viewer, ViewerConfig, ViewerSettings, waterfall,
+    ForwardConfig, ForwardProtocol, Limits, TraceDetail, TraceFilter, TraceSummary, Viewer,
+    ViewerConfig, ViewerSettings, waterfall,
 };
 
 use super::{Ports, RunArgs};
@@ -24,19 +25,50 @@ pub const DUMP_FILE: &str = "traces.jsonl.gz";
 pub enum ViewerMode {
     /// When no `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the engines export to it).
     Auto,
-    /// Always; refused when a collector endpoint is set, since the engines export to one place.
+    /// Always; with `OTEL_EXPORTER_OTLP_ENDPOINT` set, the engines export to
+    /// the viewer and it passes every export on to that collector.
     On,
     /// Never: without a collector, traces go to the engines' logs as JSON lines.
     Off,
 }
 
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+const SIGNAL_ENDPOINTS: [&str; 3] = [
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+];
+
 fn collector_configured() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|n| std::env::var(n).is_ok_and(|v| !v.trim().is_empty()))
+    var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+        || SIGNAL_ENDPOINTS.iter().any(|n| var(n).is_some())
+}
+
+/// `--viewer on` beside a collector: the viewer forwards to it.
+fn forward_to_collector() -> Result<ForwardConfig, String> {
+    if let Some(name) = SIGNAL_ENDPOINTS.iter().find(|n| var(n).is_some()) {
+        return Err(format!(
+            "--viewer on forwards to one collector; {name} is set: use OTEL_EXPORTER_OTLP_ENDPOINT \
+             alone, or drop --viewer on"
+        ));
+    }
+    let endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
+    let protocol = match var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+        None | Some("grpc") => ForwardProtocol::Grpc,
+        Some("http/protobuf") => ForwardProtocol::HttpProtobuf,
+        Some(other) => {
+            return Err(format!(
+                "--viewer on: OTEL_EXPORTER_OTLP_PROTOCOL={other:?}; the viewer forwards over grpc or http/protobuf"
+            ));
+        }
+    };
+    Ok(ForwardConfig::new(endpoint, protocol))
 }
 
 /// What the viewer shows beside each trace and how it is searched.
@@ -58,19 +90,13 @@ fn settings() -> ViewerSettings {
 /// # Errors
 /// `--viewer on` beside a collector endpoint, or a port that cannot be bound.
 pub fn start(args: &RunArgs) -> Result<Option<Viewer>, String> {
-    let wanted = match args.viewer {
-        ViewerMode::Off => false,
-        ViewerMode::Auto => !collector_configured(),
-        ViewerMode::On if collector_configured() => {
-            return Err("--viewer on: OTEL_EXPORTER_OTLP_ENDPOINT is set, and the engines export \
-                        to one place; unset it to use the viewer, or drop --viewer on to use the collector"
-                .to_string());
-        }
-        ViewerMode::On => true,
+    let forward = match args.viewer {
+        ViewerMode::Off => return Ok(None),
+        ViewerMode::Auto if collector_configured() => return Ok(None),
+        ViewerMode::Auto => None,
+        ViewerMode::On if collector_configured() => Some(forward_to_collector()?),
+        ViewerMode::On => None,
     };
-    if !wanted {
-        return Ok(None);
-    }
     let port = match (args.viewer_port, args.ports) {
         (Some(p), _) => p,
         (None, Ports::Auto) => 0,
@@ -80,6 +106,7 @@ pub fn start(args: &RunArgs) -> Result<Option<Viewer>, String> {
         ui: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         limits: Limits::default(),
         settings: settings(),
+        forward,
         ..ViewerConfig::default()
     };
     Viewer::start(config).map(Some).map_err(|e| {
