@@ -33,9 +33,10 @@ mod server;
 
 pub use forward::{ForwardConfig, ForwardProtocol, ForwardStats, Forwarder, Tee};
 pub use model::{
-    AttrValue, Attributes, HistogramPoint, MetricData, NumberPoint, ReceivedEvent, ReceivedLink,
-    ReceivedLog, ReceivedMetric, ReceivedRequest, ReceivedSpan, RequestOutcome, Signal, SpanKind,
-    SpanStatus, Transport, find_metric, find_span, logs_from, metrics_from, spans_from,
+    AttrValue, Attributes, ExponentialPoint, HistogramPoint, MetricData, NumberPoint,
+    ReceivedEvent, ReceivedLink, ReceivedLog, ReceivedMetric, ReceivedRequest, ReceivedSpan,
+    RequestOutcome, Signal, SpanKind, SpanStatus, Transport, find_metric, find_span, logs_from,
+    metrics_from, spans_from,
 };
 pub use recorder::OtlpReceiver;
 pub use server::{Batch, OtlpServer, RequestInfo, ServerConfig, Sink};

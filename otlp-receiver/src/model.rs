@@ -374,6 +374,35 @@ pub struct HistogramPoint {
     pub time_unix_nanos: u64,
 }
 
+/// A base-2 exponential histogram data point.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExponentialPoint {
+    /// Point attributes.
+    pub attributes: Attributes,
+    /// Number of recorded values.
+    pub count: u64,
+    /// Sum of recorded values, if sent.
+    pub sum: Option<f64>,
+    /// Resolution: bucket `i` covers `(base^i, base^(i+1)]` with `base = 2^(2^-scale)`.
+    pub scale: i32,
+    /// Values in the zero bucket.
+    pub zero_count: u64,
+    /// Index of the first positive bucket.
+    pub positive_offset: i32,
+    /// Counts of the positive buckets from `positive_offset` on.
+    pub positive_counts: Vec<u64>,
+    /// Index of the first negative bucket.
+    pub negative_offset: i32,
+    /// Counts of the negative buckets.
+    pub negative_counts: Vec<u64>,
+    /// Minimum recorded value, if sent.
+    pub min: Option<f64>,
+    /// Maximum recorded value, if sent.
+    pub max: Option<f64>,
+    /// Point timestamp.
+    pub time_unix_nanos: u64,
+}
+
 /// The data of a received metric, reduced to the shape tests usually care about.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum MetricData {
@@ -400,8 +429,10 @@ pub enum MetricData {
     },
     /// An exponential histogram (only the point count is kept).
     ExponentialHistogram {
-        /// Number of data points.
-        points_count: usize,
+        /// Whether aggregation temporality is cumulative (false = delta or unspecified).
+        cumulative: bool,
+        /// Data points.
+        points: Vec<ExponentialPoint>,
     },
     /// A summary (only the point count is kept).
     Summary {
@@ -439,9 +470,17 @@ impl ReceivedMetric {
         match &self.data {
             MetricData::Sum { points, .. } | MetricData::Gauge { points } => points.len(),
             MetricData::Histogram { points, .. } => points.len(),
-            MetricData::ExponentialHistogram { points_count }
-            | MetricData::Summary { points_count } => *points_count,
+            MetricData::ExponentialHistogram { points, .. } => points.len(),
+            MetricData::Summary { points_count } => *points_count,
             MetricData::Empty => 0,
+        }
+    }
+
+    /// Exponential histogram points (empty for other kinds).
+    pub fn exponential_points(&self) -> &[ExponentialPoint] {
+        match &self.data {
+            MetricData::ExponentialHistogram { points, .. } => points,
+            _ => &[],
         }
     }
 
@@ -580,7 +619,31 @@ fn metric_data(data: Option<&metric::Data>) -> MetricData {
             points: h.data_points.iter().map(histogram_point).collect(),
         },
         Some(metric::Data::ExponentialHistogram(h)) => MetricData::ExponentialHistogram {
-            points_count: h.data_points.len(),
+            cumulative: is_cumulative(h.aggregation_temporality),
+            points: h
+                .data_points
+                .iter()
+                .map(|p| ExponentialPoint {
+                    attributes: Attributes::from_proto(&p.attributes),
+                    count: p.count,
+                    sum: p.sum,
+                    scale: p.scale,
+                    zero_count: p.zero_count,
+                    positive_offset: p.positive.as_ref().map_or(0, |b| b.offset),
+                    positive_counts: p
+                        .positive
+                        .as_ref()
+                        .map_or_else(Vec::new, |b| b.bucket_counts.clone()),
+                    negative_offset: p.negative.as_ref().map_or(0, |b| b.offset),
+                    negative_counts: p
+                        .negative
+                        .as_ref()
+                        .map_or_else(Vec::new, |b| b.bucket_counts.clone()),
+                    min: p.min,
+                    max: p.max,
+                    time_unix_nanos: p.time_unix_nano,
+                })
+                .collect(),
         },
         Some(metric::Data::Summary(s)) => MetricData::Summary {
             points_count: s.data_points.len(),

@@ -145,7 +145,7 @@ pub(crate) fn metrics_from(config: &Config) -> Result<Vec<MetricDestination>, In
         match kind {
             MetricExporterKind::Otlp => out.push(metric_destination(
                 config.otlp_metrics.endpoint.clone(),
-                crate::otlp::metric_exporter(&config.otlp_metrics)?,
+                crate::otlp::metric_exporter(&config.otlp_metrics, config.metrics_temporality)?,
             )),
             MetricExporterKind::Console => out.push(metric_destination(
                 "stdout",

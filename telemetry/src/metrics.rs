@@ -14,7 +14,7 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{Aggregation, Instrument, InstrumentKind, Stream, Temporality};
 
-use crate::config::Signal;
+use crate::config::{HistogramAggregation, Signal};
 use crate::health::PipelineStats;
 
 // Shared with `services-glue` through `telemetry-api`; `crate::SECONDS_BUCKETS`
@@ -25,10 +25,23 @@ pub use telemetry_api::SECONDS_BUCKETS;
 /// seconds buckets for unit `s`, else the instrument's own advice or defaults.
 pub(crate) fn histogram_view(
     overrides: HashMap<String, Vec<f64>>,
+    aggregation: HistogramAggregation,
 ) -> impl Fn(&Instrument) -> Option<Stream> + Send + Sync + 'static {
     move |inst: &Instrument| {
         if inst.kind() != InstrumentKind::Histogram {
             return None;
+        }
+        if aggregation == HistogramAggregation::Base2Exponential {
+            // The specification's defaults: 160 buckets, scale 20 (it
+            // falls as the recorded range widens), min and max recorded.
+            return Stream::builder()
+                .with_aggregation(Aggregation::Base2ExponentialHistogram {
+                    max_size: 160,
+                    max_scale: 20,
+                    record_min_max: true,
+                })
+                .build()
+                .ok();
         }
         let boundaries = match overrides.get(inst.name()) {
             Some(b) => b.clone(),

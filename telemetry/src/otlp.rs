@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 
-use crate::config::{Compression, OtlpConfig, Protocol, Signal};
+use crate::config::{Compression, OtlpConfig, Protocol, Signal, TemporalityPreference};
 use crate::error::InitError;
 
 /// Builds the span exporter.
@@ -25,13 +25,18 @@ pub(crate) fn span_exporter(
     .map_err(|e| InitError::exporter(signal, e))
 }
 
-/// Builds the metric exporter (cumulative temporality, as Prometheus wants).
+/// Builds the metric exporter with the temporality the configuration prefers.
 pub(crate) fn metric_exporter(
     cfg: &OtlpConfig,
+    temporality: TemporalityPreference,
 ) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
+    use opentelemetry_sdk::metrics::Temporality;
     let signal = Signal::Metrics;
-    let b = opentelemetry_otlp::MetricExporter::builder()
-        .with_temporality(opentelemetry_sdk::metrics::Temporality::Cumulative);
+    let b = opentelemetry_otlp::MetricExporter::builder().with_temporality(match temporality {
+        TemporalityPreference::Cumulative => Temporality::Cumulative,
+        TemporalityPreference::Delta => Temporality::Delta,
+        TemporalityPreference::LowMemory => Temporality::LowMemory,
+    });
     match cfg.protocol {
         Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
         Protocol::HttpProtobuf => b.with_http().apply_http(cfg, signal)?.build(),

@@ -28,6 +28,6 @@ pub use log::LogFormat;
 pub(crate) use log::filter_from;
 pub use otlp::{Compression, OtlpConfig, Protocol};
 pub use types::{
-    Config, LogExporterKind, MetricExporterKind, PropagatorKind, SamplerConfig, Signal,
-    SpanExporterKind,
+    Config, HistogramAggregation, LogExporterKind, MetricExporterKind, PropagatorKind,
+    SamplerConfig, Signal, SpanExporterKind, TemporalityPreference,
 };

@@ -10,8 +10,8 @@ use tracing_subscriber::EnvFilter;
 
 use super::errors::{ConfigError, ConfigErrors};
 use super::types::{
-    Config, LogExporterKind, MetricExporterKind, PropagatorKind, SamplerConfig, Signal,
-    SpanExporterKind,
+    Config, HistogramAggregation, LogExporterKind, MetricExporterKind, PropagatorKind,
+    SamplerConfig, Signal, SpanExporterKind, TemporalityPreference,
 };
 use crate::env::EnvSource;
 
@@ -92,7 +92,7 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
 
     fn config(&mut self) -> Config {
         let otlp_generic = self.otlp_generic();
-        Config {
+        let config = Config {
             sdk_disabled: self.boolean("OTEL_SDK_DISABLED", false),
             service_name: self
                 .env
@@ -136,6 +136,27 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             log_batch: self.batch("OTEL_BLRP", 1000),
             metric_export_interval: self.millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000, false),
             metric_export_timeout: self.millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000, false),
+            metrics_temporality: self.choice(
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                &[
+                    ("cumulative", TemporalityPreference::Cumulative),
+                    ("delta", TemporalityPreference::Delta),
+                    ("lowmemory", TemporalityPreference::LowMemory),
+                ],
+            ),
+            histogram_aggregation: self.choice(
+                "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+                &[
+                    (
+                        "explicit_bucket_histogram",
+                        HistogramAggregation::ExplicitBucket,
+                    ),
+                    (
+                        "base2_exponential_bucket_histogram",
+                        HistogramAggregation::Base2Exponential,
+                    ),
+                ],
+            ),
             limits: self.limits(),
             prometheus_host: self
                 .env
@@ -146,6 +167,50 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             shutdown_timeout: self.millis("TELEMETRY_SHUTDOWN_TIMEOUT", 5_000, false),
             log_format: self.log_format(),
             log_filter: self.log_filter(),
+        };
+        self.check_combinations(&config);
+        config
+    }
+
+    /// One of `choices` (case-insensitive, as the specification says for
+    /// enum values); unset or empty means the first.
+    fn choice<T: Copy + Default>(&mut self, var: &str, choices: &[(&str, T)]) -> T {
+        let Some(raw) = self.env.var(var) else {
+            return T::default();
+        };
+        let value = raw.trim().to_ascii_lowercase();
+        if value.is_empty() {
+            return T::default();
+        }
+        match choices.iter().find(|(name, _)| *name == value) {
+            Some((_, v)) => *v,
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                self.fail(var, &raw, names.join(", "));
+                T::default()
+            }
+        }
+    }
+
+    /// Settings that are each valid but cannot work together.
+    fn check_combinations(&mut self, config: &Config) {
+        if config.histogram_aggregation == HistogramAggregation::Base2Exponential
+            && config
+                .metrics_exporters
+                .contains(&MetricExporterKind::Prometheus)
+        {
+            let raw = self
+                .env
+                .var("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION")
+                .unwrap_or_default();
+            self.fail(
+                "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+                &raw,
+                "explicit_bucket_histogram while OTEL_METRICS_EXPORTER includes prometheus \
+                 (the aggregation applies to the whole meter provider, and the Prometheus text \
+                 format has no exponential histograms); for exponential histograms export \
+                 OTLP only and let the collector write native histograms",
+            );
         }
     }
 
@@ -483,6 +548,16 @@ mod tests {
                 "parentbased_traceidratio",
             ),
             ("OTEL_METRICS_EXPORTER", "otlp,none", "none alone"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                "sometimes",
+                "cumulative, delta, lowmemory",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+                "exponential",
+                "explicit_bucket_histogram, base2_exponential_bucket_histogram",
+            ),
         ];
         for (var, value, expected) in cases {
             assert_rejected(var, value, expected);
@@ -557,6 +632,47 @@ mod tests {
         );
         assert!(c.propagators.is_empty());
         assert_eq!(c.sampler, SamplerConfig::ParentBasedTraceIdRatio(0.25));
+    }
+
+    #[test]
+    fn metric_choices_are_case_insensitive_and_exponential_refuses_prometheus() {
+        let c = Config::from_env(&vec![
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE".to_string(),
+                "LowMemory".to_string(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION".to_string(),
+                "Base2_Exponential_Bucket_Histogram".to_string(),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_temporality, TemporalityPreference::LowMemory);
+        assert_eq!(
+            c.histogram_aggregation,
+            HistogramAggregation::Base2Exponential
+        );
+        assert_eq!(
+            Config::default().metrics_temporality,
+            TemporalityPreference::Cumulative
+        );
+        assert_eq!(
+            Config::default().histogram_aggregation,
+            HistogramAggregation::ExplicitBucket
+        );
+        let errors = invalid(&[
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+                "base2_exponential_bucket_histogram",
+            ),
+            ("OTEL_METRICS_EXPORTER", "otlp,prometheus"),
+        ]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("Prometheus text format") && text.contains("OTEL_METRICS_EXPORTER"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -96,6 +96,31 @@ pub enum SamplerConfig {
     ParentBasedTraceIdRatio(f64),
 }
 
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`: what the OTLP
+/// metric exporter asks for (Prometheus is always cumulative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TemporalityPreference {
+    /// Every instrument cumulative (the default).
+    #[default]
+    Cumulative,
+    /// Counters, asynchronous counters and histograms as deltas; up-down
+    /// counters stay cumulative.
+    Delta,
+    /// Synchronous counters and histograms as deltas; asynchronous
+    /// instruments and up-down counters cumulative: the least memory.
+    LowMemory,
+}
+
+/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HistogramAggregation {
+    /// Explicit buckets (the instrument's, or the seconds buckets for `s`).
+    #[default]
+    ExplicitBucket,
+    /// Base-2 exponential buckets: 160 per sign, scale up to 20, min and max.
+    Base2Exponential,
+}
+
 /// Context propagators (`OTEL_PROPAGATORS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -141,6 +166,10 @@ pub struct Config {
     pub log_batch: BatchConfig,
     /// `OTEL_METRIC_EXPORT_INTERVAL`.
     pub metric_export_interval: Duration,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    pub metrics_temporality: TemporalityPreference,
+    /// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`.
+    pub histogram_aggregation: HistogramAggregation,
     /// `OTEL_METRIC_EXPORT_TIMEOUT`.
     pub metric_export_timeout: Duration,
     /// Attribute limits.

@@ -74,7 +74,7 @@ pub(crate) fn build(
 
     let mut builder = SdkMeterProvider::builder()
         .with_resource(resource.clone())
-        .with_view(histogram_view(boundaries));
+        .with_view(histogram_view(boundaries, config.histogram_aggregation));
     let mut pushed = Vec::new();
     for destination in destinations {
         let stats = PipelineStats::new(Signal::Metrics, 0);

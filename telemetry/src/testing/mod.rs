@@ -13,7 +13,7 @@ mod in_memory;
 pub use in_memory::{InMemory, InMemoryLogExporter, InMemoryMetricExporter, InMemorySpanExporter};
 
 pub use otlp_receiver::{
-    AttrValue, Attributes, HistogramPoint, MetricData, NumberPoint, OtlpReceiver, ReceivedEvent,
-    ReceivedLink, ReceivedLog, ReceivedMetric, ReceivedRequest, ReceivedSpan, RequestOutcome,
-    Signal, SpanKind, SpanStatus, Transport, find_metric, find_span,
+    AttrValue, Attributes, ExponentialPoint, HistogramPoint, MetricData, NumberPoint, OtlpReceiver,
+    ReceivedEvent, ReceivedLink, ReceivedLog, ReceivedMetric, ReceivedRequest, ReceivedSpan,
+    RequestOutcome, Signal, SpanKind, SpanStatus, Transport, find_metric, find_span,
 };
