@@ -311,15 +311,22 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             match item.as_str() {
                 "tracecontext" => push_unique(&mut out, PropagatorKind::TraceContext),
                 "baggage" => push_unique(&mut out, PropagatorKind::Baggage),
+                "b3" => push_unique(&mut out, PropagatorKind::B3),
+                "b3multi" => push_unique(&mut out, PropagatorKind::B3Multi),
+                "jaeger" => push_unique(&mut out, PropagatorKind::Jaeger),
                 "none" => none = true,
-                "b3" | "b3multi" | "jaeger" | "xray" | "ottrace" => self.fail(
+                "xray" | "ottrace" => self.fail(
                     VAR,
                     &raw,
                     format!(
-                        "tracecontext, baggage or none ({item} is a valid OpenTelemetry name but not built into this crate)"
+                        "tracecontext, baggage, b3, b3multi, jaeger or none ({item} is a valid OpenTelemetry name but not built into this crate)"
                     ),
                 ),
-                _ => self.fail(VAR, &raw, "a comma-separated list of tracecontext, baggage, none"),
+                _ => self.fail(
+                    VAR,
+                    &raw,
+                    "a comma-separated list of tracecontext, baggage, b3, b3multi, jaeger, none",
+                ),
             }
         }
         // `none` anywhere wins, as the specification says.
@@ -531,9 +538,9 @@ mod tests {
             (
                 "OTEL_PROPAGATORS",
                 "tracecontext,foo",
-                "tracecontext, baggage, none",
+                "tracecontext, baggage, b3, b3multi, jaeger, none",
             ),
-            ("OTEL_PROPAGATORS", "b3", "not built into this crate"),
+            ("OTEL_PROPAGATORS", "xray", "not built into this crate"),
             ("OTEL_TRACES_EXPORTER", "zipkin", "otlp, console, none"),
             ("OTEL_TRACES_EXPORTER", "prometheus", "otlp, console, none"),
             (

@@ -129,6 +129,12 @@ pub enum PropagatorKind {
     TraceContext,
     /// W3C `baggage`.
     Baggage,
+    /// Zipkin B3, one `b3` header.
+    B3,
+    /// Zipkin B3, the `X-B3-*` headers.
+    B3Multi,
+    /// Jaeger `uber-trace-id` and `uberctx-*`.
+    Jaeger,
 }
 
 /// Everything the environment can say, parsed and validated.

@@ -1,7 +1,9 @@
 //! Context propagation: W3C Trace Context (`traceparent`/`tracestate`)
 //! implemented to the letter of the current specification (Trace Context
-//! Level 2), and W3C baggage (bounded to 8192 bytes and 64 members by the
-//! SDK), with helpers to inject into and extract from any header map.
+//! Level 2), W3C baggage (bounded to 8192 bytes and 64 members by the SDK),
+//! B3 single and multi header ([`B3Propagator`]) and Jaeger
+//! ([`JaegerPropagator`]), with helpers to inject into and extract
+//! from any header map.
 //!
 //! Why not the upstream `TraceContextPropagator` (0.33)? It accepts malformed
 //! ids such as `00-1-2-01`, reads only the first of repeated header lines,
@@ -48,6 +50,9 @@
 //! assert!(!cx.span().span_context().is_valid());
 //! ```
 
+mod b3;
+mod jaeger;
+
 use std::sync::OnceLock;
 
 use opentelemetry::Context;
@@ -59,6 +64,9 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use crate::config::PropagatorKind;
+
+pub use b3::B3Propagator;
+pub use jaeger::JaegerPropagator;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -359,6 +367,9 @@ pub fn propagator_for(kinds: &[PropagatorKind]) -> TextMapCompositePropagator {
             match k {
                 PropagatorKind::TraceContext => Box::new(StrictTraceContext::new()),
                 PropagatorKind::Baggage => Box::new(BaggagePropagator::new()),
+                PropagatorKind::B3 => Box::new(B3Propagator::single()),
+                PropagatorKind::B3Multi => Box::new(B3Propagator::multi()),
+                PropagatorKind::Jaeger => Box::new(JaegerPropagator::new()),
             }
         })
         .collect();
