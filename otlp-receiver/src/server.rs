@@ -101,6 +101,43 @@ impl Batch {
         })
     }
 
+    /// Decodes an OTLP/JSON export request body (hex ids, lowerCamelCase);
+    /// returns the batch and the same request as protobuf, so every sink
+    /// sees one encoding whatever the exporter chose.
+    ///
+    /// # Errors
+    /// A message naming the JSON error when the body is not a valid request.
+    pub fn decode_json(
+        signal: Signal,
+        transport: Transport,
+        body: &[u8],
+    ) -> Result<(Batch, Bytes), String> {
+        let err = |e: serde_json::Error| format!("invalid OTLP/JSON: {e}");
+        Ok(match signal {
+            Signal::Traces => {
+                let req: ExportTraceServiceRequest = serde_json::from_slice(body).map_err(err)?;
+                (
+                    Batch::Spans(model::spans_from(&req, transport)),
+                    Bytes::from(req.encode_to_vec()),
+                )
+            }
+            Signal::Metrics => {
+                let req: ExportMetricsServiceRequest = serde_json::from_slice(body).map_err(err)?;
+                (
+                    Batch::Metrics(model::metrics_from(&req, transport)),
+                    Bytes::from(req.encode_to_vec()),
+                )
+            }
+            Signal::Logs => {
+                let req: ExportLogsServiceRequest = serde_json::from_slice(body).map_err(err)?;
+                (
+                    Batch::Logs(model::logs_from(&req, transport)),
+                    Bytes::from(req.encode_to_vec()),
+                )
+            }
+        })
+    }
+
     /// Spans, metrics (not points) or log records in the batch.
     pub fn len(&self) -> usize {
         match self {
@@ -531,14 +568,23 @@ async fn http_route(
     };
 
     let content_type = headers.get("content-type").map_or("", String::as_str);
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/x-protobuf") {
-        return invalid(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "only application/x-protobuf is supported",
-            headers,
-        );
-    }
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = match media_type.as_str() {
+        "application/x-protobuf" => false,
+        "application/json" => true,
+        _ => {
+            return invalid(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "application/x-protobuf and application/json are supported",
+                headers,
+            );
+        }
+    };
     let encoding = headers
         .get("content-encoding")
         .map(|e| e.trim().to_ascii_lowercase())
@@ -576,13 +622,28 @@ async fn http_route(
             .map(Bytes::from),
         _ => Ok(raw),
     };
-    let decoded = body.and_then(|b| Batch::decode(signal, Transport::Http, &b).map(|d| (b, d)));
+    let decoded = body.and_then(|b| {
+        if json {
+            Batch::decode_json(signal, Transport::Http, &b).map(|(d, proto)| (proto, d))
+        } else {
+            Batch::decode(signal, Transport::Http, &b).map(|d| (b, d))
+        }
+    });
     let (body, decoded) = match decoded {
         Ok(d) => d,
         Err(msg) => return invalid(StatusCode::BAD_REQUEST, &msg, headers),
     };
     Ok(
         match shared.receive(signal, Transport::Http, headers, body, Some(decoded)) {
+            // The answer in the request's encoding, as OTLP/HTTP says.
+            RequestOutcome::Accepted if json => {
+                let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                resp
+            }
             RequestOutcome::Accepted => {
                 let mut resp = Response::new(Full::new(success_body(signal)));
                 resp.headers_mut().insert(
@@ -594,4 +655,44 @@ async fn http_route(
             _ => plain(StatusCode::SERVICE_UNAVAILABLE, REFUSED),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// OTLP/JSON: 64-bit integers are written as decimal strings, and a
+    /// receiver accepts strings and numbers both; ids are hex.
+    #[test]
+    fn json_int64_is_read_as_string_or_number() {
+        for value in [r#""3""#, "3"] {
+            let body = format!(
+                r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"n","sum":{{"dataPoints":[{{"timeUnixNano":"1790000000000000000","asInt":{value},"attributes":[{{"key":"k","value":{{"intValue":{value}}}}}]}}],"aggregationTemporality":2,"isMonotonic":true}}}}]}}]}}]}}"#
+            );
+            let (batch, proto) =
+                Batch::decode_json(Signal::Metrics, Transport::Http, body.as_bytes())
+                    .unwrap_or_else(|e| panic!("{value}: {e}"));
+            let Batch::Metrics(metrics) = batch else {
+                panic!("not metrics")
+            };
+            let point = &metrics[0].number_points()[0];
+            assert_eq!((point.value, point.is_int), (3.0, true), "{value}");
+            assert_eq!(point.attributes.i64("k"), Some(3), "{value}");
+            assert_eq!(point.time_unix_nanos, 1_790_000_000_000_000_000);
+            // The protobuf handed to sinks decodes to the same.
+            let again = Batch::decode(Signal::Metrics, Transport::Http, &proto)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(again, Batch::Metrics(metrics));
+        }
+        let spans = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","name":"s","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+        let (batch, _) = Batch::decode_json(Signal::Traces, Transport::Http, spans.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Batch::Spans(spans) = batch else {
+            panic!("not spans")
+        };
+        assert_eq!(spans[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(
+            Batch::decode_json(Signal::Traces, Transport::Http, b"{\"resourceSpans\":7}").is_err()
+        );
+    }
 }

@@ -20,7 +20,9 @@ pub(crate) fn span_exporter(
     let b = opentelemetry_otlp::SpanExporter::builder();
     match cfg.protocol {
         Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
-        Protocol::HttpProtobuf => b.with_http().apply_http(cfg, signal)?.build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            b.with_http().apply_http(cfg, signal)?.build()
+        }
     }
     .map_err(|e| InitError::exporter(signal, e))
 }
@@ -39,7 +41,9 @@ pub(crate) fn metric_exporter(
     });
     match cfg.protocol {
         Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
-        Protocol::HttpProtobuf => b.with_http().apply_http(cfg, signal)?.build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            b.with_http().apply_http(cfg, signal)?.build()
+        }
     }
     .map_err(|e| InitError::exporter(signal, e))
 }
@@ -50,7 +54,9 @@ pub(crate) fn log_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::LogEx
     let b = opentelemetry_otlp::LogExporter::builder();
     match cfg.protocol {
         Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
-        Protocol::HttpProtobuf => b.with_http().apply_http(cfg, signal)?.build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            b.with_http().apply_http(cfg, signal)?.build()
+        }
     }
     .map_err(|e| InitError::exporter(signal, e))
 }
@@ -116,7 +122,10 @@ impl<B: WithExportConfig + WithHttpConfig> ApplyHttp for B {
         let connector = https_connector(cfg, signal)?;
         let client = opentelemetry_http::hyper::HyperClient::new(connector, cfg.timeout, None);
         let mut b = self
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_protocol(match cfg.protocol {
+                Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
+                _ => opentelemetry_otlp::Protocol::HttpBinary,
+            })
             .with_endpoint(cfg.endpoint.clone())
             .with_timeout(cfg.timeout)
             .with_headers(headers)

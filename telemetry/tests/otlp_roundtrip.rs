@@ -60,6 +60,17 @@ fn roundtrip(protocol: &str) {
     assert_eq!(child.parent_span_id.as_deref(), Some(root.span_id.as_str()));
     assert_eq!(child.trace_id, root.trace_id);
     assert_eq!(root.parent_span_id, None);
+    // The body encoding is the one the protocol names.
+    let content_type = match protocol {
+        "http/json" => Some("application/json"),
+        "http/protobuf" => Some("application/x-protobuf"),
+        _ => None,
+    };
+    if let Some(expected) = content_type {
+        for r in receiver.requests() {
+            assert_eq!(r.header("content-type"), Some(expected), "{r:?}");
+        }
+    }
     assert_eq!(root.kind, SpanKind::Server);
     assert_eq!(root.attributes.i64("order.id"), Some(42));
     assert_eq!(child.attributes.str("account"), Some("acc-1"));
@@ -165,6 +176,11 @@ fn grpc_roundtrip() {
 #[test]
 fn http_protobuf_roundtrip() {
     roundtrip("http/protobuf");
+}
+
+#[test]
+fn http_json_roundtrip() {
+    roundtrip("http/json");
 }
 
 #[test]

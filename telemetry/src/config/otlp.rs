@@ -17,6 +17,15 @@ pub enum Protocol {
     Grpc,
     /// OTLP/HTTP with protobuf bodies.
     HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies (the OTLP/JSON mapping: hex ids, lowerCamelCase).
+    HttpJson,
+}
+
+impl Protocol {
+    /// Whether the transport is OTLP/HTTP (endpoints get `/v1/<signal>`).
+    pub fn is_http(self) -> bool {
+        matches!(self, Protocol::HttpProtobuf | Protocol::HttpJson)
+    }
 }
 
 /// OTLP payload compression (`OTEL_EXPORTER_OTLP_COMPRESSION`).
@@ -103,16 +112,9 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
         match raw.trim() {
             "grpc" => Some(Protocol::Grpc),
             "http/protobuf" => Some(Protocol::HttpProtobuf),
-            "http/json" => {
-                self.fail(
-                    var,
-                    &raw,
-                    "grpc or http/protobuf (http/json is not built into this crate)",
-                );
-                None
-            }
+            "http/json" => Some(Protocol::HttpJson),
             _ => {
-                self.fail(var, &raw, "grpc or http/protobuf");
+                self.fail(var, &raw, "grpc, http/protobuf or http/json");
                 None
             }
         }
@@ -222,13 +224,11 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             Some(e) => e,
             None => match (&g.endpoint, protocol) {
                 (Some(base), Protocol::Grpc) => base.clone(),
-                (Some(base), Protocol::HttpProtobuf) => {
+                (Some(base), _) => {
                     format!("{}/v1/{}", base.trim_end_matches('/'), signal.as_str())
                 }
                 (None, Protocol::Grpc) => "http://localhost:4317".to_string(),
-                (None, Protocol::HttpProtobuf) => {
-                    format!("http://localhost:4318/v1/{}", signal.as_str())
-                }
+                (None, _) => format!("http://localhost:4318/v1/{}", signal.as_str()),
             },
         };
         let headers = self
@@ -358,17 +358,17 @@ mod tests {
             (
                 "OTEL_EXPORTER_OTLP_PROTOCOL",
                 "udp",
-                "grpc or http/protobuf",
+                "grpc, http/protobuf or http/json",
             ),
             (
                 "OTEL_EXPORTER_OTLP_PROTOCOL",
-                "http/json",
-                "grpc or http/protobuf",
+                "http/JSON",
+                "grpc, http/protobuf or http/json",
             ),
             (
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
                 "thrift",
-                "grpc or http/protobuf",
+                "grpc, http/protobuf or http/json",
             ),
             (
                 "OTEL_EXPORTER_OTLP_COMPRESSION",
