@@ -1,5 +1,5 @@
 use crate::stack::IdValueStack;
-use crate::{OtelData, OtelDataLock, OtelDataState};
+use crate::{DroppedSpan, EarlySampler, OtelData, OtelDataLock, OtelDataState};
 pub use filtered::FilteredOpenTelemetryLayer;
 use opentelemetry::ContextGuard;
 use opentelemetry::{
@@ -65,6 +65,7 @@ pub struct OpenTelemetryLayer<S, T> {
     context_activation: bool,
     sem_conv_config: SemConvConfig,
     with_context: WithContext,
+    early_sampler: Option<Box<dyn EarlySampler>>,
     _registry: marker::PhantomData<S>,
 }
 
@@ -677,6 +678,7 @@ where
                 with_activated_context: Self::get_activated_context,
                 with_activated_otel_context: Self::get_activated_otel_context,
             },
+            early_sampler: None,
             _registry: marker::PhantomData,
         }
     }
@@ -734,6 +736,7 @@ where
                 with_activated_otel_context:
                     OpenTelemetryLayer::<S, Tracer>::get_activated_otel_context,
             },
+            early_sampler: self.early_sampler,
             _registry: self._registry,
             // cannot use ``..self` here due to different generics
         }
@@ -899,6 +902,19 @@ where
         }
     }
 
+    /// Asks `sampler` at each span's creation whether the span is dropped;
+    /// a dropped span records nothing and costs little more than the
+    /// `tracing` span itself. See [`EarlySampler`].
+    ///
+    /// By default there is none: every span is built, and the tracer's
+    /// sampler decides when the span starts.
+    pub fn with_early_sampler(self, sampler: impl EarlySampler) -> Self {
+        Self {
+            early_sampler: Some(Box::new(sampler)),
+            ..self
+        }
+    }
+
     /// Adds a filter for events that counts all events that came to the layer. See
     /// [`FilteredOpenTelemetryLayer`] for more details.
     ///
@@ -939,6 +955,9 @@ where
                     // so we get a proper context with the parent span.
                     return self.with_started_cx(&mut otel_data.lock(), &|cx| cx.clone());
                 }
+                if let Some(dropped) = extensions.get::<DroppedSpan>() {
+                    return dropped.start();
+                }
             }
         }
 
@@ -956,6 +975,7 @@ where
                         extensions
                             .get::<OtelDataLock>()
                             .map(|data| self.with_started_cx(&mut data.lock(), &|cx| cx.clone()))
+                            .or_else(|| extensions.get::<DroppedSpan>().map(DroppedSpan::start))
                     })
                     .unwrap_or_else(OtelContext::current)
             }
@@ -987,6 +1007,22 @@ where
         let otel_data = span.extensions().get::<OtelDataLock>().cloned();
         if let Some(otel_data) = otel_data {
             f(&mut otel_data.lock());
+            return;
+        }
+
+        let stand_in = span
+            .extensions()
+            .get::<DroppedSpan>()
+            .map(DroppedSpan::stand_in);
+        if let Some(mut otel_data) = stand_in {
+            f(&mut otel_data);
+            if let OtelDataState::Builder { .. } = otel_data.state {
+                // `set_parent` moved the span under a new parent: from now on
+                // it is built like any other span.
+                let mut extensions = span.extensions_mut();
+                extensions.remove::<DroppedSpan>();
+                extensions.insert(OtelDataLock::new(otel_data));
+            }
         }
     }
 
@@ -1025,6 +1061,15 @@ where
             let mut otel_data = otel_data.lock();
             // Activate the context
             layer.start_cx(&mut otel_data);
+            f(&mut otel_data);
+            return;
+        }
+
+        let stand_in = span.extensions().get::<DroppedSpan>().map(|dropped| {
+            dropped.start();
+            dropped.stand_in()
+        });
+        if let Some(mut otel_data) = stand_in {
             f(&mut otel_data);
         }
     }
@@ -1137,11 +1182,24 @@ where
         let span = ctx.span(id).expect("Span not found, this is a bug");
         let mut extensions = span.extensions_mut();
 
+        let parent_cx = self.parent_context(attrs, &ctx);
+
+        if let Some(sampler) = &self.early_sampler {
+            let name = attrs.metadata().name();
+            if let Some(span_context) = sampler.drop_at_creation(&parent_cx, name) {
+                // Dropped: no builder, attributes, timings or start time.
+                extensions.insert(DroppedSpan {
+                    cx: parent_cx.with_remote_span_context(span_context),
+                    name,
+                    started: false.into(),
+                });
+                return;
+            }
+        }
+
         if self.tracked_inactivity && extensions.get_mut::<Timings>().is_none() {
             extensions.insert(Timings::new());
         }
-
-        let parent_cx = self.parent_context(attrs, &ctx);
         let mut builder = self
             .tracer
             .span_builder(attrs.metadata().name())
@@ -1200,6 +1258,7 @@ where
                 status,
             },
             end_time: None,
+            reparent_as: None,
         }));
     }
 
@@ -1213,7 +1272,16 @@ where
         if self.context_activation {
             // We must not hold the extensions when starting the context to avoid potential
             // deadlocks.
-            let otel_data = span.extensions().get::<OtelDataLock>().cloned();
+            let extensions = span.extensions();
+            if let Some(dropped) = extensions.get::<DroppedSpan>() {
+                let cx = dropped.start();
+                drop(extensions);
+                let guard = cx.attach();
+                GUARD_STACK.with(|stack| stack.borrow_mut().push(id.clone(), guard));
+                return;
+            }
+            let otel_data = extensions.get::<OtelDataLock>().cloned();
+            drop(extensions);
             if let Some(otel_data) = otel_data {
                 self.with_started_cx(&mut otel_data.lock(), &|cx| {
                     let guard = prevent_reentrant_call(|| cx.clone().attach());
@@ -1241,6 +1309,15 @@ where
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
         let span = ctx.span(id).expect("Span not found, this is a bug");
         let mut extensions = span.extensions_mut();
+
+        if extensions.get_mut::<DroppedSpan>().is_some() {
+            // No timings or end time (see `on_new_span`), only the context.
+            drop(extensions);
+            if self.context_activation {
+                GUARD_STACK.with(|stack| stack.borrow_mut().pop(id));
+            }
+            return;
+        }
 
         // We don't need mutable access to this but we're taking mutable extensions for timings
         // anyway so let's use it instead of locking it twice. This is ok because here we will not
@@ -1271,13 +1348,14 @@ where
     /// [`attributes`]: opentelemetry::trace::SpanBuilder::attributes
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let span = ctx.span(id).expect("Span not found, this is a bug");
-        let mut updates = SpanBuilderUpdates::default();
-        values.record(&mut SpanAttributeVisitor {
-            span_builder_updates: &mut updates,
-            sem_conv_config: self.sem_conv_config,
-        });
         let extensions = span.extensions();
         if let Some(otel_data) = extensions.get::<OtelDataLock>() {
+            // Only spans with data (not dropped ones) need the values.
+            let mut updates = SpanBuilderUpdates::default();
+            values.record(&mut SpanAttributeVisitor {
+                span_builder_updates: &mut updates,
+                sem_conv_config: self.sem_conv_config,
+            });
             match &mut otel_data.lock().state {
                 OtelDataState::Builder {
                     builder, status, ..
@@ -1305,6 +1383,20 @@ where
         // uses the same reasoning as `parent_context` above.
         if let Some(follows_span) = ctx.span(follows) {
             let follows_extensions = follows_span.extensions();
+            if let Some(dropped) = follows_extensions.get::<DroppedSpan>() {
+                let follows_context = dropped.start().span().span_context().clone();
+                drop(follows_extensions);
+                match &mut data.lock().state {
+                    OtelDataState::Builder { builder, .. } => builder
+                        .links
+                        .get_or_insert_with(Vec::new)
+                        .push(otel::Link::with_context(follows_context)),
+                    OtelDataState::Context { current_cx, .. } => prevent_reentrant_call(|| {
+                        current_cx.span().add_link(follows_context, vec![])
+                    }),
+                }
+                return;
+            }
             let follows_otel_data = follows_extensions.get::<OtelDataLock>();
             let Some(follows_data) = follows_otel_data else {
                 return; // The span must already have been closed by us
@@ -1354,6 +1446,11 @@ where
                 .then(|| ctx.lookup_current())
                 .flatten()
         }) {
+            // A span without data (dropped at creation) records no events:
+            // leave before building one.
+            let Some(otel_data) = span.extensions().get::<OtelDataLock>().cloned() else {
+                return;
+            };
             // Performing read operations before getting a write lock to avoid a deadlock
             // See https://github.com/tokio-rs/tracing/issues/763
             #[cfg(feature = "tracing-log")]
@@ -1404,9 +1501,7 @@ where
                 otel_event.name = std::borrow::Cow::Borrowed(event.metadata().name());
             }
 
-            let otel_data = span.extensions().get::<OtelDataLock>().cloned();
-
-            if let Some(otel_data) = otel_data {
+            {
                 if self.location {
                     #[cfg(not(feature = "tracing-log"))]
                     let normalized_meta: Option<tracing_core::Metadata<'_>> = None;

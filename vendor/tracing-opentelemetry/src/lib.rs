@@ -117,6 +117,8 @@ mod metrics;
 mod layer;
 /// Function which enables OpenTelemetry context extraction from span extensions.
 mod otel_context;
+/// Sampling decided when a span is created (a local addition to 0.34.0).
+mod sampler;
 /// Span extension which enables OpenTelemetry context management.
 mod span_ext;
 
@@ -132,6 +134,7 @@ pub use layer::{layer, FilteredOpenTelemetryLayer, OpenTelemetryLayer};
 #[cfg(feature = "metrics")]
 pub use metrics::MetricsLayer;
 pub use otel_context::get_otel_context;
+pub use sampler::EarlySampler;
 pub use span_ext::{OpenTelemetrySpanExt, SetParentError};
 
 #[derive(Debug, Clone)]
@@ -158,6 +161,43 @@ struct OtelData {
     state: OtelDataState,
     /// The end time of the span if it has been exited.
     end_time: Option<SystemTime>,
+    /// Only in the stand-in `OtelData` the extension methods get for a
+    /// [`DroppedSpan`] that has not started: its name, so that `set_parent`
+    /// can turn it into a span built under the new parent.
+    reparent_as: Option<&'static str>,
+}
+
+/// Per-span data of a span the [`EarlySampler`] dropped at creation, stored
+/// instead of [`OtelDataLock`]: only its OpenTelemetry context, which holds
+/// a non-recording span context. Nothing about the span is recorded.
+#[derive(Debug)]
+struct DroppedSpan {
+    cx: opentelemetry::Context,
+    name: &'static str,
+    /// Entered, asked for its context, or given a child: from then on its
+    /// parent is fixed, as for a span whose builder has been consumed.
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl DroppedSpan {
+    /// The context, marking the span started.
+    fn start(&self) -> opentelemetry::Context {
+        self.started
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cx.clone()
+    }
+
+    /// What the extension methods see of this span.
+    fn stand_in(&self) -> OtelData {
+        OtelData {
+            state: OtelDataState::Context {
+                current_cx: self.cx.clone(),
+            },
+            end_time: None,
+            reparent_as: (!self.started.load(std::sync::atomic::Ordering::Relaxed))
+                .then_some(self.name),
+        }
+    }
 }
 
 /// The state of the OpenTelemetry data for a span.

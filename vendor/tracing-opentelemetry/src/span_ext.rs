@@ -2,7 +2,7 @@ use crate::OtelData;
 use crate::{layer::WithContext, OtelDataState};
 use opentelemetry::{
     time,
-    trace::{SpanContext, Status, TraceContextExt},
+    trace::{SpanBuilder, SpanContext, Status, TraceContextExt},
     Context, Key, KeyValue, Value,
 };
 use std::{borrow::Cow, fmt, time::SystemTime};
@@ -290,9 +290,19 @@ impl OpenTelemetrySpanExt for tracing::Span {
                         // new parent context when it's eventually built
                         *parent_cx = new_cx;
                     }
-                    OtelDataState::Context { .. } => {
-                        *result_ref = Err(SetParentError::AlreadyStarted);
-                    }
+                    OtelDataState::Context { .. } => match data.reparent_as.take() {
+                        // Dropped at creation and not started: the new parent
+                        // may change the sampling decision, so the span is
+                        // built after all, and sampled when it starts.
+                        Some(name) => {
+                            data.state = OtelDataState::Builder {
+                                builder: SpanBuilder::from_name(name).with_start_time(time::now()),
+                                parent_cx: new_cx,
+                                status: Status::Unset,
+                            };
+                        }
+                        None => *result_ref = Err(SetParentError::AlreadyStarted),
+                    },
                 }
             });
             result
