@@ -6,7 +6,10 @@
 //! thread's cost only. The span benchmarks give their OTLP span queue room
 //! for every span of a run (3 Mi entries, so the process peaks at ~4.3 GB of
 //! memory) so that they measure queueing, not dropping; `f0` measures the
-//! drop path. See BENCHMARKS.md at the workspace root for runs and ratios.
+//! drop path. The `sampling` group times one request's five spans under
+//! each sampler against a bare registry (`cargo bench -p telemetry --bench
+//! hot_path -- sampling/`). See BENCHMARKS.md at the workspace root for runs
+//! and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -74,6 +77,25 @@ fn request_attrs() -> [KeyValue; 3] {
 #[inline(never)]
 fn one_span() {
     tracing::info_span!("x").in_scope(|| {});
+}
+
+/// Spans per [`one_request`].
+const REQUEST_SPANS: u64 = 5;
+
+/// One request's spans as a service makes them: a root with two fields,
+/// entered, and four children with one field each, created inside it.
+#[inline(never)]
+fn one_request() {
+    let root = tracing::info_span!(
+        "request",
+        http.request.method = "GET",
+        http.route = "/orders/{id}"
+    );
+    root.in_scope(|| {
+        for step in 0..(REQUEST_SPANS - 1) {
+            tracing::info_span!("step", step).in_scope(|| {});
+        }
+    });
 }
 
 /// Reports anything that would skew a figure (drops, exports that did run).
@@ -294,6 +316,68 @@ fn spans(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_request(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    dispatch: &Dispatch,
+) {
+    tracing::dispatcher::with_default(dispatch, || {
+        g.bench_function(id, |b| b.iter(one_request));
+    });
+}
+
+/// Sampling: what a request's spans cost when most are not sampled. Every
+/// figure is per request of [`REQUEST_SPANS`] spans (one root, four
+/// children); divided by the bare registry's it is the per-span ratio.
+fn sampling(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sampling");
+    g.throughput(criterion::Throughput::Elements(REQUEST_SPANS));
+    let bare = Dispatch::new(tracing_subscriber::registry());
+    // r0: the floor, a bare registry.
+    bench_request(&mut g, "r0_request_bare_registry", &bare);
+    // r1: telemetry's dispatch, every span recorded and queued (a queue
+    // for every span of the run: ~3.3 M spans, ~4.5 GB at the peak).
+    let t = traced(
+        "bench-r-always-on",
+        &[("OTEL_BSP_MAX_QUEUE_SIZE", "4194304")],
+    );
+    bench_request(&mut g, "r1_request_telemetry_always_on", t.dispatch());
+    report("r1", &t);
+    let _ = t.shutdown();
+    // r2: nothing sampled.
+    let t = traced(
+        "bench-r-always-off",
+        &[("OTEL_TRACES_SAMPLER", "always_off")],
+    );
+    bench_request(&mut g, "r2_request_telemetry_always_off", t.dispatch());
+    report("r2", &t);
+    let _ = t.shutdown();
+    // r3: one request in ten sampled, as production fleets run.
+    let t = traced(
+        "bench-r-ratio",
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+        ],
+    );
+    bench_request(
+        &mut g,
+        "r3_request_telemetry_parentbased_ratio_0_1",
+        t.dispatch(),
+    );
+    report("r3", &t);
+    let _ = t.shutdown();
+    // r4: telemetry's dispatch without any OpenTelemetry layer (traces and
+    // propagation off): EnvFilter and the JSON stdout layer, the floor the
+    // rest of telemetry's subscriber sets.
+    let t = telemetry("bench-r-none", &[("OTEL_PROPAGATORS", "none")]);
+    bench_request(&mut g, "r4_request_telemetry_no_otel_layer", t.dispatch());
+    let _ = t.shutdown();
+    // r0 again: the floor drifts with the machine's load.
+    bench_request(&mut g, "r0b_request_bare_registry_again", &bare);
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -305,6 +389,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = metrics, spans
+    targets = metrics, spans, sampling
 }
 criterion_main!(benches);

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::trace::SdkTracer;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
@@ -18,6 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 use crate::resource::ServiceIdentity;
+use crate::sampling::ParentDecides;
 use crate::stdout::{JsonLayer, NoFeedback};
 
 /// A layer for a subscriber `S`, boxed so the stack can vary at run time.
@@ -49,6 +49,9 @@ pub(crate) struct LayerRecipe {
     pub(crate) format: LogFormat,
     /// Spans are recorded with this tracer; `None` when traces go nowhere.
     pub(crate) tracer: Option<SdkTracer>,
+    /// The tracer provider's sampler, also asked when a span is created so
+    /// unsampled spans are never built (`crate::sampling`).
+    pub(crate) sampler: Sampler,
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     /// Carry incoming context through even when no span is recorded.
     pub(crate) pass_through: bool,
@@ -98,6 +101,7 @@ impl LayerRecipe {
             layers.push(Box::new(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer.clone())
+                    .with_early_sampler(ParentDecides::new(self.sampler.clone()))
                     .with_location(self.code_location)
                     .with_threads(false)
                     .with_tracked_inactivity(false)

@@ -45,6 +45,7 @@ pub mod prometheus;
 pub mod propagation;
 pub mod redact;
 mod resource;
+mod sampling;
 mod shutdown;
 pub mod stdout;
 #[cfg(feature = "testing")]

@@ -53,7 +53,9 @@ pub(crate) fn build(
     Ok(Some((builder.build(), stats)))
 }
 
-fn sampler(s: SamplerConfig) -> Sampler {
+/// The sampler for `s`: the tracer provider's, and the one telemetry's
+/// OpenTelemetry layer asks when a span is created (`crate::sampling`).
+pub(crate) fn sampler(s: SamplerConfig) -> Sampler {
     match s {
         SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
         SamplerConfig::AlwaysOff => Sampler::AlwaysOff,

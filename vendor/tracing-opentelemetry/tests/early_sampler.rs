@@ -1,0 +1,163 @@
+//! `OpenTelemetryLayer::with_early_sampler` (a local addition to 0.34.0).
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry::Context;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use std::sync::{Arc, Mutex};
+use tracing::Subscriber;
+use tracing_opentelemetry::{layer, EarlySampler, OpenTelemetrySpanExt, SetParentError};
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Default, Debug)]
+struct TestExporter(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for TestExporter {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().unwrap().append(&mut batch);
+        Ok(())
+    }
+}
+
+impl TestExporter {
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<_> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Drops children of unsampled parents, as a parent-based sampler would,
+/// giving each the span id 42.
+struct ParentUnsampled;
+
+impl EarlySampler for ParentUnsampled {
+    fn drop_at_creation(&self, parent_cx: &Context, _name: &'static str) -> Option<SpanContext> {
+        let parent = parent_cx.span();
+        let sc = parent.span_context();
+        (sc.is_valid() && !sc.is_sampled()).then(|| {
+            SpanContext::new(
+                sc.trace_id(),
+                SpanId::from(42),
+                TraceFlags::default(),
+                false,
+                sc.trace_state().clone(),
+            )
+        })
+    }
+}
+
+fn subscriber() -> (SdkTracerProvider, TestExporter, impl Subscriber) {
+    let exporter = TestExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(
+        layer()
+            .with_tracer(provider.tracer("test"))
+            .with_early_sampler(ParentUnsampled),
+    );
+    (provider, exporter, subscriber)
+}
+
+fn remote(sampled: bool) -> Context {
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(7),
+        SpanId::from(9),
+        flags,
+        true,
+        TraceState::default(),
+    ))
+}
+
+#[test]
+fn a_dropped_span_records_nothing_but_has_its_context() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        let root = tracing::info_span!("root");
+        root.set_parent(remote(false)).unwrap();
+        root.in_scope(|| {
+            let child = tracing::info_span!("child", field = 1);
+            child.record("field", 2);
+            child.in_scope(|| {
+                tracing::error!("not an OpenTelemetry event");
+                // Entered: its context is the current one.
+                let current = Context::current().span().span_context().clone();
+                assert_eq!(current.span_id(), SpanId::from(42));
+                let grandchild = tracing::info_span!("grandchild");
+                assert_eq!(
+                    grandchild.context().span().span_context().span_id(),
+                    SpanId::from(42)
+                );
+            });
+            let explicit = tracing::info_span!(parent: &child, "explicit");
+            let sc = explicit.context().span().span_context().clone();
+            assert_eq!(sc.trace_id(), TraceId::from(7));
+            assert!(!sc.is_sampled());
+            let cx = child.context();
+            assert_eq!(cx.span().span_context().trace_id(), TraceId::from(7));
+            assert_eq!(cx.span().span_context().span_id(), SpanId::from(42));
+        });
+    });
+    provider.force_flush().unwrap();
+    assert!(exporter.names().is_empty(), "{:?}", exporter.names());
+}
+
+#[test]
+fn set_parent_moves_a_dropped_span_until_it_starts() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        let unsampled = tracing::info_span!("unsampled");
+        unsampled.set_parent(remote(false)).unwrap();
+        unsampled.in_scope(|| {
+            let moved = tracing::info_span!("moved");
+            moved.set_parent(remote(true)).unwrap();
+            moved.in_scope(|| tracing::info_span!("moved_child").in_scope(|| {}));
+
+            let started = tracing::info_span!("started");
+            started.in_scope(|| {});
+            assert!(matches!(
+                started.set_parent(remote(true)),
+                Err(SetParentError::AlreadyStarted)
+            ));
+        });
+    });
+    provider.force_flush().unwrap();
+    assert_eq!(exporter.names(), ["moved", "moved_child"]);
+    for span in exporter.0.lock().unwrap().iter() {
+        assert_eq!(span.span_context.trace_id(), TraceId::from(7));
+    }
+}
+
+#[test]
+fn a_sampled_span_following_a_dropped_one_links_to_its_context() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        let unsampled = tracing::info_span!("unsampled");
+        unsampled.set_parent(remote(false)).unwrap();
+        let dropped = unsampled.in_scope(|| tracing::info_span!("dropped"));
+        let sampled = tracing::info_span!("sampled");
+        sampled.follows_from(&dropped);
+        sampled.in_scope(|| {});
+    });
+    provider.force_flush().unwrap();
+    let spans = exporter.0.lock().unwrap();
+    assert_eq!(spans.len(), 1);
+    let links = &spans[0].links.links;
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].span_context.span_id(), SpanId::from(42));
+    assert_eq!(links[0].span_context.trace_id(), TraceId::from(7));
+}
