@@ -50,6 +50,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // One TLS backend for the whole process, chosen here rather than left to
+    // whichever rustls features the dependency graph enables.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Engine { kind }) => engines::run(kind),

@@ -156,10 +156,8 @@ async fn the_viewer_page_finds_a_payment_and_shows_its_waterfall_in_chromium() {
     if let serde_json::Value::Object(map) = driver.capabilities() {
         capabilities = map;
     }
-    // The WebDriver connection is plain http://; rustls still wants a provider chosen.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = ClientBuilder::rustls()
-        .unwrap()
+    // ChromeDriver is plain http:// on loopback: no TLS stack in the test.
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&driver.url())
         .await
