@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""CPU of the eight engine processes per accepted payment, with telemetry in
+three modes side by side, rounds rotated, medians printed:
+
+  sdk-off  OTEL_SDK_DISABLED=true (the business work alone)
+  otlp     traces, metrics and logs over OTLP/gRPC to a real collector on
+           loopback (rotel, blackhole exporter), every payment traced
+  viewer   the default run: OTLP to the launcher's embedded viewer
+           (the launcher's own CPU, where the viewer runs, shown apart)
+
+usage: python3 scripts/bench-fleet-cpu.py [rate=40] [seconds=40] [rounds=3]
+Builds the release binary first. Measures a window from 5 s after the fleet
+is ready to 3 s before the load stops.
+"""
+import json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RATE = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+TICK = os.sysconf("SC_CLK_TCK")
+BIN = os.path.join(ROOT, "target", "release", "deltran")
+
+
+def cpu_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_rotel():
+    agent = subprocess.run(
+        [sys.executable, "-c", "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    grpc, http = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTEL_")}
+    proc = subprocess.Popen([agent, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
+                             "--otlp-http-endpoint", f"127.0.0.1:{http}", "--exporter", "blackhole"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", grpc), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{grpc}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("rotel did not start (pip install rotel)")
+
+
+def run(mode):
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("OTEL_") or k.startswith("DELTRAN_"))}
+    rotel = None
+    args = [BIN, "--ports", "auto", "--no-view", "--rate", str(RATE), "--duration", f"{SECONDS}s"]
+    if mode == "sdk-off":
+        env["OTEL_SDK_DISABLED"] = "true"
+        args += ["--viewer", "off"]
+    elif mode == "otlp":
+        rotel, endpoint = start_rotel()
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = os.path.join(tmp, "run")
+        out = open(os.path.join(tmp, "out.log"), "w")
+        launcher = subprocess.Popen(args + ["--run-dir", run_dir], env=env, stdout=out, stderr=subprocess.STDOUT)
+        fleet_file = os.path.join(run_dir, "fleet.json")
+        while not os.path.exists(fleet_file):
+            if launcher.poll() is not None:
+                raise SystemExit(open(os.path.join(tmp, "out.log")).read())
+            time.sleep(0.2)
+        ready = time.time()
+        pids = [e["pid"] for e in json.load(open(fleet_file))["engines"]]
+        time.sleep(5)
+        t0, c0, l0 = time.time(), sum(cpu_ticks(p) or 0 for p in pids), cpu_ticks(launcher.pid) or 0
+        time.sleep(max(1, SECONDS - 8 - (t0 - ready)))
+        t1, c1, l1 = time.time(), sum(cpu_ticks(p) or 0 for p in pids), cpu_ticks(launcher.pid) or 0
+        launcher.wait(timeout=120)
+        text = open(os.path.join(tmp, "out.log")).read()
+    if rotel:
+        rotel.send_signal(signal.SIGTERM)
+        try:
+            rotel.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rotel.kill()
+    m = re.search(r"deltran: ran \d+ s \| sent (\d+) accepted (\d+)", text)
+    sent, accepted = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+    payments = RATE * (t1 - t0) * accepted / max(sent, 1)
+    return (c1 - c0) * 1000 / TICK / payments, (l1 - l0) * 1000 / TICK / payments
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "deltran-fleet"], cwd=ROOT, check=True)
+    modes = ["sdk-off", "otlp", "viewer"]
+    results = {m: [] for m in modes}
+    for r in range(ROUNDS):
+        order = modes[r % 3:] + modes[:r % 3]
+        for mode in order:
+            load = os.getloadavg()[0]
+            engines, launcher = run(mode)
+            results[mode].append((engines, launcher))
+            print(f"round {r + 1} {mode:8} engines {engines:.2f} CPU-ms/payment, launcher {launcher:.2f} (load {load:.1f} at start)", flush=True)
+    base = statistics.median(e for e, _ in results["sdk-off"])
+    print(f"\n{RATE} payments/s, {SECONDS} s runs, {ROUNDS} rounds, medians:")
+    print("| mode | engines CPU-ms / accepted payment | ÷ sdk-off | launcher CPU-ms / payment |")
+    print("|---|---:|---:|---:|")
+    for mode in modes:
+        e = statistics.median(x for x, _ in results[mode])
+        l = statistics.median(y for _, y in results[mode])
+        print(f"| {mode} | {e:.2f} | {e / base:.2f}× | {l:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
