@@ -19,6 +19,7 @@
 mod dump;
 mod histogram;
 mod store;
+mod tree;
 pub mod waterfall;
 mod web;
 

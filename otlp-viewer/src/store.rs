@@ -13,6 +13,7 @@ use otlp_receiver::{
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::LatencyHistogram;
+use crate::tree::log_time;
 
 /// How much the viewer keeps. The defaults hold about half a minute of a
 /// fleet at 200 payments/s in well under 512 MiB.
@@ -819,14 +820,6 @@ fn with_resource(log: &ReceivedLog, resource: &Arc<Attributes>) -> ReceivedLog {
     let mut log = log.clone();
     log.resource = identity(resource);
     log
-}
-
-fn log_time(log: &ReceivedLog) -> u64 {
-    if log.time_unix_nanos != 0 {
-        log.time_unix_nanos
-    } else {
-        log.observed_time_unix_nanos
-    }
 }
 
 fn render_attributes(attributes: &Attributes) -> String {

@@ -2,12 +2,12 @@
 //! each span's log lines under it, and the spans of other traces that link
 //! here. What `trace <id>` prints in a terminal.
 
-use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use otlp_receiver::{ReceivedLog, ReceivedSpan, SpanKind, SpanStatus};
 
 use crate::store::{TraceDetail, display_value};
+use crate::tree::{log_time, service, tree};
 
 /// Attributes worth a place on a span's line whatever the system.
 pub const COMMON_KEYS: &[&str] = &[
@@ -38,12 +38,6 @@ fn ms(nanos: u64) -> String {
     } else {
         format!("{ms:.1} ms")
     }
-}
-
-fn service(span: &ReceivedSpan) -> &str {
-    span.resource
-        .str("service.name")
-        .unwrap_or("unknown_service")
 }
 
 fn kind(kind: SpanKind) -> &'static str {
@@ -102,46 +96,18 @@ pub fn render(trace: &TraceDetail, keys: &[String]) -> String {
         width = BAR_WIDTH
     );
 
-    let ids: HashSet<&str> = trace.spans.iter().map(|s| s.span_id.as_str()).collect();
-    let mut children: BTreeMap<&str, Vec<&ReceivedSpan>> = BTreeMap::new();
-    let mut roots = Vec::new();
-    for span in &trace.spans {
-        match span.parent_span_id.as_deref() {
-            Some(parent) if ids.contains(parent) => children.entry(parent).or_default().push(span),
-            _ => roots.push(span),
-        }
-    }
-    let mut logs_by_span: BTreeMap<&str, Vec<&ReceivedLog>> = BTreeMap::new();
-    let mut orphan_logs = Vec::new();
-    for log in &trace.logs {
-        match log.span_id.as_deref() {
-            Some(id) if ids.contains(id) => logs_by_span.entry(id).or_default().push(log),
-            _ => orphan_logs.push(log),
-        }
-    }
     let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     keys.extend(COMMON_KEYS);
-
-    // Depth-first, children by start time; an explicit stack keeps a hostile
-    // thousand-deep trace from overflowing ours.
-    let mut stack: Vec<(&ReceivedSpan, usize)> = roots.iter().rev().map(|s| (*s, 0)).collect();
-    let mut printed = HashSet::new();
-    while let Some((span, depth)) = stack.pop() {
-        if !printed.insert(span.span_id.as_str()) {
-            continue;
-        }
-        span_line(&mut out, trace, span, depth, &keys);
-        if let Some(logs) = logs_by_span.get(span.span_id.as_str()) {
+    let tree = tree(trace);
+    for (span, depth) in &tree.spans {
+        span_line(&mut out, trace, span, *depth, &keys);
+        if let Some(logs) = tree.logs.get(span.span_id.as_str()) {
             for log in logs {
                 log_line(&mut out, trace, log, depth + 1);
             }
         }
-        if let Some(kids) = children.get(span.span_id.as_str()) {
-            for kid in kids.iter().rev() {
-                stack.push((kid, depth + 1));
-            }
-        }
     }
+    let orphan_logs = &tree.orphan_logs;
     if !orphan_logs.is_empty() {
         let _ = writeln!(out, "log lines outside the stored spans:");
         for log in orphan_logs {
@@ -212,12 +178,7 @@ fn span_line(
 }
 
 fn log_line(out: &mut String, trace: &TraceDetail, log: &ReceivedLog, depth: usize) {
-    let time = if log.time_unix_nanos != 0 {
-        log.time_unix_nanos
-    } else {
-        log.observed_time_unix_nanos
-    };
-    let offset = time.saturating_sub(trace.summary.start_unix_nanos);
+    let offset = log_time(log).saturating_sub(trace.summary.start_unix_nanos);
     let attributes: String = log
         .attributes
         .iter()

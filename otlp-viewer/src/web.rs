@@ -19,6 +19,7 @@ use otlp_receiver::{ReceivedLog, ReceivedSpan, SpanStatus};
 use serde::Deserialize;
 
 use crate::store::{Edge, ServiceSeries, Store, TraceDetail, TraceFilter, display_value};
+use crate::tree::{log_time, service, tree};
 use crate::waterfall::COMMON_KEYS;
 
 /// No scripts, no external anything: the page is HTML, inline styles and SVG.
@@ -380,13 +381,9 @@ async fn trace_page(State(app): State<App>, Path(id): Path<String>) -> Response 
 fn waterfall(trace: &TraceDetail, keys: &[String]) -> Markup {
     let s = &trace.summary;
     let total = s.duration_nanos.max(1) as f64;
-    let rows = ordered(trace);
-    let mut logs_by_span: BTreeMap<&str, Vec<&ReceivedLog>> = BTreeMap::new();
-    for log in &trace.logs {
-        if let Some(span) = log.span_id.as_deref() {
-            logs_by_span.entry(span).or_default().push(log);
-        }
-    }
+    let tree = tree(trace);
+    let rows = &tree.spans[..];
+    let logs_by_span = &tree.logs;
     html! {
         h1 { "Trace " span.mono { (s.trace_id) } }
         p {
@@ -397,7 +394,7 @@ fn waterfall(trace: &TraceDetail, keys: &[String]) -> Markup {
         p { a href={ "/logs?trace_id=" (s.trace_id) } { "all log lines of this trace" } }
         table id="waterfall" {
             tr { th { "service" } th { "span" } th { "offset" } th { "duration" } th { "timeline" } th { "status" } th { "attributes" } }
-            @for (span, depth) in &rows {
+            @for (span, depth) in rows {
                 @let offset = span.start_unix_nanos.saturating_sub(s.start_unix_nanos);
                 @let duration = span.end_unix_nanos.saturating_sub(span.start_unix_nanos);
                 @let left = offset as f64 / total * 100.0;
@@ -443,11 +440,7 @@ fn span_attributes(span: &ReceivedSpan, keys: &[String]) -> String {
 }
 
 fn log_row(log: &ReceivedLog, depth: usize, start: u64) -> Markup {
-    let time = if log.time_unix_nanos != 0 {
-        log.time_unix_nanos
-    } else {
-        log.observed_time_unix_nanos
-    };
+    let time = log_time(log);
     let attributes: String = log
         .attributes
         .iter()
@@ -463,41 +456,6 @@ fn log_row(log: &ReceivedLog, depth: usize, start: u64) -> Markup {
             }
         }
     }
-}
-
-fn service(span: &ReceivedSpan) -> &str {
-    span.resource
-        .str("service.name")
-        .unwrap_or("unknown_service")
-}
-
-/// Spans depth-first, children by start time.
-fn ordered(trace: &TraceDetail) -> Vec<(&ReceivedSpan, usize)> {
-    let ids: std::collections::HashSet<&str> =
-        trace.spans.iter().map(|s| s.span_id.as_str()).collect();
-    let mut children: BTreeMap<&str, Vec<&ReceivedSpan>> = BTreeMap::new();
-    let mut roots = Vec::new();
-    for span in &trace.spans {
-        match span.parent_span_id.as_deref() {
-            Some(p) if ids.contains(p) => children.entry(p).or_default().push(span),
-            _ => roots.push(span),
-        }
-    }
-    let mut out = Vec::with_capacity(trace.spans.len());
-    let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<(&ReceivedSpan, usize)> = roots.iter().rev().map(|s| (*s, 0)).collect();
-    while let Some((span, depth)) = stack.pop() {
-        if !seen.insert(span.span_id.as_str()) {
-            continue;
-        }
-        out.push((span, depth));
-        if let Some(kids) = children.get(span.span_id.as_str()) {
-            for kid in kids.iter().rev() {
-                stack.push((kid, depth + 1));
-            }
-        }
-    }
-    out
 }
 
 async fn logs_page(State(app): State<App>, Query(query): Query<LogsQuery>) -> Response {
@@ -528,7 +486,7 @@ async fn logs_page(State(app): State<App>, Query(query): Query<LogsQuery>) -> Re
             tr { th { "time" } th { "service" } th { "severity" } th { "body" } th { "attributes" } th { "span" } }
             @for log in &logs {
                 tr {
-                    td.mono { (clock(if log.time_unix_nanos != 0 { log.time_unix_nanos } else { log.observed_time_unix_nanos })) }
+                    td.mono { (clock(log_time(log))) }
                     td { (log.resource.str("service.name").unwrap_or("")) }
                     td { (log.severity_text) }
                     td.logbody { (log.body.as_deref().unwrap_or("")) }
