@@ -198,7 +198,7 @@ async fn the_viewer_page_finds_a_payment_and_shows_its_waterfall_in_chromium() {
         }
         for engine in PATH {
             assert!(
-                services.contains(*engine),
+                services.contains(engine),
                 "waterfall lacks {engine}: {services:?}"
             );
         }

@@ -327,34 +327,28 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
 
     /// Exports batches while a full one is waiting in the channel.
     fn export_full_batches(&mut self) {
-        while self.data.len() >= self.config.max_export_batch_size.max(1) {
-            while self.batch.len() < self.config.max_export_batch_size {
-                match self.data.try_recv() {
-                    Ok(item) => self.batch.push(item),
-                    Err(_) => break,
-                }
-            }
-            if self.batch.is_empty() {
-                return;
-            }
+        while self.data.len() >= self.config.max_export_batch_size.max(1) && self.fill_batch() {
             self.export_batch();
         }
     }
 
     /// Exports everything in the channel, in batches.
     fn drain(&mut self) {
-        loop {
-            while self.batch.len() < self.config.max_export_batch_size {
-                match self.data.try_recv() {
-                    Ok(item) => self.batch.push(item),
-                    Err(_) => break,
-                }
-            }
-            if self.batch.is_empty() {
-                return;
-            }
+        while self.fill_batch() {
             self.export_batch();
         }
+    }
+
+    /// Moves queued items into the batch up to its size; false when there is
+    /// nothing to export.
+    fn fill_batch(&mut self) -> bool {
+        while self.batch.len() < self.config.max_export_batch_size {
+            match self.data.try_recv() {
+                Ok(item) => self.batch.push(item),
+                Err(_) => break,
+            }
+        }
+        !self.batch.is_empty()
     }
 
     /// Answers flushes (and a shutdown) that arrived during a retry, once

@@ -456,47 +456,39 @@ pub struct Ending {
 }
 
 impl View {
-    /// `requests <engine> N (5xx M), …` from each engine's last scrape: the
-    /// counters since that engine process started.
-    fn engine_totals(&self) -> String {
+    /// One `<title>: <engine> …, …` line from each engine's last scrape,
+    /// engines by name.
+    fn per_engine(&self, title: &str, part: impl Fn(&Snapshot) -> String) -> String {
         let mut kinds: Vec<&EngineKind> = self.previous.keys().collect();
         kinds.sort_by_key(|k| k.name());
         let parts: Vec<String> = kinds
             .into_iter()
-            .filter_map(|k| {
-                let s = self.previous.get(k)?;
-                Some(format!("{} {:.0} (5xx {:.0})", k.name(), s.total, s.errors))
-            })
+            .filter_map(|k| Some(format!("{} {}", k.name(), part(self.previous.get(k)?))))
             .collect();
         if parts.is_empty() {
-            "requests per engine: none scraped".to_string()
+            format!("{title}: none scraped")
         } else {
-            format!("requests per engine: {}", parts.join(", "))
+            format!("{title}: {}", parts.join(", "))
         }
+    }
+
+    /// `requests per engine: <engine> N (5xx M), …`: the counters since
+    /// each engine process started.
+    fn engine_totals(&self) -> String {
+        self.per_engine("requests per engine", |s| {
+            format!("{:.0} (5xx {:.0})", s.total, s.errors)
+        })
     }
 
     /// `telemetry lost per engine: <engine> dropped N failed M, …` from the
     /// engines' own `otel.sdk.*` counters (all zero is the healthy answer).
     fn telemetry_totals(&self) -> String {
-        let mut kinds: Vec<&EngineKind> = self.previous.keys().collect();
-        kinds.sort_by_key(|k| k.name());
-        let parts: Vec<String> = kinds
-            .into_iter()
-            .filter_map(|k| {
-                let s = self.previous.get(k)?;
-                Some(format!(
-                    "{} dropped {:.0} failed {:.0}",
-                    k.name(),
-                    s.telemetry_dropped,
-                    s.telemetry_failed
-                ))
-            })
-            .collect();
-        if parts.is_empty() {
-            "telemetry lost per engine: none scraped".to_string()
-        } else {
-            format!("telemetry lost per engine: {}", parts.join(", "))
-        }
+        self.per_engine("telemetry lost per engine", |s| {
+            format!(
+                "dropped {:.0} failed {:.0}",
+                s.telemetry_dropped, s.telemetry_failed
+            )
+        })
     }
 }
 

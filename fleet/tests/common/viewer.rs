@@ -2,24 +2,11 @@
 
 use otlp_viewer::{TraceDetail, TraceSummary};
 
-/// Engines an accepted payment passes through before and after its window.
-pub const PATH: &[&str] = &[
-    "gateway",
-    "compliance-engine",
-    "risk-engine",
-    "token-engine",
-    "obligation-engine",
-    "clearing-engine",
-    "settlement-engine",
-];
+pub use super::traces::{PAYMENT_PATH as PATH, service};
 
 pub fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
     let (code, body) = testkit::http_get(url).ok()?;
     (code == 200).then(|| serde_json::from_str(&body).ok())?
-}
-
-pub fn service(span: &telemetry::testing::ReceivedSpan) -> &str {
-    span.resource.str("service.name").unwrap_or("")
 }
 
 /// A settled accepted payment's trace: its window has linked to it.
