@@ -30,6 +30,7 @@ mod forward;
 mod model;
 mod recorder;
 mod server;
+mod serving;
 
 pub use forward::{ForwardConfig, ForwardProtocol, ForwardStats, Forwarder, Tee};
 pub use model::{
@@ -40,3 +41,4 @@ pub use model::{
 };
 pub use recorder::OtlpReceiver;
 pub use server::{Batch, OtlpServer, RequestInfo, ServerConfig, Sink};
+pub use serving::ServingThread;

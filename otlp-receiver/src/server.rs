@@ -7,7 +7,6 @@ use std::fmt;
 use std::io::{self, Read as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes};
@@ -26,12 +25,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message as _;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::model::{
     self, ReceivedLog, ReceivedMetric, ReceivedSpan, RequestOutcome, Signal, Transport,
 };
+use crate::serving::ServingThread;
 
 pub(crate) const GRPC_TRACES_PATH: &str =
     "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -180,8 +179,7 @@ impl Default for ServerConfig {
 pub struct OtlpServer {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
-    shutdown_tx: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    serving: Option<ServingThread>,
 }
 
 impl fmt::Debug for OtlpServer {
@@ -251,68 +249,33 @@ impl OtlpServer {
     /// # Errors
     /// When an address cannot be bound (in use, not local) or the thread cannot start.
     pub fn start(config: ServerConfig, sink: Arc<dyn Sink>) -> io::Result<OtlpServer> {
-        let grpc_std = std::net::TcpListener::bind(config.grpc)?;
-        let http_std = std::net::TcpListener::bind(config.http)?;
-        let grpc_addr = grpc_std.local_addr()?;
-        let http_addr = http_std.local_addr()?;
-        grpc_std.set_nonblocking(true)?;
-        http_std.set_nonblocking(true)?;
-
+        let grpc = std::net::TcpListener::bind(config.grpc)?;
+        let http = std::net::TcpListener::bind(config.http)?;
+        let grpc_addr = grpc.local_addr()?;
+        let http_addr = http.local_addr()?;
         let served = Arc::new(Served {
             sink,
             max_body_bytes: config.max_body_bytes,
         });
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-        // The runtime is created and dropped on the server thread only: dropping a runtime
-        // inside a caller's async context would panic.
-        let thread = std::thread::Builder::new()
-            .name("otlp-receiver".to_string())
-            .spawn(move || {
-                let setup = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .and_then(|rt| {
-                        let listeners = {
-                            let _guard = rt.enter();
-                            TcpListener::from_std(grpc_std)
-                                .and_then(|g| Ok((g, TcpListener::from_std(http_std)?)))
-                        };
-                        listeners.map(|l| (rt, l))
-                    });
-                let (rt, (grpc, http)) = match setup {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
+        let serving = ServingThread::start(
+            "otlp-receiver",
+            vec![grpc, http],
+            |listeners, stop| async move {
+                let Ok([grpc, http]) = <[TcpListener; 2]>::try_from(listeners) else {
+                    return;
                 };
-                let _ = ready_tx.send(Ok(()));
-                rt.block_on(async move {
-                    tokio::select! {
-                        _ = shutdown_rx => {}
-                        () = accept_loop(grpc, Arc::clone(&served), Listener::Grpc) => {}
-                        () = accept_loop(http, served, Listener::Http) => {}
-                    }
-                });
-                // Dropping `rt` here cancels all connection tasks.
-            })?;
-
-        let ready = ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| {
-                Err(io::Error::other(
-                    "OTLP receiver thread did not start within 10s",
-                ))
-            });
-        let server = OtlpServer {
+                tokio::select! {
+                    _ = stop => {}
+                    () = accept_loop(grpc, Arc::clone(&served), Listener::Grpc) => {}
+                    () = accept_loop(http, served, Listener::Http) => {}
+                }
+            },
+        )?;
+        Ok(OtlpServer {
             grpc_addr,
             http_addr,
-            shutdown_tx: Some(shutdown_tx),
-            thread: Some(thread),
-        };
-        // On error, dropping `server` signals and joins the thread.
-        ready.map(|()| server)
+            serving: Some(serving),
+        })
     }
 
     /// Base URL for OTLP/gRPC exporters, e.g. `http://127.0.0.1:4317`.
@@ -337,18 +300,9 @@ impl OtlpServer {
     }
 
     /// Stops serving and joins the server thread (dropping the server does the same).
-    pub fn shutdown(self) {
-        drop(self);
-    }
-}
-
-impl Drop for OtlpServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown_tx.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    pub fn shutdown(mut self) {
+        if let Some(serving) = self.serving.take() {
+            serving.stop();
         }
     }
 }

@@ -27,11 +27,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use otlp_receiver::{Forwarder, OtlpServer, ServerConfig, Sink, Tee};
-use tokio::sync::oneshot;
+use otlp_receiver::{Forwarder, OtlpServer, ServerConfig, ServingThread, Sink, Tee};
 
 pub use dump::{find_in_dump, read_dump, write_dump};
 pub use otlp_receiver::{ForwardConfig, ForwardProtocol, ForwardStats};
@@ -107,8 +104,7 @@ pub struct Viewer {
     forwarded: Option<Arc<ForwardStats>>,
     otlp: Option<OtlpServer>,
     ui_addr: SocketAddr,
-    ui_stop: Option<oneshot::Sender<()>>,
-    ui_thread: Option<JoinHandle<()>>,
+    ui: Option<ServingThread>,
 }
 
 impl fmt::Debug for Viewer {
@@ -136,8 +132,6 @@ impl Viewer {
         let ui_addr = ui
             .local_addr()
             .map_err(|e| ViewerError::Io("read the page's address", e))?;
-        ui.set_nonblocking(true)
-            .map_err(|e| ViewerError::Io("set up the page's socket", e))?;
         let (sink, forwarded): (Arc<dyn Sink>, _) = match config.forward {
             None => (Arc::clone(&store) as Arc<dyn Sink>, None),
             Some(forward) => {
@@ -154,54 +148,23 @@ impl Viewer {
             .map_err(|e| ViewerError::Io("bind the OTLP listeners", e))?;
 
         let router = web::router(Arc::clone(&store), ui_addr.port());
-        let (ui_stop, stopped) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-        let ui_thread = std::thread::Builder::new()
-            .name("otlp-viewer-ui".to_string())
-            .spawn(move || {
-                let setup = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .and_then(|rt| {
-                        let listener = {
-                            let _guard = rt.enter();
-                            tokio::net::TcpListener::from_std(ui)
-                        };
-                        listener.map(|l| (rt, l))
-                    });
-                let (rt, listener) = match setup {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                rt.block_on(async move {
-                    let _ = axum::serve(listener, router)
-                        .with_graceful_shutdown(async move {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                });
-            })
-            .map_err(|e| ViewerError::Io("start the page's thread", e))?;
-        let viewer = Viewer {
+        let ui = ServingThread::start("otlp-viewer-ui", vec![ui], |listeners, stop| async move {
+            if let Some(listener) = listeners.into_iter().next() {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.await;
+                    })
+                    .await;
+            }
+        })
+        .map_err(|e| ViewerError::Io("start the page's thread", e))?;
+        Ok(Viewer {
             store,
             forwarded,
             otlp: Some(otlp),
             ui_addr,
-            ui_stop: Some(ui_stop),
-            ui_thread: Some(ui_thread),
-        };
-        match ready_rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => Ok(viewer),
-            Ok(Err(e)) => Err(ViewerError::Io("start the page's runtime", e)),
-            Err(_) => Err(ViewerError::Io(
-                "start the page's runtime",
-                io::Error::other("no answer within 10 s"),
-            )),
-        }
+            ui: Some(ui),
+        })
     }
 
     /// The page, e.g. `http://127.0.0.1:18888`.
@@ -241,12 +204,7 @@ impl Viewer {
     fn stop(&mut self) {
         // OTLP first: nothing arrives while the page winds down.
         drop(self.otlp.take());
-        if let Some(tx) = self.ui_stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.ui_thread.take() {
-            let _ = thread.join();
-        }
+        drop(self.ui.take());
     }
 }
 
