@@ -297,28 +297,16 @@ impl TelemetryBuilder {
                 // they will run on.
                 let _enter = rt.enter();
                 let handle = rt.handle();
-                let env = &*self.env;
-                let spans = choose(
-                    Signal::Traces,
-                    config.traces_exporters.is_empty(),
-                    env,
-                    self.span_exporters,
-                    || exporters::spans_from(&config, &writer),
-                )?;
-                let log_records = choose(
-                    Signal::Logs,
-                    config.logs_exporters.is_empty(),
-                    env,
-                    self.log_exporters,
-                    || exporters::logs_from(&config, &writer),
-                )?;
-                let metric_exporters = choose(
-                    Signal::Metrics,
-                    config.metrics_exporters.is_empty(),
-                    env,
-                    self.metric_exporters,
-                    || exporters::metrics_from(&config),
-                )?;
+                let spans = choose(Signal::Traces, &config, self.span_exporters, || {
+                    exporters::spans_from(&config, &writer)
+                })?;
+                let log_records = choose(Signal::Logs, &config, self.log_exporters, || {
+                    exporters::logs_from(&config, &writer)
+                })?;
+                let metric_exporters =
+                    choose(Signal::Metrics, &config, self.metric_exporters, || {
+                        exporters::metrics_from(&config)
+                    })?;
                 metrics = pipeline::metrics::build(
                     &config,
                     &resource,
@@ -378,7 +366,7 @@ impl TelemetryBuilder {
             // default subscriber unless one is installed globally.
             stats.log_to(&dispatch);
         }
-        warn_unenforced_limits(&*self.env, &dispatch);
+        warn_unenforced_limits(&config, &dispatch);
         if let Some(from_env) = &config.service_name
             && *from_env != identity.name
         {
@@ -424,21 +412,22 @@ impl TelemetryBuilder {
 /// used beside the code's).
 fn choose<D>(
     signal: Signal,
-    turned_off: bool,
-    env: &(impl EnvSource + ?Sized),
+    config: &Config,
     from_code: Vec<D>,
     from_env: impl FnOnce() -> Result<Vec<D>, InitError>,
 ) -> Result<Vec<D>, InitError> {
+    let turned_off = match signal {
+        Signal::Traces => config.traces_exporters.is_empty(),
+        Signal::Metrics => config.metrics_exporters.is_empty(),
+        Signal::Logs => config.logs_exporters.is_empty(),
+    };
     if turned_off {
         return Ok(Vec::new());
     }
     if from_code.is_empty() {
         return from_env();
     }
-    let explicit = env
-        .var(&format!("OTEL_{}_EXPORTER", signal.upper()))
-        .is_some();
-    if !explicit {
+    if !config.explicit_exporters.contains(&signal) {
         return Ok(from_code);
     }
     let mut chosen = from_env()?;
@@ -448,20 +437,15 @@ fn choose<D>(
 
 /// Variables the SDK cannot honour are said once, at start, rather than
 /// silently ignored.
-fn warn_unenforced_limits(env: &(impl EnvSource + ?Sized), dispatch: &Dispatch) {
-    for var in [
-        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
-        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-    ] {
-        if env.var(var).is_some() {
-            tracing::dispatcher::with_default(dispatch, || {
-                tracing::warn!(
-                    target: "telemetry::config",
-                    variable = var,
-                    "log-record attribute limits are not enforced: the OpenTelemetry 0.33 SDK cannot trim log attributes"
-                )
-            });
-        }
+fn warn_unenforced_limits(config: &Config, dispatch: &Dispatch) {
+    if config.log_limits_requested {
+        tracing::dispatcher::with_default(dispatch, || {
+            tracing::warn!(
+                target: "telemetry::config",
+                variables = "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT, OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+                "log-record attribute limits are not enforced: the OpenTelemetry 0.33 SDK cannot trim log attributes"
+            )
+        });
     }
 }
 

@@ -14,48 +14,59 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{Aggregation, Instrument, InstrumentKind, Stream, Temporality};
 
-use crate::config::{HistogramAggregation, Signal};
+use crate::config::{HistogramAggregation, Signal, ViewConfig};
 use crate::health::PipelineStats;
 
 // Shared with `services-glue` through `telemetry-api`; `crate::SECONDS_BUCKETS`
 // re-exports it from here.
 pub use telemetry_api::SECONDS_BUCKETS;
 
-/// The one view of the meter provider: per-name boundaries first, then
-/// seconds buckets for unit `s`, else the instrument's own advice or defaults.
-pub(crate) fn histogram_view(
+/// The one view of the meter provider: the configured views first (the
+/// first that selects an instrument decides), then per-name boundaries,
+/// seconds buckets for unit `s`, else the instrument's own advice or
+/// defaults.
+pub(crate) fn view(
+    views: Vec<ViewConfig>,
     overrides: HashMap<String, Vec<f64>>,
     aggregation: HistogramAggregation,
 ) -> impl Fn(&Instrument) -> Option<Stream> + Send + Sync + 'static {
     move |inst: &Instrument| {
-        if inst.kind() != InstrumentKind::Histogram {
-            return None;
+        let default = histogram_aggregation(inst, &overrides, aggregation);
+        if let Some(view) = views.iter().find(|v| v.selects(inst)) {
+            return view.stream(default);
         }
-        if aggregation == HistogramAggregation::Base2Exponential {
-            // The specification's defaults: 160 buckets, scale 20 (it
-            // falls as the recorded range widens), min and max recorded.
-            return Stream::builder()
-                .with_aggregation(Aggregation::Base2ExponentialHistogram {
-                    max_size: 160,
-                    max_scale: 20,
-                    record_min_max: true,
-                })
-                .build()
-                .ok();
-        }
-        let boundaries = match overrides.get(inst.name()) {
-            Some(b) => b.clone(),
-            None if inst.unit() == "s" => SECONDS_BUCKETS.to_vec(),
-            None => return None,
-        };
-        Stream::builder()
-            .with_aggregation(Aggregation::ExplicitBucketHistogram {
-                boundaries,
-                record_min_max: true,
-            })
-            .build()
-            .ok()
+        Stream::builder().with_aggregation(default?).build().ok()
     }
+}
+
+/// What telemetry aggregates a histogram as; `None` leaves the SDK's
+/// default (every other instrument, and histograms with advice).
+fn histogram_aggregation(
+    inst: &Instrument,
+    overrides: &HashMap<String, Vec<f64>>,
+    aggregation: HistogramAggregation,
+) -> Option<Aggregation> {
+    if inst.kind() != InstrumentKind::Histogram {
+        return None;
+    }
+    if aggregation == HistogramAggregation::Base2Exponential {
+        // The specification's defaults: 160 buckets, scale 20 (it falls as
+        // the recorded range widens), min and max recorded.
+        return Some(Aggregation::Base2ExponentialHistogram {
+            max_size: 160,
+            max_scale: 20,
+            record_min_max: true,
+        });
+    }
+    let boundaries = match overrides.get(inst.name()) {
+        Some(b) => b.clone(),
+        None if inst.unit() == "s" => SECONDS_BUCKETS.to_vec(),
+        None => return None,
+    };
+    Some(Aggregation::ExplicitBucketHistogram {
+        boundaries,
+        record_min_max: true,
+    })
 }
 
 /// Wraps a push exporter: counts data points, bounds each export by a

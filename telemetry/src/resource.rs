@@ -59,13 +59,23 @@ pub(crate) fn identity(
     code_environment: Option<&str>,
     config: &Config,
 ) -> ServiceIdentity {
+    // Typed attributes (from a configuration file) are applied last, so
+    // they win, as in the resource itself.
     let from_env = |key: &str| {
         config
-            .resource_attributes
+            .typed_resource_attributes
             .iter()
             .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+            .or_else(|| {
+                config
+                    .resource_attributes
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            })
     };
     let name = code_name
         .map(str::to_string)
@@ -132,6 +142,7 @@ pub(crate) fn build(
     for (k, v) in &config.resource_attributes {
         attrs.push(KeyValue::new(k.clone(), v.clone()));
     }
+    attrs.extend(config.typed_resource_attributes.iter().cloned());
     attrs.push(KeyValue::new(semconv::SERVICE_NAME, identity.name.clone()));
     attrs.push(KeyValue::new(
         semconv::SERVICE_VERSION,

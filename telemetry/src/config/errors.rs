@@ -58,11 +58,22 @@ impl Eq for ConfigError {}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}={:?} is invalid: expected {}",
-            self.variable, self.value, self.expected
-        )?;
+        // An empty value cannot come from the environment (empty means
+        // unset): it marks a key of the configuration file that is there,
+        // or missing, as a whole.
+        if self.value.is_empty() {
+            write!(
+                f,
+                "{} is invalid: expected {}",
+                self.variable, self.expected
+            )?;
+        } else {
+            write!(
+                f,
+                "{}={:?} is invalid: expected {}",
+                self.variable, self.value, self.expected
+            )?;
+        }
         // The list of errors is printed as one line, where a chain cannot be
         // followed: the parser's reason goes into that line too.
         if let Some(source) = &self.source {

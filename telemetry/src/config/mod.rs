@@ -14,13 +14,18 @@
 //! - `limits`: batch queues and attribute limits.
 //! - `log`: `RUST_LOG` and the stdout format.
 //! - `errors`: [`ConfigError`] and [`ConfigErrors`].
+//! - `file`: `OTEL_CONFIG_FILE`, the declarative configuration file,
+//!   translated into the same variables.
+//! - `views`: metric views, which only the file can declare.
 
 mod errors;
+mod file;
 mod limits;
 mod log;
 mod otlp;
 mod parse;
 mod types;
+mod views;
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use limits::{BatchConfig, LimitsConfig};
@@ -31,3 +36,4 @@ pub use types::{
     Config, HistogramAggregation, LogExporterKind, MetricExporterKind, PropagatorKind,
     SamplerConfig, Signal, SpanExporterKind, TemporalityPreference,
 };
+pub use views::{ViewConfig, ViewSelector, ViewStream};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 use super::errors::{ConfigError, ConfigErrors};
+use super::file;
 use super::types::{
     Config, HistogramAggregation, LogExporterKind, MetricExporterKind, PropagatorKind,
     SamplerConfig, Signal, SpanExporterKind, TemporalityPreference,
@@ -16,7 +17,9 @@ use super::types::{
 use crate::env::EnvSource;
 
 impl Config {
-    /// Parses and validates the environment.
+    /// Parses and validates the environment, or, when `OTEL_CONFIG_FILE`
+    /// names a declarative configuration file, that file (which then
+    /// replaces every other `OTEL_*` variable, as the specification says).
     ///
     /// ```
     /// use telemetry::{Config, MetricExporterKind};
@@ -34,6 +37,31 @@ impl Config {
     /// [`Config::from_env`] and the `RUST_LOG` filter parsed on the way, so
     /// the subscriber runs the very filter that was validated.
     pub(crate) fn load(
+        env: &(impl EnvSource + ?Sized),
+    ) -> Result<(Config, EnvFilter), ConfigErrors> {
+        let Some(path) = env.var(file::VARIABLE) else {
+            return Config::load_environment(env);
+        };
+        let path = path.trim().to_string();
+        let mut translated = file::load(&path, env)?;
+        let parsed = Config::load_environment(&translated.env);
+        let (mut config, filter) = match (
+            file::report(&path, &mut translated, parsed.as_ref().err().cloned()),
+            parsed,
+        ) {
+            (Some(errors), _) => return Err(errors),
+            (None, Ok(loaded)) => loaded,
+            // Unreachable: a parser error is in the report.
+            (None, Err(errors)) => return Err(errors),
+        };
+        config.config_file = Some(path);
+        config.typed_resource_attributes = translated.resource;
+        config.views = translated.views;
+        Ok((config, filter))
+    }
+
+    /// [`Config::load`] of the `OTEL_*` variables alone.
+    fn load_environment(
         env: &(impl EnvSource + ?Sized),
     ) -> Result<(Config, EnvFilter), ConfigErrors> {
         let mut p = Parser::new(env);
@@ -167,6 +195,25 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             shutdown_timeout: self.millis("TELEMETRY_SHUTDOWN_TIMEOUT", 5_000, false),
             log_format: self.log_format(),
             log_filter: self.log_filter(),
+            config_file: None,
+            typed_resource_attributes: Vec::new(),
+            views: Vec::new(),
+            explicit_exporters: [Signal::Traces, Signal::Metrics, Signal::Logs]
+                .into_iter()
+                .filter(|s| {
+                    self.env
+                        .var(&format!("OTEL_{}_EXPORTER", s.upper()))
+                        .is_some()
+                })
+                .collect(),
+            log_limits_requested: self
+                .env
+                .var("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT")
+                .is_some()
+                || self
+                    .env
+                    .var("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+                    .is_some(),
         };
         self.check_combinations(&config);
         config

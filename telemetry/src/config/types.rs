@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::limits::{BatchConfig, LimitsConfig};
 use super::log::LogFormat;
 use super::otlp::OtlpConfig;
+use super::views::ViewConfig;
 
 /// The three signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -190,6 +191,21 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// `RUST_LOG`: directives for stdout and exported logs and spans.
     pub log_filter: String,
+    /// `OTEL_CONFIG_FILE`: the declarative configuration file everything
+    /// above came from, when one was given.
+    pub config_file: Option<String>,
+    /// The file's `resource.attributes`, typed; applied after
+    /// [`Config::resource_attributes`].
+    pub typed_resource_attributes: Vec<opentelemetry::KeyValue>,
+    /// The file's `meter_provider.views`, first match wins.
+    pub views: Vec<ViewConfig>,
+    /// Signals whose exporters were chosen explicitly (`OTEL_*_EXPORTER`
+    /// set, or a configuration file): code-given exporters join them
+    /// instead of replacing the default.
+    pub(crate) explicit_exporters: Vec<Signal>,
+    /// Whether log-record attribute limits were asked for (the SDK cannot
+    /// enforce them; telemetry says so at start).
+    pub(crate) log_limits_requested: bool,
 }
 
 impl Config {

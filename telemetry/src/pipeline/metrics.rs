@@ -18,7 +18,7 @@ use crate::config::{Config, MetricExporterKind, Signal};
 use crate::error::InitError;
 use crate::exporters::{BoxedMetricExporter, MetricDestination};
 use crate::health::PipelineStats;
-use crate::metrics::{CountingMetricExporter, histogram_view};
+use crate::metrics::{CountingMetricExporter, view};
 use crate::metrics_push::{MetricsPush, SharedReader};
 use crate::prometheus::PrometheusHandle;
 
@@ -74,7 +74,11 @@ pub(crate) fn build(
 
     let mut builder = SdkMeterProvider::builder()
         .with_resource(resource.clone())
-        .with_view(histogram_view(boundaries, config.histogram_aggregation));
+        .with_view(view(
+            config.views.clone(),
+            boundaries,
+            config.histogram_aggregation,
+        ));
     let mut pushed = Vec::new();
     for destination in destinations {
         let stats = PipelineStats::new(Signal::Metrics, 0);
