@@ -686,3 +686,119 @@ fn log_level_sets_the_sdk_targets_unless_rust_log_names_them() {
     .unwrap();
     assert_eq!(c.log_filter, "warn,opentelemetry_sdk=trace");
 }
+
+/// One file per section, each changing what a receiver gets (or, for the
+/// propagator, what goes on an outgoing request).
+#[test]
+fn each_section_changes_what_is_exported() {
+    let run = |tracer: &str, sections: &str| {
+        let receiver = OtlpReceiver::start().unwrap();
+        let (_dir, path) = write(&format!(
+            "file_format: \"1.0\"\n\
+             tracer_provider:\n{tracer}  processors:\n    - batch:\n        schedule_delay: 50\n        exporter:\n          otlp_grpc:\n            endpoint: ${{ENDPOINT}}\n\
+             logger_provider:\n  processors:\n    - batch:\n        schedule_delay: 50\n        exporter:\n          otlp_grpc:\n            endpoint: ${{ENDPOINT}}\n\
+             {sections}"
+        ));
+        let t = Telemetry::builder("section-engine")
+            .with_env(file_env(&path, &[("ENDPOINT", &receiver.grpc_endpoint())]))
+            .build()
+            .unwrap();
+        let mut carrier = HashMap::new();
+        tracing::dispatcher::with_default(t.dispatch(), || {
+            let span = tracing::info_span!("work", a = 1, b = 2, c = 3);
+            let _entered = span.enter();
+            tracing::info!("inside");
+            let cx = tracing_opentelemetry::OpenTelemetrySpanExt::context(&span);
+            opentelemetry::propagation::TextMapPropagator::inject_context(
+                t.propagator(),
+                &cx,
+                &mut carrier,
+            );
+        });
+        t.meter()
+            .f64_histogram("work.duration")
+            .with_unit("s")
+            .build()
+            .record(0.3, &[]);
+        t.shutdown().unwrap();
+        receiver.wait_for_logs(Duration::from_secs(5), |l| !l.is_empty());
+        (receiver, carrier)
+    };
+
+    // The baseline: every attribute, W3C headers, no metrics.
+    let (r, carrier) = run("", "propagator:\n  composite:\n    - tracecontext:\n");
+    let spans = r.wait_for_spans(Duration::from_secs(5), |s| !s.is_empty());
+    assert!(
+        spans[0].attributes.contains_key("c"),
+        "{:?}",
+        spans[0].attributes
+    );
+    assert!(carrier.contains_key("traceparent"), "{carrier:?}");
+    assert!(r.metrics().is_empty(), "no meter_provider: no metrics");
+
+    // sampler
+    let (r, _) = run("  sampler:\n    always_off:\n", "");
+    assert!(r.spans().is_empty(), "always_off: no spans");
+    assert!(!r.logs().is_empty(), "logs still flow");
+
+    // limits
+    let (r, _) = run("", "attribute_limits:\n  attribute_count_limit: 1\n");
+    let spans = r.wait_for_spans(Duration::from_secs(5), |s| !s.is_empty());
+    assert!(
+        spans[0].attributes.len() <= 1 + 1,
+        "{:?}",
+        spans[0].attributes
+    );
+    assert!(
+        !spans[0].attributes.contains_key("c"),
+        "{:?}",
+        spans[0].attributes
+    );
+
+    // propagator
+    let (_, carrier) = run("", "propagator:\n  composite_list: b3multi\n");
+    assert!(carrier.contains_key("x-b3-traceid"), "{carrier:?}");
+    assert!(!carrier.contains_key("traceparent"), "{carrier:?}");
+
+    // meter_provider, with exponential histograms
+    let (r, _) = run(
+        "",
+        "meter_provider:\n  readers:\n    - periodic:\n        exporter:\n          otlp_grpc:\n            endpoint: ${ENDPOINT}\n            default_histogram_aggregation: base2_exponential_bucket_histogram\n",
+    );
+    let metrics = r.wait_for_metrics(Duration::from_secs(5), |m| {
+        m.iter().any(|m| m.name == "work.duration")
+    });
+    let duration = telemetry::testing::find_metric(&metrics, "work.duration").unwrap();
+    assert_eq!(
+        duration.exponential_points().len(),
+        1,
+        "{:?}",
+        duration.data
+    );
+    assert_eq!(duration.exponential_points()[0].count, 1);
+}
+
+/// The example in the configuration reference is a working file.
+#[test]
+fn the_documented_example_is_a_valid_file() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
+    let section = doc.split("## Configuration file").nth(1).unwrap();
+    let example = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml example");
+    let (_dir, path) = write(example);
+    let c = Config::from_env(&file_env(&path, &[("OTLP_TOKEN", "secret")])).unwrap();
+    assert_eq!(c.sampler, SamplerConfig::ParentBasedTraceIdRatio(0.1));
+    assert_eq!(
+        c.otlp_traces.headers,
+        [("authorization".to_string(), "Bearer secret".to_string())]
+    );
+    assert_eq!(c.views.len(), 1);
+    assert_eq!(c.metrics_exporters.len(), 2);
+}

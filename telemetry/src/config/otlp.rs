@@ -158,6 +158,8 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
 
     fn headers(&mut self, var: &str) -> Option<Vec<(String, String)>> {
         let raw = self.env.var(var)?;
+        // Header values are credentials: an error shows names only.
+        let shown = without_values(&raw);
         match parse_key_values(&raw) {
             Ok(kvs) => {
                 for (k, v) in &kvs {
@@ -166,7 +168,7 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
                     {
                         self.fail(
                             var,
-                            &raw,
+                            &shown,
                             format!("valid HTTP header names and values (bad header: {k:?})"),
                         );
                         return None;
@@ -177,7 +179,7 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             Err(bad) => {
                 self.fail(
                     var,
-                    &raw,
+                    &shown,
                     format!("comma-separated name=value pairs, values percent-encoded (bad entry: {bad:?})"),
                 );
                 None
@@ -276,6 +278,17 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             client_certificate,
         }
     }
+}
+
+/// `name=value,…` with every value replaced by `…`, for error messages.
+fn without_values(raw: &str) -> String {
+    raw.split(',')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) => format!("{name}=…"),
+            None => pair.chars().take(40).collect(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -402,7 +415,10 @@ mod tests {
         let errs = invalid(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317"),
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://x"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer s3cret,novalue",
+            ),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
         ]);
         let vars: Vec<_> = errs.iter().map(|e| e.variable.as_str()).collect();
@@ -414,6 +430,10 @@ mod tests {
         ] {
             assert!(vars.contains(&v), "{v} missing from {vars:?}");
         }
+        // The credential beside the bad entry is not repeated in the error.
+        let shown: String = errs.iter().map(|e| e.to_string()).collect();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("authorization=…"), "{shown}");
     }
 
     #[test]
