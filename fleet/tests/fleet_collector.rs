@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -166,6 +166,30 @@ fn run_ended(launcher: &mut Launcher, timeout: Duration) -> (BTreeMap<String, u6
         "the gateway's log and the load generator disagree"
     );
     (outcomes, payments)
+}
+
+/// (payment id, trace id, outcome) of every payment the gateway did not
+/// accept: held, rejected and invalid ones, the traces a tail sampler keeps.
+fn refused_payments(launcher: &Launcher) -> Vec<(String, String, String)> {
+    let path = launcher.run_dir().join("logs").join("gateway.log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["message"] == "payment received" && v["fields"]["outcome"] != "accepted")
+        .map(|v| {
+            (
+                v["fields"]["payment.id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                v["trace_id"].as_str().unwrap_or_default().to_string(),
+                v["fields"]["outcome"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
 }
 
 fn accepted_payments(launcher: &Launcher) -> Vec<Payment> {
@@ -582,17 +606,54 @@ fn every_trace_complete_through_rotel(protocol: OtlpProtocol) {
             "300",
             "--websockets",
             "1",
+            // Enough refused payments to find each kind in a short run.
+            "--invalid",
+            "0.15",
+            "--sanctioned",
+            "0.15",
         ],
         &fleet_env(endpoint, otlp_protocol),
     );
     let (outcomes, payments) = run_ended(&mut launcher, Duration::from_secs(120));
+    let refused = refused_payments(&launcher);
 
     wait_until_quiet(&receiver);
     let end = Snapshot::take(&receiver);
     rotel.stop().unwrap();
 
-    // Every accepted payment's trace, complete.
+    // Every refused payment's trace is whole too, and its root says why:
+    // the attribute the collector's tail sampler keeps it by.
     let index = SpanIndex::new(&end.spans);
+    let kinds: BTreeSet<&str> = refused.iter().map(|(_, _, o)| o.as_str()).collect();
+    assert!(
+        kinds.contains("invalid") && (kinds.contains("held") || kinds.contains("rejected")),
+        "the run refused too few payments to check: {kinds:?}"
+    );
+    for (id, trace_id, outcome) in &refused {
+        assert_eq!(
+            trace_id.len(),
+            32,
+            "refused payment {id} without a trace id"
+        );
+        let gaps = index.trace_gaps(trace_id);
+        assert!(
+            gaps.is_empty(),
+            "{outcome} payment {id} (trace {trace_id}): {gaps:?}"
+        );
+        let root = index
+            .trace(trace_id)
+            .iter()
+            .find(|s| s.parent_span_id.is_none())
+            .copied()
+            .unwrap();
+        assert_eq!(
+            root.attributes.str("deltran.payment.outcome"),
+            Some(outcome.as_str()),
+            "payment {id}"
+        );
+    }
+
+    // Every accepted payment's trace, complete.
     let incomplete: Vec<String> = payments
         .iter()
         .filter_map(|p| {
@@ -667,9 +728,10 @@ fn every_trace_complete_through_rotel(protocol: OtlpProtocol) {
             .sum()
     };
     eprintln!(
-        "through rotel ({protocol:?}): {} payments accepted, all complete; received {} spans, \
-         {} log records, {} metric points; {:.1} s",
+        "through rotel ({protocol:?}): {} payments accepted and {} refused, all complete; \
+         received {} spans, {} log records, {} metric points; {:.1} s",
         payments.len(),
+        refused.len(),
         total("span"),
         total("log"),
         total("metric_data_point"),

@@ -63,7 +63,9 @@ pub use crate::guard::{ScopedTelemetry, Telemetry};
 pub use crate::health::{ExportState, SignalStatus, TelemetryHealth};
 pub use crate::metrics::SECONDS_BUCKETS;
 pub use crate::prometheus::PrometheusHandle;
-pub use crate::resource::{DEFAULT_ENVIRONMENT, DEFAULT_NAMESPACE, ServiceIdentity};
+pub use crate::resource::{
+    DEFAULT_ENVIRONMENT, DEFAULT_NAMESPACE, KUBERNETES_VARIABLES, ServiceIdentity,
+};
 pub use crate::shutdown::ShutdownError;
 
 /// The OpenTelemetry API this crate is built with.

@@ -34,8 +34,14 @@ pub struct ServiceIdentity {
 
 /// Kubernetes downward-API variables and the attribute each fills.
 /// Both the `K8S_*` names of the OpenTelemetry operator and the common
-/// `POD_*` / `NODE_NAME` spellings are accepted.
-const K8S_VARS: &[(&[&str], &str)] = &[
+/// `POD_*` / `NODE_NAME` spellings are accepted. Public so deployment
+/// checks hold manifests to the list the crate reads.
+///
+/// ```
+/// let (names, attribute) = telemetry::KUBERNETES_VARIABLES[0];
+/// assert_eq!((names[0], attribute), ("K8S_POD_NAME", "k8s.pod.name"));
+/// ```
+pub const KUBERNETES_VARIABLES: &[(&[&str], &str)] = &[
     (&["K8S_POD_NAME", "POD_NAME"], semconv::K8S_POD_NAME),
     (&["K8S_POD_UID", "POD_UID"], semconv::K8S_POD_UID),
     (
@@ -134,7 +140,7 @@ pub(crate) fn build(
         attrs.push(KeyValue::new(semconv::PROCESS_EXECUTABLE_NAME, exe));
     }
     attrs.push(KeyValue::new(semconv::PROCESS_RUNTIME_NAME, "rust"));
-    for (vars, key) in K8S_VARS {
+    for (vars, key) in KUBERNETES_VARIABLES {
         if let Some(v) = vars.iter().find_map(|v| env.var(v)) {
             attrs.push(KeyValue::new(*key, v));
         }

@@ -17,18 +17,30 @@ use deploy_checks::collector::redaction::{
 use deploy_checks::collector::{Deployment, config_dir, load};
 use serde_yaml_ng::Value;
 
+/// The variables in the README's table, each with what it is and what
+/// sets it: a row without either fails here.
 fn documented_env() -> BTreeSet<String> {
     let readme = std::fs::read_to_string(config_dir().join("README.md")).unwrap();
-    readme
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
-        .filter(|name| {
-            name.chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        })
-        .map(str::to_string)
-        .collect()
+    let mut names = BTreeSet::new();
+    for line in readme.lines() {
+        let Some(name) = line
+            .strip_prefix("| `")
+            .and_then(|l| l.split('`').next())
+            .filter(|name| {
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+        else {
+            continue;
+        };
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        assert!(
+            cells.len() == 4 && cells[1..].iter().all(|c| !c.is_empty()),
+            "README row for {name} needs who reads it, what it is and what sets it: {line}"
+        );
+        names.insert(name.to_string());
+    }
+    names
 }
 
 /// The gateway's latency objective, from the SLO file the alerts are generated from.
@@ -302,6 +314,9 @@ fn the_lint_catches_each_thing_it_claims_to() {
     caught("dev", "does not document", |c| {
         c["exporters"]["otlp/tempo"]["endpoint"] = yaml("${env:TEMPO_ENDPOINT_TYPO}");
     });
+    caught("dev", "exemplars.enabled must be true", |c| {
+        c["connectors"]["spanmetrics"]["exemplars"]["enabled"] = yaml("false");
+    });
     caught("dev", "own metrics", |c| {
         c["service"]["telemetry"]["metrics"] = yaml("{level: normal}");
     });
@@ -529,6 +544,12 @@ fn masking_corpus(redactor: &Redactor, order: &[String]) {
     // Card numbers stored as numbers (redact_all_types).
     for n in [4111111111111111_i64, 378282246310005, 5555555555554444] {
         assert_eq!(redactor.mask_number(n).as_deref(), Some(MASK), "{n}");
+        // The same card stored as a double (exact below 2^53).
+        assert_eq!(
+            redactor.mask_double(n as f64).as_deref(),
+            Some(MASK),
+            "{n} as a double"
+        );
     }
 
     let untouched = [
@@ -584,6 +605,9 @@ fn masking_corpus(redactor: &Redactor, order: &[String]) {
         1234567890123456,
     ] {
         assert_eq!(redactor.mask_number(n), None, "{n}");
+    }
+    for x in [1234.56, 0.000001, 1e21, 4.111111111111111e30, 99999999.99] {
+        assert_eq!(redactor.mask_double(x), None, "{x}");
     }
 }
 

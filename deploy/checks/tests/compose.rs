@@ -525,6 +525,12 @@ fn collector_exporters_must_reach_their_backends() {
     );
     assert_catches(
         check_collector_exporters,
+        &[(COMPOSE, "      - --enable-feature=exemplar-storage\n", "")],
+        COMPOSE,
+        &["--enable-feature=exemplar-storage", "exemplars"],
+    );
+    assert_catches(
+        check_collector_exporters,
         &[(
             COMPOSE,
             "LOKI_OTLP_ENDPOINT: http://loki:3100/otlp",

@@ -14,8 +14,7 @@ use deploy_checks::k8s::{
 };
 use serde_json::{Value, json};
 
-const INSTALL: &str =
-    "run scripts/install-test-deps.sh (kubectl with kustomize v5, pip kubernetes-validate)";
+const INSTALL: &str = "install kubectl (kustomize v5 is built in; scripts/install-test-deps.sh checks for it) and run scripts/install-test-deps.sh for kubernetes-validate";
 
 fn root() -> PathBuf {
     deploy_checks::repo_root()
@@ -444,6 +443,21 @@ fn an_unset_variable_or_an_unmounted_config_is_caught() {
         "missing RBAC",
         &[&["k8sattributes", "replicasets"]],
     );
+
+    // Dev runs no k8sattributes: a cluster-wide grant there is one too many.
+    let binding = manifest("staging")
+        .find_mut("ClusterRoleBinding", "deltran-otel-agent")
+        .expect("staging binds the agent")
+        .clone();
+    let m = mutated("dev", |m| m.objects.push(binding));
+    assert_problems(
+        k8s::check_collectors(&m, &secrets),
+        "dev with the agent's ClusterRoleBinding",
+        &[&[
+            "ClusterRoleBinding deltran-otel-agent",
+            "no collector runs k8sattributes",
+        ]],
+    );
 }
 
 #[test]
@@ -564,6 +578,26 @@ fn prod_engines_export_over_https_with_client_certificates_and_the_token() {
             ],
             &["deltran/token-engine", "never a literal token"],
         ],
+    );
+}
+
+#[test]
+fn prod_collectors_reach_every_backend_over_tls() {
+    k8s::check_collectors_export_securely(&manifest("prod")).unwrap_or_else(|e| panic!("{e}"));
+    // Dev talks to in-cluster backends in plaintext: the check must say so.
+    assert_problems(
+        k8s::check_collectors_export_securely(&manifest("dev")),
+        "dev",
+        &[&["_ENDPOINT=http://", "plaintext"]],
+    );
+    let m = mutated("prod", |m| {
+        config_map_mut(m, "otel-collector-settings")["data"]["LOKI_OTLP_ENDPOINT"] =
+            json!("http://loki.monitoring.svc.cluster.local:3100/otlp");
+    });
+    assert_problems(
+        k8s::check_collectors_export_securely(&m),
+        "mutated prod",
+        &[&["LOKI_OTLP_ENDPOINT=http://loki", "plaintext"]],
     );
 }
 

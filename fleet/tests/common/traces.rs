@@ -65,18 +65,12 @@ impl<'a> SpanIndex<'a> {
             .and_then(|p| self.by_id.get(p).copied())
     }
 
-    /// What keeps the trace of an accepted, settled payment from being
-    /// complete; empty when it is complete.
-    pub fn payment_trace_gaps(&self, trace_id: &str) -> Vec<String> {
+    /// What keeps any payment's trace from being whole, whatever its
+    /// outcome: exactly one root (the gateway's `POST /payments`) and no
+    /// span whose parent is missing. Empty when it is whole.
+    pub fn trace_gaps(&self, trace_id: &str) -> Vec<String> {
         let mut gaps = Vec::new();
         let trace = self.trace(trace_id);
-        let find = |name: &str| trace.iter().copied().find(|s| s.name == name);
-        let services: BTreeSet<&str> = trace.iter().map(|s| service(s)).collect();
-        for engine in PAYMENT_PATH {
-            if !services.contains(engine) {
-                gaps.push(format!("no {engine} span"));
-            }
-        }
         // Exactly one root: the gateway's server span.
         let mut roots = BTreeSet::new();
         for s in trace.iter().filter(|s| s.parent_span_id.is_none()) {
@@ -106,6 +100,22 @@ impl<'a> SpanIndex<'a> {
                 ));
             }
         }
+        gaps
+    }
+
+    /// What keeps the trace of an accepted, settled payment from being
+    /// complete; empty when it is complete.
+    pub fn payment_trace_gaps(&self, trace_id: &str) -> Vec<String> {
+        let mut gaps = Vec::new();
+        let trace = self.trace(trace_id);
+        let find = |name: &str| trace.iter().copied().find(|s| s.name == name);
+        let services: BTreeSet<&str> = trace.iter().map(|s| service(s)).collect();
+        for engine in PAYMENT_PATH {
+            if !services.contains(engine) {
+                gaps.push(format!("no {engine} span"));
+            }
+        }
+        gaps.extend(self.trace_gaps(trace_id));
         // HTTP hops: each engine's server span is the child of a gateway
         // client span, itself the child of the root.
         for (engine, route) in [

@@ -411,6 +411,12 @@ fn duties(config: &Value, deployment: Deployment, context: &Context, out: &mut V
                     }
                 }
             }
+            if config["connectors"]["spanmetrics"]["exemplars"]["enabled"].as_bool() != Some(true) {
+                out.push(
+                    "connectors.spanmetrics.exemplars.enabled must be true: a latency panel links to its traces through them"
+                        .to_string(),
+                );
+            }
             if !signal("traces").any(|p| has(&p.exporters, "spanmetrics"))
                 || !signal("metrics").any(|p| has(&p.receivers, "spanmetrics"))
             {

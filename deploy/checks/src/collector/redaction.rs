@@ -218,7 +218,22 @@ impl Redactor {
     /// What `redact_all_types` does to a number: its decimal form, masked;
     /// `None` when nothing matched (the number is kept as a number).
     pub fn mask_number(&self, value: i64) -> Option<String> {
-        let text = value.to_string();
+        self.mask_text_of(value.to_string())
+    }
+
+    /// The same for a double: the collector's `AsString` writes it as
+    /// JavaScript does (plain decimals from 1e-6 to 1e21, else an
+    /// exponent), so a card number stored as a double is a digit run too.
+    pub fn mask_double(&self, value: f64) -> Option<String> {
+        let plain = value == 0.0 || (1e-6..1e21).contains(&value.abs());
+        self.mask_text_of(if plain {
+            format!("{value}")
+        } else {
+            format!("{value:e}")
+        })
+    }
+
+    fn mask_text_of(&self, text: String) -> Option<String> {
         let masked = self.mask(&text);
         (masked != text).then_some(masked)
     }

@@ -112,6 +112,15 @@ fn backend_findings(stack: &Stack, exporter: &Exporter<'_>, target: &Service) ->
             if !has_flag(&target.args(), "web.enable-otlp-receiver") {
                 findings.push(finding(file, format!("service {}: add --web.enable-otlp-receiver, or Prometheus refuses the collector's {name}", target.name)));
             }
+            // The span metrics carry exemplars (trace ids); Prometheus 3
+            // drops them unless exemplar storage is on.
+            if !target
+                .args()
+                .iter()
+                .any(|a| a.trim_start_matches('-') == "enable-feature=exemplar-storage")
+            {
+                findings.push(finding(file, format!("service {}: add --enable-feature=exemplar-storage, or the span metrics' exemplars (links from a latency panel to its traces) are dropped", target.name)));
+            }
         }
         ("prometheusremotewrite", Kind::Prometheus)
             if !has_flag(&target.args(), "web.enable-remote-write-receiver") =>

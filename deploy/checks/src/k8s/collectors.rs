@@ -20,7 +20,14 @@ use super::{K8sError, Manifest};
 
 /// The collector image every collector container must run (the pinned
 /// otelcol-contrib release the configs are written for).
-pub const COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.136.0";
+/// The image the collector files are written for: the contrib
+/// distribution at the release the builder manifest pins.
+pub fn collector_image() -> String {
+    format!(
+        "otel/opentelemetry-collector-contrib:{}",
+        crate::collector::builder::PINNED_RELEASE
+    )
+}
 
 /// Where the persistent sending queues live inside collector containers.
 pub const COLLECTOR_QUEUE_DIR: &str = "/var/lib/otelcol/queue";
@@ -58,7 +65,39 @@ pub fn check_collectors(m: &Manifest, secrets: &[ExternalSecret]) -> Result<(), 
     if collectors == 0 {
         problems.push("no collector container rendered (image otel/opentelemetry-collector-*)");
     }
+    unused_cluster_permissions(m, &mut problems)?;
     problems.finish("collectors")
+}
+
+/// A collector ServiceAccount bound to a ClusterRole while no collector
+/// file runs `k8sattributes`: a cluster-wide read permission nothing uses.
+fn unused_cluster_permissions(m: &Manifest, problems: &mut Problems) -> Result<(), K8sError> {
+    let mut enriching = false;
+    for w in m.workloads() {
+        for c in w.containers().filter(|c| is_collector_container(c)) {
+            let mut ignored = Problems::default();
+            for (_, config) in &collector_configs(m, &w, c, &mut ignored)? {
+                enriching |=
+                    !map_keys_with_prefix(config, "/processors", "k8sattributes").is_empty();
+            }
+        }
+    }
+    if enriching {
+        return Ok(());
+    }
+    for binding in m.of_kind("ClusterRoleBinding") {
+        let collector_subject = array_at(binding, "/subjects").iter().any(|s| {
+            str_at(s, "/kind") == Some("ServiceAccount")
+                && str_at(s, "/name").is_some_and(|n| n.starts_with("otel-"))
+        });
+        if collector_subject {
+            problems.push(format!(
+                "ClusterRoleBinding {} grants a collector cluster-wide reads, but no collector runs k8sattributes; delete it (and its ClusterRole) in this overlay",
+                str_at(binding, "/metadata/name").unwrap_or("?")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One collector container and what its checks keep looking up.
@@ -76,9 +115,10 @@ impl CollectorContainer<'_> {
     /// Every check below, in the order problems are reported.
     fn check(&self, secrets: &[ExternalSecret], problems: &mut Problems) -> Result<(), K8sError> {
         let at = &self.at;
-        if str_at(self.c, "/image") != Some(COLLECTOR_IMAGE) {
+        let pinned = collector_image();
+        if str_at(self.c, "/image") != Some(pinned.as_str()) {
             problems.push(format!(
-                "{at}: image {} is not the pinned {COLLECTOR_IMAGE} the configs are written for",
+                "{at}: image {} is not the pinned {pinned} the configs are written for",
                 str_at(self.c, "/image").unwrap_or("?")
             ));
         }

@@ -217,24 +217,39 @@ impl EngineContainer<'_> {
     /// downward API for the pod, literal names matching the objects.
     fn check_attributes(&self, problems: &mut Problems) {
         let at = &self.at;
-        for (var, field) in [
-            ("K8S_POD_NAME", "metadata.name"),
-            ("K8S_POD_UID", "metadata.uid"),
-            ("K8S_NAMESPACE_NAME", "metadata.namespace"),
-            ("K8S_NODE_NAME", "spec.nodeName"),
-        ] {
-            if env_get(&self.env, var) != Some(&EnvValue::Field(field.to_string())) {
-                problems.push(format!(
-                    "{at}: set {var} from fieldRef {field} (downward API)"
-                ));
-            }
-        }
-        for (var, want) in [
-            ("K8S_CONTAINER_NAME", container_name(self.c)),
-            ("K8S_DEPLOYMENT_NAME", self.w.name.as_str()),
-        ] {
-            if self.known(var) != Some(want) {
-                problems.push(format!("{at}: set {var}={want} (the object's own name)"));
+        // Every variable the telemetry crate reads, by its first
+        // (`K8S_*`) name, and where its value must come from.
+        for (names, attribute) in telemetry::KUBERNETES_VARIABLES {
+            let var = names[0];
+            match var {
+                "K8S_POD_NAME" | "K8S_POD_UID" | "K8S_NAMESPACE_NAME" | "K8S_NODE_NAME" => {
+                    let field = match var {
+                        "K8S_POD_NAME" => "metadata.name",
+                        "K8S_POD_UID" => "metadata.uid",
+                        "K8S_NAMESPACE_NAME" => "metadata.namespace",
+                        _ => "spec.nodeName",
+                    };
+                    if env_get(&self.env, var) != Some(&EnvValue::Field(field.to_string())) {
+                        problems.push(format!(
+                            "{at}: set {var} from fieldRef {field} (downward API)"
+                        ));
+                    }
+                }
+                "K8S_CONTAINER_NAME" | "K8S_DEPLOYMENT_NAME" => {
+                    let want = if var == "K8S_CONTAINER_NAME" {
+                        container_name(self.c)
+                    } else {
+                        self.w.name.as_str()
+                    };
+                    if self.known(var) != Some(want) {
+                        problems.push(format!("{at}: set {var}={want} (the object's own name)"));
+                    }
+                }
+                // Checked below: any non-empty name.
+                "K8S_CLUSTER_NAME" => {}
+                _ => problems.push(format!(
+                    "the telemetry crate reads {var} for {attribute}, which this check does not know how to set; add it here"
+                )),
             }
         }
         if self.known("K8S_CLUSTER_NAME").is_none_or(str::is_empty) {

@@ -45,8 +45,8 @@ pub use budgets::{SINGLE_REPLICA_ENGINES, check_disruption_budgets};
 pub use collector_config::collector_env_refs;
 pub use collector_files::check_collector_files;
 pub use collectors::{
-    COLLECTOR_HEALTH_PORT, COLLECTOR_IMAGE, COLLECTOR_METRICS_PORT, COLLECTOR_QUEUE_DIR,
-    OTLP_PORTS, check_collectors,
+    COLLECTOR_HEALTH_PORT, COLLECTOR_METRICS_PORT, COLLECTOR_QUEUE_DIR, OTLP_PORTS,
+    check_collectors, collector_image,
 };
 pub use engines::{ENGINE_IMAGE, METRICS_PORT_OFFSET, check_engines, engines};
 pub use env::{EnvValue, container_env};
@@ -57,7 +57,7 @@ pub use manifest::Manifest;
 pub use mounts::{MountedFile, mounted_file};
 pub use network_policy::{PodRef, ingress_allowed};
 pub use pod_security::check_pod_security;
-pub use prod_export::check_engines_export_securely;
+pub use prod_export::{check_collectors_export_securely, check_engines_export_securely};
 pub use rbac::K8SATTRIBUTES_PERMISSIONS;
 pub use references::check_references;
 pub use render::render;

@@ -42,6 +42,37 @@ pub fn check_engines_export_securely(
     problems.finish("prod engine export")
 }
 
+/// Prod: collectors reach every backend over TLS. The collector configs
+/// give every exporter a CA, but an `http://` endpoint would send the
+/// OTLP/HTTP exporters' data in plaintext all the same; gRPC endpoints are
+/// `host:port`, TLS unless `insecure`, which the lint refuses.
+pub fn check_collectors_export_securely(m: &Manifest) -> Result<(), K8sError> {
+    let mut problems = Problems::default();
+    let mut endpoints = 0;
+    for w in m.workloads().into_iter().filter(Workload::is_collector) {
+        for c in array_at(w.pod, "/containers") {
+            let at = w.container_id(c);
+            for (name, value) in container_env(m, &w.namespace, c) {
+                if !name.ends_with("_ENDPOINT") {
+                    continue;
+                }
+                endpoints += 1;
+                match value.known() {
+                    Some(url) if url.starts_with("http://") => problems.push(format!(
+                        "{at}: {name}={url} is plaintext; prod backends are reached over TLS (https://, or host:port for gRPC)"
+                    )),
+                    Some(_) => {}
+                    None => problems.push(format!("{at}: {name} has no known value")),
+                }
+            }
+        }
+    }
+    if endpoints == 0 {
+        problems.push("no collector has a backend *_ENDPOINT variable".to_string());
+    }
+    problems.finish("prod collector export")
+}
+
 /// Every OTLP endpoint variable is an https URL, and there is one.
 fn check_endpoints(at: &str, env: &[(String, EnvValue)], problems: &mut Problems) {
     let mut endpoints = 0;
