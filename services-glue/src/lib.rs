@@ -33,6 +33,7 @@ pub mod layer;
     feature = "nats",
     feature = "jsonrpc",
     feature = "llm",
+    feature = "mcp",
     feature = "grpc",
     feature = "sqlx"
 ))]
@@ -72,3 +73,5 @@ pub mod health;
 pub mod jsonrpc;
 #[cfg(feature = "llm")]
 pub mod llm;
+#[cfg(feature = "mcp")]
+pub mod mcp;

@@ -44,6 +44,7 @@ pub(crate) trait Measure {
         feature = "nats",
         feature = "jsonrpc",
         feature = "llm",
+        feature = "mcp",
         feature = "sqlx"
     )),
     allow(dead_code)
@@ -91,6 +92,18 @@ impl<M: Measure> OutcomeGuard<M> {
 
     /// The measurements still to be recorded (to add what is learnt while
     /// the work runs, such as a status code); `None` once finished.
+    #[cfg_attr(
+        not(any(
+            feature = "axum",
+            feature = "actix",
+            feature = "reqwest",
+            feature = "jsonrpc",
+            feature = "llm",
+            feature = "grpc",
+            feature = "sqlx"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn measure_mut(&mut self) -> Option<&mut M> {
         self.measure.as_mut()
     }
