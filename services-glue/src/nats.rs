@@ -163,6 +163,35 @@ impl NatsTelemetry {
         .await
     }
 
+    /// Publishes with a reply subject (scatter-gather: every responder
+    /// answers to `reply`, which the caller subscribed to before). Each
+    /// responder's `process` span is a child of this PRODUCER span, and each
+    /// answer the caller handles with [`process`](Self::process) a child of
+    /// its responder's.
+    pub async fn publish_with_reply(
+        &self,
+        client: &async_nats::Client,
+        subject: &str,
+        reply: &str,
+        payload: Bytes,
+    ) -> Result<(), async_nats::PublishError> {
+        self.send(
+            "publish",
+            subject,
+            async_nats::HeaderMap::new(),
+            |headers| {
+                client.publish_with_reply_and_headers(
+                    subject.to_string(),
+                    reply.to_string(),
+                    headers,
+                    payload,
+                )
+            },
+            |_| "publish_failed",
+        )
+        .await
+    }
+
     /// Request/reply: a PRODUCER span `send {subject}` around the request;
     /// the responder's `process` span is its child.
     pub async fn request(

@@ -56,6 +56,83 @@ fn span<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
 }
 
 #[test]
+fn scatter_gather_replies_join_the_requests_trace() {
+    let sink = InMemory::new();
+    run(&sink, |nats, url| async move {
+        let client = async_nats::connect(url).await.unwrap();
+        // Two responders, each answering the request's reply subject.
+        let mut responders = Vec::new();
+        for name in ["left", "right"] {
+            let mut sub = client.subscribe("analysis.requests").await.unwrap();
+            let (client, nats) = (client.clone(), nats.clone());
+            responders.push(tokio::spawn(async move {
+                let msg = sub.next().await.unwrap();
+                let processing = nats.process(&msg);
+                let reply = msg.reply.clone().unwrap();
+                nats.publish(&client, &reply, name.into())
+                    .instrument(processing.span().clone())
+                    .await
+                    .unwrap();
+                processing.finish(Ok::<(), String>(()));
+            }));
+        }
+        let inbox = client.new_inbox();
+        let mut answers = client.subscribe(inbox.clone()).await.unwrap();
+        client.flush().await.unwrap();
+        async {
+            nats.publish_with_reply(&client, "analysis.requests", &inbox, "{}".into())
+                .await
+                .unwrap();
+            for _ in 0..2 {
+                let msg = tokio::time::timeout(Duration::from_secs(5), answers.next())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let processing = nats.process(&msg);
+                processing.finish(Ok::<(), String>(()));
+            }
+        }
+        .instrument(tracing::info_span!("round"))
+        .await;
+        for r in responders {
+            r.await.unwrap();
+        }
+    });
+    let spans = sink.spans();
+    let round = span(&spans, "round");
+    let request = span(&spans, "publish analysis.requests");
+    assert_eq!(
+        request.parent_span_id.as_deref(),
+        Some(round.span_id.as_str())
+    );
+    let handled: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.name == "process analysis.requests")
+        .collect();
+    assert_eq!(handled.len(), 2);
+    for h in &handled {
+        assert_eq!(h.parent_span_id.as_deref(), Some(request.span_id.as_str()));
+        // Each answer, processed by the caller, is the child of its
+        // responder's reply.
+        let reply = spans
+            .iter()
+            .find(|s| {
+                s.kind == SpanKind::Producer
+                    && s.parent_span_id.as_deref() == Some(h.span_id.as_str())
+            })
+            .expect("a reply under each responder");
+        let answer = spans
+            .iter()
+            .find(|s| {
+                s.kind == SpanKind::Consumer
+                    && s.parent_span_id.as_deref() == Some(reply.span_id.as_str())
+            })
+            .expect("the caller's processing of each reply");
+        assert_eq!(answer.trace_id, round.trace_id);
+    }
+}
+
+#[test]
 fn publish_and_process_are_one_trace() {
     let sink = InMemory::new();
     run(&sink, |nats, url| async move {
