@@ -21,6 +21,7 @@ pub mod domain;
 pub mod engines;
 pub mod env;
 pub mod faults;
+pub mod hosting;
 pub mod launcher;
 pub mod probe;
 pub mod shutdown;

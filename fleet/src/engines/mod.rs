@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use services_glue::health::Readiness;
-use services_glue::http::HttpServerConfig;
 use services_glue::nats::NatsTelemetry;
 use services_glue::reqwest::TracedClient;
 use telemetry::{ProcessEnv, Telemetry};
@@ -152,41 +151,8 @@ fn read_env(
     }
 }
 
-/// A multi-threaded runtime for an axum engine (telemetry exports on its
-/// own threads, so two workers are plenty for the demo).
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-}
-
-/// Runs an axum engine to completion on its own runtime, which is gone
-/// before the caller's telemetry guard flushes (no export work is left on
-/// a runtime that is shutting down).
-pub(crate) fn block_on(
-    engine: impl Future<Output = Result<(), EngineError>>,
-) -> Result<(), EngineError> {
-    let rt = runtime()?;
-    let result = rt.block_on(engine);
-    drop(rt);
-    result
-}
-
-/// Adds the `telemetry` export state to `/ready` as information (a down
-/// collector never takes a payment engine out of rotation).
-fn with_telemetry_info(readiness: Readiness, t: &Telemetry) -> Readiness {
-    let health = t.health();
-    readiness.info("telemetry", move || health.is_healthy())
-}
-
-/// The HTTP server instrumentation every engine uses, plus the uptime and
-/// build-info series.
-fn http_config(t: &Telemetry) -> HttpServerConfig {
-    let meter = t.meter();
-    services_glue::health::register_process_metrics(&meter, env!("CARGO_PKG_VERSION"));
-    HttpServerConfig::new(&meter).with_traceresponse(true)
-}
+pub(crate) use crate::hosting::block_on;
+use crate::hosting::{http_config, with_telemetry_info};
 
 /// Serves `app` (plus `/health`, `/ready`, `/metrics`) behind the glue's
 /// axum layer until SIGINT/SIGTERM.
@@ -196,44 +162,13 @@ pub(crate) async fn serve_axum(
     app: axum::Router,
     readiness: Readiness,
 ) -> Result<(), EngineError> {
-    let mut app = app.merge(services_glue::health::axum_routes(with_telemetry_info(
-        readiness, t,
-    )));
-    if let Some(prometheus) = t.prometheus() {
-        app = app.route(
-            "/metrics",
-            axum::routing::get(move || {
-                let p = prometheus.clone();
-                async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, p.content_type())],
-                        p.render(),
-                    )
-                }
-            }),
-        );
-    }
-    let app = app
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(services_glue::axum::HttpServerLayer::new(http_config(t)));
-    let listener = tokio::net::TcpListener::bind((env.host.as_str(), env.port))
-        .await
-        .map_err(|e| bind_error(env, e))?;
-    tracing::info!(host = %env.host, port = env.port, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app = crate::hosting::instrumented(t, app, readiness, MAX_BODY_BYTES);
+    crate::hosting::serve(app, &env.host, env.port, "DELTRAN_PORT").await?;
     Ok(())
 }
 
 fn bind_error(env: &EngineEnv, e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(
-        e.kind(),
-        format!(
-            "cannot listen on {}:{} ({e}); set DELTRAN_PORT to a free port",
-            env.host, env.port
-        ),
-    )
+    crate::hosting::bind_error(&env.host, env.port, "DELTRAN_PORT", e)
 }
 
 /// Serves the routes `configure` adds (plus `/health`, `/ready`, `/metrics`)
@@ -287,85 +222,25 @@ where
 }
 
 /// Connects to NATS with the engine's credentials (and TLS when a CA is
-/// given). A server that refuses the credentials stops the engine with a
-/// message naming what to set; one that is not up yet is retried in the
-/// background.
+/// given); see [`crate::hosting::connect_nats`].
 pub(crate) async fn connect_nats(
     env: &EngineEnv,
     name: &str,
 ) -> Result<async_nats::Client, EngineError> {
-    let options = || {
-        let mut o = async_nats::ConnectOptions::new().name(name);
-        if let Some(token) = &env.nats_token {
-            o = o.token(token.clone());
-        }
-        if let Some(ca) = &env.nats_ca_file {
-            o = o.require_tls(true).add_root_certificates(ca.clone());
-        }
-        o
+    let settings = crate::hosting::NatsSettings {
+        url: &env.nats_url,
+        token: env.nats_token.as_deref(),
+        ca_file: env.nats_ca_file.as_deref(),
+        url_variable: "DELTRAN_NATS_URL",
+        token_variable: "DELTRAN_NATS_TOKEN_FILE (or DELTRAN_NATS_TOKEN)",
+        ca_variable: "DELTRAN_NATS_CA_FILE",
     };
-    let fail = |what: String| EngineError::Io(std::io::Error::other(what));
-    match options().connect(env.nats_url.as_str()).await {
-        Ok(client) => Ok(client),
-        Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
-            Err(fail(format!(
-                "NATS at {} refused this engine's credentials ({}); set DELTRAN_NATS_TOKEN_FILE (or DELTRAN_NATS_TOKEN) to the server's token",
-                env.nats_url,
-                if env.nats_token.is_some() {
-                    "a token was given"
-                } else {
-                    "none was given"
-                }
-            )))
-        }
-        // A refused certificate surfaces as an I/O error of the handshake.
-        Err(e)
-            if matches!(e.kind(), async_nats::ConnectErrorKind::Tls)
-                || (tls_wanted(env) && tls_handshake_failed(&e)) =>
-        {
-            Err(fail(format!(
-                "NATS at {}: TLS failed ({e}); check DELTRAN_NATS_URL and DELTRAN_NATS_CA_FILE",
-                env.nats_url
-            )))
-        }
-        Err(_) => options()
-            .retry_on_initial_connect()
-            .connect(env.nats_url.as_str())
-            .await
-            .map_err(|e| {
-                fail(format!(
-                    "NATS at {} ({e}); set DELTRAN_NATS_URL",
-                    env.nats_url
-                ))
-            }),
-    }
+    crate::hosting::connect_nats(&settings, name)
+        .await
+        .map_err(|e| EngineError::Io(std::io::Error::other(e)))
 }
 
-/// Whether this engine asked for TLS to NATS.
-fn tls_wanted(env: &EngineEnv) -> bool {
-    env.nats_ca_file.is_some() || env.nats_url.starts_with("tls://")
-}
-
-/// Whether a connection failed in the TLS handshake (certificate refused,
-/// protocol mismatch) rather than in reaching the server.
-fn tls_handshake_failed(e: &async_nats::ConnectError) -> bool {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    let text = text.to_ascii_lowercase();
-    ["certificate", "handshake", "tls", "unknownissuer"]
-        .iter()
-        .any(|w| text.contains(w))
-}
-
-/// A readiness check that NATS is connected.
-pub(crate) fn nats_ready(client: &async_nats::Client) -> impl Fn() -> bool + Send + Sync + 'static {
-    let client = client.clone();
-    move || client.connection_state() == async_nats::connection::State::Connected
-}
+pub(crate) use crate::hosting::nats_ready;
 
 /// A failed call to another engine.
 #[derive(Debug, thiserror::Error)]

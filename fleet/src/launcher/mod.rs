@@ -5,7 +5,7 @@
 pub mod external_load;
 mod fleet;
 mod load;
-mod nats;
+pub mod nats;
 mod view;
 pub mod viewer;
 
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::catalogue::EngineKind;
-pub use fleet::{FleetFile, FleetFileEngine};
+pub use fleet::{FleetFile, FleetFileEngine, free_port, free_ports, terminate};
 pub use load::LoadMix;
 pub use viewer::{TraceArgs, ViewerMode};
 
@@ -183,7 +183,8 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     std::fs::create_dir_all(run_dir.join("logs"))
         .map_err(|e| format!("cannot create the run directory {}: {e}", run_dir.display()))?;
     let viewer = viewer::start(&args)?;
-    let nats = nats::NatsServer::start_or_use(&args, &run_dir).await?;
+    let nats =
+        nats::NatsServer::start_or_use(args.nats_url.as_deref(), args.ports, &run_dir).await?;
     let mut fleet = fleet::Fleet::plan(
         &args,
         &run_dir,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Ports, RunArgs};
+use super::Ports;
 
 /// Where to get `nats-server` when it is missing.
 pub const INSTALL_HINT: &str = "nats-server was not found on PATH. Install it: \
@@ -53,19 +53,25 @@ fn find_nats_server() -> Option<PathBuf> {
 }
 
 impl NatsServer {
-    /// Uses `--nats-url` if given, else starts `nats-server` on 127.0.0.1.
-    pub async fn start_or_use(args: &RunArgs, run_dir: &Path) -> Result<NatsServer, String> {
-        if let Some(url) = &args.nats_url {
-            // Its credentials, if any, come from DELTRAN_NATS_TOKEN(_FILE),
-            // which the engines inherit.
+    /// Uses `nats_url` if given, else starts `nats-server` on 127.0.0.1
+    /// (port 4222, or a free one with [`Ports::Auto`]) with a fresh token,
+    /// its log in `run_dir/logs/nats-server.log`.
+    pub async fn start_or_use(
+        nats_url: Option<&str>,
+        ports: Ports,
+        run_dir: &Path,
+    ) -> Result<NatsServer, String> {
+        if let Some(url) = nats_url {
+            // Its credentials, if any, come from the services' own token
+            // variables, which they inherit.
             return Ok(NatsServer {
-                url: url.clone(),
+                url: url.to_string(),
                 child: None,
                 token_file: None,
             });
         }
         let binary = find_nats_server().ok_or_else(|| INSTALL_HINT.to_string())?;
-        let port = match args.ports {
+        let port = match ports {
             Ports::Default => 4222,
             Ports::Auto => super::fleet::free_port()?,
         };
