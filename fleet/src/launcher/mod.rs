@@ -73,7 +73,9 @@ pub struct RunArgs {
     pub viewer_port: Option<u16>,
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+/// A duration as the command lines take it: `90s`, `5m`, `1h`, `250ms`, or
+/// plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => s.split_at(i),
@@ -92,7 +94,8 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-pub(crate) fn parse_share(s: &str) -> Result<f64, String> {
+/// A share from 0 to 1 (`0.05` = 5 %).
+pub fn parse_share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!(
