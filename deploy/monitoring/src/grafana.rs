@@ -42,6 +42,9 @@ pub enum Variable {
         label_name: &'static str,
         /// Several values at once, with "All" (`.*`).
         multi: bool,
+        /// The value selected when the dashboard opens (Grafana's first
+        /// value, alphabetically, when `None` or when it has no such value).
+        default: Option<&'static str>,
     },
 }
 
@@ -84,7 +87,17 @@ impl Variable {
             series,
             label_name,
             multi,
+            default: None,
         }
+    }
+
+    /// Opens on `value` (a single-value variable; "All" stays the default
+    /// of a multi-value one).
+    pub fn default_value(mut self, value: &'static str) -> Self {
+        if let Variable::LabelValues { default, .. } = &mut self {
+            *default = Some(value);
+        }
+        self
     }
 
     fn to_json(&self) -> Value {
@@ -109,6 +122,7 @@ impl Variable {
                 series,
                 label_name,
                 multi,
+                default,
             } => {
                 let query = format!("label_values({series}, {label_name})");
                 let mut v = json!({
@@ -136,6 +150,8 @@ impl Variable {
                     v["allValue"] = json!(".*");
                     v["current"] =
                         json!({ "selected": true, "text": ["All"], "value": ["$__all"] });
+                } else if let Some(value) = default {
+                    v["current"] = json!({ "selected": true, "text": value, "value": value });
                 }
                 v
             }
@@ -150,6 +166,7 @@ pub struct Target {
     legend: String,
     instant: bool,
     exemplar: bool,
+    heatmap: bool,
 }
 
 impl Target {
@@ -160,7 +177,15 @@ impl Target {
             legend: legend.into(),
             instant: false,
             exemplar: false,
+            heatmap: false,
         }
+    }
+
+    /// Histogram buckets for a heatmap (`sum by (le) (rate(…_bucket))`):
+    /// Grafana turns the cumulative buckets into counts per bucket.
+    pub fn heatmap(mut self) -> Self {
+        self.heatmap = true;
+        self
     }
 
     /// An instant query (tables).
@@ -187,6 +212,8 @@ pub enum Kind {
     StateTimeline,
     /// Rows of an instant query.
     Table,
+    /// Histogram buckets over time (a distribution).
+    Heatmap,
 }
 
 impl Kind {
@@ -196,6 +223,7 @@ impl Kind {
             Kind::Stat => "stat",
             Kind::StateTimeline => "state-timeline",
             Kind::Table => "table",
+            Kind::Heatmap => "heatmap",
         }
     }
 }
@@ -215,6 +243,7 @@ pub struct Panel {
     max: Option<f64>,
     decimals: Option<u32>,
     thresholds: Vec<(f64, &'static str)>,
+    threshold_lines: bool,
     mappings: Vec<(&'static str, &'static str, &'static str)>,
     links: Vec<(String, String)>,
 }
@@ -234,6 +263,7 @@ impl Panel {
             max: None,
             decimals: None,
             thresholds: Vec::new(),
+            threshold_lines: false,
             mappings: Vec::new(),
             links: Vec::new(),
         }
@@ -257,6 +287,11 @@ impl Panel {
     /// A table of instant values.
     pub fn table(title: &str, description: &str, unit: &'static str) -> Self {
         Panel::new(Kind::Table, title, description, unit)
+    }
+
+    /// A heatmap of histogram buckets; `unit` is the buckets' (the y axis).
+    pub fn heatmap(title: &str, description: &str, unit: &'static str) -> Self {
+        Panel::new(Kind::Heatmap, title, description, unit)
     }
 
     /// Adds a query.
@@ -306,6 +341,13 @@ impl Panel {
     /// Colour steps above a base of green: `(value, colour)`.
     pub fn thresholds(mut self, steps: &[(f64, &'static str)]) -> Self {
         self.thresholds = steps.to_vec();
+        self
+    }
+
+    /// Draws the thresholds as dashed lines on a time series (an alert's
+    /// threshold next to the value it watches).
+    pub fn threshold_lines(mut self) -> Self {
+        self.threshold_lines = true;
         self
     }
 
@@ -396,8 +438,37 @@ impl Panel {
                 json!({ "align": "auto", "cellOptions": { "type": "auto" } }),
                 json!({ "showHeader": true, "cellHeight": "sm" }),
             ),
+            Kind::Heatmap => (
+                json!({
+                    "hideFrom": { "legend": false, "tooltip": false, "viz": false },
+                    "scaleDistribution": { "type": "linear" }
+                }),
+                json!({
+                    "calculate": false,
+                    "cellGap": 1,
+                    "color": {
+                        "mode": "scheme",
+                        "scheme": "Oranges",
+                        "steps": 64,
+                        "exponent": 0.5,
+                        "fill": "dark-orange",
+                        "reverse": false,
+                        "scale": "exponential"
+                    },
+                    "filterValues": { "le": 1e-9 },
+                    "legend": { "show": true },
+                    "rowsFrame": { "layout": "le" },
+                    "showValue": "never",
+                    "tooltip": { "mode": "single", "yHistogram": true, "showColorScale": false },
+                    "yAxis": { "axisPlacement": "left", "reverse": false, "unit": self.unit },
+                    "exemplars": { "color": "rgba(255,0,255,0.7)" }
+                }),
+            ),
         };
         defaults["custom"] = custom;
+        if self.threshold_lines {
+            defaults["custom"]["thresholdsStyle"] = json!({ "mode": "line" });
+        }
         let targets: Vec<Value> = self
             .targets
             .iter()
@@ -415,6 +486,9 @@ impl Panel {
                 });
                 if t.instant {
                     v["format"] = json!("table");
+                }
+                if t.heatmap {
+                    v["format"] = json!("heatmap");
                 }
                 v
             })
@@ -476,11 +550,14 @@ pub struct Dashboard {
     uid: &'static str,
     title: &'static str,
     description: &'static str,
+    tag: &'static str,
+    system: &'static str,
     variables: Vec<Variable>,
     rows: Vec<Row>,
 }
 
-/// The tag every dashboard carries (links between them go by tag).
+/// The tag DelTran's dashboards carry (links between a system's
+/// dashboards go by its tag).
 pub const TAG: &str = "deltran";
 
 impl Dashboard {
@@ -490,9 +567,19 @@ impl Dashboard {
             uid,
             title,
             description,
+            tag: TAG,
+            system: "DelTran",
             variables: Vec::new(),
             rows: Vec::new(),
         }
+    }
+
+    /// The system the dashboard belongs to: its tag, and the name its
+    /// dropdown of that system's dashboards shows (DelTran by default).
+    pub fn system(mut self, tag: &'static str, name: &'static str) -> Self {
+        self.tag = tag;
+        self.system = name;
+        self
     }
 
     /// Its uid.
@@ -546,7 +633,7 @@ impl Dashboard {
             "uid": self.uid,
             "title": self.title,
             "description": self.description,
-            "tags": [TAG],
+            "tags": [self.tag],
             "timezone": "browser",
             "editable": true,
             "graphTooltip": 1,
@@ -567,9 +654,9 @@ impl Dashboard {
                 "type": "dashboard"
             }]},
             "links": [{
-                "title": "DelTran dashboards",
+                "title": format!("{} dashboards", self.system),
                 "type": "dashboards",
-                "tags": [TAG],
+                "tags": [self.tag],
                 "asDropdown": true,
                 "includeVars": true,
                 "keepTime": true,
@@ -615,6 +702,60 @@ mod tests {
             .map(|p| p["id"].as_u64().unwrap())
             .collect();
         assert_eq!(ids, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_single_value_variable_opens_on_its_default() {
+        let v = Variable::single("namespace", "Namespace", "m", "service_namespace")
+            .default_value("cryptofunk")
+            .to_json();
+        assert_eq!(v["current"]["value"], "cryptofunk");
+        assert_eq!(v["multi"], false);
+        let plain = Variable::single("env", "Environment", "m", "x").to_json();
+        assert_eq!(plain["current"], json!({}));
+    }
+
+    #[test]
+    fn a_system_tags_its_dashboards_and_links_them() {
+        let d = Dashboard::new("u", "T", "D")
+            .system("cryptofunk", "CryptoFunk")
+            .to_json();
+        assert_eq!(d["tags"], json!(["cryptofunk"]));
+        assert_eq!(d["links"][0]["tags"], json!(["cryptofunk"]));
+        assert_eq!(d["links"][0]["title"], "CryptoFunk dashboards");
+        assert_eq!(
+            Dashboard::new("u", "T", "D").to_json()["tags"],
+            json!([TAG])
+        );
+    }
+
+    #[test]
+    fn heatmaps_read_buckets_and_thresholds_can_be_lines() {
+        let d = Dashboard::new("u", "T", "D").row(
+            Row::new("r")
+                .panel(
+                    Panel::heatmap("h", "d", "percentunit")
+                        .target(Target::new("sum by (le) (x_bucket)", "{{le}}").heatmap()),
+                )
+                .panel(
+                    Panel::timeseries("t", "d", "percentunit")
+                        .thresholds(&[(0.15, "red")])
+                        .threshold_lines()
+                        .target(Target::new("x", "x")),
+                ),
+        );
+        let j = d.to_json();
+        assert_eq!(j["panels"][1]["type"], "heatmap");
+        assert_eq!(j["panels"][1]["targets"][0]["format"], "heatmap");
+        assert_eq!(j["panels"][1]["options"]["yAxis"]["unit"], "percentunit");
+        assert_eq!(
+            j["panels"][2]["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"],
+            "line"
+        );
+        assert_eq!(
+            j["panels"][2]["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"],
+            0.15
+        );
     }
 
     #[test]

@@ -89,17 +89,45 @@ pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, RulesError> {
 /// The series rules and dashboards may read that the engines do not
 /// export: the collector's, listed in `deploy/prometheus/collector-metrics.txt`.
 pub fn collector_metrics(root: &Path) -> Result<std::collections::BTreeSet<String>, RulesError> {
-    let path = root.join("deploy/prometheus/collector-metrics.txt");
-    let text = std::fs::read_to_string(&path).map_err(|e| RulesError {
-        path: path.clone(),
+    Ok(
+        documented_series(&root.join("deploy/prometheus/collector-metrics.txt"))?
+            .into_keys()
+            .collect(),
+    )
+}
+
+/// The series CryptoFunk's components export (its metrics contract), each
+/// with its own labels: `deploy/prometheus/cryptofunk-metrics.txt`.
+pub fn cryptofunk_metrics(
+    root: &Path,
+) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, RulesError> {
+    documented_series(&root.join("deploy/prometheus/cryptofunk-metrics.txt"))
+}
+
+/// A list of series: one a line, its name then the labels it carries
+/// (besides the resource labels every series has); `#` starts a comment.
+pub fn documented_series(
+    path: &Path,
+) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, RulesError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RulesError {
+        path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(String::from)
-        .collect())
+    let mut series = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace().map(String::from);
+        let name = words.next().unwrap_or_default();
+        if series.insert(name.clone(), words.collect()).is_some() {
+            return Err(RulesError {
+                path: path.to_path_buf(),
+                message: format!("{name} is listed twice"),
+            });
+        }
+    }
+    Ok(series)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RulesError> {
@@ -201,6 +229,23 @@ pub fn test_coverage(dir: &Path) -> Result<Coverage, RulesError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documented_series_have_their_labels_and_are_listed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.txt");
+        std::fs::write(&path, "# comment\n\nm_total a b\nplain\n").unwrap();
+        let series = documented_series(&path).unwrap();
+        assert_eq!(series["m_total"], ["a", "b"].map(String::from).into());
+        assert!(series["plain"].is_empty());
+        std::fs::write(&path, "m a\nm b\n").unwrap();
+        assert!(
+            documented_series(&path)
+                .unwrap_err()
+                .message
+                .contains("twice")
+        );
+    }
 
     #[test]
     fn coverage_needs_asserted_annotations_and_a_quiet_case() {

@@ -2,7 +2,11 @@
 //! with exactly these changes, so a test sees in a minute what production
 //! sees in an hour:
 //!
-//! - the `targets/` files name the servers the test started;
+//! - the `targets/` files name the servers the test started, and the
+//!   targets files of systems the test does not run (`cryptofunk.yml` in a
+//!   DelTran test) are empty: a target nobody listens on would fire its
+//!   system's down alert, and a shipped default port may be another
+//!   system's (CryptoFunk's api-server and DelTran's gateway share 8080);
 //! - Prometheus scrapes and evaluates every second instead of every 15 s,
 //!   and resends firing alerts every second ([`PROMETHEUS_FLAGS`]);
 //! - every `for:` and `keep_firing_for:` and Alertmanager's `group_wait`,
@@ -10,8 +14,11 @@
 //!   [`TIME_FACTOR`] (never below one second);
 //! - the `environment` external label is the test's (routing depends on it);
 //! - Alertmanager's secret files (under [`SECRETS_DIR`] in production) are
-//!   files of the staged copy holding the test receiver's URLs, and its
-//!   global `pagerduty_url` points at the test receiver.
+//!   files of the staged copy holding the test receiver's URLs — every
+//!   Slack webhook file the Slack URL, every PagerDuty routing-key file the
+//!   test's key (the receivers tell their notifications apart by channel
+//!   and client) — and its global `pagerduty_url` points at the test
+//!   receiver.
 //!
 //! Expressions, thresholds, range windows, labels, annotations, routes,
 //! receivers, inhibitions and templates stay byte-for-byte what ships;
@@ -88,7 +95,9 @@ pub struct TargetGroup {
     pub labels: Vec<(String, String)>,
 }
 
-/// What a staged Prometheus scrapes and where it alerts.
+/// What a staged Prometheus scrapes and where it alerts. Every other
+/// targets file is staged empty; a test running another system names its
+/// targets with [`Staged::set_targets`].
 #[derive(Clone, Debug, Default)]
 pub struct PrometheusTargets {
     /// `targets/deltran-engines.yml`.
@@ -232,6 +241,22 @@ pub fn stage_prometheus(root: &Path, targets: &PrometheusTargets) -> Result<Stag
         write_yaml(&path, &rules)?;
     }
     let staged = Staged { dir, config };
+    let named = [
+        "deltran-engines.yml",
+        "otel-collector.yml",
+        "alertmanager.yml",
+    ];
+    for path in crate::rules::yaml_files(&staged.dir.path().join("targets"))
+        .map_err(|e| err(&e.path, e.message))?
+    {
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !named.contains(&file) {
+            staged.set_targets(file, &[])?;
+        }
+    }
     staged.set_targets("deltran-engines.yml", &targets.engines)?;
     if let Some(collectors) = &targets.collectors {
         staged.set_targets("otel-collector.yml", collectors)?;
@@ -249,11 +274,13 @@ pub fn stage_prometheus(root: &Path, targets: &PrometheusTargets) -> Result<Stag
 /// Where a staged Alertmanager sends notifications.
 #[derive(Clone, Debug)]
 pub struct Receivers {
-    /// Written to `secrets/slack-webhook-url` (the ticket receiver's Slack).
+    /// Written to every Slack webhook file (`secrets/slack-webhook-url`,
+    /// `secrets/trading-desk-slack-webhook-url`: the ticket receivers).
     pub slack_url: String,
-    /// Set as `global.pagerduty_url` (the paging receiver's PagerDuty).
+    /// Set as `global.pagerduty_url` (the paging receivers' PagerDuty).
     pub pagerduty_url: String,
-    /// Written to `secrets/pagerduty-routing-key`.
+    /// Written to every PagerDuty routing-key file
+    /// (`secrets/pagerduty-routing-key`, `secrets/trading-desk-pagerduty-routing-key`).
     pub pagerduty_routing_key: String,
 }
 
@@ -269,26 +296,39 @@ fn shorten_route(route: &mut Mapping, path: &Path) -> Result<(), StageError> {
     Ok(())
 }
 
-/// Points every `*_file` setting under [`SECRETS_DIR`] into `secrets`.
-fn redirect_secret_files(value: &mut Value, secrets: &Path) {
+/// Points every `*_file` setting under [`SECRETS_DIR`] into `secrets`;
+/// collects (setting, file name) of each.
+fn redirect_secret_files(value: &mut Value, secrets: &Path, found: &mut Vec<(String, String)>) {
     match value {
         Value::Mapping(map) => {
             for (key, v) in map.iter_mut() {
-                let is_file = key.as_str().is_some_and(|k| k.ends_with("_file"));
-                match v {
-                    Value::String(path) if is_file => {
+                let file_key = key.as_str().filter(|k| k.ends_with("_file"));
+                match (file_key, v) {
+                    (Some(key), Value::String(path)) => {
                         if let Some(name) = path.strip_prefix(SECRETS_DIR) {
+                            found.push((key.to_string(), name.to_string()));
                             *path = secrets.join(name).display().to_string();
                         }
                     }
-                    other => redirect_secret_files(other, secrets),
+                    (_, other) => redirect_secret_files(other, secrets, found),
                 }
             }
         }
         Value::Sequence(items) => items
             .iter_mut()
-            .for_each(|v| redirect_secret_files(v, secrets)),
+            .for_each(|v| redirect_secret_files(v, secrets, found)),
         _ => {}
+    }
+}
+
+/// What the test writes into a secret file read by the setting `key`.
+fn secret_value<'a>(key: &str, receivers: &'a Receivers) -> Option<&'a str> {
+    match key {
+        // Slack's incoming-webhook URL.
+        "api_url_file" => Some(&receivers.slack_url),
+        // PagerDuty Events API v2.
+        "routing_key_file" => Some(&receivers.pagerduty_routing_key),
+        _ => None,
     }
 }
 
@@ -307,15 +347,130 @@ pub fn stage_alertmanager(root: &Path, receivers: &Receivers) -> Result<Staged, 
             "pagerduty_url".into(),
             Value::String(receivers.pagerduty_url.clone()),
         );
-    redirect_secret_files(&mut cfg, &dir.path().join("secrets"));
+    let secrets = dir.path().join("secrets");
+    let mut found = Vec::new();
+    redirect_secret_files(&mut cfg, &secrets, &mut found);
     write_yaml(&config, &cfg)?;
-    write(
-        &dir.path().join("secrets/slack-webhook-url"),
-        &receivers.slack_url,
-    )?;
-    write(
-        &dir.path().join("secrets/pagerduty-routing-key"),
-        &receivers.pagerduty_routing_key,
-    )?;
+    for (key, name) in found {
+        let value = secret_value(&key, receivers).ok_or_else(|| {
+            err(
+                &config,
+                format!("{key}: {SECRETS_DIR}{name} has no test value (a receiver the tests cannot stand in for)"),
+            )
+        })?;
+        write(&secrets.join(&name), value)?;
+    }
     Ok(Staged { dir, config })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn root() -> PathBuf {
+        crate::generate::repo_root()
+    }
+
+    #[test]
+    fn targets_of_systems_the_test_does_not_run_are_staged_empty() {
+        let engines = vec![TargetGroup {
+            targets: vec!["127.0.0.1:18080".into()],
+            labels: vec![("service".into(), "gateway".into())],
+        }];
+        let staged = stage_prometheus(
+            &root(),
+            &PrometheusTargets {
+                engines,
+                collectors: None,
+                alertmanagers: vec!["127.0.0.1:19093".into()],
+                environment: "prod".into(),
+            },
+        )
+        .unwrap();
+        let targets = |file: &str| -> Value {
+            read_yaml(&staged.dir.path().join("targets").join(file)).unwrap()
+        };
+        // The shipped CryptoFunk file names localhost:8080, DelTran's gateway port.
+        let shipped = read_yaml(&root().join("deploy/prometheus/targets/cryptofunk.yml")).unwrap();
+        assert_eq!(shipped.as_sequence().unwrap().len(), 14);
+        assert_eq!(targets("cryptofunk.yml"), Value::Sequence(Vec::new()));
+        assert_eq!(
+            targets("deltran-engines.yml")[0]["targets"][0],
+            "127.0.0.1:18080"
+        );
+        assert_eq!(
+            targets("alertmanager.yml")[0]["targets"][0],
+            "127.0.0.1:19093"
+        );
+        // `collectors: None` keeps the shipped file.
+        assert_eq!(
+            targets("otel-collector.yml"),
+            read_yaml(&root().join("deploy/prometheus/targets/otel-collector.yml")).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_secret_file_the_configuration_reads_holds_the_test_value() {
+        let receivers = Receivers {
+            slack_url: "http://127.0.0.1:1/slack".into(),
+            pagerduty_url: "http://127.0.0.1:1/pagerduty".into(),
+            pagerduty_routing_key: "test-key".into(),
+        };
+        let staged = stage_alertmanager(&root(), &receivers).unwrap();
+        let cfg = read_yaml(&staged.config).unwrap();
+        let mut files = Vec::new();
+        for r in cfg["receivers"].as_sequence().unwrap() {
+            for (kind, key) in [
+                ("slack_configs", "api_url_file"),
+                ("pagerduty_configs", "routing_key_file"),
+            ] {
+                for c in r[kind].as_sequence().into_iter().flatten() {
+                    let path = PathBuf::from(c[key].as_str().unwrap());
+                    assert!(path.starts_with(staged.dir.path()), "{}", path.display());
+                    let expected = if kind == "slack_configs" {
+                        &receivers.slack_url
+                    } else {
+                        &receivers.pagerduty_routing_key
+                    };
+                    assert_eq!(&std::fs::read_to_string(&path).unwrap(), expected);
+                    files.push(path.file_name().unwrap().to_string_lossy().to_string());
+                }
+            }
+        }
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "pagerduty-routing-key",
+                "slack-webhook-url",
+                "trading-desk-pagerduty-routing-key",
+                "trading-desk-slack-webhook-url"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_secret_the_tests_cannot_stand_in_for_is_refused() {
+        let mut cfg: Value = serde_yaml_ng::from_str(
+            "receivers: [{name: x, opsgenie_configs: [{api_key_file: /etc/alertmanager/secrets/opsgenie-key}]}]",
+        )
+        .unwrap();
+        let mut found = Vec::new();
+        redirect_secret_files(&mut cfg, Path::new("/tmp/s"), &mut found);
+        assert_eq!(
+            found,
+            [("api_key_file".to_string(), "opsgenie-key".to_string())]
+        );
+        let receivers = Receivers {
+            slack_url: String::new(),
+            pagerduty_url: String::new(),
+            pagerduty_routing_key: String::new(),
+        };
+        assert_eq!(secret_value("api_key_file", &receivers), None);
+        assert_eq!(
+            cfg["receivers"][0]["opsgenie_configs"][0]["api_key_file"],
+            "/tmp/s/opsgenie-key"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! renders notifications to a Slack and a PagerDuty endpoint run by the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -36,34 +36,50 @@ fn amtool_accepts_the_config() {
     assert!(out.combined().contains("1 templates"), "{}", out.combined());
 }
 
-/// Every (alert, severity) of the rule files, with the receiver the routing
-/// policy promises: critical pages, warning opens a ticket, the watchdog
-/// goes to the dead man's switch, and nothing from a dev stack notifies.
+/// Every (alert, severity) of the rule files, with its static labels, and
+/// the receiver the routing policy promises: critical pages, warning opens
+/// a ticket — the trading desk's own for CryptoFunk's alerts (team
+/// trading-desk), DelTran's for the others —, the watchdog goes to the dead
+/// man's switch, and nothing from a dev stack notifies.
 #[test]
 fn every_alert_and_severity_routes_to_its_receiver() {
-    let pairs: BTreeSet<(String, String)> =
+    let alerts: BTreeSet<(String, String, BTreeMap<String, String>)> =
         load_rules(&repo_root().join("deploy/prometheus/rules"))
             .unwrap()
             .into_iter()
-            .filter_map(|(_, r)| Some((r.alert?, r.labels.get("severity")?.clone())))
+            .filter_map(|(_, r)| {
+                let severity = r.labels.get("severity")?.clone();
+                Some((r.alert?, severity, r.labels))
+            })
             .collect();
-    assert!(pairs.len() >= 22, "{pairs:?}");
-    for (alert, severity) in &pairs {
+    assert!(alerts.len() >= 31, "{alerts:?}");
+    let trading_desk = alerts
+        .iter()
+        .filter(|(_, _, l)| l.get("team").map(String::as_str) == Some("trading-desk"))
+        .count();
+    assert_eq!(trading_desk, 9, "CryptoFunk's alerts");
+    for (alert, severity, static_labels) in &alerts {
+        let team = static_labels.get("team").map(String::as_str);
         for environment in ["prod", "staging", "dev"] {
-            let expected = match (environment, alert.as_str(), severity.as_str()) {
+            let expected = match (environment, alert.as_str(), team, severity.as_str()) {
                 ("dev", ..) => "dev-null",
-                (_, "Watchdog", _) => "deadmans-switch",
-                (_, _, "critical") => "pager",
-                (_, _, "warning") => "ticket",
+                (_, "Watchdog", ..) => "deadmans-switch",
+                (_, _, Some("trading-desk"), "critical") => "trading-desk-pager",
+                (_, _, Some("trading-desk"), "warning") => "trading-desk-ticket",
+                (_, _, None, "critical") => "pager",
+                (_, _, None, "warning") => "ticket",
                 other => panic!("no routing policy for {other:?}"),
             };
-            let labels = [
-                format!("alertname={alert}"),
-                format!("severity={severity}"),
-                format!("environment={environment}"),
-                "cluster=eu-1".to_string(),
-                "service_name=gateway".to_string(),
-            ];
+            // The labels the alert fires with: its rule's static ones, and
+            // those Prometheus adds.
+            let mut labels: BTreeMap<String, String> = BTreeMap::from([
+                ("environment".to_string(), environment.to_string()),
+                ("cluster".to_string(), "eu-1".to_string()),
+                ("service_name".to_string(), "gateway".to_string()),
+            ]);
+            labels.extend(static_labels.clone());
+            labels.insert("alertname".into(), alert.clone());
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let mut args = vec!["config", "routes", "test", "--config.file=alertmanager.yml"];
             let verify = format!("--verify.receivers={expected}");
             args.push(&verify);
@@ -71,22 +87,32 @@ fn every_alert_and_severity_routes_to_its_receiver() {
             let out = amtool(&args);
             assert!(
                 out.status.success(),
-                "{alert} ({severity}, {environment}) should reach {expected}:\n{}",
+                "{alert} ({severity}, {team:?}, {environment}) should reach {expected}:\n{}",
                 out.combined()
             );
         }
     }
-    // An alert without a severity still reaches people.
-    let out = amtool(&[
-        "config",
-        "routes",
-        "test",
-        "--config.file=alertmanager.yml",
-        "--verify.receivers=ticket",
-        "alertname=Unknown",
-        "environment=prod",
-    ]);
-    assert!(out.status.success(), "{}", out.combined());
+    // An alert without a severity still reaches people: its team's, or
+    // DelTran's ticket channel.
+    for (team, expected) in [
+        (None, "ticket"),
+        (Some("trading-desk"), "trading-desk-ticket"),
+    ] {
+        let verify = format!("--verify.receivers={expected}");
+        let team = team.map(|t| format!("team={t}"));
+        let mut args = vec![
+            "config",
+            "routes",
+            "test",
+            "--config.file=alertmanager.yml",
+            &verify,
+            "alertname=Unknown",
+            "environment=prod",
+        ];
+        args.extend(team.as_deref());
+        let out = amtool(&args);
+        assert!(out.status.success(), "{team:?}: {}", out.combined());
+    }
 }
 
 #[test]
@@ -309,5 +335,190 @@ fn a_real_alertmanager_inhibits_and_notifies_as_configured() {
             "an inhibited SLO ticket was delivered: {}",
             r.body
         );
+    }
+}
+
+/// CryptoFunk's alerts through a real Alertmanager with the shipped file:
+/// the trading desk's pager and channel, and its inhibitions.
+#[test]
+fn a_real_alertmanager_pages_the_trading_desk_and_inhibits_the_symptoms() {
+    let sink = testkit::WebhookReceiver::start().unwrap();
+    let staged = stage_alertmanager(
+        &repo_root(),
+        &Receivers {
+            slack_url: sink.url("/slack"),
+            pagerduty_url: sink.url("/pagerduty"),
+            pagerduty_routing_key: "test-routing-key".into(),
+        },
+    )
+    .unwrap();
+    let am = testkit::Alertmanager::start_from_file(&staged.config, &[]).unwrap();
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        [
+            ("environment", "prod"),
+            ("cluster", "eu-1"),
+            ("team", "trading-desk"),
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect()
+    };
+    let runbook = "https://runbooks.example/cryptofunk-components.md#cryptofunkcomponentdown";
+    am.post_alerts(&json!([
+        // market-data is down: its own errors, the agents' failing tool
+        // calls and unhealthy agents are inhibited …
+        alert(&with(&[("alertname", "CryptoFunkComponentDown"), ("severity", "critical"), ("service_name", "market-data")]),
+              "CryptoFunk market-data is down", "Prometheus has not been able to scrape market-data for 2 minutes.", runbook),
+        alert(&with(&[("alertname", "CryptoFunkHighErrorRate"), ("severity", "warning"), ("service_name", "market-data")]),
+              "CryptoFunk market-data fails 3.00 requests/s", "…", "https://runbooks.example/e"),
+        alert(&with(&[("alertname", "CryptoFunkMCPToolCallFailures"), ("severity", "warning"), ("service_name", "technical-agent"), ("gen_ai_tool_name", "get_price")]),
+              "100% of technical-agent's get_price tool calls fail", "…", "https://runbooks.example/m"),
+        alert(&with(&[("alertname", "CryptoFunkAgentUnhealthy"), ("severity", "warning"), ("service_name", "technical-agent"), ("agent", "technical")]),
+              "CryptoFunk technical agent is unhealthy", "…", "https://runbooks.example/a"),
+        // … order-executor's errors are not.
+        alert(&with(&[("alertname", "CryptoFunkHighErrorRate"), ("severity", "warning"), ("service_name", "order-executor")]),
+              "CryptoFunk order-executor fails 0.15 requests/s",
+              "order-executor answered 0.15 requests/s with an HTTP 5xx or a failed MCP operation over the last 5 minutes (threshold 0.1/s).",
+              "https://runbooks.example/cryptofunk-components.md#cryptofunkhigherrorrate"),
+        // The crash: the breaker pages, the drawdown behind it is the same page.
+        alert(&with(&[("alertname", "CryptoFunkCircuitBreakerTripped"), ("severity", "critical"), ("service_name", "order-executor")]),
+              "CryptoFunk's risk circuit breaker has tripped", "…", "https://runbooks.example/r"),
+        alert(&with(&[("alertname", "CryptoFunkDrawdownHigh"), ("severity", "critical"), ("service_name", "order-executor")]),
+              "Portfolio drawdown is 22%", "…", "https://runbooks.example/d"),
+        // A DelTran alert in the same environment: not inhibited, DelTran's channel.
+        alert(&[("environment", "prod"), ("cluster", "eu-1"), ("alertname", "EngineHighErrorRatio"), ("severity", "warning"), ("service_name", "gateway")],
+              "gateway answers 12.5% of requests with 5xx", "…", "https://runbooks.example/engine-errors.md"),
+    ]))
+    .unwrap();
+
+    // The page for market-data, on the trading desk's PagerDuty integration.
+    let page = sink
+        .wait_for(Duration::from_secs(30), |r| {
+            r.path == "/pagerduty"
+                && r.body.contains("CryptoFunkComponentDown")
+                && r.body.contains("market-data")
+        })
+        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    let p = &page.json;
+    assert_eq!(p["client"], "CryptoFunk Alertmanager");
+    assert_eq!(p["routing_key"], "test-routing-key");
+    assert_eq!(
+        p["payload"]["summary"],
+        "[FIRING:1] CryptoFunkComponentDown on market-data (prod): CryptoFunk market-data is down"
+    );
+    assert_eq!(p["payload"]["severity"], "critical");
+    assert_eq!(p["payload"]["custom_details"]["team"], "trading-desk");
+    assert_eq!(p["payload"]["custom_details"]["runbook_url"], runbook);
+    assert_eq!(p["links"][0]["href"], runbook);
+    // The ticket, in #cryptofunk-alerts.
+    let ticket = sink
+        .wait_for(Duration::from_secs(30), |r| {
+            r.path == "/slack" && r.body.contains("CryptoFunkHighErrorRate on order-executor")
+        })
+        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    assert_eq!(ticket.json["channel"], "#cryptofunk-alerts");
+    let attachment = &ticket.json["attachments"][0];
+    assert_eq!(attachment["color"], "warning");
+    assert!(
+        attachment["text"]
+            .as_str()
+            .unwrap()
+            .contains("0.15 requests/s"),
+        "{attachment}"
+    );
+    // The breaker's page.
+    sink.wait_for(Duration::from_secs(30), |r| {
+        r.path == "/pagerduty" && r.body.contains("CryptoFunkCircuitBreakerTripped")
+    })
+    .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    // DelTran's ticket, in DelTran's channel.
+    let deltran = sink
+        .wait_for(Duration::from_secs(30), |r| {
+            r.path == "/slack" && r.body.contains("EngineHighErrorRatio on gateway")
+        })
+        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    assert_eq!(deltran.json["channel"], "#deltran-alerts");
+
+    // Inhibitions and receivers, as Alertmanager reports them.
+    let suppressed = |name, service| {
+        let s = state_of(&am, name, service);
+        s["state"] == "suppressed" && !s["inhibitedBy"].as_array().unwrap().is_empty()
+    };
+    for (name, service) in [
+        ("CryptoFunkHighErrorRate", "market-data"),
+        ("CryptoFunkMCPToolCallFailures", "technical-agent"),
+        ("CryptoFunkAgentUnhealthy", "technical-agent"),
+        ("CryptoFunkDrawdownHigh", "order-executor"),
+    ] {
+        assert!(
+            suppressed(name, service),
+            "{name} {service}: {}",
+            state_of(&am, name, service)
+        );
+    }
+    for (name, service) in [
+        ("CryptoFunkHighErrorRate", "order-executor"),
+        ("CryptoFunkComponentDown", "market-data"),
+        ("CryptoFunkCircuitBreakerTripped", "order-executor"),
+        ("EngineHighErrorRatio", "gateway"),
+    ] {
+        assert_eq!(
+            state_of(&am, name, service)["state"],
+            "active",
+            "{name} {service}"
+        );
+    }
+    let receivers_of = |name: &str, service: &str| -> Vec<String> {
+        am.alerts()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name && a["labels"]["service_name"] == service)
+            .map(|a| {
+                a["receivers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        receivers_of("CryptoFunkComponentDown", "market-data"),
+        ["trading-desk-pager"]
+    );
+    assert_eq!(
+        receivers_of("CryptoFunkHighErrorRate", "order-executor"),
+        ["trading-desk-ticket"]
+    );
+    assert_eq!(receivers_of("EngineHighErrorRatio", "gateway"), ["ticket"]);
+
+    // Nothing of CryptoFunk's reached DelTran's pager or channel, nor any
+    // inhibited alert anyone.
+    std::thread::sleep(Duration::from_secs(3));
+    for r in sink.received() {
+        if r.body.contains("CryptoFunk") {
+            assert!(
+                r.json["client"] == "CryptoFunk Alertmanager"
+                    || r.json["channel"] == "#cryptofunk-alerts",
+                "a CryptoFunk alert reached DelTran's receivers: {}",
+                r.body
+            );
+        }
+        for inhibited in [
+            "CryptoFunkMCPToolCallFailures",
+            "CryptoFunkAgentUnhealthy",
+            "CryptoFunkDrawdownHigh",
+            "CryptoFunkHighErrorRate on market-data",
+        ] {
+            assert!(
+                !r.body.contains(inhibited),
+                "an inhibited alert was delivered: {}",
+                r.body
+            );
+        }
     }
 }

@@ -26,8 +26,13 @@ fn from_collector(name: &str) -> bool {
     name.starts_with("otelcol_") || name == "up"
 }
 
+/// Whether a dashboard is one of CryptoFunk's (else DelTran's).
+fn is_cryptofunk(d: &DashboardModel) -> bool {
+    d.uid.starts_with("cryptofunk-")
+}
+
 #[test]
-fn four_dashboards_with_fixed_uids_and_the_scope_variables() {
+fn eight_dashboards_with_fixed_uids_and_the_scope_variables() {
     let all = dashboards();
     let uids: BTreeSet<&str> = all.iter().map(|d| d.uid.as_str()).collect();
     assert_eq!(
@@ -36,9 +41,39 @@ fn four_dashboards_with_fixed_uids_and_the_scope_variables() {
             "deltran-services-overview",
             "deltran-engine",
             "deltran-payments",
-            "deltran-telemetry-pipeline"
+            "deltran-telemetry-pipeline",
+            "cryptofunk-system",
+            "cryptofunk-trading",
+            "cryptofunk-agents",
+            "cryptofunk-risk",
         ])
     );
+    // Each system's dashboards open on its own namespace (one Prometheus
+    // holds both; Grafana would otherwise pick "cryptofunk" for DelTran's,
+    // the first alphabetically) and link to each other by its tag.
+    for d in &all {
+        let (namespace, tag) = if is_cryptofunk(d) {
+            ("cryptofunk", "cryptofunk")
+        } else {
+            ("deltran", "deltran")
+        };
+        let var = &d.json["templating"]["list"][2];
+        assert_eq!(var["name"], "namespace", "{}", d.title);
+        assert_eq!(var["current"]["value"], namespace, "{}", d.title);
+        assert_eq!(d.json["tags"], serde_json::json!([tag]), "{}", d.title);
+        assert_eq!(
+            d.json["links"][0]["tags"],
+            serde_json::json!([tag]),
+            "{}",
+            d.title
+        );
+        assert_eq!(
+            d.title.starts_with("CryptoFunk / "),
+            is_cryptofunk(d),
+            "{}",
+            d.title
+        );
+    }
     for d in &all {
         let names: Vec<&str> = d.variables.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(
@@ -254,5 +289,211 @@ fn the_dashboard_provider_loads_the_dashboards_folder() {
             .as_str()
             .unwrap()
             .starts_with('/')
+    );
+}
+
+/// What the trading desk asked each CryptoFunk dashboard to show.
+const CRYPTOFUNK_PANELS: [(&str, &[&str]); 4] = [
+    (
+        "cryptofunk-system",
+        &[
+            "Component up",
+            "Uptime",
+            "HTTP requests/s",
+            "HTTP 5xx/s",
+            "HTTP latency p95",
+            "MCP operations/s by method",
+            "Failed MCP operations/s",
+            "Tool call p95 by tool",
+            "Published/s by subject",
+            "Received/s by subject",
+            "Database connections",
+            "Cache hit ratio",
+            "Component healthy",
+        ],
+    ),
+    (
+        "cryptofunk-trading",
+        &[
+            "Portfolio value",
+            "P&L",
+            "Trades/min by status",
+            "Trades/min by side",
+            "Trades/min by symbol",
+            "Trade value p50 / p95 by symbol",
+            "Open positions",
+            "Win rate",
+            "Sharpe ratio",
+        ],
+    ),
+    (
+        "cryptofunk-agents",
+        &[
+            "Signals/min by agent and type",
+            "Analysis duration p95 by agent",
+            "Signal confidence distribution",
+            "Agent healthy",
+            "LLM calls/s by agent",
+            "LLM failed calls/s by error",
+            "LLM latency p50 / p95 by model",
+            "Tokens/s by agent and type",
+            "Tool calls/s by tool and status",
+        ],
+    ),
+    (
+        "cryptofunk-risk",
+        &[
+            "Drawdown from peak",
+            "Circuit breaker state",
+            "Value at risk",
+            "Limit breaches/min by type",
+        ],
+    ),
+];
+
+#[test]
+fn the_cryptofunk_dashboards_show_what_the_trading_desk_asked_for() {
+    let all = dashboards();
+    for (uid, titles) in CRYPTOFUNK_PANELS {
+        let d = all.iter().find(|d| d.uid == uid).unwrap();
+        let have: Vec<&str> = d.panels.iter().map(|p| p.title.as_str()).collect();
+        let unique: BTreeSet<&str> = have.iter().copied().collect();
+        assert_eq!(unique.len(), have.len(), "{uid}: two panels share a title");
+        for t in titles {
+            assert!(have.contains(t), "{uid}: missing panel {t}: {have:?}");
+        }
+        let names: Vec<&str> = d.variables.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["datasource", "env", "namespace", "service"],
+            "{uid}"
+        );
+    }
+    let panel = |uid: &str, title: &str| {
+        all.iter()
+            .find(|d| d.uid == uid)
+            .and_then(|d| d.panels.iter().find(|p| p.title == title))
+            .unwrap()
+            .clone()
+    };
+    // The drawdown is drawn against the 15% the breaker and the alert use.
+    let drawdown = all
+        .iter()
+        .find(|d| d.uid == "cryptofunk-risk")
+        .unwrap()
+        .json["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Drawdown from peak")
+        .unwrap()
+        .clone();
+    let defaults = &drawdown["fieldConfig"]["defaults"];
+    assert_eq!(defaults["thresholds"]["steps"][1]["value"], 0.15);
+    assert_eq!(defaults["custom"]["thresholdsStyle"]["mode"], "line");
+    assert_eq!(defaults["unit"], "percentunit");
+    // The confidence distribution is a heatmap of the histogram's buckets.
+    let confidence = panel("cryptofunk-agents", "Signal confidence distribution");
+    assert_eq!(confidence.kind, "heatmap");
+    assert!(
+        confidence.targets[0]
+            .expr
+            .contains("cryptofunk_agent_signal_confidence_ratio_bucket")
+    );
+    // The error panel reads exactly the recorded series its alert sums.
+    let errors = panel(
+        "cryptofunk-system",
+        "Server errors/s (HTTP 5xx + failed MCP)",
+    );
+    for recorded in [
+        "service_name:http_server_errors:rate5m",
+        "service_name:mcp_server_errors:rate5m",
+    ] {
+        assert!(errors.targets[0].expr.contains(recorded), "{recorded}");
+    }
+}
+
+#[test]
+fn cryptofunk_panels_read_only_its_contract_and_show_every_family_of_it() {
+    let root = repo_root();
+    let contract = monitoring::rules::cryptofunk_metrics(&root).unwrap();
+    let recorded: BTreeSet<String> =
+        monitoring::rules::load_rules(&root.join("deploy/prometheus/rules"))
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, r)| r.record)
+            .collect();
+    let vars = [
+        ("datasource", "prometheus"),
+        ("env", "prod"),
+        ("namespace", "cryptofunk"),
+        ("service", ".*"),
+    ];
+    let mut shown = BTreeSet::new();
+    for d in dashboards().iter().filter(|d| is_cryptofunk(d)) {
+        let mut queries: Vec<(String, String)> = d
+            .panels
+            .iter()
+            .flat_map(|p| {
+                p.targets
+                    .iter()
+                    .map(move |t| (format!("{} / {}", d.title, p.title), t.expr.clone()))
+            })
+            .collect();
+        queries.extend(d.variables.iter().filter_map(|v| {
+            v.label_values
+                .as_ref()
+                .map(|(series, _)| (format!("{} ${}", d.title, v.name), series.clone()))
+        }));
+        for (at, expr) in queries {
+            let expanded = expand_grafana(&expr, &vars, "1m");
+            for s in selectors(&expanded).unwrap() {
+                let name = s.name.clone().unwrap();
+                let own: BTreeSet<String> = if recorded.contains(&name) {
+                    BTreeSet::from(["quantile".to_string()])
+                } else {
+                    contract
+                        .get(&name)
+                        .unwrap_or_else(|| {
+                            panic!("{at}: {name} is neither in cryptofunk-metrics.txt nor recorded")
+                        })
+                        .clone()
+                };
+                for m in &s.matchers {
+                    assert!(
+                        [
+                            "__name__",
+                            "deployment_environment_name",
+                            "service_namespace",
+                            "service_name"
+                        ]
+                        .contains(&m.label.as_str())
+                            || own.contains(&m.label),
+                        "{at}: {name} has no label {} in the contract",
+                        m.label
+                    );
+                }
+                shown.insert(name);
+            }
+        }
+    }
+    // Every series family of the contract is on a CryptoFunk dashboard
+    // (a histogram through any of its series).
+    let family = |n: &str| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| n.strip_suffix(suffix))
+            .unwrap_or(n)
+            .to_string()
+    };
+    let shown_families: BTreeSet<String> = shown.iter().map(|n| family(n)).collect();
+    let missing: BTreeSet<String> = contract
+        .keys()
+        .map(|n| family(n))
+        .filter(|f| !shown_families.contains(f))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "contract series on no dashboard: {missing:?}"
     );
 }

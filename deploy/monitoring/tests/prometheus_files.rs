@@ -209,7 +209,10 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
                 "{at}: its section in {file_name} names no dashboard"
             );
         }
-        if name.starts_with("Engine") || name.starts_with("Settlement") || name.contains("Payment")
+        if name.starts_with("Engine")
+            || name.starts_with("Settlement")
+            || name.contains("Payment")
+            || name.starts_with("CryptoFunk")
         {
             assert!(
                 section.contains("in Tempo") && section.contains("resource.service.name"),
@@ -288,4 +291,151 @@ fn the_shipped_targets_label_each_engine_service_and_language() {
         assert_eq!(g["labels"]["language"], "rust");
         assert_eq!(g["targets"].as_sequence().unwrap().len(), 1);
     }
+}
+
+/// CryptoFunk's components and their default ports, from its metrics
+/// contract.
+const CRYPTOFUNK_COMPONENTS: [(&str, u16); 14] = [
+    ("api-server", 8080),
+    ("orchestrator", 8081),
+    ("market-data", 9201),
+    ("technical-indicators", 9202),
+    ("risk-analyzer", 9203),
+    ("order-executor", 9204),
+    ("technical-agent", 9101),
+    ("orderbook-agent", 9102),
+    ("sentiment-agent", 9103),
+    ("trend-agent", 9104),
+    ("reversion-agent", 9105),
+    ("arbitrage-agent", 9106),
+    ("risk-agent", 9107),
+    ("llm-gateway", 9300),
+];
+
+#[test]
+fn the_shipped_cryptofunk_targets_are_its_fourteen_components_on_their_default_ports() {
+    let text = std::fs::read_to_string(prometheus_dir().join("targets/cryptofunk.yml")).unwrap();
+    let groups: Vec<serde_yaml_ng::Value> = serde_yaml_ng::from_str(&text).unwrap();
+    let shipped: BTreeMap<String, String> = groups
+        .iter()
+        .map(|g| {
+            assert_eq!(g["targets"].as_sequence().unwrap().len(), 1, "{g:?}");
+            (
+                g["labels"]["service"].as_str().unwrap().to_string(),
+                g["targets"][0].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let contract: BTreeMap<String, String> = CRYPTOFUNK_COMPONENTS
+        .iter()
+        .map(|(name, port)| (name.to_string(), format!("localhost:{port}")))
+        .collect();
+    assert_eq!(shipped, contract);
+    assert_eq!(groups.len(), 14, "a component listed twice");
+    // The job that reads them, and the target file promtool checked.
+    let cfg: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(prometheus_dir().join("prometheus.yml")).unwrap(),
+    )
+    .unwrap();
+    let job = cfg["scrape_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"] == "cryptofunk")
+        .expect("a cryptofunk job");
+    assert_eq!(
+        job["file_sd_configs"][0]["files"][0],
+        "targets/cryptofunk.yml"
+    );
+    assert_eq!(job["metrics_path"], "/metrics");
+}
+
+/// The labels every CryptoFunk series carries besides its own.
+const RESOURCE_LABELS: [&str; 3] = [
+    "deployment_environment_name",
+    "service_namespace",
+    "service_name",
+];
+
+#[test]
+fn cryptofunk_alerts_go_to_the_trading_desk_and_read_only_its_contract() {
+    let contract = monitoring::rules::cryptofunk_metrics(&repo_root()).unwrap();
+    let file = prometheus_dir().join("rules/cryptofunk.alerts.yml");
+    let rules = load_rules(&prometheus_dir().join("rules")).unwrap();
+    let mut names = BTreeSet::new();
+    for (path, rule) in &rules {
+        let Some(name) = rule.alert.as_deref() else {
+            continue;
+        };
+        let ours = path == &file;
+        // Routing keys on the team label: CryptoFunk's alerts all carry it,
+        // nothing else does (DelTran's routes stay as they are).
+        assert_eq!(
+            rule.labels.get("team").map(String::as_str),
+            ours.then_some("trading-desk"),
+            "{name} in {}",
+            path.display()
+        );
+        assert_eq!(name.starts_with("CryptoFunk"), ours, "{name}");
+        if !ours {
+            continue;
+        }
+        names.insert(name.to_string());
+        for s in monitoring::promql::selectors(&rule.expr).unwrap() {
+            let metric = s.name.clone().unwrap();
+            let labels: BTreeSet<&str> = s
+                .matchers
+                .iter()
+                .map(|m| m.label.as_str())
+                .filter(|l| *l != "__name__")
+                .collect();
+            let allowed: BTreeSet<&str> = if metric == "up" {
+                assert_eq!(s.equals("job"), Some("cryptofunk"), "{name}: {metric}");
+                BTreeSet::from(["job", "instance", "service"])
+            } else if metric.contains(':') {
+                // Recorded from the contract's series (recording.rules.yml).
+                RESOURCE_LABELS.into_iter().chain(["quantile"]).collect()
+            } else {
+                let own = contract
+                    .get(&metric)
+                    .unwrap_or_else(|| panic!("{name}: {metric} is not in cryptofunk-metrics.txt"));
+                RESOURCE_LABELS
+                    .into_iter()
+                    .chain(own.iter().map(String::as_str))
+                    .collect()
+            };
+            for l in &labels {
+                assert!(
+                    allowed.contains(l),
+                    "{name}: {metric} has no label {l} in the contract"
+                );
+            }
+            // Series every system exports (HTTP, MCP, LLM, liveness) are
+            // CryptoFunk's only in its namespace.
+            if metric != "up" && !metric.starts_with("cryptofunk_") {
+                assert_eq!(
+                    s.equals("service_namespace"),
+                    Some("cryptofunk"),
+                    "{name}: {metric} is not scoped to CryptoFunk"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from(
+            [
+                "CryptoFunkComponentDown",
+                "CryptoFunkComponentNotReporting",
+                "CryptoFunkHighErrorRate",
+                "CryptoFunkAgentUnhealthy",
+                "CryptoFunkLLMErrorRatio",
+                "CryptoFunkLLMLatencyHigh",
+                "CryptoFunkMCPToolCallFailures",
+                "CryptoFunkDrawdownHigh",
+                "CryptoFunkCircuitBreakerTripped",
+            ]
+            .map(String::from)
+        )
+    );
 }

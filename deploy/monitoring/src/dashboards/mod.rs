@@ -7,6 +7,7 @@
 //! Prometheus' OTLP receiver promoting the same resource attributes), and
 //! never on `job`, `instance` or `otel_scope_*`, which differ between them.
 
+mod cryptofunk;
 mod engine;
 mod overview;
 mod payments;
@@ -23,9 +24,10 @@ pub struct DashboardFile {
     pub dashboard: Dashboard,
 }
 
-/// Every dashboard, in the order the README lists them.
+/// Every dashboard, in the order the README lists them: DelTran's, then
+/// CryptoFunk's.
 pub fn all() -> Vec<DashboardFile> {
-    vec![
+    let mut all = vec![
         DashboardFile {
             file_name: "services-overview.json",
             dashboard: overview::dashboard(),
@@ -42,8 +44,38 @@ pub fn all() -> Vec<DashboardFile> {
             file_name: "telemetry-pipeline.json",
             dashboard: pipeline::dashboard(),
         },
-    ]
+    ];
+    all.extend(cryptofunk::all());
+    all
 }
+
+/// A monitored system: the namespace its services report under, which its
+/// dashboards' `$namespace` opens on (one Prometheus may hold several:
+/// Grafana would otherwise open on the first alphabetically), and the tag
+/// that links its dashboards to each other.
+#[derive(Clone, Copy, Debug)]
+pub struct System {
+    /// `service.namespace` of its services.
+    pub namespace: &'static str,
+    /// Dashboard tag.
+    pub tag: &'static str,
+    /// Display name.
+    pub name: &'static str,
+}
+
+/// The DelTran payment fleet.
+pub const DELTRAN: System = System {
+    namespace: "deltran",
+    tag: crate::grafana::TAG,
+    name: "DelTran",
+};
+
+/// The CryptoFunk trading fleet.
+pub const CRYPTOFUNK: System = System {
+    namespace: "cryptofunk",
+    tag: "cryptofunk",
+    name: "CryptoFunk",
+};
 
 /// The engine drill-down's uid (the overview links to it per service).
 pub const ENGINE_UID: &str = "deltran-engine";
@@ -59,21 +91,31 @@ pub(crate) const SCOPE_SERVICE: &str = r#"deployment_environment_name=~"$env", s
 /// read their values from it.
 const IDENTITY_SERIES: &str = "service_build_info";
 
-/// `$datasource`, `$env`, `$namespace`.
+/// `$datasource`, `$env`, `$namespace` of a DelTran dashboard.
 pub(crate) fn scope_variables(d: Dashboard) -> Dashboard {
-    d.variable(Variable::datasource())
+    system_variables(d, &DELTRAN)
+}
+
+/// `$datasource`, `$env`, `$namespace` (opening on the system's own), and
+/// the system's tag.
+pub(crate) fn system_variables(d: Dashboard, system: &System) -> Dashboard {
+    d.system(system.tag, system.name)
+        .variable(Variable::datasource())
         .variable(Variable::single(
             "env",
             "Environment",
             IDENTITY_SERIES,
             "deployment_environment_name",
         ))
-        .variable(Variable::single(
-            "namespace",
-            "Namespace",
-            format!(r#"{IDENTITY_SERIES}{{deployment_environment_name=~"$env"}}"#),
-            "service_namespace",
-        ))
+        .variable(
+            Variable::single(
+                "namespace",
+                "Namespace",
+                format!(r#"{IDENTITY_SERIES}{{deployment_environment_name=~"$env"}}"#),
+                "service_namespace",
+            )
+            .default_value(system.namespace),
+        )
 }
 
 /// The series `$service` offers its values from.
