@@ -254,7 +254,7 @@ fn a_real_alertmanager_inhibits_and_notifies_as_configured() {
     );
     let text = attachment["text"].as_str().unwrap();
     assert!(
-        text.contains("Engine: gateway | Severity: warning"),
+        text.contains("Service: gateway | Severity: warning"),
         "{text}"
     );
     assert!(text.contains("12.5%"), "the value: {text}");

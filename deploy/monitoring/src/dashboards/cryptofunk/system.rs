@@ -237,9 +237,9 @@ fn storage() -> Row {
             .no_value("No database pool in the selected components (order-executor has one when given a PostgreSQL URL)")
             .target(Target::new(
                 format!(
-                    "sum by (db_client_connections_pool_name, db_client_connections_state) (db_client_connections_usage{{{SCOPE_SERVICE}}})"
+                    "sum by (pool_name, state) (db_client_connections_usage{{{SCOPE_SERVICE}}})"
                 ),
-                "{{db_client_connections_pool_name}} {{db_client_connections_state}}",
+                "{{pool_name}} {{state}}",
             )),
         )
         .panel(
