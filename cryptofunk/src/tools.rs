@@ -242,9 +242,15 @@ impl ToolClients {
                 .unwrap_or_default()
         );
         let transport = StreamableHttpClientTransport::from_uri(url);
-        let session = tokio::time::timeout(CALL_TIMEOUT, ().serve(transport))
+        // The SDK's workers live as long as the session and keep the span
+        // current when it starts: started on a task of their own, they hold
+        // no span of the request that happened to open the session (which
+        // would otherwise never end, nor its trace).
+        let opening = tokio::spawn(async move { ().serve(transport).await });
+        let session = tokio::time::timeout(CALL_TIMEOUT, opening)
             .await
             .map_err(|_| unreachable(server, "initialize timed out".into()))?
+            .map_err(|e| unreachable(server, format!("initialize: {e}")))?
             .map_err(|e| unreachable(server, format!("initialize: {e}")))?;
         let peer = session.peer().clone();
         sessions.insert(server, session);

@@ -98,6 +98,9 @@ pub async fn serve(host: Host<'_>) -> Result<(), ComponentError> {
         failures: AtomicU32::new(0),
     });
     agent.m.healthy.record(1.0, [kind.label()]);
+    for signal in ["buy", "sell", "hold"] {
+        agent.m.signals.add(0, [kind.label(), signal]);
+    }
     let consumer = {
         let (client, nats, agent) = (client.clone(), nats.clone(), Arc::clone(&agent));
         tokio::spawn(async move {

@@ -71,8 +71,12 @@ struct Orchestrator {
 pub async fn serve(host: Host<'_>) -> Result<(), ComponentError> {
     let meter = host.t.meter();
     let client = host.nats().await?;
+    let m = OrchestratorInstruments::new(&meter);
+    for decision in ["buy", "sell", "hold", "refused"] {
+        m.rounds.add(0, [decision]);
+    }
     let o = Arc::new(Orchestrator {
-        m: OrchestratorInstruments::new(&meter),
+        m,
         tools: host.tool_clients(),
         client: client.clone(),
         nats: NatsTelemetry::new(&meter),
@@ -126,7 +130,9 @@ impl Orchestrator {
         self.m
             .round_duration
             .record(started.elapsed().as_secs_f64(), []);
-        tracing::info!(parent: &span, round = n, symbol, decision = %result.decision, score = result.score, "round decided");
+        span.in_scope(|| {
+            tracing::info!(round = n, symbol, decision = %result.decision, score = result.score, "round decided");
+        });
         result
     }
 

@@ -30,10 +30,17 @@ pub async fn serve(host: Host<'_>) -> Result<(), ComponentError> {
     let tools: Arc<dyn Tools> = match host.component {
         Component::MarketData => Arc::new(MarketTools::new(&host)),
         Component::TechnicalIndicators => Arc::new(IndicatorTools),
-        Component::RiskAnalyzer => Arc::new(RiskTools {
-            m: RiskInstruments::new(&meter),
-            limits: Limits::default(),
-        }),
+        Component::RiskAnalyzer => {
+            let m = RiskInstruments::new(&meter);
+            // Every series from the start, so rates read 0 rather than nothing.
+            for limit in ["position_size", "exposure", "drawdown"] {
+                m.breaches.add(0, [limit]);
+            }
+            Arc::new(RiskTools {
+                m,
+                limits: Limits::default(),
+            })
+        }
         _ => {
             let executor = ExecutorTools::open(&host).await?;
             clients = Some(Arc::clone(&executor.market));
@@ -387,8 +394,17 @@ impl ExecutorTools {
             }
             None => None,
         };
+        let m = ExecutorInstruments::new(&meter);
+        // Every series from the start, so rates read 0 rather than nothing.
+        for symbol in SYMBOLS {
+            for side in [Side::Buy, Side::Sell] {
+                for status in ["filled", "rejected", "cancelled"] {
+                    m.trades.add(0, [symbol, side.as_str(), status, "paper"]);
+                }
+            }
+        }
         let tools = ExecutorTools {
-            m: ExecutorInstruments::new(&meter),
+            m,
             book: Mutex::new(Book::new(100_000.0)),
             market: host.tool_clients(),
             ledger,

@@ -7,72 +7,48 @@ pub mod traces;
 pub mod viewer;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use deltran_fleet::launcher::FleetFile;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 /// A running launcher with its run directory.
 pub struct Launcher {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
+    inner: testkit::Launched,
     pub fleet: FleetFile,
 }
+
+/// Variables of the test's own environment the fleet never sees.
+const CLEARED: &[&str] = &["OTEL_", "DELTRAN_"];
 
 /// Every `OTEL_*`/`DELTRAN_*` variable of the test's own environment is
 /// removed, so only what the test says reaches the fleet.
 pub fn launcher_command(args: &[&str], env: &[(&str, String)], run_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deltran"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") || k.starts_with("DELTRAN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(["--ports", "auto", "--no-view", "--run-dir"])
-        .arg(run_dir)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    cmd
+    testkit::launcher_command(
+        Path::new(env!("CARGO_BIN_EXE_deltran")),
+        args,
+        env,
+        CLEARED,
+        run_dir,
+    )
 }
 
 impl Launcher {
     /// Starts the launcher and waits (≤ 120 s) for `fleet.json`, which it
     /// writes once every engine answers `/ready`.
     pub fn start(args: &[&str], env: &[(&str, String)]) -> Launcher {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = dir.path().join("run");
-        let log = std::fs::File::create(dir.path().join("launcher.log")).unwrap();
-        let mut cmd = launcher_command(args, env, &run_dir);
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        let mut child = cmd.spawn().unwrap();
-        let fleet_file = run_dir.join("fleet.json");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let fleet = loop {
-            if let Ok(text) = std::fs::read_to_string(&fleet_file) {
-                break serde_json::from_str::<FleetFile>(&text).unwrap();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "launcher exited ({status}) before the fleet was ready:\n{}",
-                    tail(&dir.path().join("launcher.log"))
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "fleet not ready in 120 s:\n{}",
-                tail(&dir.path().join("launcher.log"))
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        Launcher {
-            child: Some(child),
-            dir,
-            fleet,
-        }
+        let mut inner = testkit::Launched::start(
+            Path::new(env!("CARGO_BIN_EXE_deltran")),
+            args,
+            env,
+            CLEARED,
+            "fleet.json",
+            Duration::from_secs(120),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let fleet: FleetFile = serde_json::from_str(inner.run_file()).unwrap();
+        inner.watch_pids(fleet.engines.iter().map(|e| e.pid).collect());
+        Launcher { inner, fleet }
     }
 
     /// The engines as Prometheus file_sd target groups, labelled `service`
@@ -93,20 +69,17 @@ impl Launcher {
 
     /// The run directory (logs, ledger, fleet.json).
     pub fn run_dir(&self) -> PathBuf {
-        self.dir.path().join("run")
+        self.inner.run_dir()
     }
 
     /// The last lines of the launcher's and every engine's log.
     pub fn logs(&self) -> String {
-        let mut out = format!(
-            "launcher:\n{}\n",
-            tail(&self.dir.path().join("launcher.log"))
-        );
+        let mut out = format!("launcher:\n{}\n", self.inner.launcher_log());
         for e in &self.fleet.engines {
             out.push_str(&format!(
                 "{}:\n{}\n",
                 e.name,
-                tail(&self.run_dir().join("logs").join(format!("{}.log", e.name)))
+                self.inner.component_log(&e.name)
             ));
         }
         out
@@ -115,35 +88,19 @@ impl Launcher {
     /// Ctrl-C: SIGINT to the launcher, then wait (≤ 90 s) for it to stop
     /// everything; its exit status.
     pub fn interrupt(&mut self) -> ExitStatus {
-        let child = self.child.as_ref().unwrap();
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-        self.wait_exit(Duration::from_secs(90), "SIGINT")
+        let logs = self.logs();
+        self.inner
+            .interrupt(Duration::from_secs(90))
+            .unwrap_or_else(|e| panic!("after SIGINT: {e}\n{logs}"))
     }
 
     /// Waits (≤ `timeout`) for a launcher started with `--duration` to end
     /// the run and stop everything; its exit status.
     pub fn wait_for_end(&mut self, timeout: Duration) -> ExitStatus {
-        self.wait_exit(timeout, "the end of its --duration")
-    }
-
-    fn wait_exit(&mut self, timeout: Duration, after: &str) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                self.kill_engines();
-                panic!(
-                    "launcher did not stop within {timeout:?} of {after}:\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let logs = self.logs();
+        self.inner
+            .wait_exit(timeout)
+            .unwrap_or_else(|e| panic!("at the end of its --duration: {e}\n{logs}"))
     }
 
     /// The launcher's final line, `deltran: ran N s | sent … unreachable …`
@@ -154,38 +111,7 @@ impl Launcher {
 
     /// The launcher's last output line that starts with `prefix`.
     pub fn last_line_starting(&self, prefix: &str) -> Option<String> {
-        std::fs::read_to_string(self.dir.path().join("launcher.log"))
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .find(|l| l.starts_with(prefix))
-            .map(str::to_string)
-    }
-
-    fn kill_engines(&self) {
-        for e in &self.fleet.engines {
-            if e.pid > 0 {
-                let _ = kill(Pid::from_raw(e.pid as i32), Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-impl Drop for Launcher {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            self.kill_engines();
-        }
+        self.inner.last_line_starting(prefix)
     }
 }
 

@@ -13,6 +13,7 @@
 //! | [`Rotel`] | `rotel-agent` from PyPI `rotel` | both OTLP ports accept connections |
 //! | [`WebhookReceiver`] | (in-process HTTP sink for notifications) | bound |
 //! | [`Tarpit`] | (in-process: a collector that accepts and never answers) | bound |
+//! | [`Launched`] | a demo system's launcher (`deltran`, `cryptofunk`) | its run file is written |
 //! | [`ChromeDriver`] | `chromedriver` (Debian `chromium-driver`, drives `chromium`) | `GET /status` is 200 |
 //!
 //! # Discipline
@@ -39,6 +40,7 @@ mod alertmanager;
 mod chromedriver;
 mod error;
 mod http;
+mod launched;
 mod nats;
 mod postgres;
 mod process;
@@ -53,6 +55,7 @@ pub use error::{Error, Result};
 pub use http::{
     HttpResponse, http_get, http_get_json, http_post, http_post_json, http_request, url_encode,
 };
+pub use launched::{Launched, launcher_command};
 pub use nats::{Nats, nats_binary};
 pub use postgres::{Postgres, postgres_bin_dir};
 pub use process::{
