@@ -293,7 +293,7 @@ fn one_decision_is_one_trace_and_every_instrument_reports() {
     for c in Component::ALL {
         let mut names: Vec<&str> = cryptofunk::components::SystemInstruments::NAMES.to_vec();
         names.extend(["process.uptime", "service.build.info"]);
-        if let Some(_) = c.agent() {
+        if c.agent().is_some() {
             names.extend(cryptofunk::components::agent::AgentInstruments::NAMES);
             names.extend([
                 "mcp.client.operation.duration",

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{Launcher, over_limit_payment, post_payment};
 use deltran_fleet::engines::EngineKind;
-use monitoring::dashboard_queries::{DashboardModel, load_dir};
+use monitoring::dashboard_queries::{DashboardModel, is_of_system, load_dir};
 use monitoring::generate::repo_root;
 use monitoring::promql::{expand_grafana, selectors};
 use monitoring::push_path::{Kind, label_name, prometheus_names};
@@ -424,52 +424,17 @@ fn report_costs(prometheus: &testkit::Prometheus) {
     );
 }
 
-/// Values Grafana would offer for a `label_values(series, label)` variable.
-fn variable_values(
-    prometheus: &testkit::Prometheus,
-    series: &str,
-    label: &str,
-    vars: &[(String, String)],
-) -> Vec<String> {
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let series = expand_grafana(series, &vars, RATE_INTERVAL);
-    prometheus.label_values(&series, label).unwrap()
-}
-
-/// Every combination of variable values the dashboard offers (each real
-/// value of each variable, and "All" where offered).
+/// Every combination of variable values the dashboard offers.
 fn combinations(
     prometheus: &testkit::Prometheus,
     d: &DashboardModel,
 ) -> Vec<Vec<(String, String)>> {
-    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
-    for v in &d.variables {
-        let mut next = Vec::new();
-        for combo in &combos {
-            let values: Vec<String> = match (&v.kind[..], &v.label_values) {
-                ("datasource", _) => vec!["prometheus".into()],
-                (_, Some((series, label))) => {
-                    let mut values = variable_values(prometheus, series, label, combo);
-                    assert!(!values.is_empty(), "{}: ${} has no values", d.title, v.name);
-                    if let Some(all) = &v.all_value {
-                        values.push(all.clone());
-                    }
-                    values
-                }
-                _ => panic!(
-                    "{}: ${} is neither a datasource nor label_values()",
-                    d.title, v.name
-                ),
-            };
-            for value in values {
-                let mut c = combo.clone();
-                c.push((v.name.clone(), value));
-                next.push(c);
-            }
-        }
-        combos = next;
-    }
-    combos
+    monitoring::dashboard_queries::combinations(d, RATE_INTERVAL, |series, label| {
+        prometheus
+            .label_values(series, label)
+            .map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Metric names `service_name` has series of right now.
@@ -486,13 +451,6 @@ fn names_of(prometheus: &testkit::Prometheus, service: &str) -> BTreeSet<String>
     .collect()
 }
 
-/// Whether a dashboard is one of CryptoFunk's (tagged with its system).
-fn is_cryptofunk(d: &monitoring::dashboard_queries::DashboardModel) -> bool {
-    d.json["tags"]
-        .as_array()
-        .is_some_and(|tags| tags.iter().any(|t| t == "cryptofunk"))
-}
-
 /// Every target of every dashboard under every combination of variable
 /// values: data, or a panel that explains why there cannot be any.
 fn check_dashboards(prometheus: &testkit::Prometheus) -> Vec<String> {
@@ -502,7 +460,7 @@ fn check_dashboards(prometheus: &testkit::Prometheus) -> Vec<String> {
     let dashboards = load_dir(&repo_root().join("deploy/grafana/dashboards")).unwrap();
     // CryptoFunk's dashboards are proven against CryptoFunk (its own dry
     // run in cryptofunk/tests); this fleet exports none of their series.
-    for d in dashboards.iter().filter(|d| !is_cryptofunk(d)) {
+    for d in dashboards.iter().filter(|d| !is_of_system(d, "cryptofunk")) {
         let combos = combinations(prometheus, d);
         for combo in &combos {
             let vars: Vec<(&str, &str)> = combo

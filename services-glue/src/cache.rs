@@ -52,7 +52,7 @@ pub struct CacheMetrics {
 impl CacheMetrics {
     /// Instruments for the cache called `name` (a constant, not user input).
     pub fn new(meter: &Meter, name: &'static str) -> Self {
-        CacheMetrics {
+        let metrics = CacheMetrics {
             lookups: meter
                 .u64_counter("cache.lookups")
                 .with_unit("{lookup}")
@@ -74,7 +74,12 @@ impl CacheMetrics {
                 KeyValue::new("cache.name", name),
                 KeyValue::new("cache.result", "miss"),
             ],
-        }
+        };
+        // Both series from the start: a hit ratio reads 0 before the first
+        // hit instead of nothing.
+        metrics.lookups.add(0, &metrics.hit);
+        metrics.lookups.add(0, &metrics.miss);
+        metrics
     }
 
     /// Times `lookup` and counts a hit when it returns `Some`.

@@ -189,7 +189,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
                 *down = false;
             }
         }
-        if elapsed.as_secs() % 2 == 0 {
+        if elapsed.as_secs().is_multiple_of(2) {
             show(&client, &api, elapsed, tty).await;
         }
     }

@@ -68,6 +68,19 @@ impl Desk {
             .unwrap_or_else(|e| panic!("after SIGINT: {e}\n{logs}"))
     }
 
+    /// The components as Prometheus file_sd target groups, labelled
+    /// `service` as `deploy/prometheus/targets/cryptofunk.yml` does.
+    pub fn scrape_targets(&self) -> Vec<monitoring::staging::TargetGroup> {
+        self.run
+            .components
+            .iter()
+            .map(|c| monitoring::staging::TargetGroup {
+                targets: vec![format!("127.0.0.1:{}", c.port)],
+                labels: vec![("service".into(), c.name.clone())],
+            })
+            .collect()
+    }
+
     /// The orchestrator's latest round once `accept` takes it (≤ `within`).
     pub fn round_where(
         &self,

@@ -181,6 +181,61 @@ pub fn load_dir(dir: &Path) -> Result<Vec<DashboardModel>, LoadError> {
         .collect()
 }
 
+/// Every combination of variable values the dashboard offers: each real
+/// value of each variable (as `label_values(series, label)` answers, with
+/// the earlier variables' values expanded into `series`) and "All" where
+/// offered. `label_values` asks the Prometheus the test runs.
+pub fn combinations(
+    d: &DashboardModel,
+    rate_interval: &str,
+    mut label_values: impl FnMut(&str, &str) -> Result<Vec<String>, String>,
+) -> Result<Vec<Vec<(String, String)>>, String> {
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for v in &d.variables {
+        let mut next = Vec::new();
+        for combo in &combos {
+            let values: Vec<String> = match (&v.kind[..], &v.label_values) {
+                ("datasource", _) => vec!["prometheus".into()],
+                (_, Some((series, label))) => {
+                    let vars: Vec<(&str, &str)> = combo
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let series = crate::promql::expand_grafana(series, &vars, rate_interval);
+                    let mut values = label_values(&series, label)?;
+                    if values.is_empty() {
+                        return Err(format!("{}: ${} has no values", d.title, v.name));
+                    }
+                    if let Some(all) = &v.all_value {
+                        values.push(all.clone());
+                    }
+                    values
+                }
+                _ => {
+                    return Err(format!(
+                        "{}: ${} is neither a datasource nor label_values()",
+                        d.title, v.name
+                    ));
+                }
+            };
+            for value in values {
+                let mut c = combo.clone();
+                c.push((v.name.clone(), value));
+                next.push(c);
+            }
+        }
+        combos = next;
+    }
+    Ok(combos)
+}
+
+/// Whether a dashboard is tagged with `system` (`deltran`, `cryptofunk`).
+pub fn is_of_system(d: &DashboardModel, system: &str) -> bool {
+    d.json["tags"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(|t| t == system))
+}
+
 /// Every PromQL query `deploy/` ships: each dashboard target (template
 /// variables replaced by `placeholder`, `$__rate_interval` by
 /// `rate_interval`) and each rule's expression.
