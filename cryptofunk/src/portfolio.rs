@@ -436,8 +436,8 @@ mod tests {
             b.limit_order("ETH-USD", Side::Buy, 10.0, 70.0),
             Err(Refusal::CircuitBreaker)
         );
-        b.mark("ETH-USD", 90.0);
-        assert!(b.snapshot().breaker_tripped, "12 % down: still tripped");
+        b.mark("ETH-USD", 87.0);
+        assert!(b.snapshot().breaker_tripped, "10.4 % down: still tripped");
         b.mark("ETH-USD", 98.0);
         assert!(!b.snapshot().breaker_tripped);
     }

@@ -10,9 +10,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use monitoring::dashboard_queries::{combinations, is_of_system, load_dir};
+use monitoring::dashboard_queries::{empty_targets, is_of_system, load_dir};
 use monitoring::generate::repo_root;
-use monitoring::promql::{expand_grafana, selectors};
+use monitoring::promql::selectors;
 use monitoring::staging::{PrometheusTargets, Receivers, stage_alertmanager, stage_prometheus};
 use serde_json::Value;
 
@@ -172,55 +172,49 @@ fn dry_run_every_panel_shows_data_and_the_crash_and_an_outage_page_the_trading_d
         .collect();
     assert_eq!(ours.len(), 4);
     for d in ours {
-        let combos = combinations(d, RATE_INTERVAL, |series, label| {
-            prometheus
-                .label_values(series, label)
-                .map_err(|e| e.to_string())
-        })
+        let empty = empty_targets(
+            d,
+            RATE_INTERVAL,
+            |series, label| {
+                prometheus
+                    .label_values(series, label)
+                    .map_err(|e| e.to_string())
+            },
+            |expr| {
+                prometheus
+                    .query(expr)
+                    .map(|r| !results(&r).is_empty())
+                    .map_err(|e| e.to_string())
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-        for combo in &combos {
-            let vars: Vec<(&str, &str)> = combo
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let service = vars.iter().find(|(k, _)| *k == "service").map(|(_, v)| *v);
-            for p in &d.panels {
-                for t in &p.targets {
-                    let expr = expand_grafana(&t.expr, &vars, RATE_INTERVAL);
-                    let data = prometheus
-                        .query(&expr)
-                        .unwrap_or_else(|e| panic!("{} / {}: {e}", d.title, p.title));
-                    if !results(&data).is_empty() {
-                        continue;
-                    }
-                    // A panel of failures only is empty when nothing failed:
-                    // the same query over every outcome must show data.
-                    if expr.contains(FAILED) {
-                        let all = expr
-                            .replace(&format!(", {FAILED}"), "")
-                            .replace(&format!("{FAILED}, "), "");
-                        if !results(&prometheus.query(&all).unwrap()).is_empty() {
-                            continue;
-                        }
-                    }
-                    let names: Vec<String> = selectors(&expr)
-                        .unwrap()
-                        .into_iter()
-                        .filter_map(|s| s.name)
-                        .collect();
-                    let not_its = service
-                        .filter(|s| !s.starts_with('$') && !s.contains(".*"))
-                        .is_some_and(|s| {
-                            let has = names_of(&prometheus, s);
-                            !names.iter().any(|n| has.contains(n))
-                        });
-                    if !not_its {
-                        failures.push(format!(
-                            "{} / {} ({vars:?}): no data for {expr}",
-                            d.title, p.title
-                        ));
-                    }
+        for e in empty {
+            // A panel of failures only is empty when nothing failed: the
+            // same query over every outcome must show data.
+            if e.expr.contains(FAILED) {
+                let all = e
+                    .expr
+                    .replace(&format!(", {FAILED}"), "")
+                    .replace(&format!("{FAILED}, "), "");
+                if !results(&prometheus.query(&all).unwrap()).is_empty() {
+                    continue;
                 }
+            }
+            // A series the selected component does not have at all.
+            let names: Vec<String> = selectors(&e.expr)
+                .unwrap()
+                .into_iter()
+                .filter_map(|s| s.name)
+                .collect();
+            let not_its = e.service().is_some_and(|s| {
+                let has = names_of(&prometheus, s);
+                !names.iter().any(|n| has.contains(n))
+            });
+            if !not_its {
+                failures.push(format!(
+                    "{} / {} ({:?}): no data for {}",
+                    d.title, e.panel.title, e.vars, e.expr
+                ));
             }
         }
     }

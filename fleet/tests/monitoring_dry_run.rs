@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use common::{Launcher, over_limit_payment, post_payment};
 use deltran_fleet::engines::EngineKind;
-use monitoring::dashboard_queries::{DashboardModel, is_of_system, load_dir};
+use monitoring::dashboard_queries::{empty_targets, is_of_system, load_dir};
 use monitoring::generate::repo_root;
-use monitoring::promql::{expand_grafana, selectors};
+use monitoring::promql::selectors;
 use monitoring::push_path::{Kind, label_name, prometheus_names};
 use monitoring::staging::{PrometheusTargets, Receivers, stage_alertmanager, stage_prometheus};
 use serde_json::Value;
@@ -424,19 +424,6 @@ fn report_costs(prometheus: &testkit::Prometheus) {
     );
 }
 
-/// Every combination of variable values the dashboard offers.
-fn combinations(
-    prometheus: &testkit::Prometheus,
-    d: &DashboardModel,
-) -> Vec<Vec<(String, String)>> {
-    monitoring::dashboard_queries::combinations(d, RATE_INTERVAL, |series, label| {
-        prometheus
-            .label_values(series, label)
-            .map_err(|e| e.to_string())
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// Metric names `service_name` has series of right now.
 fn names_of(prometheus: &testkit::Prometheus, service: &str) -> BTreeSet<String> {
     results(
@@ -461,47 +448,46 @@ fn check_dashboards(prometheus: &testkit::Prometheus) -> Vec<String> {
     // CryptoFunk's dashboards are proven against CryptoFunk (its own dry
     // run in cryptofunk/tests); this fleet exports none of their series.
     for d in dashboards.iter().filter(|d| !is_of_system(d, "cryptofunk")) {
-        let combos = combinations(prometheus, d);
-        for combo in &combos {
-            let vars: Vec<(&str, &str)> = combo
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
+        let empty = empty_targets(
+            d,
+            RATE_INTERVAL,
+            |series, label| {
+                prometheus
+                    .label_values(series, label)
+                    .map_err(|e| e.to_string())
+            },
+            |expr| {
+                prometheus
+                    .query(expr)
+                    .map(|r| !results(&r).is_empty())
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for e in empty {
+            let names: Vec<String> = selectors(&e.expr)
+                .unwrap()
+                .into_iter()
+                .filter_map(|s| {
+                    let collector_scoped = s.equals("job") == Some("otel-collector");
+                    s.name.filter(|_| !collector_scoped)
+                })
                 .collect();
-            let service = vars.iter().find(|(k, _)| *k == "service").map(|(_, v)| *v);
-            for p in &d.panels {
-                for t in &p.targets {
-                    let expr = expand_grafana(&t.expr, &vars, RATE_INTERVAL);
-                    let data = prometheus
-                        .query(&expr)
-                        .unwrap_or_else(|e| panic!("{} / {}: {e}", d.title, p.title));
-                    if !results(&data).is_empty() {
-                        continue;
-                    }
-                    let names: Vec<String> = selectors(&expr)
-                        .unwrap()
-                        .into_iter()
-                        .filter_map(|s| {
-                            let collector_scoped = s.equals("job") == Some("otel-collector");
-                            s.name.filter(|_| !collector_scoped)
-                        })
-                        .collect();
-                    // Nothing but the collector's series: no collector runs here.
-                    let collector_only = names.iter().all(|n| collector.contains(n));
-                    // A single engine that does not export one of the series.
-                    let not_exported = service.filter(|s| *s != ".*").is_some_and(|s| {
-                        let exported = per_service
-                            .entry(s.to_string())
-                            .or_insert_with(|| names_of(prometheus, s));
-                        names.iter().any(|n| !exported.contains(n))
-                    });
-                    let explained = p.no_value.is_some() && (collector_only || not_exported);
-                    if !explained {
-                        failures.push(format!(
-                            "{} / {} [{}] with {combo:?}: no data and no reason\n    {expr}",
-                            d.title, p.title, t.ref_id
-                        ));
-                    }
-                }
+            // Nothing but the collector's series: no collector runs here.
+            let collector_only = names.iter().all(|n| collector.contains(n));
+            // A single engine that does not export one of the series.
+            let not_exported = e.service().is_some_and(|s| {
+                let exported = per_service
+                    .entry(s.to_string())
+                    .or_insert_with(|| names_of(prometheus, s));
+                names.iter().any(|n| !exported.contains(n))
+            });
+            let explained = e.panel.no_value.is_some() && (collector_only || not_exported);
+            if !explained {
+                failures.push(format!(
+                    "{} / {} [{}] with {:?}: no data and no reason\n    {}",
+                    d.title, e.panel.title, e.target.ref_id, e.vars, e.expr
+                ));
             }
         }
     }

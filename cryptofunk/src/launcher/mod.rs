@@ -7,7 +7,9 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use deltran_fleet::launcher::nats::NatsServer;
-use deltran_fleet::launcher::{Ports, free_ports, parse_duration, parse_share, terminate};
+use deltran_fleet::launcher::{
+    Ports, free_ports, parse_duration, parse_share, resource_attributes_with, terminate,
+};
 use serde::Serialize;
 
 use crate::catalogue::{Component, loopback_url};
@@ -106,24 +108,7 @@ struct Slot {
 
 /// Runs the desk until Ctrl-C or `--duration`.
 pub fn run(args: RunArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cryptofunk: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run_async(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("cryptofunk: {e}");
-            ExitCode::from(2)
-        }
-    }
+    deltran_fleet::launcher::run_launcher("cryptofunk", ExitCode::from(2), run_async(args))
 }
 
 async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
@@ -134,7 +119,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     std::fs::create_dir_all(run_dir.join("logs"))
         .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
     let nats = NatsServer::start_or_use(args.nats_url.as_deref(), args.ports, &run_dir).await?;
-    let mut slots = plan(&args, &run_dir, nats.url(), nats.token_file())?;
+    let mut slots = plan(&args, nats.url(), nats.token_file())?;
     eprintln!(
         "cryptofunk: starting {} components (logs in {})",
         slots.len(),
@@ -253,36 +238,21 @@ fn otel_defaults() -> Vec<(String, String)> {
     // takes any free port.
     default("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1");
     default("OTEL_EXPORTER_PROMETHEUS_PORT", "0");
-    let mut resource = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
-    for (key, value) in [
-        ("service.namespace", "cryptofunk"),
-        ("deployment.environment.name", "demo"),
-    ] {
-        if !resource
-            .split(',')
-            .any(|kv| kv.trim_start().starts_with(&format!("{key}=")))
-        {
-            if !resource.is_empty() {
-                resource.push(',');
-            }
-            resource.push_str(&format!("{key}={value}"));
-        }
-    }
-    env.push(("OTEL_RESOURCE_ATTRIBUTES".into(), resource));
+    env.push((
+        "OTEL_RESOURCE_ATTRIBUTES".into(),
+        resource_attributes_with(&[
+            ("service.namespace", "cryptofunk"),
+            ("deployment.environment.name", "demo"),
+        ]),
+    ));
     env
 }
 
-fn plan(
-    args: &RunArgs,
-    run_dir: &Path,
-    nats_url: &str,
-    token_file: Option<&Path>,
-) -> Result<Vec<Slot>, String> {
+fn plan(args: &RunArgs, nats_url: &str, token_file: Option<&Path>) -> Result<Vec<Slot>, String> {
     let ports: Vec<u16> = match args.ports {
         Ports::Default => Component::ALL.iter().map(|c| c.default_port()).collect(),
         Ports::Auto => free_ports(Component::ALL.len())?,
     };
-    let _ = run_dir;
     let mut common = vec![
         ("CRYPTOFUNK_HOST".to_string(), "127.0.0.1".to_string()),
         ("CRYPTOFUNK_NATS_URL".into(), nats_url.to_string()),

@@ -49,15 +49,8 @@ impl Desk {
 
     /// The last lines of the launcher's and every component's log.
     pub fn logs(&self) -> String {
-        let mut out = format!("launcher:\n{}\n", self.inner.launcher_log());
-        for c in &self.run.components {
-            out.push_str(&format!(
-                "{}:\n{}\n",
-                c.name,
-                self.inner.component_log(&c.name)
-            ));
-        }
-        out
+        self.inner
+            .logs(self.run.components.iter().map(|c| c.name.as_str()))
     }
 
     /// Ctrl-C, and the launcher's exit status.

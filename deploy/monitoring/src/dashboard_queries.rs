@@ -229,6 +229,63 @@ pub fn combinations(
     Ok(combos)
 }
 
+/// A panel query that returned no data under one combination of variable
+/// values, for a test to judge whether that is explained.
+#[derive(Debug)]
+pub struct EmptyTarget<'a> {
+    /// Its panel.
+    pub panel: &'a PanelModel,
+    /// The query.
+    pub target: &'a TargetModel,
+    /// The variable values it ran with.
+    pub vars: Vec<(String, String)>,
+    /// The query as run (variables expanded).
+    pub expr: String,
+}
+
+impl EmptyTarget<'_> {
+    /// The `$service` value it ran with, unless that was "All".
+    pub fn service(&self) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == "service")
+            .map(|(_, v)| v.as_str())
+            .filter(|v| *v != ".*")
+    }
+}
+
+/// Runs every target of `d` under every combination of its variables'
+/// values ([`combinations`]); the ones that returned nothing.
+/// `has_data(expr)` asks the Prometheus the test runs.
+pub fn empty_targets<'a>(
+    d: &'a DashboardModel,
+    rate_interval: &str,
+    label_values: impl FnMut(&str, &str) -> Result<Vec<String>, String>,
+    mut has_data: impl FnMut(&str) -> Result<bool, String>,
+) -> Result<Vec<EmptyTarget<'a>>, String> {
+    let mut empty = Vec::new();
+    for combo in combinations(d, rate_interval, label_values)? {
+        let vars: Vec<(&str, &str)> = combo
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        for panel in &d.panels {
+            for target in &panel.targets {
+                let expr = crate::promql::expand_grafana(&target.expr, &vars, rate_interval);
+                if !has_data(&expr).map_err(|e| format!("{} / {}: {e}", d.title, panel.title))? {
+                    empty.push(EmptyTarget {
+                        panel,
+                        target,
+                        vars: combo.clone(),
+                        expr,
+                    });
+                }
+            }
+        }
+    }
+    Ok(empty)
+}
+
 /// Whether a dashboard is tagged with `system` (`deltran`, `cryptofunk`).
 pub fn is_of_system(d: &DashboardModel, system: &str) -> bool {
     d.json["tags"]

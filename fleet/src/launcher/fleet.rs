@@ -254,11 +254,21 @@ fn otel_defaults(viewer_endpoint: Option<&str>) -> Vec<(String, String)> {
         default("OTEL_METRICS_EXPORTER", "prometheus");
         default("OTEL_LOGS_EXPORTER", "none");
     }
+    env.push((
+        "OTEL_RESOURCE_ATTRIBUTES".into(),
+        resource_attributes_with(&[
+            ("service.namespace", "deltran"),
+            ("deployment.environment.name", "demo"),
+        ]),
+    ));
+    env
+}
+
+/// The launcher's `OTEL_RESOURCE_ATTRIBUTES` with `defaults` added for the
+/// keys it does not set: the operator's values win.
+pub fn resource_attributes_with(defaults: &[(&str, &str)]) -> String {
     let mut resource = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
-    for (key, value) in [
-        ("service.namespace", "deltran"),
-        ("deployment.environment.name", "demo"),
-    ] {
+    for (key, value) in defaults {
         if !resource
             .split(',')
             .any(|kv| kv.trim_start().starts_with(&format!("{key}=")))
@@ -269,8 +279,7 @@ fn otel_defaults(viewer_endpoint: Option<&str>) -> Vec<(String, String)> {
             resource.push_str(&format!("{key}={value}"));
         }
     }
-    env.push(("OTEL_RESOURCE_ATTRIBUTES".into(), resource));
-    env
+    resource
 }
 
 impl Fleet {

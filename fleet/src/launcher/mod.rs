@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::catalogue::EngineKind;
-pub use fleet::{FleetFile, FleetFileEngine, free_port, free_ports, terminate};
+pub use fleet::{
+    FleetFile, FleetFileEngine, free_port, free_ports, resource_attributes_with, terminate,
+};
 pub use load::LoadMix;
 pub use viewer::{TraceArgs, ViewerMode};
 
@@ -158,6 +160,16 @@ fn parse_outage(s: &str) -> Result<(EngineKind, Duration, Duration), String> {
 /// Runs the fleet until Ctrl-C (or `--duration`); the exit code is 0 when
 /// every engine stopped cleanly.
 pub fn run(args: RunArgs) -> ExitCode {
+    run_launcher("deltran", ExitCode::FAILURE, run_async(args))
+}
+
+/// Runs a launcher's body on a two-worker runtime; an error is printed
+/// after `name:` and ends with `failure`.
+pub fn run_launcher(
+    name: &str,
+    failure: ExitCode,
+    body: impl std::future::Future<Output = Result<ExitCode, String>>,
+) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -165,15 +177,15 @@ pub fn run(args: RunArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("deltran: cannot start the runtime: {e}");
+            eprintln!("{name}: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run_async(args)) {
+    match rt.block_on(body) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("deltran: {e}");
-            ExitCode::FAILURE
+            eprintln!("{name}: {e}");
+            failure
         }
     }
 }

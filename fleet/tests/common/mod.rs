@@ -74,15 +74,8 @@ impl Launcher {
 
     /// The last lines of the launcher's and every engine's log.
     pub fn logs(&self) -> String {
-        let mut out = format!("launcher:\n{}\n", self.inner.launcher_log());
-        for e in &self.fleet.engines {
-            out.push_str(&format!(
-                "{}:\n{}\n",
-                e.name,
-                self.inner.component_log(&e.name)
-            ));
-        }
-        out
+        self.inner
+            .logs(self.fleet.engines.iter().map(|e| e.name.as_str()))
     }
 
     /// Ctrl-C: SIGINT to the launcher, then wait (≤ 90 s) for it to stop

@@ -135,6 +135,15 @@ impl Launched {
         crate::file_tail(&self.run_dir().join("logs").join(format!("{name}.log")), 40)
     }
 
+    /// The last lines of the launcher's log and of each named component's.
+    pub fn logs<'a>(&self, components: impl IntoIterator<Item = &'a str>) -> String {
+        let mut out = format!("launcher:\n{}\n", self.launcher_log());
+        for name in components {
+            out.push_str(&format!("{name}:\n{}\n", self.component_log(name)));
+        }
+        out
+    }
+
     /// The launcher's last output line that starts with `prefix`.
     pub fn last_line_starting(&self, prefix: &str) -> Option<String> {
         std::fs::read_to_string(self.dir.path().join("launcher.log"))
