@@ -38,9 +38,9 @@ impl<'a> Trace<'a> {
     /// Descendants of `s` (children first).
     fn below(&self, s: &ReceivedSpan) -> Vec<&'a ReceivedSpan> {
         let mut out = Vec::new();
-        let mut todo = self.children(s);
-        while let Some(c) = todo.pop() {
-            todo.extend(self.children(c));
+        let mut pending = self.children(s);
+        while let Some(c) = pending.pop() {
+            pending.extend(self.children(c));
             out.push(c);
         }
         out
