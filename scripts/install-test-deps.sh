@@ -15,6 +15,7 @@ declare -A PKG_FOR=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [amtool]=prometheus-alertmanager
   [nats-server]=nats-server
+  [redis-server]=redis-server
   [wrk]=wrk
   [chromium]=chromium
   [chromedriver]=chromium-driver
@@ -67,7 +68,7 @@ else
 fi
 
 # Tests start their own servers; stop any system service a postinst may have started.
-for svc in postgresql prometheus prometheus-alertmanager nats-server; do
+for svc in postgresql prometheus prometheus-alertmanager nats-server redis-server; do
   if [ -x "/etc/init.d/$svc" ] && $SUDO service "$svc" status >/dev/null 2>&1; then
     echo "install-test-deps: stopping system service $svc (tests start their own)"
     $SUDO service "$svc" stop || true
@@ -101,6 +102,7 @@ prometheus --version 2>&1 | head -n1 || true
 promtool --version 2>&1 | head -n1 || true
 prometheus-alertmanager --version 2>&1 | head -n1 || true
 nats-server --version 2>&1 | head -n1 || true
+redis-server --version 2>&1 | head -n1 || true
 for pg in /usr/lib/postgresql/*/bin/postgres; do "$pg" --version 2>&1 | head -n1 || true; done
 wrk --version 2>&1 | head -n1 || true
 agent="$(rotel_agent || true)"

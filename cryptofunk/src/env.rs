@@ -36,6 +36,9 @@ pub struct ComponentEnv {
     /// `CRYPTOFUNK_DATABASE_URL`: the order executor's trade ledger
     /// (PostgreSQL); in memory only without it.
     pub database_url: Option<String>,
+    /// `CRYPTOFUNK_REDIS_URL`: the API server's cache (Redis); in process
+    /// without it.
+    pub redis_url: Option<String>,
 }
 
 struct Reader<'a, E: EnvSource + ?Sized> {
@@ -147,7 +150,17 @@ impl ComponentEnv {
             llm_latency,
             llm_error_rate: llm_error_rate.clamp(0.0, 1.0),
             database_url: env.var("CRYPTOFUNK_DATABASE_URL"),
+            redis_url: env.var("CRYPTOFUNK_REDIS_URL"),
         };
+        if let Some(url) = &settings.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            r.errors.push(ConfigError::new(
+                "CRYPTOFUNK_REDIS_URL",
+                url,
+                "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379",
+            ));
+        }
         // telemetry's own variables, in the same report.
         if let Err(e) = telemetry::Config::from_env(env) {
             r.errors.extend(e.0);

@@ -44,6 +44,7 @@ fn names_of(prometheus: &testkit::Prometheus, service: &str) -> BTreeSet<String>
 fn dry_run_every_panel_shows_data_and_the_crash_and_an_outage_page_the_trading_desk() {
     let root = repo_root();
     let postgres = testkit::Postgres::start().unwrap();
+    let redis = testkit::Redis::start().unwrap();
     let sink = testkit::WebhookReceiver::start().unwrap();
     let am_files = stage_alertmanager(
         &root,
@@ -70,6 +71,8 @@ fn dry_run_every_panel_shows_data_and_the_crash_and_an_outage_page_the_trading_d
             "technical-indicators=12-22",
             "--database-url",
             &postgres.url(),
+            "--redis-url",
+            &redis.url(),
         ],
         &[],
     );
@@ -103,6 +106,36 @@ fn dry_run_every_panel_shows_data_and_the_crash_and_an_outage_page_the_trading_d
             testkit::http_get(&format!("http://127.0.0.1:{}/metrics", c.port)).unwrap();
         assert_eq!(code, 200, "{}", c.name);
         testkit::promtool_check_metrics(&text).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    }
+
+    // The API server's cache is in Redis: two quick reads, a miss then a
+    // hit; its pool and the ledger's are measured.
+    for _ in 0..2 {
+        let (code, _) =
+            testkit::http_get(&format!("{}/api/portfolio", desk.url("api-server"))).unwrap();
+        assert_eq!(code, 200);
+    }
+    for (query, what) in [
+        (
+            r#"sum(cache_lookups_total{service_name="api-server", cache_result="hit"}) > 0"#,
+            "a cache hit",
+        ),
+        (
+            r#"db_client_connections_usage{service_name="api-server", pool_name="cache"}"#,
+            "the Redis pool",
+        ),
+        (
+            r#"db_client_connections_usage{service_name="order-executor", pool_name="ledger"}"#,
+            "the ledger's pool",
+        ),
+        (
+            r#"db_client_operation_duration_seconds_count{service_name="api-server", db_system_name="redis", db_operation_name="SET"}"#,
+            "Redis commands",
+        ),
+    ] {
+        prometheus
+            .wait_for(query, WAIT, |r| !results(r).is_empty())
+            .unwrap_or_else(|e| panic!("{what}: {e}\n{}", desk.logs()));
     }
 
     // The stopped tool server pages the trading desk.

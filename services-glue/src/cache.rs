@@ -82,6 +82,24 @@ impl CacheMetrics {
         metrics
     }
 
+    /// [`lookup`](Self::lookup) for a cache reached over the network
+    /// (Redis): awaits `lookup`.
+    pub async fn lookup_async<T>(
+        &self,
+        lookup: impl std::future::Future<Output = Option<T>>,
+    ) -> Option<T> {
+        let start = Instant::now();
+        let value = lookup.await;
+        let attrs = if value.is_some() {
+            &self.hit
+        } else {
+            &self.miss
+        };
+        self.lookups.add(1, attrs);
+        self.duration.record(start.elapsed().as_secs_f64(), attrs);
+        value
+    }
+
     /// Times `lookup` and counts a hit when it returns `Some`.
     pub fn lookup<T>(&self, lookup: impl FnOnce() -> Option<T>) -> Option<T> {
         let start = Instant::now();

@@ -32,8 +32,7 @@ use tracing::field::Empty;
 
 use crate::outcome::{Duration, ErrorType, OutcomeGuard};
 
-/// The pool gauge's instrument name (Prometheus: `db_client_connections_usage`).
-pub const POOL_CONNECTIONS: &str = "db.client.connections.usage";
+pub use crate::pool::POOL_CONNECTIONS;
 
 /// Database instruments for one `db.system.name` (`postgresql`, `sqlite`, ...).
 #[derive(Clone, Debug)]
@@ -119,25 +118,11 @@ impl DbTelemetry {
         pool_name: &'static str,
         pool: sqlx::Pool<DB>,
     ) {
-        let used = [
-            KeyValue::new("pool.name", pool_name),
-            KeyValue::new("state", "used"),
-        ];
-        let idle = [
-            KeyValue::new("pool.name", pool_name),
-            KeyValue::new("state", "idle"),
-        ];
-        meter
-            .i64_observable_up_down_counter(POOL_CONNECTIONS)
-            .with_unit("{connection}")
-            .with_description("Connections in the pool by state")
-            .with_callback(move |o| {
-                let size = i64::from(pool.size());
-                let idle_n = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
-                o.observe(size.saturating_sub(idle_n), &used);
-                o.observe(idle_n, &idle);
-            })
-            .build();
+        crate::pool::observe(meter, pool_name, move || {
+            let size = i64::from(pool.size());
+            let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+            (size.saturating_sub(idle), idle)
+        });
     }
 }
 

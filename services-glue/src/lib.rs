@@ -35,7 +35,8 @@ pub mod layer;
     feature = "llm",
     feature = "mcp",
     feature = "grpc",
-    feature = "sqlx"
+    feature = "sqlx",
+    feature = "redis"
 ))]
 mod outcome;
 pub mod propagation;
@@ -75,3 +76,7 @@ pub mod jsonrpc;
 pub mod llm;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+#[cfg(any(feature = "sqlx", feature = "redis"))]
+pub mod pool;
+#[cfg(feature = "redis")]
+pub mod redis;

@@ -45,7 +45,8 @@ pub(crate) trait Measure {
         feature = "jsonrpc",
         feature = "llm",
         feature = "mcp",
-        feature = "sqlx"
+        feature = "sqlx",
+        feature = "redis"
     )),
     allow(dead_code)
 )]

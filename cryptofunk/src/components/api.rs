@@ -1,5 +1,6 @@
 //! The API server the desk's UI reads: the portfolio (cached for a second,
-//! with the glue's cache metrics), recent trades, and the latest round.
+//! in Redis when one is configured, else in process; either way with the
+//! glue's cache metrics), recent trades, and the latest round.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -9,19 +10,88 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use deadpool_redis::redis::cmd;
 use deltran_fleet::ttl_cache::TtlCache;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use services_glue::cache::InstrumentedCache;
+use services_glue::cache::{CacheMetrics, InstrumentedCache};
+use services_glue::redis::RedisTelemetry;
 use services_glue::reqwest::TracedClient;
 
 use super::{ComponentError, Host, always};
 use crate::catalogue::Component;
 use crate::tools::ToolClients;
 
+/// How long a portfolio answer is served from the cache.
+const PORTFOLIO_TTL: Duration = Duration::from_secs(1);
+/// The Redis key of the cached portfolio.
+const PORTFOLIO_KEY: &str = "cryptofunk:portfolio";
+
+/// Where the portfolio is cached.
+enum PortfolioCache {
+    /// In this process.
+    Local(InstrumentedCache<TtlCache<&'static str, Value>>),
+    /// In Redis, shared by every API server replica.
+    Redis {
+        pool: deadpool_redis::Pool,
+        redis: RedisTelemetry,
+        lookups: CacheMetrics,
+    },
+}
+
+impl PortfolioCache {
+    async fn get(&self) -> Option<Value> {
+        match self {
+            PortfolioCache::Local(cache) => cache.get(&"portfolio"),
+            PortfolioCache::Redis {
+                pool,
+                redis,
+                lookups,
+            } => {
+                lookups
+                    .lookup_async(async {
+                        let mut conn = pool.get().await.ok()?;
+                        let text: Option<String> = redis
+                            .run("GET", cmd("GET").arg(PORTFOLIO_KEY).query_async(&mut conn))
+                            .await
+                            .ok()?;
+                        serde_json::from_str(&text?).ok()
+                    })
+                    .await
+            }
+        }
+    }
+
+    async fn insert(&self, value: &Value) {
+        match self {
+            PortfolioCache::Local(cache) => cache.insert("portfolio", value.clone()),
+            PortfolioCache::Redis { pool, redis, .. } => {
+                let Ok(mut conn) = pool.get().await else {
+                    return;
+                };
+                let ttl_ms = PORTFOLIO_TTL.as_millis() as u64;
+                let stored: Result<(), _> = redis
+                    .run(
+                        "SET",
+                        cmd("SET")
+                            .arg(PORTFOLIO_KEY)
+                            .arg(value.to_string())
+                            .arg("PX")
+                            .arg(ttl_ms)
+                            .query_async(&mut conn),
+                    )
+                    .await;
+                if let Err(e) = stored {
+                    tracing::warn!(error = %e, "portfolio not cached");
+                }
+            }
+        }
+    }
+}
+
 struct Api {
     tools: Arc<ToolClients>,
-    portfolio: InstrumentedCache<TtlCache<&'static str, Value>>,
+    portfolio: PortfolioCache,
     http: TracedClient,
     orchestrator: String,
 }
@@ -29,14 +99,32 @@ struct Api {
 /// Serves the API until stopped.
 pub async fn serve(host: Host<'_>) -> Result<(), ComponentError> {
     let meter = host.t.meter();
-    let capacity = NonZeroUsize::MIN;
-    let api = Arc::new(Api {
-        tools: host.tool_clients(),
-        portfolio: InstrumentedCache::new(
-            TtlCache::new(Duration::from_secs(1), capacity),
+    let portfolio = match &host.env.redis_url {
+        Some(url) => {
+            let pool = deadpool_redis::Config::from_url(url.as_str())
+                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                .map_err(|e| {
+                    ComponentError::Io(std::io::Error::other(format!(
+                        "Redis at {url}: {e}; set CRYPTOFUNK_REDIS_URL"
+                    )))
+                })?;
+            let redis = RedisTelemetry::new(&meter);
+            redis.observe_pool(&meter, "cache", pool.clone());
+            PortfolioCache::Redis {
+                pool,
+                redis,
+                lookups: CacheMetrics::new(&meter, "portfolio"),
+            }
+        }
+        None => PortfolioCache::Local(InstrumentedCache::new(
+            TtlCache::new(PORTFOLIO_TTL, NonZeroUsize::MIN),
             "portfolio",
             &meter,
-        ),
+        )),
+    };
+    let api = Arc::new(Api {
+        tools: host.tool_clients(),
+        portfolio,
         http: TracedClient::new(
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -47,7 +135,7 @@ pub async fn serve(host: Host<'_>) -> Result<(), ComponentError> {
         orchestrator: host.env.peer(Component::Orchestrator).to_string(),
     });
     let app = axum::Router::new()
-        .route("/api/portfolio", axum::routing::get(portfolio))
+        .route("/api/portfolio", axum::routing::get(portfolio_of))
         .route("/api/trades", axum::routing::get(trades))
         .route("/api/rounds/latest", axum::routing::get(latest_round))
         .with_state(Arc::clone(&api));
@@ -64,8 +152,8 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-async fn portfolio(State(api): State<Arc<Api>>) -> Response {
-    if let Some(cached) = api.portfolio.get(&"portfolio") {
+async fn portfolio_of(State(api): State<Arc<Api>>) -> Response {
+    if let Some(cached) = api.portfolio.get().await {
         return Json(cached).into_response();
     }
     match api
@@ -74,7 +162,7 @@ async fn portfolio(State(api): State<Arc<Api>>) -> Response {
         .await
     {
         Ok(v) => {
-            api.portfolio.insert("portfolio", v.clone());
+            api.portfolio.insert(&v).await;
             Json(v).into_response()
         }
         Err(e) => unavailable(e),

@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// The order executor's trade ledger (`postgres://…`); in memory without.
     #[arg(long, env = "CRYPTOFUNK_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// The API server's cache (`redis://…`); in process without.
+    #[arg(long, env = "CRYPTOFUNK_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Where logs and `cryptofunk.json` go (default: a new temporary directory).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
@@ -286,6 +289,9 @@ fn plan(args: &RunArgs, nats_url: &str, token_file: Option<&Path>) -> Result<Vec
     }
     if let Some(url) = &args.database_url {
         common.push(("CRYPTOFUNK_DATABASE_URL".into(), url.clone()));
+    }
+    if let Some(url) = &args.redis_url {
+        common.push(("CRYPTOFUNK_REDIS_URL".into(), url.clone()));
     }
     for (c, port) in Component::ALL.iter().zip(&ports) {
         common.push((c.url_variable(), loopback_url(*port)));

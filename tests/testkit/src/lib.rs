@@ -10,6 +10,7 @@
 //! | [`Alertmanager`] | `prometheus-alertmanager` | `GET /-/ready` is 200 |
 //! | [`Nats`] | `nats-server` (JetStream on) | monitor `GET /healthz` is 200 |
 //! | [`Postgres`] | `/usr/lib/postgresql/*/bin/{initdb,postgres}` | TCP connect + `pg_isready` |
+//! | [`Redis`] | `redis-server` (Debian `redis-server`) | answers `PING` |
 //! | [`Rotel`] | `rotel-agent` from PyPI `rotel` | both OTLP ports accept connections |
 //! | [`WebhookReceiver`] | (in-process HTTP sink for notifications) | bound |
 //! | [`Tarpit`] | (in-process: a collector that accepts and never answers) | bound |
@@ -45,6 +46,7 @@ mod nats;
 mod postgres;
 mod process;
 mod prometheus;
+mod redis;
 mod rotel;
 mod tarpit;
 mod webhook;
@@ -66,6 +68,7 @@ pub use process::{
 pub use prometheus::{
     Prometheus, PrometheusBuilder, prometheus_binary, promtool_binary, promtool_check_metrics,
 };
+pub use redis::{Redis, redis_binary};
 pub use rotel::{OtlpProtocol, Rotel, RotelBuilder, rotel_binary};
 pub use tarpit::Tarpit;
 pub use webhook::{Received, WebhookReceiver};
