@@ -131,7 +131,11 @@ impl rmcp::ServerHandler for Handler {
     }
 }
 
-/// `/mcp` serving `tools`: stateless Streamable HTTP answering in JSON.
+/// Largest MCP request body a tool server reads.
+pub const MAX_MCP_BODY: usize = 256 * 1024;
+
+/// `/mcp` serving `tools`: stateless Streamable HTTP answering in JSON,
+/// bodies cut off at [`MAX_MCP_BODY`] (the SDK reads whole bodies).
 pub fn router(name: &'static str, tools: Arc<dyn Tools>, mcp: McpTelemetry) -> axum::Router {
     let handler = Handler { tools, mcp, name };
     let service = StreamableHttpService::new(
@@ -143,7 +147,33 @@ pub fn router(name: &'static str, tools: Arc<dyn Tools>, mcp: McpTelemetry) -> a
             ..Default::default()
         },
     );
-    axum::Router::new().nest_service("/mcp", service)
+    axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(limit_body))
+}
+
+/// 413 for a declared length past the limit; any other body is cut off
+/// there while it is read.
+async fn limit_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_MCP_BODY) {
+        return (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("MCP requests are at most {MAX_MCP_BODY} bytes\n"),
+        )
+            .into_response();
+    }
+    let request =
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, MAX_MCP_BODY)));
+    next.run(request).await
 }
 
 /// Reads an argument.

@@ -270,6 +270,50 @@ fn one_decision_is_one_trace_and_every_instrument_reports() {
         );
     }
 
+    // Hostile input at a tool server's MCP endpoint: an oversized body and
+    // malformed JSON-RPC are refused, and the server keeps serving.
+    let mcp = format!("{}/mcp", desk.url("market-data"));
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"get_price","arguments":{{"symbol":"{}"}}}}}}"#,
+        "A".repeat(600 * 1024)
+    );
+    for body in [
+        huge.as_str(),
+        "{not json",
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","arguments":{"symbol":"NOPE"}}}"#,
+    ] {
+        let r = testkit::http_request("POST", &mcp, &headers, Some(body.as_bytes())).unwrap();
+        let text = String::from_utf8_lossy(&r.body);
+        // The oversized body never reaches the tool: refused as a request.
+        let refused = if body.len() > cryptofunk::tools::MAX_MCP_BODY {
+            r.status == 413
+        } else {
+            r.status >= 400 || text.contains("error")
+        };
+        assert!(
+            refused,
+            "{}: {}",
+            r.status,
+            text.chars().take(200).collect::<String>()
+        );
+    }
+    let again = desk.round_where(Duration::from_secs(30), |r| {
+        r["round"].as_u64() > round["round"].as_u64()
+            && r["signals"].as_array().is_some_and(|s| s.len() == 7)
+    });
+    assert!(
+        again["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s.get("error").is_none()),
+        "{again}"
+    );
+
     // The API server answers from the executor, the second time from its cache.
     for _ in 0..2 {
         let portfolio =

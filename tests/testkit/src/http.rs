@@ -149,8 +149,15 @@ pub fn http_request(
         .map_err(|e| err(format!("setting socket timeouts: {e}")))?;
 
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: testkit\r\nAccept: */*\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: testkit\r\n"
     );
+    // The caller's Accept replaces the default (servers read the first).
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+    {
+        req.push_str("Accept: */*\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
