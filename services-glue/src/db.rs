@@ -46,12 +46,7 @@ impl DbTelemetry {
     pub fn new(meter: &Meter, system: &'static str) -> Self {
         DbTelemetry {
             system,
-            duration: meter
-                .f64_histogram("db.client.operation.duration")
-                .with_unit("s")
-                .with_description("Duration of database client operations")
-                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
-                .build(),
+            duration: crate::pool::operation_duration(meter),
         }
     }
 

@@ -1,9 +1,20 @@
-//! The connection-pool gauge every pooled client shares (sqlx, Redis):
+//! What every database client shares (sqlx, Redis): the operation
+//! duration histogram and the connection-pool gauge
 //! `db.client.connections.usage` by `state` (`used`, `idle`) and
 //! `pool.name`.
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::Meter;
+use opentelemetry::metrics::{Histogram, Meter};
+
+/// `db.client.operation.duration` (s), the semantic conventions' buckets.
+pub(crate) fn operation_duration(meter: &Meter) -> Histogram<f64> {
+    meter
+        .f64_histogram("db.client.operation.duration")
+        .with_unit("s")
+        .with_description("Duration of database client operations")
+        .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
+        .build()
+}
 
 /// The pool gauge's instrument name (Prometheus: `db_client_connections_usage`).
 pub const POOL_CONNECTIONS: &str = "db.client.connections.usage";

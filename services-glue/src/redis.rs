@@ -38,12 +38,7 @@ impl RedisTelemetry {
     /// SQL clients) on `meter`.
     pub fn new(meter: &Meter) -> Self {
         RedisTelemetry {
-            duration: meter
-                .f64_histogram("db.client.operation.duration")
-                .with_unit("s")
-                .with_description("Duration of database client operations")
-                .with_boundaries(crate::semconv::SECONDS_BUCKETS.to_vec())
-                .build(),
+            duration: crate::pool::operation_duration(meter),
         }
     }
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use deltran_fleet::launcher::nats::NatsServer;
 use deltran_fleet::launcher::{
-    Ports, free_ports, parse_duration, parse_share, resource_attributes_with, terminate,
+    Outage, OutageWindow, Ports, RunClock, free_ports, parse_duration, parse_share,
+    resource_attributes_with, terminate,
 };
 use serde::Serialize;
 
@@ -137,44 +138,35 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
     }
     write_run_file(&run_dir, nats.url(), &slots)?;
     let api = loopback_url(port_of(&slots, Component::ApiServer));
-    let started = Instant::now();
-    let mut outages: Vec<(Component, Duration, Duration, bool)> = args
+    let mut outages: Vec<OutageWindow<Component>> = args
         .outage
         .iter()
-        .map(|(c, f, t)| (*c, *f, *t, false))
+        .map(|(c, f, t)| OutageWindow::new(*c, *f, *t))
         .collect();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| e.to_string())?;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let stop = deltran_fleet::shutdown::shutdown_signal();
-    tokio::pin!(stop);
     let tty = !args.no_view && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = tick.tick() => {}
-        }
-        let elapsed = started.elapsed();
-        if args.duration.is_some_and(|d| elapsed >= d) {
-            break;
-        }
-        for (component, from, to, down) in outages.iter_mut() {
-            let Some(slot) = slots.iter_mut().find(|s| s.component == *component) else {
+    let mut clock = RunClock::start(args.duration);
+    while let Some(elapsed) = clock.next().await {
+        for w in outages.iter_mut() {
+            let Some(step) = w.at(elapsed) else { continue };
+            let Some(slot) = slots.iter_mut().find(|s| s.component == w.target) else {
                 continue;
             };
-            if !*down && elapsed >= *from && elapsed < *to {
-                if let Some(child) = slot.child.take() {
-                    terminate(child, Duration::from_secs(5)).await;
+            match step {
+                Outage::Stop => {
+                    if let Some(child) = slot.child.take() {
+                        terminate(child, Duration::from_secs(5)).await;
+                    }
+                    eprintln!("cryptofunk: {} stopped (outage)", w.target.name());
                 }
-                eprintln!("cryptofunk: {} stopped (outage)", component.name());
-                *down = true;
-            } else if *down && elapsed >= *to {
-                if let Err(e) = start(slot, &run_dir).await {
-                    eprintln!("cryptofunk: restarting {}: {e}", component.name());
+                Outage::Restart => {
+                    if let Err(e) = start(slot, &run_dir).await {
+                        eprintln!("cryptofunk: restarting {}: {e}", w.target.name());
+                    }
                 }
-                *down = false;
             }
         }
         if elapsed.as_secs().is_multiple_of(2) {

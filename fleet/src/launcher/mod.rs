@@ -2,6 +2,7 @@
 //! drives load with the fault knobs, shows a live view, and stops
 //! everything in order on Ctrl-C (every engine flushing its telemetry).
 
+mod clock;
 pub mod external_load;
 mod fleet;
 mod load;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::catalogue::EngineKind;
+pub use clock::{Outage, OutageWindow, RunClock};
 pub use fleet::{
     FleetFile, FleetFileEngine, free_port, free_ports, resource_attributes_with, terminate,
 };
@@ -227,32 +229,24 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
         stats.clone(),
     );
     let mut view = view::View::new(&args, &fleet, &run_dir, viewer.as_ref());
-    let mut outages: Vec<(EngineKind, Duration, Duration, bool)> = args
+    let mut outages: Vec<OutageWindow<EngineKind>> = args
         .outage
         .iter()
-        .map(|(k, f, t)| (*k, *f, *t, false))
+        .map(|(k, f, t)| OutageWindow::new(*k, *f, *t))
         .collect();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let stop = shutdown_requested();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = tick.tick() => {}
-        }
-        let elapsed = started.elapsed();
-        if args.duration.is_some_and(|d| elapsed >= d) {
-            break;
-        }
-        for (kind, from, to, down) in outages.iter_mut() {
-            if !*down && elapsed >= *from && elapsed < *to {
-                fleet.stop(*kind).await;
-                *down = true;
-            } else if *down && elapsed >= *to {
-                if let Err(e) = fleet.start(*kind).await {
-                    eprintln!("deltran: restarting {}: {e}", kind.name());
+    let mut clock = RunClock::start(args.duration);
+    while let Some(elapsed) = clock.next().await {
+        for w in outages.iter_mut() {
+            match w.at(elapsed) {
+                Some(Outage::Stop) => {
+                    fleet.stop(w.target).await;
                 }
-                *down = false;
+                Some(Outage::Restart) => {
+                    if let Err(e) = fleet.start(w.target).await {
+                        eprintln!("deltran: restarting {}: {e}", w.target.name());
+                    }
+                }
+                None => {}
             }
         }
         view.refresh(&mut fleet, &stats, elapsed, viewer.as_ref())
