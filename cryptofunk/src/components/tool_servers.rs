@@ -1,4 +1,4 @@
-//! The four MCP tool servers: market-data (the seeded market), technical
+//! The four MCP tool servers: market-data (the deterministic market), technical
 //! indicators, the risk analyzer and the paper-trading order executor.
 
 use std::sync::{Arc, Mutex};
