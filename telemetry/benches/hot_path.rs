@@ -26,8 +26,8 @@ use opentelemetry::metrics::Counter;
 use opentelemetry::trace::TracerProvider as _;
 use telemetry::Telemetry;
 use tracing::Dispatch;
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// A local port nobody listens on: connecting is refused at once.
 fn refused_endpoint() -> String {
@@ -269,15 +269,6 @@ fn spans(c: &mut Criterion) {
         &mut g,
         "f4_registry_otel_layer_no_processor",
         &Dispatch::new(tracing_subscriber::registry().with(otel_layer(&bare_tp))),
-    );
-    // f5: f4 behind telemetry's per-layer NoFeedback filter.
-    bench_span(
-        &mut g,
-        "f5_registry_otel_layer_no_processor_nofeedback",
-        &Dispatch::new(
-            tracing_subscriber::registry()
-                .with(otel_layer(&bare_tp).with_filter(telemetry::stdout::NoFeedback)),
-        ),
     );
     // f6: tracing-opentelemetry's defaults (location, thread ids and
     // inactivity tracking on), no processor.

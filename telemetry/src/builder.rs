@@ -353,7 +353,7 @@ impl TelemetryBuilder {
             tracer: tracer_provider
                 .as_ref()
                 .map(|provider| service_tracer(provider, &identity)),
-            sampler: pipeline::traces::sampler(config.sampler),
+            sampler: config.sampler,
             logger_provider: logger_provider.clone(),
             pass_through: !config.propagators.is_empty(),
             code_location: self.code_location,

@@ -8,17 +8,18 @@ use std::sync::Arc;
 use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::SamplerConfig;
 use crate::config::LogFormat;
 use crate::resource::ServiceIdentity;
 use crate::sampling::ParentDecides;
-use crate::stdout::{JsonLayer, NoFeedback};
+use crate::stdout::JsonLayer;
 
 /// A layer for a subscriber `S`, boxed so the stack can vary at run time.
 pub(crate) type DynLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
@@ -51,7 +52,7 @@ pub(crate) struct LayerRecipe {
     pub(crate) tracer: Option<SdkTracer>,
     /// The tracer provider's sampler, also asked when a span is created so
     /// unsampled spans are never built (`crate::sampling`).
-    pub(crate) sampler: Sampler,
+    pub(crate) sampler: SamplerConfig,
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     /// Carry incoming context through even when no span is recorded.
     pub(crate) pass_through: bool,
@@ -101,11 +102,10 @@ impl LayerRecipe {
             layers.push(Box::new(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer.clone())
-                    .with_early_sampler(ParentDecides::new(self.sampler.clone()))
+                    .with_early_sampler(ParentDecides::new(self.sampler))
                     .with_location(self.code_location)
                     .with_threads(false)
-                    .with_tracked_inactivity(false)
-                    .with_filter(NoFeedback),
+                    .with_tracked_inactivity(false),
             ));
         } else if self.pass_through {
             // No traces are recorded (`OTEL_TRACES_EXPORTER=none` or
@@ -124,14 +124,12 @@ impl LayerRecipe {
                     .with_tracer(opentelemetry::trace::noop::NoopTracer::new())
                     .with_location(false)
                     .with_threads(false)
-                    .with_tracked_inactivity(false)
-                    .with_filter(NoFeedback),
+                    .with_tracked_inactivity(false),
             ));
         }
         if let Some(provider) = &self.logger_provider {
             layers.push(Box::new(
-                opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
-                    .with_filter(NoFeedback),
+                opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider),
             ));
         }
         layers

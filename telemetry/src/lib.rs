@@ -33,6 +33,7 @@ mod console;
 mod env;
 mod error;
 mod exporters;
+mod feedback;
 mod guard;
 mod health;
 mod layers;

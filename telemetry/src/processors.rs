@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::LogRecord as _;
 use opentelemetry::logs::LoggerProvider as _;
+use opentelemetry::logs::Severity;
 use opentelemetry::{Context, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -85,6 +86,12 @@ impl LogProcessor for QueueLogProcessor {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.queue.shutdown(timeout)
+    }
+
+    /// The exporters' own logs never become log records (a feedback loop);
+    /// the `tracing` bridge asks this before it builds one.
+    fn event_enabled(&self, _level: Severity, target: &str, _name: Option<&str>) -> bool {
+        !crate::feedback::is_exporter_target(target)
     }
 }
 

@@ -5,102 +5,177 @@
 //! when the span starts, so under `parentbased_traceidratio=0.1` nine spans
 //! in ten were built and thrown away, and `always_off` still cost about as
 //! much as recording. [`ParentDecides`] is the early sampler installed on
-//! telemetry's OpenTelemetry layer (see `vendor/README.md` for the hook): a
-//! span whose parent span context is valid (a local parent, or a remote one
-//! made current or given by `set_parent` before the child was created) is
-//! asked of the very [`Sampler`] the tracer provider has, with the parent's
-//! trace id, and when that answers `Drop` nothing about the span is built.
-//!
-//! Roots are left to the SDK, which decides when they start: until then
-//! `set_parent` may still give a root a remote parent, and the root's fields
-//! must be kept for the case that parent is sampled. Their children are then
-//! decided here from the root's decision. The one exception is `always_off`,
-//! which drops every span whatever its parent: roots are dropped at creation
-//! too.
+//! telemetry's OpenTelemetry layer (see `vendor/README.md` for the hook). It
+//! asks the very [`Sampler`] the tracer provider has, when the span is
+//! created:
+//! - a span whose parent span context is valid (a local parent, or a remote
+//!   one made current or given by `set_parent` before the span was created)
+//!   is decided on the parent's trace id; when the answer is `Drop` nothing
+//!   about the span is built, and what is created under it is dropped with
+//!   it, keeping nothing at all;
+//! - a root is decided on a trace id drawn here. Kept, it is built and starts
+//!   in that very trace: the provider's id generator, [`DecidedTraceIds`],
+//!   hands the SDK that id when the layer starts the root. Dropped, its
+//!   creation fields are still kept, because `set_parent` may yet give it a
+//!   remote parent that is sampled (the usual way a server span learns its
+//!   caller), and then it is built whole;
+//! - the exporters' own spans are dropped whatever their parent
+//!   (`crate::feedback`).
+
+use std::cell::Cell;
 
 use opentelemetry::Context;
-use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt, TraceFlags};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId};
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
 };
-use tracing_opentelemetry::EarlySampler;
+use tracing::Metadata;
+use tracing_opentelemetry::{EarlyDecision, EarlySampler};
 
-/// Drops at creation the spans the SDK would drop for their parent.
+use crate::SamplerConfig;
+use crate::feedback::is_exporter_target;
+
+thread_local! {
+    /// The trace id a root kept at creation starts in: set by
+    /// [`ParentDecides::start_in_trace`] around the SDK's start of that root
+    /// on this thread, taken by [`DecidedTraceIds::new_trace_id`].
+    static DECIDED_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// The tracer provider's id generator: random ids, except for a root whose
+/// sampling [`ParentDecides`] decided at creation, which gets the trace id
+/// that decision was made on.
+#[derive(Debug, Default)]
+pub(crate) struct DecidedTraceIds {
+    random: RandomIdGenerator,
+}
+
+impl IdGenerator for DecidedTraceIds {
+    fn new_trace_id(&self) -> TraceId {
+        DECIDED_TRACE_ID
+            .with(Cell::take)
+            .unwrap_or_else(|| self.random.new_trace_id())
+    }
+    fn new_span_id(&self) -> SpanId {
+        self.random.new_span_id()
+    }
+}
+
+/// Decides at creation what the SDK would decide when the span starts.
 #[derive(Debug)]
 pub(crate) struct ParentDecides {
     /// The tracer provider's own sampler (built from the same
     /// [`SamplerConfig`](crate::SamplerConfig)).
     sampler: Sampler,
-    /// The SDK's default id generator, which the provider uses too.
+    /// Ids as the SDK draws them.
     ids: RandomIdGenerator,
-    /// The sampler drops every span whatever its parent (`always_off`), so
-    /// roots need not wait for a parent `set_parent` might still give them.
+    /// The sampler drops every span whatever its parent (`always_off`): a
+    /// root dropped here cannot be revived by `set_parent`, so its fields
+    /// need not be kept.
     drops_everything: bool,
+    /// A root's decision depends on its trace id (a ratio): kept roots must
+    /// start in the trace they were decided on.
+    roots_by_trace_id: bool,
 }
 
 impl ParentDecides {
-    pub(crate) fn new(sampler: Sampler) -> Self {
+    pub(crate) fn new(config: SamplerConfig) -> Self {
         ParentDecides {
-            drops_everything: matches!(sampler, Sampler::AlwaysOff),
-            sampler,
+            drops_everything: config == SamplerConfig::AlwaysOff,
+            roots_by_trace_id: matches!(
+                config,
+                SamplerConfig::TraceIdRatio(_) | SamplerConfig::ParentBasedTraceIdRatio(_)
+            ),
+            sampler: crate::pipeline::traces::sampler(config),
             ids: RandomIdGenerator::default(),
         }
+    }
+
+    /// A dropped span's context, as the SDK makes it: the trace, no flags, a
+    /// local span id of its own.
+    fn dropped(&self, trace_id: TraceId, parent_sc: &SpanContext) -> SpanContext {
+        SpanContext::new(
+            trace_id,
+            self.ids.new_span_id(),
+            TraceFlags::default(),
+            false,
+            parent_sc.trace_state().clone(),
+        )
     }
 }
 
 impl EarlySampler for ParentDecides {
-    fn drop_at_creation(&self, parent_cx: &Context, name: &'static str) -> Option<SpanContext> {
-        let parent = parent_cx.span();
-        let parent_sc = parent.span_context();
+    fn decide(&self, parent_cx: &Context, metadata: &'static Metadata<'static>) -> EarlyDecision {
         if parent_cx.is_telemetry_suppressed() {
             // The SDK records nothing there anyway; leave it to the SDK.
-            return None;
+            return EarlyDecision::Build;
         }
-        if !parent_sc.is_valid() {
-            // A root: the SDK decides when it starts, unless nothing is ever
-            // sampled (then as the SDK would: new trace and span ids).
-            return self.drops_everything.then(|| {
-                SpanContext::new(
-                    self.ids.new_trace_id(),
-                    self.ids.new_span_id(),
-                    TraceFlags::default(),
-                    false,
-                    parent_sc.trace_state().clone(),
-                )
-            });
+        let parent = parent_cx.span();
+        let parent_sc = parent.span_context();
+        let is_root = !parent_sc.is_valid();
+        let trace_id = if is_root {
+            self.ids.new_trace_id()
+        } else {
+            parent_sc.trace_id()
+        };
+        if is_exporter_target(metadata.target()) || (is_root && self.drops_everything) {
+            // Never exported, whatever the parent: the exporters' own spans
+            // (a feedback loop), or everything under `always_off`.
+            return EarlyDecision::Drop(self.dropped(trace_id, parent_sc));
         }
         // Span kind, attributes and links are not known yet (kind and
         // attributes come from the span's fields); the SDK's built-in
         // samplers, the only ones telemetry configures, do not read them.
         let result = self.sampler.should_sample(
             Some(parent_cx),
-            parent_sc.trace_id(),
-            name,
+            trace_id,
+            metadata.name(),
             &SpanKind::Internal,
             &[],
             &[],
         );
         match result.decision {
-            // What the SDK builds for a dropped span: the parent's trace id,
-            // a span id of its own, no flags, the sampler's trace state.
-            SamplingDecision::Drop => Some(SpanContext::new(
-                parent_sc.trace_id(),
-                self.ids.new_span_id(),
-                TraceFlags::default(),
-                false,
-                result.trace_state,
-            )),
-            SamplingDecision::RecordOnly | SamplingDecision::RecordAndSample => None,
+            SamplingDecision::Drop => {
+                let sc = SpanContext::new(
+                    trace_id,
+                    self.ids.new_span_id(),
+                    TraceFlags::default(),
+                    false,
+                    result.trace_state,
+                );
+                if is_root {
+                    EarlyDecision::DropUnlessReparented(sc)
+                } else {
+                    EarlyDecision::Drop(sc)
+                }
+            }
+            SamplingDecision::RecordOnly | SamplingDecision::RecordAndSample => {
+                if is_root && self.roots_by_trace_id {
+                    EarlyDecision::BuildInTrace(trace_id)
+                } else {
+                    EarlyDecision::Build
+                }
+            }
         }
+    }
+
+    fn start_in_trace(&self, trace_id: TraceId, start: &mut dyn FnMut()) {
+        DECIDED_TRACE_ID.with(|id| id.set(Some(trace_id)));
+        start();
+        // Unused when `set_parent` gave the root a parent meanwhile.
+        DECIDED_TRACE_ID.with(|id| id.set(None));
+    }
+
+    fn records_event(&self, metadata: &Metadata<'_>) -> bool {
+        !is_exporter_target(metadata.target())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::trace::{SpanId, TraceId, TraceState};
+    use opentelemetry::trace::TraceState;
 
     use super::*;
-    use crate::SamplerConfig;
     use crate::pipeline::traces::sampler;
 
     const CONFIGS: [SamplerConfig; 8] = [
@@ -134,53 +209,168 @@ mod tests {
         out
     }
 
+    /// The span context of a decision that drops.
+    fn dropped(decision: &EarlyDecision) -> Option<&SpanContext> {
+        match decision {
+            EarlyDecision::Drop(sc) | EarlyDecision::DropUnlessReparented(sc) => Some(sc),
+            EarlyDecision::Build | EarlyDecision::BuildInTrace(_) => None,
+        }
+    }
+
+    fn sdk_decision(sdk: &Sampler, parent: &Context, trace_id: TraceId) -> SamplingDecision {
+        sdk.should_sample(
+            Some(parent),
+            trace_id,
+            "span",
+            &SpanKind::Internal,
+            &[],
+            &[],
+        )
+        .decision
+    }
+
     #[test]
-    fn drops_exactly_the_children_the_sdk_would_drop() {
+    fn decides_at_creation_what_the_sdk_decides_at_start() {
         for config in CONFIGS {
-            let early = ParentDecides::new(sampler(config));
+            let early = ParentDecides::new(config);
             let sdk = sampler(config);
             for parent in parents() {
                 let parent_sc = parent.span().span_context().clone();
-                let early_drop = early.drop_at_creation(&parent, "span");
-                if !parent_sc.is_valid() {
-                    // Roots wait for the SDK, except where it drops them all.
+                // Roots are drawn a trace id each time: try several.
+                let tries = if parent_sc.is_valid() { 1 } else { 64 };
+                for _ in 0..tries {
+                    let decision = early.decide(&parent, application_span());
+                    let trace_id = match &decision {
+                        EarlyDecision::Drop(sc) | EarlyDecision::DropUnlessReparented(sc) => {
+                            // What the SDK gives a dropped span: the trace, no
+                            // flags, a local span id of its own.
+                            assert!(sc.is_valid() && !sc.is_sampled() && !sc.is_remote());
+                            assert_ne!(sc.span_id(), parent_sc.span_id());
+                            sc.trace_id()
+                        }
+                        EarlyDecision::BuildInTrace(trace_id) => {
+                            assert!(!parent_sc.is_valid(), "only roots get a trace id");
+                            *trace_id
+                        }
+                        // Decided by the SDK when it starts: on the parent's
+                        // trace, or a root's on whatever id it draws.
+                        EarlyDecision::Build if parent_sc.is_valid() => parent_sc.trace_id(),
+                        EarlyDecision::Build => TraceId::from(0x77u128 << 64),
+                    };
+                    if parent_sc.is_valid() {
+                        assert_eq!(trace_id, parent_sc.trace_id());
+                    }
+                    let sdk_drops = sdk_decision(&sdk, &parent, trace_id) == SamplingDecision::Drop;
                     assert_eq!(
-                        early_drop.is_some(),
-                        config == SamplerConfig::AlwaysOff,
-                        "{config:?}"
+                        dropped(&decision).is_some(),
+                        sdk_drops,
+                        "{config:?} under {parent_sc:?}: {decision:?}"
                     );
-                    continue;
-                }
-                let decision = sdk
-                    .should_sample(
-                        Some(&parent),
-                        parent_sc.trace_id(),
-                        "span",
-                        &SpanKind::Internal,
-                        &[],
-                        &[],
-                    )
-                    .decision;
-                assert_eq!(
-                    early_drop.is_some(),
-                    decision == SamplingDecision::Drop,
-                    "{config:?} under {parent_sc:?}"
-                );
-                if let Some(sc) = early_drop {
-                    // What the SDK gives a dropped span: the trace, no flags,
-                    // a local span id of its own.
-                    assert_eq!(sc.trace_id(), parent_sc.trace_id());
-                    assert!(sc.is_valid() && !sc.is_sampled() && !sc.is_remote());
-                    assert_ne!(sc.span_id(), parent_sc.span_id());
+                    // A dropped root may still be given a parent by
+                    // `set_parent`, unless nothing is ever sampled.
+                    let keeps_fields = matches!(decision, EarlyDecision::DropUnlessReparented(_));
+                    assert_eq!(
+                        keeps_fields,
+                        sdk_drops && !parent_sc.is_valid() && config != SamplerConfig::AlwaysOff,
+                        "{config:?}: {decision:?}"
+                    );
+                    // Kept roots decided on their trace id start in it.
+                    let ratio_root = matches!(
+                        config,
+                        SamplerConfig::TraceIdRatio(_) | SamplerConfig::ParentBasedTraceIdRatio(_)
+                    ) && !parent_sc.is_valid();
+                    assert_eq!(
+                        matches!(decision, EarlyDecision::BuildInTrace(_)),
+                        ratio_root && !sdk_drops,
+                        "{config:?}: {decision:?}"
+                    );
                 }
             }
         }
     }
 
     #[test]
+    fn a_root_kept_on_its_trace_id_starts_in_that_trace() {
+        let ids = DecidedTraceIds::default();
+        let early = ParentDecides::new(SamplerConfig::ParentBasedTraceIdRatio(1.0));
+        let EarlyDecision::BuildInTrace(decided) =
+            early.decide(&Context::new(), application_span())
+        else {
+            panic!("ratio 1 keeps every root on its trace id");
+        };
+        let mut started = None;
+        early.start_in_trace(decided, &mut || started = Some(ids.new_trace_id()));
+        assert_eq!(started, Some(decided));
+        // Only that start: the next root gets a random id, as does a start
+        // that never asked for one (a root `set_parent` gave a parent).
+        assert_ne!(ids.new_trace_id(), decided);
+        early.start_in_trace(decided, &mut || {});
+        assert_ne!(ids.new_trace_id(), decided);
+    }
+
+    /// The callsite of an application's span.
+    fn application_span() -> &'static Metadata<'static> {
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            tracing::info_span!("span").metadata().unwrap()
+        })
+    }
+
+    /// The callsite of a span of the exporters' own transport.
+    fn exporter_span() -> &'static Metadata<'static> {
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            tracing::info_span!(target: "h2::proto", "span")
+                .metadata()
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn what_is_created_under_a_dropped_span_the_sdk_drops_too() {
+        // The layer drops a dropped span's descendants without asking: that
+        // must be the SDK's decision for a child of that span.
+        for config in CONFIGS {
+            let early = ParentDecides::new(config);
+            let sdk = sampler(config);
+            for parent in parents() {
+                let decision = early.decide(&parent, application_span());
+                let Some(dropped) = dropped(&decision).cloned() else {
+                    continue;
+                };
+                let under_dropped = parent.with_remote_span_context(dropped.clone());
+                let decision = sdk
+                    .should_sample(
+                        Some(&under_dropped),
+                        dropped.trace_id(),
+                        "child",
+                        &SpanKind::Internal,
+                        &[],
+                        &[],
+                    )
+                    .decision;
+                assert_eq!(decision, SamplingDecision::Drop, "{config:?} {dropped:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_exporters_own_spans_and_events_are_never_recorded() {
+        for config in CONFIGS {
+            let early = ParentDecides::new(config);
+            for parent in parents() {
+                let EarlyDecision::Drop(sc) = early.decide(&parent, exporter_span()) else {
+                    panic!("{config:?} kept an exporter span");
+                };
+                assert!(sc.is_valid() && !sc.is_sampled());
+            }
+            assert!(!early.records_event(exporter_span()));
+            assert!(early.records_event(application_span()));
+        }
+    }
+
+    #[test]
     fn suppressed_telemetry_is_left_to_the_sdk() {
-        let early = ParentDecides::new(sampler(SamplerConfig::AlwaysOff));
+        let early = ParentDecides::new(SamplerConfig::AlwaysOff);
         let cx = Context::new().with_telemetry_suppressed();
-        assert!(early.drop_at_creation(&cx, "span").is_none());
+        assert_eq!(early.decide(&cx, application_span()), EarlyDecision::Build);
     }
 }

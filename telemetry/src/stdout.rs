@@ -1,63 +1,16 @@
 //! Stdout logs: JSON lines with `trace_id` and `span_id` outside dev, readable
-//! text in dev; and the filter that keeps the exporter's own transport
-//! events out of OTLP (a feedback loop otherwise).
+//! text in dev.
 
 use std::io::Write;
 
 use opentelemetry::trace::TraceContextExt;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Metadata, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, Filter};
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
-
-/// Targets whose events and spans never reach the OTLP layers: the HTTP/2,
-/// gRPC and TLS stacks the exporters themselves run on, the OpenTelemetry
-/// SDK's internal logs, and telemetry's own export warnings.
-const EXPORTER_TARGETS: &[&str] = &[
-    "h2",
-    "hyper",
-    "hyper_util",
-    "tonic",
-    "tower",
-    "rustls",
-    "opentelemetry",
-    "opentelemetry_sdk",
-    "opentelemetry_otlp",
-    "opentelemetry_http",
-    "opentelemetry_prometheus",
-    "telemetry::export",
-    "telemetry::prometheus",
-];
-
-/// True when `target` belongs to the exporter's own machinery.
-pub fn is_exporter_target(target: &str) -> bool {
-    EXPORTER_TARGETS.iter().any(|t| {
-        target == *t
-            || (target.starts_with(t)
-                && matches!(target.as_bytes().get(t.len()), Some(b':') | Some(b'-')))
-    })
-}
-
-/// Per-layer filter for the OTLP layers: drops [`is_exporter_target`] callsites.
-/// The decision is cached per callsite, so it costs nothing per span.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoFeedback;
-
-impl<S> Filter<S> for NoFeedback {
-    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
-        !is_exporter_target(meta.target())
-    }
-    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
-        if is_exporter_target(meta.target()) {
-            tracing::subscriber::Interest::never()
-        } else {
-            tracing::subscriber::Interest::always()
-        }
-    }
-}
 
 /// Writes each event as one JSON object per line:
 /// `{"timestamp","level","target","message","fields",...,"span","trace_id","span_id"}`.
@@ -187,19 +140,6 @@ pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exporter_targets_match_whole_path_segments() {
-        assert!(is_exporter_target("h2"));
-        assert!(is_exporter_target("h2::codec"));
-        assert!(is_exporter_target("hyper_util::client::legacy"));
-        assert!(is_exporter_target("opentelemetry_sdk"));
-        assert!(is_exporter_target("telemetry::export"));
-        assert!(!is_exporter_target("h2o_engine"));
-        assert!(!is_exporter_target("token_engine::mint"));
-        assert!(!is_exporter_target("telemetry"));
-        assert!(!is_exporter_target("towers"));
-    }
 
     #[test]
     fn timestamp_is_rfc3339() {

@@ -142,18 +142,48 @@ fn rust_log_is_the_off_switch_for_spans_and_logs() {
 }
 
 #[test]
+fn unsigned_fields_arrive_as_integers_where_they_fit() {
+    let (sink, _) = run(&[], || {
+        let span = tracing::info_span!("settle", amount_minor = 1250u64, huge = u64::MAX);
+        span.in_scope(|| tracing::info!(attempts = 2u64, "settled"));
+    });
+    let span = &sink.spans()[0];
+    assert_eq!(span.attributes.i64("amount_minor"), Some(1250));
+    // Past i64, the value is kept exactly, as text.
+    assert_eq!(span.attributes.str("huge"), Some("18446744073709551615"));
+    assert_eq!(span.events[0].attributes.i64("attempts"), Some(2));
+    let log = &sink.logs()[0];
+    assert_eq!(log.attributes.i64("attempts"), Some(2));
+}
+
+#[test]
 fn exporter_internals_never_reach_otlp() {
     let (sink, _) = run(&[("RUST_LOG", "trace")], || {
         tracing::info!(target: "h2::codec", "frame");
         tracing::info!(target: "tonic::transport", "connect");
         tracing::info!(target: "opentelemetry_sdk", "internal");
-        tracing::info_span!(target: "hyper::proto", "poll").in_scope(|| {});
+        tracing::info_span!(target: "hyper::proto", "poll").in_scope(|| {
+            // Created under the exporter's span: dropped with it.
+            tracing::info_span!("under_poll").in_scope(|| {});
+        });
         tracing::info!(target: "token_engine", "business");
+        // Inside an application's span: the exporter's events are not its
+        // span events, and its spans are not its children.
+        tracing::info_span!("mint").in_scope(|| {
+            tracing::info!(target: "hyper_util::client", "checkout");
+            tracing::info_span!(target: "h2::proto", "stream").in_scope(|| {});
+            tracing::info!(target: "token_engine", "minted");
+        });
     });
     let bodies: Vec<String> = sink.logs().iter().filter_map(|l| l.body.clone()).collect();
-    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert!(bodies[0].contains("business"));
-    assert!(sink.spans().is_empty());
+    assert!(bodies[1].contains("minted"));
+    let spans = sink.spans();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, vec!["mint"]);
+    let events: Vec<_> = spans[0].events.iter().map(|e| e.name.to_string()).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
 }
 
 #[test]

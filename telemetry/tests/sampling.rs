@@ -126,12 +126,13 @@ fn ratio_sampling_exports_whole_traces_and_nothing_of_the_others() {
             "{root:?}"
         );
         for child in children {
-            // Children share the root's trace and its decision, and each has
-            // a span id of its own, also when unsampled (as the SDK gives).
+            // Children share the root's trace and its decision. Sampled, each
+            // has a span id of its own; unsampled, nothing is kept of them and
+            // they answer with the dropped root's context.
             assert_eq!(child.trace_id(), root.trace_id());
             assert_eq!(child.is_sampled(), root.is_sampled());
             assert!(child.is_valid());
-            assert_ne!(child.span_id(), root.span_id());
+            assert_eq!(child.span_id() == root.span_id(), !root.is_sampled());
         }
         let exported = by_trace
             .get(&root.trace_id().to_string())
@@ -371,4 +372,49 @@ fn logs_inside_spans_keep_trace_ids_sampled_or_not() {
         assert_eq!(line["trace_id"], sc.trace_id().to_string(), "{label}");
         assert_eq!(line["span_id"], sc.span_id().to_string(), "{label}");
     }
+}
+
+#[test]
+fn what_is_created_under_an_unsampled_span_stays_unsampled_wherever_it_runs() {
+    let ((root, in_scope, in_task, joined), sink, _, traces, _) = run(
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+        || {
+            let root = tracing::info_span!("request");
+            let child = root.in_scope(|| tracing::info_span!("step"));
+            let in_scope =
+                root.in_scope(|| child.in_scope(|| span_context(&tracing::info_span!("io"))));
+            // As a task that entered only the child (its parent not
+            // entered, no OpenTelemetry context current): still unsampled,
+            // in the same trace, and it propagates so.
+            let in_task = child.in_scope(|| {
+                let spawned = tracing::info_span!("spawned");
+                spawned.in_scope(|| {});
+                traceparent(&spawned.context())
+            });
+            // A sampled context made current inside the unsampled trace
+            // parents what is created there.
+            let joined = root.in_scope(|| {
+                let _caller = remote(true).attach();
+                let span = tracing::info_span!("joined");
+                span.in_scope(|| {});
+                span_context(&span)
+            });
+            (span_context(&root), in_scope, in_task, joined)
+        },
+    );
+    assert!(root.is_valid() && !root.is_sampled());
+    assert_eq!(in_scope.trace_id(), root.trace_id());
+    assert!(!in_scope.is_sampled());
+    assert_eq!(
+        in_task.as_deref(),
+        Some(format!("00-{}-{}-00", root.trace_id(), root.span_id()).as_str())
+    );
+    assert!(joined.is_sampled());
+    assert_eq!(joined.trace_id().to_string(), REMOTE_TRACE);
+    let names: Vec<_> = sink.spans().iter().map(|s| s.name.clone()).collect();
+    assert_eq!(names, ["joined"]);
+    assert_eq!(traces.emitted, 1, "{traces:?}");
 }

@@ -28,6 +28,8 @@ pub(crate) fn build(
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
         .with_sampler(sampler(config.sampler))
+        // Roots the early sampler kept start in the trace it decided on.
+        .with_id_generator(crate::sampling::DecidedTraceIds::default())
         .with_max_attributes_per_span(config.limits.span_attribute_count)
         .with_max_events_per_span(config.limits.span_event_count)
         .with_max_links_per_span(config.limits.span_link_count)

@@ -1,5 +1,7 @@
 use crate::stack::IdValueStack;
-use crate::{DroppedSpan, EarlySampler, OtelData, OtelDataLock, OtelDataState};
+use crate::{
+    DroppedSpan, EarlyDecision, EarlySampler, OtelData, OtelDataLock, OtelDataState, Reparent,
+};
 pub use filtered::FilteredOpenTelemetryLayer;
 use opentelemetry::ContextGuard;
 use opentelemetry::{
@@ -205,8 +207,8 @@ fn str_to_status(s: &str) -> otel::Status {
     }
 }
 
-#[derive(Default)]
-struct SpanBuilderUpdates {
+#[derive(Default, Debug, Clone)]
+pub(crate) struct SpanBuilderUpdates {
     name: Option<Cow<'static, str>>,
     span_kind: Option<SpanKind>,
     status: Option<Status>,
@@ -214,7 +216,7 @@ struct SpanBuilderUpdates {
 }
 
 impl SpanBuilderUpdates {
-    fn update(self, span_builder: &mut SpanBuilder, s: &mut Status) {
+    pub(crate) fn update(self, span_builder: &mut SpanBuilder, s: &mut Status) {
         let Self {
             name,
             span_kind,
@@ -309,6 +311,16 @@ impl field::Visit for SpanEventVisitor<'_, '_> {
                     .attributes
                     .push(KeyValue::new(name, value));
             }
+        }
+    }
+
+    /// Records `u64` values as integers where they fit OpenTelemetry's `i64`,
+    /// as text otherwise (a local addition to 0.34.0, which formats every
+    /// `u64` through `Debug` into a string: slower, and the wrong type).
+    fn record_u64(&mut self, field: &field::Field, value: u64) {
+        match i64::try_from(value) {
+            Ok(value) => self.record_i64(field, value),
+            Err(_) => self.record_debug(field, &value),
         }
     }
 
@@ -530,6 +542,16 @@ impl field::Visit for SpanAttributeVisitor<'_> {
     /// [`Span`]: opentelemetry::trace::Span
     fn record_i64(&mut self, field: &field::Field, value: i64) {
         self.record(KeyValue::new(field.name(), value));
+    }
+
+    /// Records `u64` values as integers where they fit OpenTelemetry's `i64`,
+    /// as text otherwise (a local addition to 0.34.0, which formats every
+    /// `u64` through `Debug` into a string: slower, and the wrong type).
+    fn record_u64(&mut self, field: &field::Field, value: u64) {
+        match i64::try_from(value) {
+            Ok(value) => self.record_i64(field, value),
+            Err(_) => self.record_debug(field, &value),
+        }
     }
 
     /// Set attributes on the underlying OpenTelemetry [`Span`] from `&str` values.
@@ -1013,7 +1035,22 @@ where
         let stand_in = span
             .extensions()
             .get::<DroppedSpan>()
-            .map(DroppedSpan::stand_in);
+            .map(DroppedSpan::stand_in)
+            .or_else(|| {
+                // Created under a dropped span, with no data of its own: it
+                // answers with that span's context, and `set_parent` builds it.
+                Self::with_dropped_ancestor(&span, |dropped| OtelData {
+                    state: OtelDataState::Context {
+                        current_cx: dropped.cx.clone(),
+                    },
+                    end_time: None,
+                    reparent_as: Some(Reparent {
+                        name: span.name(),
+                        fields: None,
+                    }),
+                    root_trace_id: None,
+                })
+            });
         if let Some(mut otel_data) = stand_in {
             f(&mut otel_data);
             if let OtelDataState::Builder { .. } = otel_data.state {
@@ -1024,6 +1061,75 @@ where
                 extensions.insert(OtelDataLock::new(otel_data));
             }
         }
+    }
+
+    /// Runs `f` on the dropped span whose subtree `span` is in: `span` itself
+    /// when it was dropped at creation, or else, when `span` has no data
+    /// (created under a dropped span), its nearest ancestor that has.
+    /// `None` when that is a span with data, or there is none.
+    fn with_dropped_ancestor<R>(
+        span: &tracing_subscriber::registry::SpanRef<'_, S>,
+        f: impl FnOnce(&DroppedSpan) -> R,
+    ) -> Option<R> {
+        let mut parent = {
+            let extensions = span.extensions();
+            if let Some(dropped) = extensions.get::<DroppedSpan>() {
+                return Some(f(dropped));
+            }
+            if extensions.get::<OtelDataLock>().is_some() {
+                return None;
+            }
+            span.parent()
+        };
+        while let Some(span) = parent {
+            let extensions = span.extensions();
+            if let Some(dropped) = extensions.get::<DroppedSpan>() {
+                return Some(f(dropped));
+            }
+            if extensions.get::<OtelDataLock>().is_some() {
+                return None;
+            }
+            parent = span.parent();
+        }
+        None
+    }
+
+    /// Whether a span with `attrs` is created under a span this layer dropped,
+    /// and is therefore dropped too (see [`EarlySampler`]). That dropped span
+    /// then counts as started: it has a child.
+    fn created_under_dropped_span(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> bool {
+        let parent = match attrs.parent() {
+            Some(id) => ctx.span(id),
+            None if attrs.is_contextual() => ctx.lookup_current(),
+            None => None,
+        };
+        let Some(parent) = parent else {
+            return false;
+        };
+        // A contextual span's parent is the current OpenTelemetry context:
+        // it must be the dropped span's own, or none (a task that entered
+        // only a span created under it), not one attached on top of it.
+        let contextual = attrs.parent().is_none() && self.context_activation;
+        Self::with_dropped_ancestor(&parent, |dropped| {
+            let in_subtree = !contextual || {
+                let dropped_span = dropped.cx.span();
+                let dropped_sc = dropped_span.span_context();
+                OtelContext::map_current(|cx| {
+                    let current = cx.span();
+                    let sc = current.span_context();
+                    !sc.is_valid()
+                        || (sc.span_id() == dropped_sc.span_id()
+                            && sc.trace_id() == dropped_sc.trace_id())
+                })
+            };
+            if in_subtree {
+                dropped
+                    .started
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            in_subtree
+        })
+        .unwrap_or(false)
     }
 
     /// Retrieves the OpenTelemetry data for a span and activates its context before calling
@@ -1068,6 +1174,17 @@ where
         let stand_in = span.extensions().get::<DroppedSpan>().map(|dropped| {
             dropped.start();
             dropped.stand_in()
+        });
+        let stand_in = stand_in.or_else(|| {
+            // Created under a dropped span: that span's context, now started.
+            Self::with_dropped_ancestor(&span, |dropped| OtelData {
+                state: OtelDataState::Context {
+                    current_cx: dropped.start(),
+                },
+                end_time: None,
+                reparent_as: None,
+                root_trace_id: None,
+            })
         });
         if let Some(mut otel_data) = stand_in {
             f(&mut otel_data);
@@ -1131,7 +1248,23 @@ where
             // We purposefully disable all tracing inside this call. Whoever called this is holding
             // a lock on `OtelData` and this is not reentrant.
             let current_cx = prevent_reentrant_call(|| {
-                let mut span = builder.start_with_context(&self.tracer, &parent_cx);
+                let mut builder = Some(builder);
+                let mut started = None;
+                if let (Some(trace_id), Some(sampler)) =
+                    (otel_data.root_trace_id.take(), &self.early_sampler)
+                {
+                    // A root kept on this trace id: it starts in that trace.
+                    sampler.start_in_trace(trace_id, &mut || {
+                        if let Some(builder) = builder.take() {
+                            started = Some(builder.start_with_context(&self.tracer, &parent_cx));
+                        }
+                    });
+                }
+                let mut span = match (started, builder) {
+                    (Some(span), _) => span,
+                    (None, Some(builder)) => builder.start_with_context(&self.tracer, &parent_cx),
+                    (None, None) => unreachable!("a builder is either started or left"),
+                };
                 span.set_status(status);
                 parent_cx.with_span(span)
             });
@@ -1179,18 +1312,42 @@ where
     /// [OpenTelemetry `Span`]: opentelemetry::trace::Span
     /// [tracing `Span`]: tracing::Span
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if self.early_sampler.is_some() && self.created_under_dropped_span(attrs, &ctx) {
+            // Dropped with its parent, and nothing at all is kept (see
+            // `EarlySampler`): not even this span's extensions are touched.
+            return;
+        }
+
         let span = ctx.span(id).expect("Span not found, this is a bug");
         let mut extensions = span.extensions_mut();
 
         let parent_cx = self.parent_context(attrs, &ctx);
 
+        let mut root_trace_id = None;
         if let Some(sampler) = &self.early_sampler {
-            let name = attrs.metadata().name();
-            if let Some(span_context) = sampler.drop_at_creation(&parent_cx, name) {
-                // Dropped: no builder, attributes, timings or start time.
+            let metadata = attrs.metadata();
+            let (span_context, fields) = match sampler.decide(&parent_cx, metadata) {
+                EarlyDecision::Build => (None, None),
+                EarlyDecision::BuildInTrace(trace_id) => {
+                    root_trace_id = Some(trace_id);
+                    (None, None)
+                }
+                EarlyDecision::Drop(span_context) => (Some(span_context), None),
+                EarlyDecision::DropUnlessReparented(span_context) => {
+                    let mut fields = SpanBuilderUpdates::default();
+                    attrs.record(&mut SpanAttributeVisitor {
+                        span_builder_updates: &mut fields,
+                        sem_conv_config: self.sem_conv_config,
+                    });
+                    (Some(span_context), Some(Box::new(fields)))
+                }
+            };
+            if let Some(span_context) = span_context {
+                // Dropped: no builder, timings or start time.
                 extensions.insert(DroppedSpan {
                     cx: parent_cx.with_remote_span_context(span_context),
-                    name,
+                    name: metadata.name(),
+                    fields,
                     started: false.into(),
                 });
                 return;
@@ -1259,6 +1416,7 @@ where
             },
             end_time: None,
             reparent_as: None,
+            root_trace_id,
         }));
     }
 
@@ -1382,10 +1540,10 @@ where
         // in which case we just drop the data, as opposed to panicking. This
         // uses the same reasoning as `parent_context` above.
         if let Some(follows_span) = ctx.span(follows) {
-            let follows_extensions = follows_span.extensions();
-            if let Some(dropped) = follows_extensions.get::<DroppedSpan>() {
-                let follows_context = dropped.start().span().span_context().clone();
-                drop(follows_extensions);
+            let dropped_context = Self::with_dropped_ancestor(&follows_span, |dropped| {
+                dropped.start().span().span_context().clone()
+            });
+            if let Some(follows_context) = dropped_context {
                 match &mut data.lock().state {
                     OtelDataState::Builder { builder, .. } => builder
                         .links
@@ -1397,6 +1555,7 @@ where
                 }
                 return;
             }
+            let follows_extensions = follows_span.extensions();
             let follows_otel_data = follows_extensions.get::<OtelDataLock>();
             let Some(follows_data) = follows_otel_data else {
                 return; // The span must already have been closed by us
@@ -1451,6 +1610,11 @@ where
             let Some(otel_data) = span.extensions().get::<OtelDataLock>().cloned() else {
                 return;
             };
+            if let Some(sampler) = &self.early_sampler {
+                if !sampler.records_event(event.metadata()) {
+                    return;
+                }
+            }
             // Performing read operations before getting a write lock to avoid a deadlock
             // See https://github.com/tokio-rs/tracing/issues/763
             #[cfg(feature = "tracing-log")]

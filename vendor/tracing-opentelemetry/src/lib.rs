@@ -134,7 +134,7 @@ pub use layer::{layer, FilteredOpenTelemetryLayer, OpenTelemetryLayer};
 #[cfg(feature = "metrics")]
 pub use metrics::MetricsLayer;
 pub use otel_context::get_otel_context;
-pub use sampler::EarlySampler;
+pub use sampler::{EarlyDecision, EarlySampler};
 pub use span_ext::{OpenTelemetrySpanExt, SetParentError};
 
 #[derive(Debug, Clone)]
@@ -162,9 +162,35 @@ struct OtelData {
     /// The end time of the span if it has been exited.
     end_time: Option<SystemTime>,
     /// Only in the stand-in `OtelData` the extension methods get for a
-    /// [`DroppedSpan`] that has not started: its name, so that `set_parent`
-    /// can turn it into a span built under the new parent.
-    reparent_as: Option<&'static str>,
+    /// [`DroppedSpan`] that has not started: what `set_parent` builds the
+    /// span from, under the new parent.
+    reparent_as: Option<Reparent>,
+    /// A root the early sampler kept, decided on this trace id: it must
+    /// start in it ([`EarlySampler::start_in_trace`]).
+    root_trace_id: Option<opentelemetry::trace::TraceId>,
+}
+
+/// What a span dropped at creation is built from if `set_parent` gives it a
+/// new parent before it starts.
+#[derive(Debug, Clone)]
+pub(crate) struct Reparent {
+    name: &'static str,
+    /// Its creation fields, where they were kept
+    /// ([`EarlyDecision::DropUnlessReparented`]).
+    fields: Option<layer::SpanBuilderUpdates>,
+}
+
+impl Reparent {
+    /// The span's builder and status, started now.
+    fn into_builder(self) -> (opentelemetry::trace::SpanBuilder, opentelemetry::trace::Status) {
+        let mut builder = opentelemetry::trace::SpanBuilder::from_name(self.name)
+            .with_start_time(crate::time::now());
+        let mut status = opentelemetry::trace::Status::Unset;
+        if let Some(fields) = self.fields {
+            fields.update(&mut builder, &mut status);
+        }
+        (builder, status)
+    }
 }
 
 /// Per-span data of a span the [`EarlySampler`] dropped at creation, stored
@@ -174,6 +200,9 @@ struct OtelData {
 struct DroppedSpan {
     cx: opentelemetry::Context,
     name: &'static str,
+    /// Creation fields kept for `set_parent`
+    /// ([`EarlyDecision::DropUnlessReparented`]).
+    fields: Option<Box<layer::SpanBuilderUpdates>>,
     /// Entered, asked for its context, or given a child: from then on its
     /// parent is fixed, as for a span whose builder has been consumed.
     started: std::sync::atomic::AtomicBool,
@@ -194,8 +223,13 @@ impl DroppedSpan {
                 current_cx: self.cx.clone(),
             },
             end_time: None,
-            reparent_as: (!self.started.load(std::sync::atomic::Ordering::Relaxed))
-                .then_some(self.name),
+            reparent_as: (!self.started.load(std::sync::atomic::Ordering::Relaxed)).then(|| {
+                Reparent {
+                    name: self.name,
+                    fields: self.fields.as_deref().cloned(),
+                }
+            }),
+            root_trace_id: None,
         }
     }
 }

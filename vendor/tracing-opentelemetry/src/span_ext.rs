@@ -2,7 +2,7 @@ use crate::OtelData;
 use crate::{layer::WithContext, OtelDataState};
 use opentelemetry::{
     time,
-    trace::{SpanBuilder, SpanContext, Status, TraceContextExt},
+    trace::{SpanContext, Status, TraceContextExt},
     Context, Key, KeyValue, Value,
 };
 use std::{borrow::Cow, fmt, time::SystemTime};
@@ -294,11 +294,12 @@ impl OpenTelemetrySpanExt for tracing::Span {
                         // Dropped at creation and not started: the new parent
                         // may change the sampling decision, so the span is
                         // built after all, and sampled when it starts.
-                        Some(name) => {
+                        Some(reparent) => {
+                            let (builder, status) = reparent.into_builder();
                             data.state = OtelDataState::Builder {
-                                builder: SpanBuilder::from_name(name).with_start_time(time::now()),
+                                builder,
                                 parent_cx: new_cx,
-                                status: Status::Unset,
+                                status,
                             };
                         }
                         None => *result_ref = Err(SetParentError::AlreadyStarted),

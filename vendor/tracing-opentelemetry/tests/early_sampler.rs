@@ -6,8 +6,10 @@ use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use std::sync::{Arc, Mutex};
-use tracing::Subscriber;
-use tracing_opentelemetry::{layer, EarlySampler, OpenTelemetrySpanExt, SetParentError};
+use tracing::{Metadata, Subscriber};
+use tracing_opentelemetry::{
+    layer, EarlyDecision, EarlySampler, OpenTelemetrySpanExt, SetParentError,
+};
 use tracing_subscriber::prelude::*;
 
 #[derive(Clone, Default, Debug)]
@@ -39,18 +41,24 @@ impl TestExporter {
 struct ParentUnsampled;
 
 impl EarlySampler for ParentUnsampled {
-    fn drop_at_creation(&self, parent_cx: &Context, _name: &'static str) -> Option<SpanContext> {
+    fn decide(&self, parent_cx: &Context, _metadata: &'static Metadata<'static>) -> EarlyDecision {
         let parent = parent_cx.span();
         let sc = parent.span_context();
-        (sc.is_valid() && !sc.is_sampled()).then(|| {
-            SpanContext::new(
+        if sc.is_valid() && !sc.is_sampled() {
+            EarlyDecision::Drop(SpanContext::new(
                 sc.trace_id(),
                 SpanId::from(42),
                 TraceFlags::default(),
                 false,
                 sc.trace_state().clone(),
-            )
-        })
+            ))
+        } else {
+            EarlyDecision::Build
+        }
+    }
+
+    fn records_event(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.target() != "kept_out"
     }
 }
 
@@ -160,4 +168,95 @@ fn a_sampled_span_following_a_dropped_one_links_to_its_context() {
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].span_context.span_id(), SpanId::from(42));
     assert_eq!(links[0].span_context.trace_id(), TraceId::from(7));
+}
+
+/// The dropped span of `f`'s spans: a child of a remote unsampled parent.
+fn in_dropped_span<R>(f: impl FnOnce(&tracing::Span) -> R) -> R {
+    let unsampled = tracing::info_span!("unsampled");
+    unsampled.set_parent(remote(false)).unwrap();
+    let dropped = unsampled.in_scope(|| tracing::info_span!("dropped"));
+    f(&dropped)
+}
+
+#[test]
+fn spans_created_under_a_dropped_span_are_dropped_and_answer_with_its_context() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        in_dropped_span(|dropped| {
+            let (child, grandchild) = dropped.in_scope(|| {
+                let child = tracing::info_span!("child", field = 1);
+                let grandchild = child.in_scope(|| {
+                    // The dropped span's context stays the current one.
+                    let current = Context::current().span().span_context().clone();
+                    assert_eq!(current.span_id(), SpanId::from(42));
+                    tracing::info_span!("grandchild")
+                });
+                (child, grandchild)
+            });
+            // Outside the dropped span, as in a task that entered only the
+            // child: what the child creates is dropped too, not a new root.
+            let in_task = child.in_scope(|| tracing::info_span!("in_task"));
+            in_task.in_scope(|| {});
+            let explicit = tracing::info_span!(parent: &grandchild, "explicit");
+            for span in [&child, &grandchild, &in_task, &explicit] {
+                let cx = span.context();
+                let sc = cx.span().span_context().clone();
+                assert_eq!(sc.trace_id(), TraceId::from(7));
+                assert_eq!(sc.span_id(), SpanId::from(42));
+                assert!(!sc.is_sampled());
+            }
+        });
+    });
+    provider.force_flush().unwrap();
+    assert!(exporter.names().is_empty(), "{:?}", exporter.names());
+}
+
+#[test]
+fn a_context_attached_inside_a_dropped_span_parents_what_is_created_there() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        in_dropped_span(|dropped| {
+            dropped.in_scope(|| {
+                let _attached = remote(true).attach();
+                tracing::info_span!("joins_the_sampled_trace").in_scope(|| {});
+            });
+        });
+    });
+    provider.force_flush().unwrap();
+    assert_eq!(exporter.names(), ["joins_the_sampled_trace"]);
+    let spans = exporter.0.lock().unwrap();
+    let joined = spans.iter().find(|s| s.name == "joins_the_sampled_trace").unwrap();
+    assert_eq!(joined.parent_span_id, SpanId::from(9));
+}
+
+#[test]
+fn set_parent_builds_a_span_created_under_a_dropped_span() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        in_dropped_span(|dropped| {
+            let child = dropped.in_scope(|| tracing::info_span!("child"));
+            child.set_parent(remote(true)).unwrap();
+            child.in_scope(|| tracing::info_span!("child_of_child").in_scope(|| {}));
+            let sc = child.context().span().span_context().clone();
+            assert!(sc.is_sampled());
+            assert_ne!(sc.span_id(), SpanId::from(42));
+        });
+    });
+    provider.force_flush().unwrap();
+    assert_eq!(exporter.names(), ["child", "child_of_child"]);
+}
+
+#[test]
+fn events_the_early_sampler_keeps_out_are_not_span_events() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("recorded").in_scope(|| {
+            tracing::info!(target: "kept_out", "not recorded");
+            tracing::info!("recorded");
+        });
+    });
+    provider.force_flush().unwrap();
+    let spans = exporter.0.lock().unwrap();
+    let names: Vec<_> = spans[0].events.iter().map(|e| e.name.to_string()).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
 }
