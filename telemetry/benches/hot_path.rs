@@ -369,6 +369,45 @@ fn sampling(c: &mut Criterion) {
     g.finish();
 }
 
+/// One log event as a service writes it: a message and two fields.
+#[inline(never)]
+fn one_event() {
+    tracing::info!(
+        payment_id = "pay-7f3a9c",
+        amount_minor = 1250u64,
+        "payment accepted"
+    );
+}
+
+/// Events: what one log line costs — stdout JSON alone, and with OTLP log
+/// records too (their queue to a refused port, as the span benchmarks).
+fn events(c: &mut Criterion) {
+    let mut g = c.benchmark_group("events");
+    let bench = |g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+                 id: &str,
+                 t: &Telemetry| {
+        tracing::dispatcher::with_default(t.dispatch(), || {
+            g.bench_function(id, |b| b.iter(one_event));
+        });
+    };
+    // l1: the JSON stdout line only.
+    let t = telemetry("bench-l-json", &[]);
+    bench(&mut g, "l1_event_json_stdout", &t);
+    let _ = t.shutdown();
+    // l2: the JSON stdout line and an OTLP log record.
+    let t = telemetry(
+        "bench-l-otlp",
+        &[
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "4194304"),
+        ],
+    );
+    bench(&mut g, "l2_event_json_stdout_and_otlp", &t);
+    report("l2", &t);
+    let _ = t.shutdown();
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -380,6 +419,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = metrics, spans, sampling
+    targets = metrics, spans, sampling, events
 }
 criterion_main!(benches);

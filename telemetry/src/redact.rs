@@ -225,28 +225,34 @@ fn luhn(digits: &[u8]) -> bool {
 /// Runs of 13–19 digits, optionally grouped by single spaces or dashes.
 fn mask_cards(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut changed = false;
+    let mut masked = Masked::new(s);
     let mut i = 0;
+    // Stepping by bytes is safe: every test is on ASCII bytes, and no byte of
+    // a multi-byte UTF-8 character is ASCII.
     while i < bytes.len() {
         if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_alphanumeric()) {
-            i = copy_char(s, i, &mut out);
+            i += 1;
             continue;
         }
-        // Collect a digit run with single separators.
+        // Collect a digit run with single separators (up to 19 digits are
+        // kept; a longer run is no card).
         let start = i;
-        let mut digits = Vec::new();
+        let mut digits = [0u8; 19];
+        let mut count = 0;
         let mut end = i;
         let mut j = i;
         while j < bytes.len() {
             if bytes[j].is_ascii_digit() {
-                digits.push(bytes[j] - b'0');
+                if count < digits.len() {
+                    digits[count] = bytes[j] - b'0';
+                }
+                count += 1;
                 j += 1;
                 end = j;
             } else if (bytes[j] == b' ' || bytes[j] == b'-')
                 && j + 1 < bytes.len()
                 && bytes[j + 1].is_ascii_digit()
-                && !digits.is_empty()
+                && count > 0
             {
                 j += 1;
             } else {
@@ -256,21 +262,52 @@ fn mask_cards(s: &str) -> Option<String> {
         let boundary_ok = end >= bytes.len() || !bytes[end].is_ascii_alphanumeric();
         // Card numbers start 2-6 (ISO/IEC 7812 industry identifiers of
         // payment cards): epoch-millisecond timestamps (1…) never match.
-        let card_prefix = matches!(digits.first(), Some(2..=6));
-        if (13..=19).contains(&digits.len()) && boundary_ok && card_prefix && luhn(&digits) {
-            let last4: String = digits[digits.len() - 4..]
-                .iter()
-                .map(|d| (d + b'0') as char)
-                .collect();
+        let card_prefix = matches!(digits[0], 2..=6);
+        if (13..=19).contains(&count) && boundary_ok && card_prefix && luhn(&digits[..count]) {
+            let out = masked.replace(start, end);
             out.push_str("****");
-            out.push_str(&last4);
-            changed = true;
-        } else {
-            out.push_str(&s[start..end]);
+            out.extend(digits[count - 4..count].iter().map(|d| (d + b'0') as char));
         }
         i = end;
     }
-    changed.then_some(out)
+    masked.finish()
+}
+
+/// A copy of a string made only once something in it is masked: most
+/// values hold nothing to mask and are never copied.
+struct Masked<'a> {
+    source: &'a str,
+    out: Option<String>,
+    /// Where the copy of `source` stops so far.
+    copied_to: usize,
+}
+
+impl<'a> Masked<'a> {
+    fn new(source: &'a str) -> Self {
+        Masked {
+            source,
+            out: None,
+            copied_to: 0,
+        }
+    }
+
+    /// Drops `source[start..end]` from the copy and returns the copy, to
+    /// which the replacement is written.
+    fn replace(&mut self, start: usize, end: usize) -> &mut String {
+        let out = self
+            .out
+            .get_or_insert_with(|| String::with_capacity(self.source.len()));
+        out.push_str(&self.source[self.copied_to..start]);
+        self.copied_to = end;
+        out
+    }
+
+    /// The masked copy, if anything was masked.
+    fn finish(self) -> Option<String> {
+        let mut out = self.out?;
+        out.push_str(&self.source[self.copied_to..]);
+        Some(out)
+    }
 }
 
 /// Two letters, two digits, then 11–30 letters/digits, either unbroken or
@@ -278,8 +315,7 @@ fn mask_cards(s: &str) -> Option<String> {
 /// only when the ISO 13616 mod-97 check holds.
 fn mask_ibans(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut changed = false;
+    let mut masked = Masked::new(s);
     let mut i = 0;
     while i < bytes.len() {
         let at_word_start = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
@@ -291,20 +327,17 @@ fn mask_ibans(s: &str) -> Option<String> {
             && bytes[i + 3].is_ascii_digit()
             && let Some((end, chars)) = iban_at(bytes, i)
         {
-            let tail: String = chars[chars.len() - 4..]
-                .iter()
-                .map(|&b| b as char)
-                .collect();
+            let out = masked.replace(i, end);
             out.push_str(&s[i..i + 4]);
             out.push_str("****");
-            out.push_str(&tail);
-            changed = true;
+            out.extend(chars[chars.len() - 4..].iter().map(|&b| b as char));
             i = end;
             continue;
         }
-        i = copy_char(s, i, &mut out);
+        // Bytes, as in `mask_cards`.
+        i += 1;
     }
-    changed.then_some(out)
+    masked.finish()
 }
 
 /// The IBAN starting at `start`: its end and its characters without spaces.
@@ -365,21 +398,23 @@ fn iban_checksum_ok(chars: &[u8]) -> bool {
     rem == 1
 }
 
-/// Copies the character starting at byte `i` (always a char boundary here)
-/// and returns the index after it.
-fn copy_char(s: &str, i: usize, out: &mut String) -> usize {
-    match s[i..].chars().next() {
-        Some(c) => {
-            out.push(c);
-            i + c.len_utf8()
-        }
-        None => s.len(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masking_keeps_everything_around_it_including_multibyte_text() {
+        assert_eq!(
+            mask_sensitive(
+                "é 4111 1111 1111 1111 💳 to DE89370400440532013000, ü 5500-0000-0000-0004"
+            )
+            .as_deref(),
+            Some("é ****1111 💳 to DE89****3000, ü ****0004")
+        );
+        // Twenty digits (Luhn-valid) are no card; nothing is copied.
+        assert_eq!(mask_sensitive("41111111111111111115"), None);
+        assert_eq!(mask_sensitive("ünïcödé only, 12 digits 123456789012"), None);
+    }
 
     #[test]
     fn cards_need_luhn_and_length() {
