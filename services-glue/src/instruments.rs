@@ -30,9 +30,13 @@
 //! assert_eq!(TokenInstruments::NAMES, ["tokens.minted", "tokens.active", "tokens.value"]);
 //! ```
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, RwLock};
+
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
-    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter,
+    BoundCounter, BoundGauge, BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter,
     UpDownCounter,
 };
 
@@ -40,16 +44,73 @@ fn attrs<const N: usize>(keys: &'static [&'static str; N], values: [&str; N]) ->
     std::array::from_fn(|i| KeyValue::new(keys[i], values[i].to_string()))
 }
 
+/// Attribute-value sets each instrument keeps a bound handle for; past it,
+/// measurements take the SDK's plain path (and its cardinality limit).
+const MAX_BOUND_SETS: usize = 256;
+
+/// Bound handles per attribute-value set, made on first use: a measurement
+/// is then a hash of the values, a read lock and the handle's atomic add,
+/// instead of a string per value and the SDK's attribute lookup.
+#[derive(Debug)]
+struct BoundSets<B, const N: usize> {
+    hasher: RandomState,
+    /// By the values' hash; each entry holds the values it was made for.
+    sets: RwLock<HashMap<u64, Vec<([Box<str>; N], B)>>>,
+}
+
+impl<B, const N: usize> Default for BoundSets<B, N> {
+    fn default() -> Self {
+        BoundSets {
+            hasher: RandomState::new(),
+            sets: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl<B, const N: usize> BoundSets<B, N> {
+    /// Runs `measure` on the handle for `values`, binding it first if
+    /// needed; `false` when there is no handle (the bound is reached).
+    fn measure(&self, values: [&str; N], bind: impl FnOnce() -> B, measure: impl Fn(&B)) -> bool {
+        let hash = self.hasher.hash_one(values);
+        let same = |kept: &[Box<str>; N]| kept.iter().zip(values).all(|(k, v)| **k == *v);
+        if let Ok(sets) = self.sets.read()
+            && let Some((_, bound)) = sets
+                .get(&hash)
+                .and_then(|b| b.iter().find(|(k, _)| same(k)))
+        {
+            measure(bound);
+            return true;
+        }
+        let Ok(mut sets) = self.sets.write() else {
+            return false;
+        };
+        let count: usize = sets.values().map(Vec::len).sum();
+        let bucket = sets.entry(hash).or_default();
+        if let Some((_, bound)) = bucket.iter().find(|(k, _)| same(k)) {
+            measure(bound);
+            return true;
+        }
+        if count >= MAX_BOUND_SETS {
+            return false;
+        }
+        let bound = bind();
+        measure(&bound);
+        bucket.push((values.map(Box::from), bound));
+        true
+    }
+}
+
 /// Declares an instrument type holding its keys, with the constructor all
 /// but the histogram share (the histogram also takes buckets); written once
 /// so the three cannot drift apart.
 macro_rules! declared_instrument {
-    ($(#[$doc:meta])* $name:ident, $inner:ty, $build:ident) => {
+    ($(#[$doc:meta])* $name:ident, $inner:ty, $bound:ty, $build:ident) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name<const N: usize> {
             inner: $inner,
             keys: &'static [&'static str; N],
+            bound: $bound,
         }
 
         impl<const N: usize> $name<N> {
@@ -66,7 +127,11 @@ macro_rules! declared_instrument {
                     .with_unit(unit)
                     .with_description(description)
                     .build();
-                $name { inner, keys }
+                $name {
+                    inner,
+                    keys,
+                    bound: Default::default(),
+                }
             }
         }
     };
@@ -76,13 +141,19 @@ declared_instrument!(
     /// A monotonic `u64` counter with exactly `N` declared attribute keys.
     DeclaredCounter,
     Counter<u64>,
+    Arc<BoundSets<BoundCounter<u64>, N>>,
     u64_counter
 );
 
 impl<const N: usize> DeclaredCounter<N> {
     /// Adds `value` for these attribute values (in declaration order).
     pub fn add(&self, value: u64, values: [&str; N]) {
-        self.inner.add(value, &attrs(self.keys, values));
+        let bound = self
+            .bound
+            .measure(values, || self.bind(values), |b| b.add(value));
+        if !bound {
+            self.inner.add(value, &attrs(self.keys, values));
+        }
     }
     /// Resolves the attributes once; the bound handle's `add` is the hot path.
     pub fn bind(&self, values: [&str; N]) -> BoundCounter<u64> {
@@ -94,13 +165,19 @@ declared_instrument!(
     /// An `i64` up-down counter (things that come and go) with `N` attribute keys.
     DeclaredUpDownCounter,
     UpDownCounter<i64>,
+    Arc<BoundSets<BoundUpDownCounter<i64>, N>>,
     i64_up_down_counter
 );
 
 impl<const N: usize> DeclaredUpDownCounter<N> {
     /// Adds `delta` (negative to decrease).
     pub fn add(&self, delta: i64, values: [&str; N]) {
-        self.inner.add(delta, &attrs(self.keys, values));
+        let bound = self
+            .bound
+            .measure(values, || self.bind(values), |b| b.add(delta));
+        if !bound {
+            self.inner.add(delta, &attrs(self.keys, values));
+        }
     }
     /// Resolves the attributes once.
     pub fn bind(&self, values: [&str; N]) -> BoundUpDownCounter<i64> {
@@ -112,13 +189,23 @@ declared_instrument!(
     /// An `f64` gauge (last value wins) with `N` attribute keys.
     DeclaredGauge,
     Gauge<f64>,
+    Arc<BoundSets<BoundGauge<f64>, N>>,
     f64_gauge
 );
 
 impl<const N: usize> DeclaredGauge<N> {
     /// Sets the current value.
     pub fn record(&self, value: f64, values: [&str; N]) {
-        self.inner.record(value, &attrs(self.keys, values));
+        let bound = self
+            .bound
+            .measure(values, || self.bind(values), |b| b.record(value));
+        if !bound {
+            self.inner.record(value, &attrs(self.keys, values));
+        }
+    }
+    /// Resolves the attributes once.
+    pub fn bind(&self, values: [&str; N]) -> BoundGauge<f64> {
+        self.inner.bind(&attrs(self.keys, values))
     }
 }
 
@@ -127,6 +214,7 @@ impl<const N: usize> DeclaredGauge<N> {
 pub struct DeclaredHistogram<const N: usize> {
     inner: Histogram<f64>,
     keys: &'static [&'static str; N],
+    bound: Arc<BoundSets<BoundHistogram<f64>, N>>,
 }
 
 impl<const N: usize> DeclaredHistogram<N> {
@@ -150,11 +238,17 @@ impl<const N: usize> DeclaredHistogram<N> {
         DeclaredHistogram {
             inner: b.build(),
             keys,
+            bound: Default::default(),
         }
     }
     /// Records one observation.
     pub fn record(&self, value: f64, values: [&str; N]) {
-        self.inner.record(value, &attrs(self.keys, values));
+        let bound = self
+            .bound
+            .measure(values, || self.bind(values), |b| b.record(value));
+        if !bound {
+            self.inner.record(value, &attrs(self.keys, values));
+        }
     }
     /// Resolves the attributes once.
     pub fn bind(&self, values: [&str; N]) -> BoundHistogram<f64> {

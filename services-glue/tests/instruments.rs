@@ -157,3 +157,74 @@ fn declared_instruments_export_as_declared() {
         "tokens.burned is a counter: {burned:?}"
     );
 }
+
+services_glue::instruments! {
+    /// Two keys each, to see value sets kept apart.
+    pub struct PairInstruments {
+        /// Counted per pair.
+        counted: counter("pairs.counted", "1", "Counted", ["left", "right"]),
+        /// Up and down per pair.
+        level: up_down_counter("pairs.level", "1", "Level", ["left", "right"]),
+        /// Observed per pair.
+        observed: histogram("pairs.observed", "1", "Observed", ["left", "right"], [10.0]),
+    }
+}
+
+#[test]
+fn every_value_set_adds_up_exactly_past_the_bound_handles_too() {
+    let sink = InMemory::new();
+    let t = Telemetry::builder("pairs-engine")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    let m = PairInstruments::new(&t.meter());
+    // 300 sets: more than an instrument keeps bound handles for (the rest
+    // take the plain path), each measured three times; and two sets whose
+    // values join to the same text.
+    for round in 0..3 {
+        for i in 0..300u64 {
+            let left = format!("l{i}");
+            m.counted.add(i + 1, [&left, "r"]);
+            m.level.add(if round == 2 { -1 } else { 2 }, [&left, "r"]);
+            m.observed.record(i as f64, [&left, "r"]);
+        }
+        m.counted.add(1, ["a", "bc"]);
+        m.counted.add(10, ["ab", "c"]);
+    }
+    t.shutdown().unwrap();
+
+    let metrics = sink.metrics();
+    let key = |left: Option<&str>, right: Option<&str>| {
+        format!("left={},right={}", left.unwrap(), right.unwrap())
+    };
+    let counted: std::collections::HashMap<String, f64> = find_metric(&metrics, "pairs.counted")
+        .unwrap()
+        .number_points()
+        .iter()
+        .map(|p| {
+            (
+                key(p.attributes.str("left"), p.attributes.str("right")),
+                p.value,
+            )
+        })
+        .collect();
+    assert_eq!(counted.len(), 302, "{counted:?}");
+    for i in 0..300u64 {
+        assert_eq!(counted[&format!("left=l{i},right=r")], (3 * (i + 1)) as f64);
+    }
+    assert_eq!(counted["left=a,right=bc"], 3.0);
+    assert_eq!(counted["left=ab,right=c"], 30.0);
+    let level = find_metric(&metrics, "pairs.level")
+        .unwrap()
+        .number_points();
+    assert_eq!(level.len(), 300);
+    assert!(level.iter().all(|p| p.value == 3.0), "{level:?}");
+    let observed = find_metric(&metrics, "pairs.observed").unwrap();
+    let counts: Vec<u64> = observed
+        .histogram_points()
+        .iter()
+        .map(|p| p.count)
+        .collect();
+    assert_eq!(counts.len(), 300);
+    assert!(counts.iter().all(|c| *c == 3), "{counts:?}");
+}
