@@ -55,8 +55,11 @@ const MAX_BOUND_SETS: usize = 256;
 struct BoundSets<B, const N: usize> {
     hasher: RandomState,
     /// By the values' hash; each entry holds the values it was made for.
-    sets: RwLock<HashMap<u64, Vec<([Box<str>; N], B)>>>,
+    sets: RwLock<HashMap<u64, Vec<BoundSet<B, N>>>>,
 }
+
+/// One attribute-value set and its bound handle.
+type BoundSet<B, const N: usize> = ([Box<str>; N], B);
 
 impl<B, const N: usize> Default for BoundSets<B, N> {
     fn default() -> Self {
