@@ -73,19 +73,35 @@ pub(crate) struct ParentDecides {
     /// root dropped here cannot be revived by `set_parent`, so its fields
     /// need not be kept.
     drops_everything: bool,
-    /// A root's decision depends on its trace id (a ratio): kept roots must
-    /// start in the trace they were decided on.
-    roots_by_trace_id: bool,
+    /// How roots are decided.
+    roots: Roots,
+}
+
+/// What the sampler makes of a span without a parent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Roots {
+    /// Always sampled (`always_on`, `parentbased_always_on`): built without
+    /// asking, nothing to draw.
+    Sampled,
+    /// Decided on the trace id (a ratio): drawn here, and a kept root starts
+    /// in the trace it was decided on.
+    ByTraceId,
+    /// Never sampled on their own (`always_off`, `parentbased_always_off`).
+    Dropped,
 }
 
 impl ParentDecides {
     pub(crate) fn new(config: SamplerConfig) -> Self {
+        let roots = match config {
+            SamplerConfig::AlwaysOn | SamplerConfig::ParentBasedAlwaysOn => Roots::Sampled,
+            SamplerConfig::TraceIdRatio(_) | SamplerConfig::ParentBasedTraceIdRatio(_) => {
+                Roots::ByTraceId
+            }
+            SamplerConfig::AlwaysOff | SamplerConfig::ParentBasedAlwaysOff => Roots::Dropped,
+        };
         ParentDecides {
             drops_everything: config == SamplerConfig::AlwaysOff,
-            roots_by_trace_id: matches!(
-                config,
-                SamplerConfig::TraceIdRatio(_) | SamplerConfig::ParentBasedTraceIdRatio(_)
-            ),
+            roots,
             sampler: crate::pipeline::traces::sampler(config),
             ids: RandomIdGenerator::default(),
         }
@@ -113,6 +129,10 @@ impl EarlySampler for ParentDecides {
         let parent = parent_cx.span();
         let parent_sc = parent.span_context();
         let is_root = !parent_sc.is_valid();
+        if is_root && self.roots == Roots::Sampled && !is_exporter_target(metadata.target()) {
+            // Nothing to decide: the SDK samples it whatever its trace id.
+            return EarlyDecision::Build;
+        }
         let trace_id = if is_root {
             self.ids.new_trace_id()
         } else {
@@ -150,7 +170,7 @@ impl EarlySampler for ParentDecides {
                 }
             }
             SamplingDecision::RecordOnly | SamplingDecision::RecordAndSample => {
-                if is_root && self.roots_by_trace_id {
+                if is_root && self.roots == Roots::ByTraceId {
                     EarlyDecision::BuildInTrace(trace_id)
                 } else {
                     EarlyDecision::Build

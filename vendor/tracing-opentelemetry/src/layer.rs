@@ -1044,10 +1044,10 @@ where
                         current_cx: dropped.cx.clone(),
                     },
                     end_time: None,
-                    reparent_as: Some(Reparent {
+                    reparent_as: Some(Box::new(Reparent {
                         name: span.name(),
                         fields: None,
-                    }),
+                    })),
                     root_trace_id: None,
                 })
             });
@@ -1098,6 +1098,12 @@ where
     /// and is therefore dropped too (see [`EarlySampler`]). That dropped span
     /// then counts as started: it has a child.
     fn created_under_dropped_span(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> bool {
+        let contextual = attrs.parent().is_none() && self.context_activation;
+        if contextual && OtelContext::map_current(|cx| cx.span().span_context().is_sampled()) {
+            // The parent is a sampled context: no dropped span's (they are
+            // not sampled), so no lookup is needed.
+            return false;
+        }
         let parent = match attrs.parent() {
             Some(id) => ctx.span(id),
             None if attrs.is_contextual() => ctx.lookup_current(),
@@ -1109,7 +1115,6 @@ where
         // A contextual span's parent is the current OpenTelemetry context:
         // it must be the dropped span's own, or none (a task that entered
         // only a span created under it), not one attached on top of it.
-        let contextual = attrs.parent().is_none() && self.context_activation;
         Self::with_dropped_ancestor(&parent, |dropped| {
             let in_subtree = !contextual || {
                 let dropped_span = dropped.cx.span();

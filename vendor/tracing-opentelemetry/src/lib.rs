@@ -163,8 +163,9 @@ struct OtelData {
     end_time: Option<SystemTime>,
     /// Only in the stand-in `OtelData` the extension methods get for a
     /// [`DroppedSpan`] that has not started: what `set_parent` builds the
-    /// span from, under the new parent.
-    reparent_as: Option<Reparent>,
+    /// span from, under the new parent (boxed: every span's data carries
+    /// the field, and only stand-ins fill it).
+    reparent_as: Option<Box<Reparent>>,
     /// A root the early sampler kept, decided on this trace id: it must
     /// start in it ([`EarlySampler::start_in_trace`]).
     root_trace_id: Option<opentelemetry::trace::TraceId>,
@@ -182,7 +183,12 @@ pub(crate) struct Reparent {
 
 impl Reparent {
     /// The span's builder and status, started now.
-    fn into_builder(self) -> (opentelemetry::trace::SpanBuilder, opentelemetry::trace::Status) {
+    fn into_builder(
+        self: Box<Self>,
+    ) -> (
+        opentelemetry::trace::SpanBuilder,
+        opentelemetry::trace::Status,
+    ) {
         let mut builder = opentelemetry::trace::SpanBuilder::from_name(self.name)
             .with_start_time(crate::time::now());
         let mut status = opentelemetry::trace::Status::Unset;
@@ -224,10 +230,10 @@ impl DroppedSpan {
             },
             end_time: None,
             reparent_as: (!self.started.load(std::sync::atomic::Ordering::Relaxed)).then(|| {
-                Reparent {
+                Box::new(Reparent {
                     name: self.name,
                     fields: self.fields.as_deref().cloned(),
-                }
+                })
             }),
             root_trace_id: None,
         }

@@ -225,7 +225,10 @@ fn a_context_attached_inside_a_dropped_span_parents_what_is_created_there() {
     provider.force_flush().unwrap();
     assert_eq!(exporter.names(), ["joins_the_sampled_trace"]);
     let spans = exporter.0.lock().unwrap();
-    let joined = spans.iter().find(|s| s.name == "joins_the_sampled_trace").unwrap();
+    let joined = spans
+        .iter()
+        .find(|s| s.name == "joins_the_sampled_trace")
+        .unwrap();
     assert_eq!(joined.parent_span_id, SpanId::from(9));
 }
 

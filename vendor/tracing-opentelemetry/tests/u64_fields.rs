@@ -27,7 +27,12 @@ fn u64_fields_are_integers_where_they_fit() {
     let subscriber =
         tracing_subscriber::registry().with(layer().with_tracer(provider.tracer("test")));
     tracing::subscriber::with_default(subscriber, || {
-        let span = tracing::info_span!("s", small = 7u64, huge = u64::MAX, later = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "s",
+            small = 7u64,
+            huge = u64::MAX,
+            later = tracing::field::Empty
+        );
         span.record("later", 9u64);
         span.in_scope(|| tracing::info!(count = 3u64, "event"));
     });
@@ -44,6 +49,9 @@ fn u64_fields_are_integers_where_they_fit() {
     assert_eq!(attr("later"), Some(Value::I64(9)));
     assert_eq!(attr("huge"), Some(Value::from(u64::MAX.to_string())));
     let event = &spans[0].events.events[0];
-    let count = event.attributes.iter().find(|kv| kv.key.as_str() == "count");
+    let count = event
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "count");
     assert_eq!(count.map(|kv| kv.value.clone()), Some(Value::I64(3)));
 }
