@@ -9,6 +9,8 @@ with ratios to the lean upstream stack measured in the same run.
              their defaults + SDK BatchSpanProcessor / BatchLogProcessor
   lean       upstream with telemetry's settings (EnvFilter "info"; no code
              location, thread ids or inactivity tracking; same batch sizes)
+  lean-json  (log records only) lean plus telemetry's stdout JSON layer
+             writing to a sink, as telemetry formats every event for stdout
 
 usage: python3 scripts/bench-export.py [--n 300000] [--rounds 3] [--threads 1]
            [--sustain 60] [--rate 20000] [--sustain-protocols grpc]
@@ -106,13 +108,16 @@ def main():
     # (label, binary, stack argument)
     stacks = [(s, BIN, s) for s in STACKS] + [(l, p, "telemetry") for l, p in (b.split("=", 1) for b in o.bin)]
     signals, protocols = o.signals.split(","), o.protocols.split(",")
+    # Spans never reach the stdout layer: lean-json only for log records.
+    extra = {"logs": [("lean-json", BIN, "lean-json")], "spans": []}
+    per_signal = {sig: stacks + extra.get(sig, []) for sig in signals}
     results = {}
     for r in range(o.rounds):
         rotel, endpoints = start_rotel()
         try:
-            k = r % len(stacks)
-            order = stacks[k:] + stacks[:k]
             for sig in signals:
+                k = r % len(per_signal[sig])
+                order = per_signal[sig][k:] + per_signal[sig][:k]
                 for proto in protocols:
                     for label, binary, stack in order:
                         load = os.getloadavg()[0]
@@ -133,7 +138,7 @@ def main():
             print(f"\n{sig} over {'gRPC' if proto == 'grpc' else 'HTTP/protobuf'}:")
             print(f"| stack | {sig} / CPU-s | ÷ lean | CPU s | wall s | lean wall ÷ wall | peak RSS MiB | dropped (max) | per-round {sig}/CPU-s |")
             print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-            for label, _, _ in stacks:
+            for label, _, _ in per_signal[sig]:
                 rows = results[(sig, proto, label)]
                 rate, cpu, wall = med(rows, "per_cpu_s"), med(rows, "cpu_s"), med(rows, "wall_s")
                 per = " / ".join(f"{x['per_cpu_s'] / 1000:.0f}k" for x in rows)
@@ -148,7 +153,7 @@ def main():
             print("|---|---|---|---:|---:|---:|---:|---:|---:|")
             for sig in signals:
                 for proto in o.sustain_protocols.split(","):
-                    for label, binary, stack in stacks:
+                    for label, binary, stack in per_signal[sig]:
                         res = run(binary, stack, sig, proto, endpoints[proto], o.n, o.threads, o.sustain, o.rate)
                         print(f"| {sig} | {proto} | {label} | {res['produced']} | {res['dropped']} | "
                               f"{res['rss_first_mib']:.1f} | {res['rss_last_mib']:.1f} | {res['rss_max_mib']:.1f} | "

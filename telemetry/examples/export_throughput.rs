@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! export_throughput <stack> <signal> <protocol> <endpoint> [n] [threads] [sustain_seconds] [rate]
-//!   stack     telemetry | upstream | lean
+//!   stack     telemetry | upstream | lean | lean-json
 //!   signal    spans | logs
 //!   protocol  grpc | http
 //!   endpoint  http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP, no path)
@@ -38,6 +38,10 @@
 //!   code location, thread ids or inactivity tracking on the span layer, and
 //!   telemetry's default batch sizes (queue 2048, batch 512, schedule delay
 //!   5 s for spans, 1 s for logs).
+//! - `lean-json`: `lean` plus telemetry's stdout layer
+//!   (`telemetry::stdout::JsonLayer`, to `io::sink`): what telemetry does
+//!   per event besides exporting it, for a like-for-like reading of the log
+//!   record figures.
 //!
 //! The workspace patches tracing-opentelemetry (an early sampler); the patch
 //! acts only when `with_early_sampler` is called, which the upstream stacks
@@ -66,6 +70,7 @@ enum Stack {
     Telemetry,
     Upstream,
     Lean,
+    LeanJson,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,6 +106,7 @@ fn args() -> Res<Args> {
         Some("telemetry") => Stack::Telemetry,
         Some("upstream") => Stack::Upstream,
         Some("lean") => Stack::Lean,
+        Some("lean-json") => Stack::LeanJson,
         _ => return Err("usage: export_throughput telemetry|upstream|lean spans|logs grpc|http ENDPOINT [n] [threads] [sustain_seconds rate]".into()),
     };
     let signal = match get(1) {
@@ -196,7 +202,7 @@ struct Installed {
 fn install(a: &Args) -> Res<Installed> {
     match a.stack {
         Stack::Telemetry => install_telemetry(a),
-        Stack::Upstream | Stack::Lean => install_upstream(a),
+        Stack::Upstream | Stack::Lean | Stack::LeanJson => install_upstream(a),
     }
 }
 
@@ -245,7 +251,11 @@ fn install_telemetry(a: &Args) -> Res<Installed> {
 }
 
 fn install_upstream(a: &Args) -> Res<Installed> {
-    let lean = a.stack == Stack::Lean;
+    let lean = matches!(a.stack, Stack::Lean | Stack::LeanJson);
+    // telemetry's stdout layer (one JSON line per event, to a sink), for a
+    // like-for-like comparison of log records with telemetry's own stack.
+    let json =
+        || (a.stack == Stack::LeanJson).then(|| telemetry::stdout::JsonLayer::new(std::io::sink));
     // The tonic exporter spawns its connection onto the runtime current
     // when it is built, as in an application's `#[tokio::main]`.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -309,6 +319,7 @@ fn install_upstream(a: &Args) -> Res<Installed> {
             tracing::subscriber::set_global_default(
                 tracing_subscriber::registry()
                     .with(filter())
+                    .with(json())
                     .with(layer)
                     .with(drops.with_filter(sdk_warnings())),
             )?;
@@ -351,6 +362,7 @@ fn install_upstream(a: &Args) -> Res<Installed> {
             tracing::subscriber::set_global_default(
                 tracing_subscriber::registry()
                     .with(filter())
+                    .with(json())
                     .with(bridge)
                     .with(drops.with_filter(sdk_warnings())),
             )?;
@@ -462,6 +474,7 @@ fn main() -> Res<()> {
         Stack::Telemetry => "telemetry",
         Stack::Upstream => "upstream",
         Stack::Lean => "lean",
+        Stack::LeanJson => "lean-json",
     };
     let mut line = serde_json::json!({
         "stack": stack,
