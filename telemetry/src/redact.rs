@@ -41,6 +41,10 @@ pub fn mask_sensitive(value: &str) -> Option<String> {
 /// digits. One pass without allocating, so the values that hold neither
 /// (nearly all of them) are not copied character by character.
 fn may_be_sensitive(s: &[u8]) -> bool {
+    // The shortest card number has 13 digits; the shortest IBAN 15 characters.
+    if s.len() < 13 {
+        return false;
+    }
     s.iter().filter(|b| b.is_ascii_digit()).count() >= 13
         || s.windows(4).any(|w| {
             w[0].is_ascii_uppercase()
