@@ -149,15 +149,15 @@ def main():
         rotel, endpoints = start_rotel()
         try:
             print(f"\nsustained: {o.sustain} s at {o.rate}/s, default queue bounds, RSS sampled each second")
-            print("| signal | protocol | stack | produced | dropped | RSS first MiB | RSS last MiB | RSS max MiB | CPU s |")
-            print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+            print("| signal | protocol | stack | produced | dropped | RSS first MiB | RSS last MiB | RSS max MiB | CPU s | delivered / CPU-s |")
+            print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
             for sig in signals:
                 for proto in o.sustain_protocols.split(","):
                     for label, binary, stack in per_signal[sig]:
                         res = run(binary, stack, sig, proto, endpoints[proto], o.n, o.threads, o.sustain, o.rate)
                         print(f"| {sig} | {proto} | {label} | {res['produced']} | {res['dropped']} | "
                               f"{res['rss_first_mib']:.1f} | {res['rss_last_mib']:.1f} | {res['rss_max_mib']:.1f} | "
-                              f"{res['cpu_s']:.1f} |", flush=True)
+                              f"{res['cpu_s']:.1f} | {res['per_cpu_s'] / 1000:.0f}k |", flush=True)
         finally:
             stop_rotel(rotel)
 
