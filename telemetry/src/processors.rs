@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::LogRecord as _;
+use opentelemetry::logs::Logger as _;
 use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry::logs::Severity;
 use opentelemetry::{Context, InstrumentationScope, KeyValue, Value};
@@ -69,6 +70,23 @@ fn truncate_all(attrs: &mut [KeyValue], limit: usize) {
 #[derive(Debug)]
 pub(crate) struct QueueLogProcessor {
     pub(crate) queue: BatchQueue<(SdkLogRecord, InstrumentationScope)>,
+    /// Set on the provider's last processor only: the logger drops each
+    /// record once its processors have run, so the last one takes the
+    /// record (leaving a blank one made by this logger) instead of copying
+    /// its body and attributes. The others clone.
+    pub(crate) take_with: Option<SdkLogger>,
+}
+
+impl QueueLogProcessor {
+    /// A processor for `queue`; `last` when no processor follows it.
+    pub(crate) fn new(queue: BatchQueue<(SdkLogRecord, InstrumentationScope)>, last: bool) -> Self {
+        let take_with = last.then(|| {
+            SdkLoggerProvider::builder()
+                .build()
+                .logger("telemetry.blank")
+        });
+        QueueLogProcessor { queue, take_with }
+    }
 }
 
 impl LogProcessor for QueueLogProcessor {
@@ -77,7 +95,11 @@ impl LogProcessor for QueueLogProcessor {
             let t = record.observed_timestamp().unwrap_or_else(SystemTime::now);
             record.set_timestamp(t);
         }
-        self.queue.push((record.clone(), scope.clone()));
+        let record = match &self.take_with {
+            Some(blank) => std::mem::replace(record, blank.create_log_record()),
+            None => record.clone(),
+        };
+        self.queue.push((record, scope.clone()));
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -27,10 +27,31 @@ use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 /// assert_eq!(mask_sensitive("order 12345"), None);
 /// ```
 pub fn mask_sensitive(value: &str) -> Option<String> {
+    if !may_be_sensitive(value.as_bytes()) {
+        return None;
+    }
     let masked_cards = mask_cards(value);
     let after = masked_cards.as_deref().unwrap_or(value);
     let masked_ibans = mask_ibans(after);
     masked_ibans.or(masked_cards)
+}
+
+/// Whether `s` can hold what [`mask_sensitive`] masks: a card number has
+/// at least 13 digits, an IBAN starts with two capital letters and two
+/// digits. One pass without allocating, so the values that hold neither
+/// (nearly all of them) are not copied character by character.
+fn may_be_sensitive(s: &[u8]) -> bool {
+    // The shortest card number has 13 digits; the shortest IBAN 15 characters.
+    if s.len() < 13 {
+        return false;
+    }
+    s.iter().filter(|b| b.is_ascii_digit()).count() >= 13
+        || s.windows(4).any(|w| {
+            w[0].is_ascii_uppercase()
+                && w[1].is_ascii_uppercase()
+                && w[2].is_ascii_digit()
+                && w[3].is_ascii_digit()
+        })
 }
 
 /// Masks a string attribute value (and strings in string arrays) in place.
@@ -117,6 +138,14 @@ fn masked_any(value: &AnyValue) -> Option<AnyValue> {
 /// `None` when there is nothing to mask, the common case.
 pub(crate) fn masked_log_record(record: &SdkLogRecord, blank: &SdkLogger) -> Option<SdkLogRecord> {
     let body = record.body().and_then(masked_any);
+    if body.is_none()
+        && record
+            .attributes_iter()
+            .all(|(_, v)| masked_any(v).is_none())
+    {
+        // Nothing to mask (the common case): no per-record allocation.
+        return None;
+    }
     let attrs: Vec<Option<AnyValue>> = record
         .attributes_iter()
         .map(|(_, v)| masked_any(v))

@@ -26,6 +26,7 @@ pub(crate) fn build(
     }
     let mut builder = SdkLoggerProvider::builder().with_resource(resource.clone());
     let mut stats = Vec::new();
+    let count = destinations.len();
     for (i, destination) in destinations.into_iter().enumerate() {
         let queue_stats = PipelineStats::new(Signal::Logs, config.log_batch.max_queue_size);
         let queue = BatchQueue::start(
@@ -36,7 +37,7 @@ pub(crate) fn build(
             Arc::clone(&queue_stats),
             destination.label,
         )?;
-        builder = builder.with_log_processor(QueueLogProcessor { queue });
+        builder = builder.with_log_processor(QueueLogProcessor::new(queue, i + 1 == count));
         stats.push(queue_stats);
     }
     Ok(Some((builder.build(), stats)))
