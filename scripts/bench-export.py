@@ -26,50 +26,13 @@ Builds release first (honours CARGO_TARGET_DIR).
 """
 import argparse, json, os, signal, socket, statistics, subprocess, sys, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rotel_sink import start_rotel, stop_rotel  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release", "examples", "export_throughput")
 STACKS = ["telemetry", "upstream", "lean"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_rotel():
-    agent = subprocess.run(
-        [sys.executable, "-c", "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    grpc, http = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTEL_")}
-    proc = subprocess.Popen([agent, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
-                             "--otlp-http-endpoint", f"127.0.0.1:{http}", "--exporter", "blackhole"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for port in (grpc, http):
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            stop_rotel(proc)
-            raise SystemExit("rotel did not start (pip install rotel)")
-    return proc, {"grpc": f"http://127.0.0.1:{grpc}", "http": f"http://127.0.0.1:{http}"}
-
-
-def stop_rotel(proc):
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def run(binary, stack, sig, proto, endpoint, n, threads, sustain=None, rate=None):

@@ -14,6 +14,9 @@ is ready to 3 s before the load stops.
 """
 import json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rotel_sink import start_rotel, stop_rotel  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 40
@@ -31,33 +34,6 @@ def cpu_ticks(pid):
         return None
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_rotel():
-    agent = subprocess.run(
-        [sys.executable, "-c", "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    grpc, http = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTEL_")}
-    proc = subprocess.Popen([agent, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
-                             "--otlp-http-endpoint", f"127.0.0.1:{http}", "--exporter", "blackhole"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", grpc), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{grpc}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("rotel did not start (pip install rotel)")
-
-
 def run(mode):
     env = {k: v for k, v in os.environ.items() if not (k.startswith("OTEL_") or k.startswith("DELTRAN_"))}
     rotel = None
@@ -66,7 +42,8 @@ def run(mode):
         env["OTEL_SDK_DISABLED"] = "true"
         args += ["--viewer", "off"]
     elif mode == "otlp":
-        rotel, endpoint = start_rotel()
+        rotel, endpoints = start_rotel()
+        endpoint = endpoints["grpc"]
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = os.path.join(tmp, "run")
@@ -86,11 +63,7 @@ def run(mode):
         launcher.wait(timeout=120)
         text = open(os.path.join(tmp, "out.log")).read()
     if rotel:
-        rotel.send_signal(signal.SIGTERM)
-        try:
-            rotel.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            rotel.kill()
+        stop_rotel(rotel)
     m = re.search(r"deltran: ran \d+ s \| sent (\d+) accepted (\d+)", text)
     sent, accepted = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
     payments = RATE * (t1 - t0) * accepted / max(sent, 1)
