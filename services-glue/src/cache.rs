@@ -90,13 +90,7 @@ impl CacheMetrics {
     ) -> Option<T> {
         let start = Instant::now();
         let value = lookup.await;
-        let attrs = if value.is_some() {
-            &self.hit
-        } else {
-            &self.miss
-        };
-        self.lookups.add(1, attrs);
-        self.duration.record(start.elapsed().as_secs_f64(), attrs);
+        self.record(start, value.is_some());
         value
     }
 
@@ -104,14 +98,15 @@ impl CacheMetrics {
     pub fn lookup<T>(&self, lookup: impl FnOnce() -> Option<T>) -> Option<T> {
         let start = Instant::now();
         let value = lookup();
-        let attrs = if value.is_some() {
-            &self.hit
-        } else {
-            &self.miss
-        };
+        self.record(start, value.is_some());
+        value
+    }
+
+    /// Counts one lookup begun at `start`, a hit or a miss.
+    fn record(&self, start: Instant, hit: bool) {
+        let attrs = if hit { &self.hit } else { &self.miss };
         self.lookups.add(1, attrs);
         self.duration.record(start.elapsed().as_secs_f64(), attrs);
-        value
     }
 }
 

@@ -270,12 +270,7 @@ impl NatsTelemetry {
             },
         );
         let result = run(headers).instrument(span).await;
-        outcome.finish(
-            result
-                .as_ref()
-                .err()
-                .map(|e| ErrorType::Borrowed(error_type(e))),
-        );
+        outcome.finish_result(&result, error_type);
         result
     }
 

@@ -87,6 +87,18 @@ impl<M: Measure> OutcomeGuard<M> {
     }
 
     /// The work's span.
+    #[cfg_attr(
+        not(any(
+            feature = "axum",
+            feature = "actix",
+            feature = "grpc",
+            feature = "jsonrpc",
+            feature = "llm",
+            feature = "mcp",
+            feature = "nats"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn span(&self) -> &tracing::Span {
         &self.span
     }
@@ -119,6 +131,22 @@ impl<M: Measure> OutcomeGuard<M> {
         }
         let elapsed = self.start.elapsed().as_secs_f64();
         measure.measure(&self.span, elapsed, error.as_ref());
+    }
+
+    /// Records the outcome of `result`: success, or its error named by
+    /// `error_type`.
+    #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
+    pub(crate) fn finish_result<T, E>(
+        &mut self,
+        result: &Result<T, E>,
+        error_type: impl Fn(&E) -> &'static str,
+    ) {
+        self.finish(
+            result
+                .as_ref()
+                .err()
+                .map(|e| ErrorType::Borrowed(error_type(e))),
+        );
     }
 }
 

@@ -25,7 +25,7 @@ use opentelemetry::metrics::{Histogram, Meter};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::outcome::{Duration, ErrorType, OutcomeGuard};
+use crate::outcome::{Duration, OutcomeGuard};
 
 /// Redis instruments; cheap to clone.
 #[derive(Clone, Debug)]
@@ -69,12 +69,7 @@ impl RedisTelemetry {
             },
         );
         let result = query.instrument(span).await;
-        outcome.finish(
-            result
-                .as_ref()
-                .err()
-                .map(|e| ErrorType::Borrowed(error_type(e))),
-        );
+        outcome.finish_result(&result, error_type);
         result
     }
 
