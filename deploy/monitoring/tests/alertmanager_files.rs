@@ -145,6 +145,20 @@ fn alert(labels: &[(&str, &str)], summary: &str, description: &str, runbook: &st
     })
 }
 
+/// The first notification on `path` whose body holds every one of `texts`,
+/// within 30 s; failing that, the test fails with Alertmanager's log.
+fn notification(
+    sink: &testkit::WebhookReceiver,
+    am: &testkit::Alertmanager,
+    path: &str,
+    texts: &[&str],
+) -> testkit::Received {
+    sink.wait_for(Duration::from_secs(30), |r| {
+        r.path == path && texts.iter().all(|t| r.body.contains(t))
+    })
+    .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)))
+}
+
 fn state_of(am: &testkit::Alertmanager, alertname: &str, service: &str) -> Value {
     am.alerts()
         .unwrap()
@@ -202,13 +216,7 @@ fn a_real_alertmanager_inhibits_and_notifies_as_configured() {
     .unwrap();
 
     // The PagerDuty page for risk-engine, rendered by the shipped templates.
-    let page = sink
-        .wait_for(Duration::from_secs(30), |r| {
-            r.path == "/pagerduty"
-                && r.body.contains("EngineDown")
-                && r.body.contains("risk-engine")
-        })
-        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    let page = notification(&sink, &am, "/pagerduty", &["EngineDown", "risk-engine"]);
     let p = &page.json;
     assert_eq!(p["routing_key"], "test-routing-key");
     assert_eq!(p["event_action"], "trigger");
@@ -236,11 +244,7 @@ fn a_real_alertmanager_inhibits_and_notifies_as_configured() {
     assert_eq!(p["links"][0]["href"], runbook);
 
     // The ticket for the gateway: engine, value and runbook in the Slack text.
-    let ticket = sink
-        .wait_for(Duration::from_secs(30), |r| {
-            r.path == "/slack" && r.body.contains("EngineHighErrorRatio on gateway")
-        })
-        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    let ticket = notification(&sink, &am, "/slack", &["EngineHighErrorRatio on gateway"]);
     let attachment = &ticket.json["attachments"][0];
     assert_eq!(ticket.json["channel"], "#deltran-alerts");
     assert_eq!(
@@ -393,13 +397,12 @@ fn a_real_alertmanager_pages_the_trading_desk_and_inhibits_the_symptoms() {
     .unwrap();
 
     // The page for market-data, on the trading desk's PagerDuty integration.
-    let page = sink
-        .wait_for(Duration::from_secs(30), |r| {
-            r.path == "/pagerduty"
-                && r.body.contains("CryptoFunkComponentDown")
-                && r.body.contains("market-data")
-        })
-        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    let page = notification(
+        &sink,
+        &am,
+        "/pagerduty",
+        &["CryptoFunkComponentDown", "market-data"],
+    );
     let p = &page.json;
     assert_eq!(p["client"], "CryptoFunk Alertmanager");
     assert_eq!(p["routing_key"], "test-routing-key");
@@ -412,11 +415,12 @@ fn a_real_alertmanager_pages_the_trading_desk_and_inhibits_the_symptoms() {
     assert_eq!(p["payload"]["custom_details"]["runbook_url"], runbook);
     assert_eq!(p["links"][0]["href"], runbook);
     // The ticket, in #cryptofunk-alerts.
-    let ticket = sink
-        .wait_for(Duration::from_secs(30), |r| {
-            r.path == "/slack" && r.body.contains("CryptoFunkHighErrorRate on order-executor")
-        })
-        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    let ticket = notification(
+        &sink,
+        &am,
+        "/slack",
+        &["CryptoFunkHighErrorRate on order-executor"],
+    );
     assert_eq!(ticket.json["channel"], "#cryptofunk-alerts");
     let attachment = &ticket.json["attachments"][0];
     assert_eq!(attachment["color"], "warning");
@@ -428,16 +432,14 @@ fn a_real_alertmanager_pages_the_trading_desk_and_inhibits_the_symptoms() {
         "{attachment}"
     );
     // The breaker's page.
-    sink.wait_for(Duration::from_secs(30), |r| {
-        r.path == "/pagerduty" && r.body.contains("CryptoFunkCircuitBreakerTripped")
-    })
-    .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    notification(
+        &sink,
+        &am,
+        "/pagerduty",
+        &["CryptoFunkCircuitBreakerTripped"],
+    );
     // DelTran's ticket, in DelTran's channel.
-    let deltran = sink
-        .wait_for(Duration::from_secs(30), |r| {
-            r.path == "/slack" && r.body.contains("EngineHighErrorRatio on gateway")
-        })
-        .unwrap_or_else(|e| panic!("{e}\nalertmanager:\n{}", am.log_tail(30)));
+    let deltran = notification(&sink, &am, "/slack", &["EngineHighErrorRatio on gateway"]);
     assert_eq!(deltran.json["channel"], "#deltran-alerts");
 
     // Inhibitions and receivers, as Alertmanager reports them.
