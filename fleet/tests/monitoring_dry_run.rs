@@ -456,12 +456,7 @@ fn check_dashboards(prometheus: &testkit::Prometheus) -> Vec<String> {
                     .label_values(series, label)
                     .map_err(|e| e.to_string())
             },
-            |expr| {
-                prometheus
-                    .query(expr)
-                    .map(|r| !results(&r).is_empty())
-                    .map_err(|e| e.to_string())
-            },
+            |expr| prometheus.has_data(expr).map_err(|e| e.to_string()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         for e in empty {

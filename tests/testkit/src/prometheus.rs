@@ -348,6 +348,14 @@ impl Prometheus {
         api_data(&url, v).map(|mut d| d["result"].take())
     }
 
+    /// Whether an instant query of `promql` returns any series now.
+    pub fn has_data(&self, promql: &str) -> Result<bool> {
+        Ok(self
+            .query(promql)?
+            .as_array()
+            .is_some_and(|series| !series.is_empty()))
+    }
+
     /// Polls `query(promql)` until `pred(data.result)` holds; returns that result.
     pub fn wait_for(
         &self,
