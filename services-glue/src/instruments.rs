@@ -35,6 +35,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use opentelemetry::KeyValue;
@@ -59,6 +60,9 @@ struct BoundSets<B, const N: usize> {
     hasher: RandomState,
     /// By the values' hash; each entry holds the values it was made for.
     sets: RwLock<HashMap<u64, Vec<BoundSet<B, N>>>>,
+    /// [`MAX_BOUND_SETS`] handles are held: a set not among them goes
+    /// straight to the plain path, without the write lock.
+    full: AtomicBool,
 }
 
 /// One attribute-value set and its bound handle.
@@ -69,6 +73,7 @@ impl<B, const N: usize> Default for BoundSets<B, N> {
         BoundSets {
             hasher: RandomState::new(),
             sets: RwLock::new(HashMap::new()),
+            full: AtomicBool::new(false),
         }
     }
 }
@@ -78,31 +83,52 @@ impl<B, const N: usize> BoundSets<B, N> {
     /// needed; `false` when there is no handle (the bound is reached).
     fn measure(&self, values: [&str; N], bind: impl FnOnce() -> B, measure: impl Fn(&B)) -> bool {
         let hash = self.hasher.hash_one(values);
-        let same = |kept: &[Box<str>; N]| kept.iter().zip(values).all(|(k, v)| **k == *v);
         if let Ok(sets) = self.sets.read()
-            && let Some((_, bound)) = sets
-                .get(&hash)
-                .and_then(|b| b.iter().find(|(k, _)| same(k)))
+            && let Some(bound) = Self::held_for(&sets, hash, &values)
         {
             measure(bound);
             return true;
         }
+        if self.full.load(Ordering::Relaxed) {
+            return false;
+        }
         let Ok(mut sets) = self.sets.write() else {
             return false;
         };
-        let count: usize = sets.values().map(Vec::len).sum();
-        let bucket = sets.entry(hash).or_default();
-        if let Some((_, bound)) = bucket.iter().find(|(k, _)| same(k)) {
+        if let Some(bound) = Self::held_for(&sets, hash, &values) {
+            // Bound by another thread meanwhile.
             measure(bound);
             return true;
         }
-        if count >= MAX_BOUND_SETS {
+        if sets.values().map(Vec::len).sum::<usize>() >= MAX_BOUND_SETS {
+            self.full.store(true, Ordering::Relaxed);
             return false;
         }
         let bound = bind();
         measure(&bound);
-        bucket.push((values.map(Box::from), bound));
+        sets.entry(hash)
+            .or_default()
+            .push((values.map(Box::from), bound));
         true
+    }
+
+    /// The handle held for `values` (whose hash is `hash`).
+    fn held_for<'a>(
+        sets: &'a HashMap<u64, Vec<BoundSet<B, N>>>,
+        hash: u64,
+        values: &[&str; N],
+    ) -> Option<&'a B> {
+        sets.get(&hash)?
+            .iter()
+            .find(|(kept, _)| kept.iter().zip(values).all(|(k, v)| **k == **v))
+            .map(|(_, bound)| bound)
+    }
+
+    /// How many value sets hold a handle, and how many hashes are kept.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
+        (sets.values().map(Vec::len).sum(), sets.len())
     }
 }
 
@@ -324,4 +350,33 @@ macro_rules! instruments {
     (@new histogram, $m:ident, $i:literal, $u:literal, $d:literal, [$($k:literal),*] $(, [$($b:expr),*])?) => {
         $crate::instruments::DeclaredHistogram::new($m, $i, $u, $d, &[$($k),*], &[$($($b),*)?])
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_cardinality_stays_bounded_and_is_measured_on_the_plain_path() {
+        let sets = BoundSets::<u32, 1>::default();
+        let bound = std::sync::atomic::AtomicUsize::new(0);
+        let measured = std::sync::atomic::AtomicUsize::new(0);
+        for i in 0..10_000 {
+            let value = format!("id-{i}");
+            let kept = sets.measure(
+                [&value],
+                || bound.fetch_add(1, Ordering::Relaxed) as u32,
+                |_| {
+                    measured.fetch_add(1, Ordering::Relaxed);
+                },
+            );
+            assert_eq!(kept, i < MAX_BOUND_SETS, "set {i}");
+        }
+        assert_eq!(bound.load(Ordering::Relaxed), MAX_BOUND_SETS);
+        assert_eq!(measured.load(Ordering::Relaxed), MAX_BOUND_SETS);
+        // No entry, not even an empty one, for the sets past the bound.
+        assert_eq!(sets.held(), (MAX_BOUND_SETS, MAX_BOUND_SETS));
+        // The sets that hold a handle keep using it.
+        assert!(sets.measure(["id-7"], || unreachable!(), |b| assert_eq!(*b, 7)));
+    }
 }
