@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use cryptofunk::catalogue::{AgentKind, Component};
-use telemetry::testing::{OtlpReceiver, ReceivedSpan, SpanKind};
+use telemetry::testing::{OtlpReceiver, ReceivedLog, ReceivedSpan, SpanKind};
 
 fn service(s: &ReceivedSpan) -> &str {
     s.resource.str("service.name").unwrap_or_default()
@@ -65,9 +65,13 @@ fn one_decision_is_one_trace_and_every_instrument_reports() {
     ];
     let mut desk = common::Desk::start(&["--round", "1s"], &env);
 
-    // A round that traded, with every agent's answer.
+    // A round that traded, with every agent's answer (none failed: a failed
+    // analysis answers `hold` without its `signal` log line).
     let round = desk.round_where(Duration::from_secs(60), |r| {
-        r["order"] == "filled" && r["signals"].as_array().is_some_and(|s| s.len() == 7)
+        r["order"] == "filled"
+            && r["signals"]
+                .as_array()
+                .is_some_and(|s| s.len() == 7 && s.iter().all(|a| a["error"].is_null()))
     });
     let trace_id = round["trace_id"].as_str().unwrap().to_string();
     let decision = round["decision"].as_str().unwrap().to_string();
@@ -258,9 +262,20 @@ fn one_decision_is_one_trace_and_every_instrument_reports() {
         .expect("the portfolio first");
     assert!(trace.served(portfolio, "order-executor"));
 
-    // Log lines carry the round's trace id (the executor's fill, the agents' signals).
-    let logs = receiver.logs();
-    for (svc, body) in [("order-executor", "filled"), ("technical-agent", "signal")] {
+    // Log lines carry the round's trace id (the executor's fill, the agents'
+    // signals); log batches arrive on their own schedule, so wait for them.
+    let expected = [("order-executor", "filled"), ("technical-agent", "signal")];
+    let in_round = |l: &ReceivedLog, (svc, body): (&str, &str)| {
+        l.trace_id.as_deref() == Some(trace_id.as_str())
+            && l.resource.str("service.name") == Some(svc)
+            && l.body.as_deref() == Some(body)
+    };
+    let logs = receiver.wait_for_logs(Duration::from_secs(20), |logs| {
+        expected
+            .iter()
+            .all(|e| logs.iter().any(|l| in_round(l, *e)))
+    });
+    for (svc, body) in expected {
         assert!(
             logs.iter()
                 .any(|l| l.trace_id.as_deref() == Some(trace_id.as_str())
