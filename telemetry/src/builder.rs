@@ -16,7 +16,7 @@ use opentelemetry_sdk::trace::SpanExporter;
 use tracing::Dispatch;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Layered, SubscriberExt};
-use tracing_subscriber::{EnvFilter, Layer, Registry};
+use tracing_subscriber::{Layer, Registry};
 
 use crate::config::{Config, LogFormat, Signal};
 use crate::env::{EnvSource, ProcessEnv};
@@ -25,12 +25,13 @@ use crate::exporters::{self, LogDestination, MetricDestination, SpanDestination}
 use crate::guard::{Inner, ScopedTelemetry, Telemetry};
 use crate::health::TelemetryHealth;
 use crate::layers::{LayerRecipe, SharedWriter, service_tracer};
+use crate::log_filter::LogFilter;
 use crate::metrics::register_self_metrics;
 use crate::pipeline;
 use crate::resource;
 
 /// The subscriber every layer is stacked on: the registry filtered by `RUST_LOG`.
-pub type BaseSubscriber = Layered<EnvFilter, Registry>;
+pub type BaseSubscriber = Layered<LogFilter, Registry>;
 /// A layer added with [`TelemetryBuilder::with_layer`].
 pub type BoxedLayer = Box<dyn Layer<BaseSubscriber> + Send + Sync + 'static>;
 
@@ -360,7 +361,11 @@ impl TelemetryBuilder {
         };
         let mut layers = recipe.layers::<BaseSubscriber>();
         layers.extend(self.layers);
-        let dispatch = Dispatch::new(tracing_subscriber::registry().with(filter).with(layers));
+        let dispatch = Dispatch::new(
+            tracing_subscriber::registry()
+                .with(LogFilter::new(filter))
+                .with(layers),
+        );
         for stats in &pipelines {
             // Export warnings are emitted on exporter threads, which have no
             // default subscriber unless one is installed globally.

@@ -123,7 +123,9 @@ impl Telemetry {
         self.inner
             .layers
             .layers::<S>()
-            .with_filter(crate::config::filter_from(&self.inner.log_filter))
+            .with_filter(crate::log_filter::LogFilter::new(
+                crate::config::filter_from(&self.inner.log_filter),
+            ))
     }
 
     /// Who this service is (name, version, namespace, instance, environment).

@@ -37,6 +37,7 @@ mod feedback;
 mod guard;
 mod health;
 mod layers;
+mod log_filter;
 mod metrics;
 mod metrics_push;
 mod otlp;
@@ -62,6 +63,7 @@ pub use crate::env::{EnvSource, ProcessEnv};
 pub use crate::error::InitError;
 pub use crate::guard::{ScopedTelemetry, Telemetry};
 pub use crate::health::{ExportState, SignalStatus, TelemetryHealth};
+pub use crate::log_filter::LogFilter;
 pub use crate::metrics::SECONDS_BUCKETS;
 pub use crate::prometheus::PrometheusHandle;
 pub use crate::resource::{

@@ -1,0 +1,285 @@
+//! `RUST_LOG` as the subscriber runs it.
+//!
+//! An [`EnvFilter`] keeps per-span state only for directives that name a
+//! span or a field (`[request]=debug`, `[{order_id}]=trace`): with none, its
+//! span callbacks can change nothing, yet each one still takes a lock and
+//! searches a map — on every span's creation, enter, exit and close.
+//! [`LogFilter`] asks `EnvFilter` every filtering question, and tells it
+//! about spans only when a directive could use them.
+
+use tracing::span;
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, Filter, Layer};
+
+/// The `RUST_LOG` filter telemetry's subscriber runs: an [`EnvFilter`]
+/// that skips its span bookkeeping when no directive names a span or field.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let filter = telemetry::LogFilter::new("info,token_engine=debug".parse()?);
+/// assert!(!filter.tracks_spans());
+/// let subscriber = tracing_subscriber::registry().with(filter);
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("kept"));
+/// assert!(telemetry::LogFilter::new("info,[request]=debug".parse()?).tracks_spans());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct LogFilter {
+    filter: EnvFilter,
+    /// Some directive names a span or a field, so the filter's answers
+    /// depend on which spans are entered.
+    tracks_spans: bool,
+}
+
+impl LogFilter {
+    /// Wraps `filter`, telling it about spans only when one of its
+    /// directives names a span or a field.
+    pub fn new(filter: EnvFilter) -> Self {
+        // A directive with a span or field part prints it in brackets
+        // (`target[span{field}]=level`), and a target cannot hold one.
+        let tracks_spans = filter.to_string().contains('[');
+        LogFilter {
+            filter,
+            tracks_spans,
+        }
+    }
+
+    /// Whether the filter keeps state per span (a directive names a span or
+    /// a field).
+    pub fn tracks_spans(&self) -> bool {
+        self.tracks_spans
+    }
+}
+
+impl<S: Subscriber> Layer<S> for LogFilter {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        Layer::<S>::register_callsite(&self.filter, metadata)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.filter.max_level_hint()
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.filter.enabled(metadata, ctx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        Layer::<S>::event_enabled(&self.filter, event, ctx)
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_new_span(attrs, id, ctx);
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_record(id, values, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_enter(id, ctx);
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_exit(id, ctx);
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_close(id, ctx);
+        }
+    }
+}
+
+impl<S> Filter<S> for LogFilter {
+    fn enabled(&self, meta: &Metadata<'_>, ctx: &Context<'_, S>) -> bool {
+        Filter::<S>::enabled(&self.filter, meta, ctx)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        Filter::<S>::callsite_enabled(&self.filter, meta)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.filter.max_level_hint()
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> bool {
+        Filter::<S>::event_enabled(&self.filter, event, ctx)
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_new_span(attrs, id, ctx);
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_record(id, values, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_enter(id, ctx);
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_exit(id, ctx);
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if self.tracks_spans {
+            self.filter.on_close(id, ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    fn filter(directives: &str) -> LogFilter {
+        LogFilter::new(EnvFilter::builder().parse(directives).unwrap())
+    }
+
+    #[test]
+    fn only_span_and_field_directives_track_spans() {
+        for static_only in [
+            "info",
+            "warn,token_engine=debug",
+            "off",
+            "token_engine::ledger=trace,h2=off",
+            "",
+        ] {
+            assert!(!filter(static_only).tracks_spans(), "{static_only}");
+        }
+        for per_span in [
+            "[request]=debug",
+            "info,token_engine[settle]=trace",
+            "[{order_id}]=trace",
+            "warn,[request{method=GET}]=debug",
+        ] {
+            assert!(filter(per_span).tracks_spans(), "{per_span}");
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn fmt_layer<S>(writer: &Lines) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let writer = writer.clone();
+        tracing_subscriber::fmt::layer()
+            .without_time()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+    }
+
+    /// What each filter lets through, as a global filter and as a per-layer
+    /// one, against the `EnvFilter` it wraps.
+    fn logged(directives: &str, wrapped: bool, per_layer: bool) -> String {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let env = EnvFilter::builder().parse(directives).unwrap();
+        let dispatch = match (wrapped, per_layer) {
+            (true, false) => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(LogFilter::new(env))
+                    .with(fmt_layer(&writer)),
+            ),
+            (true, true) => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(fmt_layer(&writer).with_filter(LogFilter::new(env))),
+            ),
+            (false, false) => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(env)
+                    .with(fmt_layer(&writer)),
+            ),
+            (false, true) => tracing::Dispatch::new(
+                tracing_subscriber::registry().with(fmt_layer(&writer).with_filter(env)),
+            ),
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::debug!("debug outside");
+            tracing::info!("info outside");
+            tracing::info_span!("request", method = "GET").in_scope(|| {
+                tracing::debug!("debug in request");
+                tracing::trace!("trace in request");
+                tracing::info_span!("settle").in_scope(|| tracing::debug!("debug in settle"));
+            });
+            tracing::info_span!("request", method = "POST")
+                .in_scope(|| tracing::debug!("debug in POST request"));
+            tracing::info_span!("other").in_scope(|| tracing::debug!("debug in other"));
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| l.rsplit(": ").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    #[test]
+    fn lets_through_exactly_what_env_filter_does() {
+        for directives in [
+            "info",
+            "debug",
+            "warn",
+            "info,[request]=debug",
+            "info,[request{method=GET}]=debug",
+            "info,[settle]=debug",
+            "info,[{method}]=trace",
+        ] {
+            for per_layer in [false, true] {
+                let expected = logged(directives, false, per_layer);
+                assert_eq!(
+                    logged(directives, true, per_layer),
+                    expected,
+                    "{directives} (per layer: {per_layer})"
+                );
+            }
+        }
+        // The span directives do select by span: the comparison above is
+        // not between two filters that ignore spans.
+        assert_eq!(
+            logged("info,[request{method=GET}]=debug", true, false),
+            "info outside|debug in request|debug in settle"
+        );
+    }
+}
