@@ -130,6 +130,9 @@ struct Row {
     error_pct: Option<f64>,
 }
 
+/// How often the run prints its line when there is no live table.
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
 /// The view's state between refreshes.
 #[derive(Debug)]
 pub struct View {
@@ -237,7 +240,8 @@ impl View {
         }
     }
 
-    /// Scrapes every engine and redraws (or prints a line every 5 s).
+    /// Scrapes every engine and redraws (or, without the live table, scrapes
+    /// and prints a line every [`LINE_EVERY`]).
     pub async fn refresh(
         &mut self,
         fleet: &mut Fleet,
@@ -245,7 +249,12 @@ impl View {
         elapsed: Duration,
         viewer: Option<&Viewer>,
     ) {
-        self.scrape(fleet).await;
+        // Without the live table the engines are read only for the line
+        // printed every few seconds: each read costs every engine a full
+        // collection of its metrics, so none is made for nothing shown.
+        if self.live || self.line_due() {
+            self.scrape(fleet).await;
+        }
         if let Some(viewer) = viewer {
             (self.slowest, self.failed) = super::viewer::recent_payments(viewer);
         }
@@ -287,13 +296,15 @@ impl View {
         }
     }
 
+    /// Without the live table, a line is printed every [`LINE_EVERY`].
+    fn line_due(&self) -> bool {
+        self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY)
+    }
+
     fn show(&mut self, stats: &LoadStats, fleet: &Fleet, elapsed: Duration) {
         if self.live {
             print!("\x1b[2J\x1b[H{}", self.render(fleet, stats, elapsed));
-        } else if self
-            .last_line
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
-        {
+        } else if self.line_due() {
             self.last_line = Some(Instant::now());
             let up = self.rows.values().filter(|r| r.up).count();
             println!(
