@@ -11,6 +11,10 @@ three modes side by side, rounds rotated, medians printed:
 usage: python3 scripts/bench-fleet-cpu.py [rate=40] [seconds=40] [rounds=3]
 Builds the release binary first. Measures a window from 5 s after the fleet
 is ready to 3 s before the load stops.
+
+Same-run A/B of two builds: BENCH_BINS="before=/tmp/deltran-old,after=target/release/deltran"
+runs every mode with each binary in turn (no build), and BENCH_MODES="sdk-off,otlp"
+picks the modes.
 """
 import json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -34,10 +38,10 @@ def cpu_ticks(pid):
         return None
 
 
-def run(mode):
+def run(mode, binary=BIN):
     env = {k: v for k, v in os.environ.items() if not (k.startswith("OTEL_") or k.startswith("DELTRAN_"))}
     rotel = None
-    args = [BIN, "--ports", "auto", "--no-view", "--rate", str(RATE), "--duration", f"{SECONDS}s"]
+    args = [binary, "--ports", "auto", "--no-view", "--rate", str(RATE), "--duration", f"{SECONDS}s"]
     if mode == "sdk-off":
         env["OTEL_SDK_DISABLED"] = "true"
         args += ["--viewer", "off"]
@@ -71,24 +75,32 @@ def run(mode):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "deltran-fleet"], cwd=ROOT, check=True)
-    modes = ["sdk-off", "otlp", "viewer"]
-    results = {m: [] for m in modes}
+    bins = [tuple(b.split("=", 1)) for b in os.environ.get("BENCH_BINS", "").split(",") if b]
+    if not bins:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "deltran-fleet"], cwd=ROOT, check=True)
+        bins = [("", BIN)]
+    modes = os.environ.get("BENCH_MODES", "sdk-off,otlp,viewer").split(",")
+    runs = [(label, binary, mode) for label, binary in bins for mode in modes]
+    results = {(label, mode): [] for label, _, mode in runs}
     for r in range(ROUNDS):
-        order = modes[r % 3:] + modes[:r % 3]
-        for mode in order:
+        # Rotate the order each round, so no run always follows the same one.
+        shift = r % len(runs)
+        for label, binary, mode in runs[shift:] + runs[:shift]:
             load = os.getloadavg()[0]
-            engines, launcher = run(mode)
-            results[mode].append((engines, launcher))
-            print(f"round {r + 1} {mode:8} engines {engines:.2f} CPU-ms/payment, launcher {launcher:.2f} (load {load:.1f} at start)", flush=True)
-    base = statistics.median(e for e, _ in results["sdk-off"])
-    print(f"\n{RATE} payments/s, {SECONDS} s runs, {ROUNDS} rounds, medians:")
-    print("| mode | engines CPU-ms / accepted payment | ÷ sdk-off | launcher CPU-ms / payment |")
-    print("|---|---:|---:|---:|")
-    for mode in modes:
-        e = statistics.median(x for x, _ in results[mode])
-        l = statistics.median(y for _, y in results[mode])
-        print(f"| {mode} | {e:.2f} | {e / base:.2f}× | {l:.2f} |")
+            engines, launcher = run(mode, binary)
+            results[(label, mode)].append((engines, launcher))
+            print(f"round {r + 1} {label:6} {mode:8} engines {engines:.2f} CPU-ms/payment, launcher {launcher:.2f} (load {load:.1f} at start)", flush=True)
+    print(f"\n{RATE} payments/s, {SECONDS} s runs, {ROUNDS} rounds, medians (ratios per round, then their median):")
+    print("| build | mode | engines CPU-ms / accepted payment | ÷ sdk-off | launcher CPU-ms / payment |")
+    print("|---|---|---:|---:|---:|")
+    for label, _ in bins:
+        base = results.get((label, "sdk-off"))
+        for mode in modes:
+            xs = results[(label, mode)]
+            e = statistics.median(x for x, _ in xs)
+            l = statistics.median(y for _, y in xs)
+            ratio = f"{statistics.median(x / b for (x, _), (b, _) in zip(xs, base)):.2f}×" if base else "-"
+            print(f"| {label} | {mode} | {e:.2f} | {ratio} | {l:.2f} |")
 
 
 if __name__ == "__main__":
