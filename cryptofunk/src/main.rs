@@ -8,6 +8,12 @@ use clap::Parser;
 use cryptofunk::catalogue::Component;
 use cryptofunk::launcher::{self, RunArgs};
 
+/// Telemetry builds spans and log records on request threads and frees them
+/// on the exporters' threads, which mimalloc handles far better than glibc
+/// malloc (BENCHMARKS.md, *The fleet's CPU per payment*).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cryptofunk",
