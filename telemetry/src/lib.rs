@@ -50,6 +50,8 @@ mod resource;
 mod sampling;
 mod shutdown;
 pub mod stdout;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "testing")]
 pub mod testing;
 

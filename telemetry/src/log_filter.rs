@@ -103,7 +103,9 @@ impl<S: Subscriber> Layer<S> for LogFilter {
     }
 }
 
-impl<S> Filter<S> for LogFilter {
+/// The same filter as a per-layer one ([`Telemetry::layer`](crate::Telemetry::layer)):
+/// the same questions to `EnvFilter`, the same span callbacks as the layer.
+impl<S: Subscriber> Filter<S> for LogFilter {
     fn enabled(&self, meta: &Metadata<'_>, ctx: &Context<'_, S>) -> bool {
         Filter::<S>::enabled(&self.filter, meta, ctx)
     }
@@ -121,33 +123,23 @@ impl<S> Filter<S> for LogFilter {
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        if self.tracks_spans {
-            self.filter.on_new_span(attrs, id, ctx);
-        }
+        Layer::<S>::on_new_span(self, attrs, id, ctx);
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
-        if self.tracks_spans {
-            self.filter.on_record(id, values, ctx);
-        }
+        Layer::<S>::on_record(self, id, values, ctx);
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        if self.tracks_spans {
-            self.filter.on_enter(id, ctx);
-        }
+        Layer::<S>::on_enter(self, id, ctx);
     }
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
-        if self.tracks_spans {
-            self.filter.on_exit(id, ctx);
-        }
+        Layer::<S>::on_exit(self, id, ctx);
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        if self.tracks_spans {
-            self.filter.on_close(id, ctx);
-        }
+        Layer::<S>::on_close(self, id, ctx);
     }
 }
 
@@ -155,12 +147,10 @@ impl<S> Filter<S> for LogFilter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
+    use crate::test_support::Lines;
 
     fn filter(directives: &str) -> LogFilter {
         LogFilter::new(EnvFilter::builder().parse(directives).unwrap())
@@ -184,19 +174,6 @@ mod tests {
             "warn,[request{method=GET}]=debug",
         ] {
             assert!(filter(per_span).tracks_spans(), "{per_span}");
-        }
-    }
-
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
         }
     }
 
@@ -248,7 +225,7 @@ mod tests {
                 .in_scope(|| tracing::debug!("debug in POST request"));
             tracing::info_span!("other").in_scope(|| tracing::debug!("debug in other"));
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         text.lines()
             .map(|l| l.rsplit(": ").next().unwrap_or_default())
             .collect::<Vec<_>>()

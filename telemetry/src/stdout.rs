@@ -199,23 +199,9 @@ fn write_rfc3339(out: &mut String, time: std::time::SystemTime) {
 mod tests {
     use super::*;
 
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::layer::SubscriberExt as _;
 
-    /// Stdout stand-in: every line the layer writes.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_support::Lines;
 
     /// The JSON lines `f`'s events print, parsed, and the raw text.
     fn printed(f: impl FnOnce()) -> (Vec<serde_json::Value>, String) {
@@ -224,7 +210,7 @@ mod tests {
         let subscriber =
             tracing_subscriber::registry().with(JsonLayer::new(move || writer.clone()));
         tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let parsed = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
