@@ -112,6 +112,20 @@ impl<B, const N: usize> BoundSets<B, N> {
         true
     }
 
+    /// [`measure`](Self::measure), or `plain` when there is no handle: what
+    /// every declared instrument does with a measurement.
+    fn measure_or(
+        &self,
+        values: [&str; N],
+        bind: impl FnOnce() -> B,
+        measure: impl Fn(&B),
+        plain: impl FnOnce(),
+    ) {
+        if !self.measure(values, bind, measure) {
+            plain();
+        }
+    }
+
     /// The handle held for `values` (whose hash is `hash`).
     fn held_for<'a>(
         sets: &'a HashMap<u64, Vec<BoundSet<B, N>>>,
@@ -180,12 +194,12 @@ declared_instrument!(
 impl<const N: usize> DeclaredCounter<N> {
     /// Adds `value` for these attribute values (in declaration order).
     pub fn add(&self, value: u64, values: [&str; N]) {
-        let bound = self
-            .bound
-            .measure(values, || self.bind(values), |b| b.add(value));
-        if !bound {
-            self.inner.add(value, &attrs(self.keys, values));
-        }
+        self.bound.measure_or(
+            values,
+            || self.bind(values),
+            |b| b.add(value),
+            || self.inner.add(value, &attrs(self.keys, values)),
+        );
     }
     /// Resolves the attributes once; the bound handle's `add` is the hot path.
     pub fn bind(&self, values: [&str; N]) -> BoundCounter<u64> {
@@ -204,12 +218,12 @@ declared_instrument!(
 impl<const N: usize> DeclaredUpDownCounter<N> {
     /// Adds `delta` (negative to decrease).
     pub fn add(&self, delta: i64, values: [&str; N]) {
-        let bound = self
-            .bound
-            .measure(values, || self.bind(values), |b| b.add(delta));
-        if !bound {
-            self.inner.add(delta, &attrs(self.keys, values));
-        }
+        self.bound.measure_or(
+            values,
+            || self.bind(values),
+            |b| b.add(delta),
+            || self.inner.add(delta, &attrs(self.keys, values)),
+        );
     }
     /// Resolves the attributes once.
     pub fn bind(&self, values: [&str; N]) -> BoundUpDownCounter<i64> {
@@ -228,12 +242,12 @@ declared_instrument!(
 impl<const N: usize> DeclaredGauge<N> {
     /// Sets the current value.
     pub fn record(&self, value: f64, values: [&str; N]) {
-        let bound = self
-            .bound
-            .measure(values, || self.bind(values), |b| b.record(value));
-        if !bound {
-            self.inner.record(value, &attrs(self.keys, values));
-        }
+        self.bound.measure_or(
+            values,
+            || self.bind(values),
+            |b| b.record(value),
+            || self.inner.record(value, &attrs(self.keys, values)),
+        );
     }
     /// Resolves the attributes once.
     pub fn bind(&self, values: [&str; N]) -> BoundGauge<f64> {
@@ -275,12 +289,12 @@ impl<const N: usize> DeclaredHistogram<N> {
     }
     /// Records one observation.
     pub fn record(&self, value: f64, values: [&str; N]) {
-        let bound = self
-            .bound
-            .measure(values, || self.bind(values), |b| b.record(value));
-        if !bound {
-            self.inner.record(value, &attrs(self.keys, values));
-        }
+        self.bound.measure_or(
+            values,
+            || self.bind(values),
+            |b| b.record(value),
+            || self.inner.record(value, &attrs(self.keys, values)),
+        );
     }
     /// Resolves the attributes once.
     pub fn bind(&self, values: [&str; N]) -> BoundHistogram<f64> {
