@@ -41,9 +41,7 @@ where
 
         let mut line = Vec::with_capacity(192 + fields.fields.len());
         line.extend_from_slice(b"{\"timestamp\":\"");
-        let mut timestamp = String::with_capacity(27);
-        write_rfc3339(&mut timestamp, std::time::SystemTime::now());
-        line.extend_from_slice(timestamp.as_bytes());
+        write_rfc3339(&mut line, std::time::SystemTime::now());
         line.extend_from_slice(b"\",\"level\":\"");
         line.extend_from_slice(meta.level().as_str().as_bytes());
         line.extend_from_slice(b"\",\"target\":");
@@ -164,13 +162,14 @@ impl Visit for JsonVisitor {
 
 /// `time` in UTC as RFC 3339 with microseconds, without a date crate.
 pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
-    let mut out = String::with_capacity(27);
+    let mut out = Vec::with_capacity(27);
     write_rfc3339(&mut out, time);
-    out
+    // Digits, dashes, colons, a dot, `T` and `Z`: always UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Appends `time` in UTC as RFC 3339 with microseconds to `out`.
-fn write_rfc3339(out: &mut String, time: std::time::SystemTime) {
+fn write_rfc3339(out: &mut Vec<u8>, time: std::time::SystemTime) {
     let now = time
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
