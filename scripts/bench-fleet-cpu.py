@@ -15,6 +15,10 @@ is ready to 3 s before the load stops.
 Same-run A/B of two builds: BENCH_BINS="before=/tmp/deltran-old,after=target/release/deltran"
 runs every mode with each binary in turn (no build), and BENCH_MODES="sdk-off,otlp"
 picks the modes.
+
+BENCH_TOGETHER=1 starts every run of a round at once and measures them over
+the same window: noise from the host (other tenants, steal time) then falls
+on every mode alike, where runs one after another each see their own.
 """
 import json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -38,40 +42,71 @@ def cpu_ticks(pid):
         return None
 
 
-def run(mode, binary=BIN):
-    env = {k: v for k, v in os.environ.items() if not (k.startswith("OTEL_") or k.startswith("DELTRAN_"))}
-    rotel = None
-    args = [binary, "--ports", "auto", "--no-view", "--rate", str(RATE), "--duration", f"{SECONDS}s"]
-    if mode == "sdk-off":
-        env["OTEL_SDK_DISABLED"] = "true"
-        args += ["--viewer", "off"]
-    elif mode == "otlp":
-        rotel, endpoints = start_rotel()
-        endpoint = endpoints["grpc"]
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = os.path.join(tmp, "run")
-        out = open(os.path.join(tmp, "out.log"), "w")
-        launcher = subprocess.Popen(args + ["--run-dir", run_dir], env=env, stdout=out, stderr=subprocess.STDOUT)
-        fleet_file = os.path.join(run_dir, "fleet.json")
-        while not os.path.exists(fleet_file):
-            if launcher.poll() is not None:
-                raise SystemExit(open(os.path.join(tmp, "out.log")).read())
+class Fleet:
+    """One launcher (and, for `otlp`, its own rotel), started; `measure`
+    reads the engines' and the launcher's CPU ticks, `finish` waits for the
+    run's end and returns its payments: sent and accepted."""
+
+    def __init__(self, mode, binary=BIN):
+        env = {k: v for k, v in os.environ.items() if not (k.startswith("OTEL_") or k.startswith("DELTRAN_"))}
+        self.rotel = None
+        args = [binary, "--ports", "auto", "--no-view", "--rate", str(RATE), "--duration", f"{SECONDS}s"]
+        if mode == "sdk-off":
+            env["OTEL_SDK_DISABLED"] = "true"
+            args += ["--viewer", "off"]
+        elif mode == "otlp":
+            self.rotel, endpoints = start_rotel()
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoints["grpc"]
+        self.tmp = tempfile.TemporaryDirectory()
+        run_dir = os.path.join(self.tmp.name, "run")
+        self.log = os.path.join(self.tmp.name, "out.log")
+        self.launcher = subprocess.Popen(args + ["--run-dir", run_dir], env=env,
+                                         stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        self.fleet_file = os.path.join(run_dir, "fleet.json")
+        self.pids = None
+
+    def wait_ready(self):
+        while not os.path.exists(self.fleet_file):
+            if self.launcher.poll() is not None:
+                raise SystemExit(open(self.log).read())
             time.sleep(0.2)
-        ready = time.time()
-        pids = [e["pid"] for e in json.load(open(fleet_file))["engines"]]
-        time.sleep(5)
-        t0, c0, l0 = time.time(), sum(cpu_ticks(p) or 0 for p in pids), cpu_ticks(launcher.pid) or 0
-        time.sleep(max(1, SECONDS - 8 - (t0 - ready)))
-        t1, c1, l1 = time.time(), sum(cpu_ticks(p) or 0 for p in pids), cpu_ticks(launcher.pid) or 0
-        launcher.wait(timeout=120)
-        text = open(os.path.join(tmp, "out.log")).read()
-    if rotel:
-        stop_rotel(rotel)
-    m = re.search(r"deltran: ran \d+ s \| sent (\d+) accepted (\d+)", text)
-    sent, accepted = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
-    payments = RATE * (t1 - t0) * accepted / max(sent, 1)
-    return (c1 - c0) * 1000 / TICK / payments, (l1 - l0) * 1000 / TICK / payments
+        self.ready = time.time()
+        self.pids = [e["pid"] for e in json.load(open(self.fleet_file))["engines"]]
+
+    def measure(self):
+        """(engine ticks, launcher ticks) now."""
+        return sum(cpu_ticks(p) or 0 for p in self.pids), cpu_ticks(self.launcher.pid) or 0
+
+    def finish(self):
+        self.launcher.wait(timeout=120)
+        text = open(self.log).read()
+        if self.rotel:
+            stop_rotel(self.rotel)
+        self.tmp.cleanup()
+        m = re.search(r"deltran: ran \d+ s \| sent (\d+) accepted (\d+)", text)
+        return (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+
+
+def measured(fleets):
+    """Runs the started `fleets` through one window, from 5 s after the
+    last is ready to 3 s before the load stops; CPU-ms per accepted payment
+    of each fleet's engines and launcher."""
+    for f in fleets:
+        f.wait_ready()
+    time.sleep(5)
+    t0, before = time.time(), [f.measure() for f in fleets]
+    time.sleep(max(1, SECONDS - 8 - (t0 - min(f.ready for f in fleets))))
+    t1, after = time.time(), [f.measure() for f in fleets]
+    out = []
+    for f, (c0, l0), (c1, l1) in zip(fleets, before, after):
+        sent, accepted = f.finish()
+        payments = RATE * (t1 - t0) * accepted / max(sent, 1)
+        out.append(((c1 - c0) * 1000 / TICK / payments, (l1 - l0) * 1000 / TICK / payments))
+    return out
+
+
+def run(mode, binary=BIN):
+    return measured([Fleet(mode, binary)])[0]
 
 
 def main():
@@ -81,16 +116,23 @@ def main():
         bins = [("", BIN)]
     modes = os.environ.get("BENCH_MODES", "sdk-off,otlp,viewer").split(",")
     runs = [(label, binary, mode) for label, binary in bins for mode in modes]
+    together = os.environ.get("BENCH_TOGETHER") == "1"
     results = {(label, mode): [] for label, _, mode in runs}
     for r in range(ROUNDS):
         # Rotate the order each round, so no run always follows the same one.
         shift = r % len(runs)
-        for label, binary, mode in runs[shift:] + runs[:shift]:
+        order = runs[shift:] + runs[:shift]
+        if together:
             load = os.getloadavg()[0]
-            engines, launcher = run(mode, binary)
+            fleets = [Fleet(mode, binary) for _, binary, mode in order]
+            outcomes = zip(order, measured(fleets), [load] * len(order))
+        else:
+            outcomes = ((run_, run(run_[2], run_[1]), os.getloadavg()[0]) for run_ in order)
+        for (label, _, mode), (engines, launcher), load in outcomes:
             results[(label, mode)].append((engines, launcher))
             print(f"round {r + 1} {label:6} {mode:8} engines {engines:.2f} CPU-ms/payment, launcher {launcher:.2f} (load {load:.1f} at start)", flush=True)
-    print(f"\n{RATE} payments/s, {SECONDS} s runs, {ROUNDS} rounds, medians (ratios per round, then their median):")
+    how = "all runs of a round at once" if together else "runs one after another"
+    print(f"\n{RATE} payments/s, {SECONDS} s runs, {ROUNDS} rounds, {how}, medians (ratios per round, then their median):")
     print("| build | mode | engines CPU-ms / accepted payment | ÷ sdk-off | launcher CPU-ms / payment |")
     print("|---|---|---:|---:|---:|")
     for label, _ in bins:
