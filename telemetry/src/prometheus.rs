@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -42,6 +44,11 @@ pub const SHARED_LABEL_KEYS: &[&str] = &[
 #[derive(Clone)]
 pub struct PrometheusHandle {
     registry: prometheus::Registry,
+    /// The last rendering's length. A scrape's text (tens of KiB) grown by
+    /// doubling touches several fresh large blocks, each a page fault on
+    /// memory the allocator returned to the system since the last scrape;
+    /// sized from the last one it is a single allocation.
+    last_len: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for PrometheusHandle {
@@ -57,10 +64,13 @@ impl PrometheusHandle {
     /// The current metrics in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let families = self.registry.gather();
-        let mut buf = Vec::new();
+        let hint = self.last_len.load(Ordering::Relaxed);
+        // Room for a few new series before the buffer has to grow.
+        let mut buf = Vec::with_capacity(hint + hint / 8);
         if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::warn!(target: "telemetry::prometheus", error = %e, "cannot encode metrics");
         }
+        self.last_len.store(buf.len(), Ordering::Relaxed);
         String::from_utf8(buf).unwrap_or_default()
     }
 
@@ -88,7 +98,13 @@ pub(crate) fn reader() -> Result<
         .with_resource_selector(keys)
         .build()
         .map_err(|e| InitError::exporter(crate::config::Signal::Metrics, e))?;
-    Ok((exporter, PrometheusHandle { registry }))
+    Ok((
+        exporter,
+        PrometheusHandle {
+            registry,
+            last_len: Arc::new(AtomicUsize::new(0)),
+        },
+    ))
 }
 
 /// Binds the pull endpoint; fails at start-up when the address is taken.
