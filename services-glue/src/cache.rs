@@ -22,10 +22,11 @@
 //! assert_eq!(fx.get(&"EURUSD".to_string()), Some(1.08));    // hit
 //! ```
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Histogram, Meter};
 
 /// The small trait a cache implements to be measured.
 pub trait CacheBackend {
@@ -43,43 +44,62 @@ pub trait CacheBackend {
 /// directly around any lookup, or through [`InstrumentedCache`].
 #[derive(Clone, Debug)]
 pub struct CacheMetrics {
-    lookups: Counter<u64>,
+    hit: ResultInstruments,
+    miss: ResultInstruments,
+}
+
+/// One lookup result's series, bound once: a lookup then records without
+/// the SDK hashing its attributes. The counter is bound at once (its series
+/// exists from the start); the histogram on the first lookup, so a result
+/// never seen exports no empty histogram.
+#[derive(Clone)]
+struct ResultInstruments {
+    lookups: BoundCounter<u64>,
     duration: Histogram<f64>,
-    hit: [KeyValue; 2],
-    miss: [KeyValue; 2],
+    attrs: [KeyValue; 2],
+    duration_bound: Arc<OnceLock<BoundHistogram<f64>>>,
+}
+
+impl std::fmt::Debug for ResultInstruments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResultInstruments")
+    }
 }
 
 impl CacheMetrics {
     /// Instruments for the cache called `name` (a constant, not user input).
     pub fn new(meter: &Meter, name: &'static str) -> Self {
-        let metrics = CacheMetrics {
-            lookups: meter
-                .u64_counter("cache.lookups")
-                .with_unit("{lookup}")
-                .with_description("Cache lookups by result (hit or miss)")
-                .build(),
-            duration: meter
-                .f64_histogram("cache.lookup.duration")
-                .with_unit("s")
-                .with_description("Duration of cache lookups")
-                .with_boundaries(vec![
-                    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1,
-                ])
-                .build(),
-            hit: [
+        let lookups = meter
+            .u64_counter("cache.lookups")
+            .with_unit("{lookup}")
+            .with_description("Cache lookups by result (hit or miss)")
+            .build();
+        let duration = meter
+            .f64_histogram("cache.lookup.duration")
+            .with_unit("s")
+            .with_description("Duration of cache lookups")
+            .with_boundaries(vec![
+                0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1,
+            ])
+            .build();
+        let bind = |result: &'static str| {
+            let attrs = [
                 KeyValue::new("cache.name", name),
-                KeyValue::new("cache.result", "hit"),
-            ],
-            miss: [
-                KeyValue::new("cache.name", name),
-                KeyValue::new("cache.result", "miss"),
-            ],
+                KeyValue::new("cache.result", result),
+            ];
+            // Bound now, so both series exist from the start: a hit ratio
+            // reads 0 before the first hit instead of nothing.
+            ResultInstruments {
+                lookups: lookups.bind(&attrs),
+                duration: duration.clone(),
+                attrs,
+                duration_bound: Arc::new(OnceLock::new()),
+            }
         };
-        // Both series from the start: a hit ratio reads 0 before the first
-        // hit instead of nothing.
-        metrics.lookups.add(0, &metrics.hit);
-        metrics.lookups.add(0, &metrics.miss);
-        metrics
+        CacheMetrics {
+            hit: bind("hit"),
+            miss: bind("miss"),
+        }
     }
 
     /// [`lookup`](Self::lookup) for a cache reached over the network
@@ -104,9 +124,12 @@ impl CacheMetrics {
 
     /// Counts one lookup begun at `start`, a hit or a miss.
     fn record(&self, start: Instant, hit: bool) {
-        let attrs = if hit { &self.hit } else { &self.miss };
-        self.lookups.add(1, attrs);
-        self.duration.record(start.elapsed().as_secs_f64(), attrs);
+        let result = if hit { &self.hit } else { &self.miss };
+        result.lookups.add(1);
+        result
+            .duration_bound
+            .get_or_init(|| result.duration.bind(&result.attrs))
+            .record(start.elapsed().as_secs_f64());
     }
 }
 

@@ -15,7 +15,7 @@
 //!   one unless [`HttpServerConfig::with_propagator`] says otherwise).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, Histogram, Meter, UpDownCounter};
@@ -106,8 +106,11 @@ struct BoundOutcome {
 
 #[derive(Debug)]
 struct BoundCache {
-    /// Indexed by method index * 2 + (scheme == https).
+    /// Indexed by [`method_scheme_index`].
     active: Vec<BoundUpDownCounter<i64>>,
+    /// Indexed as `active`; bound on a pair's first request with a body,
+    /// so no pair exports an empty histogram.
+    request_size: Vec<OnceLock<BoundHistogram<u64>>>,
     outcomes: RwLock<HashMap<OutcomeKey, Arc<BoundOutcome>>>,
 }
 
@@ -116,6 +119,20 @@ fn method_index(method: &str) -> usize {
         .iter()
         .position(|m| *m == method)
         .unwrap_or(METHODS.len() - 1)
+}
+
+const SCHEMES: [&str; 2] = ["http", "https"];
+
+/// Where a (method, scheme) pair's bound handle sits in [`BoundCache`].
+fn method_scheme_index(method: &str, scheme: &str) -> usize {
+    method_index(method) * SCHEMES.len() + usize::from(scheme == "https")
+}
+
+fn method_scheme_attrs(method: &'static str, scheme: &'static str) -> [KeyValue; 2] {
+    [
+        KeyValue::new("http.request.method", method),
+        KeyValue::new("url.scheme", scheme),
+    ]
 }
 
 impl HttpServerMetrics {
@@ -144,13 +161,11 @@ impl HttpServerMetrics {
             .build();
         let active_bound = METHODS
             .iter()
-            .flat_map(|m| ["http", "https"].map(|scheme| (*m, scheme)))
-            .map(|(m, scheme)| {
-                active.bind(&[
-                    KeyValue::new("http.request.method", m),
-                    KeyValue::new("url.scheme", scheme),
-                ])
-            })
+            .flat_map(|m| SCHEMES.map(|scheme| (*m, scheme)))
+            .map(|(m, scheme)| active.bind(&method_scheme_attrs(m, scheme)))
+            .collect();
+        let request_size_bound = (0..METHODS.len() * SCHEMES.len())
+            .map(|_| OnceLock::new())
             .collect();
         HttpServerMetrics {
             duration,
@@ -159,22 +174,31 @@ impl HttpServerMetrics {
             response_size,
             bound: Arc::new(BoundCache {
                 active: active_bound,
+                request_size: request_size_bound,
                 outcomes: RwLock::new(HashMap::new()),
             }),
         }
     }
 
     fn active_add(&self, method: &'static str, scheme: &'static str, delta: i64) {
-        let i = method_index(method) * 2 + usize::from(scheme == "https");
-        match self.bound.active.get(i) {
+        match self.bound.active.get(method_scheme_index(method, scheme)) {
             Some(bound) => bound.add(delta),
-            None => self.active.add(
-                delta,
-                &[
-                    KeyValue::new("http.request.method", method),
-                    KeyValue::new("url.scheme", scheme),
-                ],
-            ),
+            None => self.active.add(delta, &method_scheme_attrs(method, scheme)),
+        }
+    }
+
+    fn request_size_record(&self, method: &'static str, scheme: &'static str, size: u64) {
+        match self
+            .bound
+            .request_size
+            .get(method_scheme_index(method, scheme))
+        {
+            Some(slot) => slot
+                .get_or_init(|| self.request_size.bind(&method_scheme_attrs(method, scheme)))
+                .record(size),
+            None => self
+                .request_size
+                .record(size, &method_scheme_attrs(method, scheme)),
         }
     }
 
@@ -366,11 +390,7 @@ impl InFlight {
         }
         config.metrics.active_add(method, scheme, 1);
         if let Some(size) = request_size {
-            let attrs = [
-                KeyValue::new("http.request.method", method),
-                KeyValue::new("url.scheme", scheme),
-            ];
-            config.metrics.request_size.record(size, &attrs);
+            config.metrics.request_size_record(method, scheme, size);
         }
         InFlight {
             guard: OutcomeGuard::new(

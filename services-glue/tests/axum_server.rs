@@ -232,3 +232,46 @@ fn slow_streaming_body_counts_in_span_and_duration() {
         sums[0]
     );
 }
+
+/// `http.server.request.body.size` is recorded per method and scheme, for
+/// known and unknown (`_OTHER`) methods alike.
+#[test]
+fn request_body_sizes_per_method() {
+    let sink = InMemory::new();
+    with_server(&sink, |addr| async move {
+        for body in ["0123456789", "012345678901234567890123456789"] {
+            let extra = format!("content-length: {}\r\n\r\n{body}", body.len());
+            assert_eq!(send(addr, "POST", "/payments/7", &extra).await.0, 201);
+        }
+        send(
+            addr,
+            "BREW",
+            "/payments/7",
+            "content-length: 5\r\n\r\nhello",
+        )
+        .await;
+    });
+    let metrics = sink.metrics();
+    let sizes = find_metric(&metrics, "http.server.request.body.size").expect("recorded");
+    let mut points: Vec<(String, u64, Option<f64>)> = sizes
+        .histogram_points()
+        .iter()
+        .map(|p| (common::series_key(&p.attributes), p.count, p.sum))
+        .collect();
+    points.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        points,
+        vec![
+            (
+                "http.request.method=POST,url.scheme=http".to_string(),
+                2,
+                Some(40.0)
+            ),
+            (
+                "http.request.method=_OTHER,url.scheme=http".to_string(),
+                1,
+                Some(5.0)
+            ),
+        ]
+    );
+}

@@ -174,3 +174,25 @@ fn cache_rpc_and_llm_record_what_they_say() {
         "tool call inside its request"
     );
 }
+
+/// Both result series exist, at 0, before the first lookup: a hit-ratio
+/// panel reads 0 instead of nothing.
+#[test]
+fn cache_series_exist_before_the_first_lookup() {
+    let sink = InMemory::new();
+    let t = Telemetry::builder("agent")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    let _metrics = services_glue::cache::CacheMetrics::new(&t.meter(), "prices");
+    t.shutdown().unwrap();
+    assert_eq!(
+        points(&sink.metrics(), "cache.lookups"),
+        vec![
+            ("cache.name=prices,cache.result=hit".to_string(), 0),
+            ("cache.name=prices,cache.result=miss".to_string(), 0)
+        ]
+    );
+    // No lookup timed yet: no empty duration histogram.
+    assert_eq!(points(&sink.metrics(), "cache.lookup.duration"), vec![]);
+}
