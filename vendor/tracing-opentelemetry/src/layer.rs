@@ -357,7 +357,7 @@ impl field::Visit for SpanEventVisitor<'_, '_> {
             name => {
                 self.event_builder
                     .attributes
-                    .push(KeyValue::new(name, value.to_string()));
+                    .push(KeyValue::new(name, Arc::<str>::from(value)));
             }
         }
     }
@@ -565,7 +565,10 @@ impl field::Visit for SpanAttributeVisitor<'_> {
             SPAN_STATUS_DESCRIPTION_FIELD => {
                 self.span_builder_updates.status = Some(otel::Status::error(value.to_string()))
             }
-            _ => self.record(KeyValue::new(field.name(), value.to_string())),
+            // Reference-counted: an ended span is copied for export (and
+            // again for each attempt), and each copy of a string value
+            // would otherwise be an allocation and a copy of its text.
+            _ => self.record(KeyValue::new(field.name(), Arc::<str>::from(value))),
         }
     }
 
