@@ -16,6 +16,10 @@ Same-run A/B of two builds: BENCH_BINS="before=/tmp/deltran-old,after=target/rel
 runs every mode with each binary in turn (no build), and BENCH_MODES="sdk-off,otlp"
 picks the modes.
 
+Ratios are taken within each round, then their median: OTLP ÷ SDK-off of
+the same build, and each build ÷ the first build in the same mode (an A/B
+read directly).
+
 BENCH_TOGETHER=1 starts every run of a round at once and measures them over
 the same window: noise from the host (other tenants, steal time) then falls
 on every mode alike, where runs one after another each see their own.
@@ -133,8 +137,9 @@ def main():
             print(f"round {r + 1} {label:6} {mode:8} engines {engines:.2f} CPU-ms/payment, launcher {launcher:.2f} (load {load:.1f} at start)", flush=True)
     how = "all runs of a round at once" if together else "runs one after another"
     print(f"\n{RATE} payments/s, {SECONDS} s runs, {ROUNDS} rounds, {how}, medians (ratios per round, then their median):")
-    print("| build | mode | engines CPU-ms / accepted payment | ÷ sdk-off | launcher CPU-ms / payment |")
-    print("|---|---|---:|---:|---:|")
+    first = bins[0][0]
+    print(f"| build | mode | engines CPU-ms / accepted payment | ÷ sdk-off | ÷ {first or 'first build'}, same mode | launcher CPU-ms / payment |")
+    print("|---|---|---:|---:|---:|---:|")
     for label, _ in bins:
         base = results.get((label, "sdk-off"))
         for mode in modes:
@@ -142,7 +147,8 @@ def main():
             e = statistics.median(x for x, _ in xs)
             l = statistics.median(y for _, y in xs)
             ratio = f"{statistics.median(x / b for (x, _), (b, _) in zip(xs, base)):.2f}×" if base else "-"
-            print(f"| {label} | {mode} | {e:.2f} | {ratio} | {l:.2f} |")
+            ab = statistics.median(x / b for (x, _), (b, _) in zip(xs, results[(first, mode)]))
+            print(f"| {label} | {mode} | {e:.2f} | {ratio} | {ab:.3f} | {l:.2f} |")
 
 
 if __name__ == "__main__":
