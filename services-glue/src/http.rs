@@ -108,9 +108,10 @@ struct BoundOutcome {
 struct BoundCache {
     /// Indexed by [`method_scheme_index`].
     active: Vec<BoundUpDownCounter<i64>>,
-    /// Indexed as `active`; bound on a pair's first request with a body,
-    /// so no pair exports an empty histogram.
-    request_size: Vec<OnceLock<BoundHistogram<u64>>>,
+    /// Indexed as `active`, each with its (method, scheme) pair; bound on
+    /// the pair's first request with a body, so no pair exports an empty
+    /// histogram.
+    request_size: Vec<(MethodScheme, OnceLock<BoundHistogram<u64>>)>,
     outcomes: RwLock<HashMap<OutcomeKey, Arc<BoundOutcome>>>,
 }
 
@@ -122,6 +123,9 @@ fn method_index(method: &str) -> usize {
 }
 
 const SCHEMES: [&str; 2] = ["http", "https"];
+
+/// An `http.request.method` and `url.scheme` pair.
+type MethodScheme = (&'static str, &'static str);
 
 /// Where a (method, scheme) pair's bound handle sits in [`BoundCache`].
 fn method_scheme_index(method: &str, scheme: &str) -> usize {
@@ -159,13 +163,17 @@ impl HttpServerMetrics {
             .with_unit("By")
             .with_description("Size of HTTP server response bodies")
             .build();
-        let active_bound = METHODS
+        let pairs: Vec<MethodScheme> = METHODS
             .iter()
             .flat_map(|m| SCHEMES.map(|scheme| (*m, scheme)))
-            .map(|(m, scheme)| active.bind(&method_scheme_attrs(m, scheme)))
             .collect();
-        let request_size_bound = (0..METHODS.len() * SCHEMES.len())
-            .map(|_| OnceLock::new())
+        let active_bound = pairs
+            .iter()
+            .map(|&(m, scheme)| active.bind(&method_scheme_attrs(m, scheme)))
+            .collect();
+        let request_size_bound = pairs
+            .into_iter()
+            .map(|pair| (pair, OnceLock::new()))
             .collect();
         HttpServerMetrics {
             duration,
@@ -193,8 +201,9 @@ impl HttpServerMetrics {
             .request_size
             .get(method_scheme_index(method, scheme))
         {
-            Some(slot) => slot
-                .get_or_init(|| self.request_size.bind(&method_scheme_attrs(method, scheme)))
+            // Bound with the slot's own pair, as `active` is.
+            Some(((m, s), slot)) => slot
+                .get_or_init(|| self.request_size.bind(&method_scheme_attrs(m, s)))
                 .record(size),
             None => self
                 .request_size
