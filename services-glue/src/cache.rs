@@ -22,11 +22,13 @@
 //! assert_eq!(fx.get(&"EURUSD".to_string()), Some(1.08));    // hit
 //! ```
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{BoundCounter, BoundHistogram, Histogram, Meter};
+use opentelemetry::metrics::{BoundCounter, Meter};
+
+use crate::instruments::BoundOnFirstRecord;
 
 /// The small trait a cache implements to be measured.
 pub trait CacheBackend {
@@ -55,14 +57,14 @@ pub struct CacheMetrics {
 #[derive(Clone)]
 struct ResultInstruments {
     lookups: BoundCounter<u64>,
-    duration: Histogram<f64>,
-    attrs: [KeyValue; 2],
-    duration_bound: Arc<OnceLock<BoundHistogram<f64>>>,
+    duration: Arc<BoundOnFirstRecord<f64>>,
 }
 
 impl std::fmt::Debug for ResultInstruments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResultInstruments")
+        f.debug_struct("ResultInstruments")
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,9 +93,7 @@ impl CacheMetrics {
             // reads 0 before the first hit instead of nothing.
             ResultInstruments {
                 lookups: lookups.bind(&attrs),
-                duration: duration.clone(),
-                attrs,
-                duration_bound: Arc::new(OnceLock::new()),
+                duration: Arc::new(BoundOnFirstRecord::new(duration.clone(), attrs.to_vec())),
             }
         };
         CacheMetrics {
@@ -126,10 +126,7 @@ impl CacheMetrics {
     fn record(&self, start: Instant, hit: bool) {
         let result = if hit { &self.hit } else { &self.miss };
         result.lookups.add(1);
-        result
-            .duration_bound
-            .get_or_init(|| result.duration.bind(&result.attrs))
-            .record(start.elapsed().as_secs_f64());
+        result.duration.record(start.elapsed().as_secs_f64());
     }
 }
 

@@ -15,7 +15,7 @@
 //!   one unless [`HttpServerConfig::with_propagator`] says otherwise).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, Histogram, Meter, UpDownCounter};
@@ -23,6 +23,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::classify::{HttpClassifier, Side};
+use crate::instruments::BoundOnFirstRecord;
 use crate::outcome::{ErrorType, Measure, OutcomeGuard};
 use crate::propagation::Propagator;
 
@@ -108,10 +109,8 @@ struct BoundOutcome {
 struct BoundCache {
     /// Indexed by [`method_scheme_index`].
     active: Vec<BoundUpDownCounter<i64>>,
-    /// Indexed as `active`, each with its (method, scheme) pair; bound on
-    /// the pair's first request with a body, so no pair exports an empty
-    /// histogram.
-    request_size: Vec<(MethodScheme, OnceLock<BoundHistogram<u64>>)>,
+    /// Indexed as `active`.
+    request_size: Vec<BoundOnFirstRecord<u64>>,
     outcomes: RwLock<HashMap<OutcomeKey, Arc<BoundOutcome>>>,
 }
 
@@ -123,9 +122,6 @@ fn method_index(method: &str) -> usize {
 }
 
 const SCHEMES: [&str; 2] = ["http", "https"];
-
-/// An `http.request.method` and `url.scheme` pair.
-type MethodScheme = (&'static str, &'static str);
 
 /// Where a (method, scheme) pair's bound handle sits in [`BoundCache`].
 fn method_scheme_index(method: &str, scheme: &str) -> usize {
@@ -163,17 +159,14 @@ impl HttpServerMetrics {
             .with_unit("By")
             .with_description("Size of HTTP server response bodies")
             .build();
-        let pairs: Vec<MethodScheme> = METHODS
+        let pairs: Vec<[KeyValue; 2]> = METHODS
             .iter()
-            .flat_map(|m| SCHEMES.map(|scheme| (*m, scheme)))
+            .flat_map(|m| SCHEMES.map(|scheme| method_scheme_attrs(m, scheme)))
             .collect();
-        let active_bound = pairs
-            .iter()
-            .map(|&(m, scheme)| active.bind(&method_scheme_attrs(m, scheme)))
-            .collect();
+        let active_bound = pairs.iter().map(|attrs| active.bind(attrs)).collect();
         let request_size_bound = pairs
             .into_iter()
-            .map(|pair| (pair, OnceLock::new()))
+            .map(|attrs| BoundOnFirstRecord::new(request_size.clone(), attrs.to_vec()))
             .collect();
         HttpServerMetrics {
             duration,
@@ -201,10 +194,7 @@ impl HttpServerMetrics {
             .request_size
             .get(method_scheme_index(method, scheme))
         {
-            // Bound with the slot's own pair, as `active` is.
-            Some(((m, s), slot)) => slot
-                .get_or_init(|| self.request_size.bind(&method_scheme_attrs(m, s)))
-                .record(size),
+            Some(bound) => bound.record(size),
             None => self
                 .request_size
                 .record(size, &method_scheme_attrs(method, scheme)),

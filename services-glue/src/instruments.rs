@@ -36,7 +36,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
@@ -143,6 +143,48 @@ impl<B, const N: usize> BoundSets<B, N> {
     fn held(&self) -> (usize, usize) {
         let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
         (sets.values().map(Vec::len).sum(), sets.len())
+    }
+}
+
+/// A histogram for one fixed attribute set, bound on its first record: the
+/// record skips the SDK's attribute lookup, and a set never recorded exports
+/// no empty histogram (binding up front would).
+#[cfg_attr(
+    not(any(feature = "axum", feature = "actix", feature = "cache")),
+    allow(dead_code)
+)]
+pub(crate) struct BoundOnFirstRecord<T> {
+    histogram: Histogram<T>,
+    attrs: Vec<KeyValue>,
+    bound: OnceLock<BoundHistogram<T>>,
+}
+
+#[cfg_attr(
+    not(any(feature = "axum", feature = "actix", feature = "cache")),
+    allow(dead_code)
+)]
+impl<T> BoundOnFirstRecord<T> {
+    pub(crate) fn new(histogram: Histogram<T>, attrs: Vec<KeyValue>) -> Self {
+        BoundOnFirstRecord {
+            histogram,
+            attrs,
+            bound: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn record(&self, value: T) {
+        self.bound
+            .get_or_init(|| self.histogram.bind(&self.attrs))
+            .record(value);
+    }
+}
+
+impl<T> std::fmt::Debug for BoundOnFirstRecord<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundOnFirstRecord")
+            .field("attrs", &self.attrs)
+            .field("bound", &self.bound.get().is_some())
+            .finish()
     }
 }
 
