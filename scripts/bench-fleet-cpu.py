@@ -38,12 +38,26 @@ BIN = os.path.join(ROOT, "target", "release", "deltran")
 
 
 def cpu_ticks(pid):
+    return proc_stat(pid)[0]
+
+
+def proc_stat(pid):
+    """(utime + stime in ticks, minor page faults) of `pid`; (None, 0) once
+    it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
+        return int(fields[11]) + int(fields[12]), int(fields[7])
     except (OSError, IndexError, ValueError):
-        return None
+        return None, 0
+
+
+def rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 class Fleet:
@@ -78,8 +92,10 @@ class Fleet:
         self.pids = [e["pid"] for e in json.load(open(self.fleet_file))["engines"]]
 
     def measure(self):
-        """(engine ticks, launcher ticks) now."""
-        return sum(cpu_ticks(p) or 0 for p in self.pids), cpu_ticks(self.launcher.pid) or 0
+        """(engine ticks, launcher ticks, engine minor faults, engine RSS MiB) now."""
+        engines = [proc_stat(p) for p in self.pids]
+        return (sum(t or 0 for t, _ in engines), cpu_ticks(self.launcher.pid) or 0,
+                sum(f for _, f in engines), sum(rss_mib(p) for p in self.pids))
 
     def finish(self):
         self.launcher.wait(timeout=120)
@@ -93,8 +109,10 @@ class Fleet:
 
 def measured(fleets):
     """Runs the started `fleets` through one window, from 5 s after the
-    last is ready to 3 s before the load stops; CPU-ms per accepted payment
-    of each fleet's engines and launcher."""
+    last is ready to 3 s before the load stops; per fleet: CPU-ms per
+    accepted payment of its engines and of its launcher, the engines' minor
+    page faults per payment (memory the allocator took back from the
+    kernel, each a page zeroed) and their resident memory at the end."""
     for f in fleets:
         f.wait_ready()
     time.sleep(5)
@@ -102,10 +120,11 @@ def measured(fleets):
     time.sleep(max(1, SECONDS - 8 - (t0 - min(f.ready for f in fleets))))
     t1, after = time.time(), [f.measure() for f in fleets]
     out = []
-    for f, (c0, l0), (c1, l1) in zip(fleets, before, after):
+    for f, (c0, l0, f0, _), (c1, l1, f1, rss) in zip(fleets, before, after):
         sent, accepted = f.finish()
         payments = RATE * (t1 - t0) * accepted / max(sent, 1)
-        out.append(((c1 - c0) * 1000 / TICK / payments, (l1 - l0) * 1000 / TICK / payments))
+        out.append(((c1 - c0) * 1000 / TICK / payments, (l1 - l0) * 1000 / TICK / payments,
+                    (f1 - f0) / payments, rss))
     return out
 
 
@@ -132,23 +151,23 @@ def main():
             outcomes = zip(order, measured(fleets), [load] * len(order))
         else:
             outcomes = ((run_, run(run_[2], run_[1]), os.getloadavg()[0]) for run_ in order)
-        for (label, _, mode), (engines, launcher), load in outcomes:
-            results[(label, mode)].append((engines, launcher))
-            print(f"round {r + 1} {label:6} {mode:8} engines {engines:.2f} CPU-ms/payment, launcher {launcher:.2f} (load {load:.1f} at start)", flush=True)
+        for (label, _, mode), (engines, launcher, faults, rss), load in outcomes:
+            results[(label, mode)].append((engines, launcher, faults, rss))
+            print(f"round {r + 1} {label:6} {mode:8} engines {engines:.2f} CPU-ms/payment, launcher {launcher:.2f}, "
+                  f"{faults:.1f} page faults/payment, {rss:.0f} MiB (load {load:.1f} at start)", flush=True)
     how = "all runs of a round at once" if together else "runs one after another"
     print(f"\n{RATE} payments/s, {SECONDS} s runs, {ROUNDS} rounds, {how}, medians (ratios per round, then their median):")
     first = bins[0][0]
-    print(f"| build | mode | engines CPU-ms / accepted payment | ÷ sdk-off | ÷ {first or 'first build'}, same mode | launcher CPU-ms / payment |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(f"| build | mode | engines CPU-ms / accepted payment | ÷ sdk-off | ÷ {first or 'first build'}, same mode | launcher CPU-ms / payment | engines' page faults / payment | engines' RSS, MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for label, _ in bins:
         base = results.get((label, "sdk-off"))
         for mode in modes:
             xs = results[(label, mode)]
-            e = statistics.median(x for x, _ in xs)
-            l = statistics.median(y for _, y in xs)
-            ratio = f"{statistics.median(x / b for (x, _), (b, _) in zip(xs, base)):.2f}×" if base else "-"
-            ab = statistics.median(x / b for (x, _), (b, _) in zip(xs, results[(first, mode)]))
-            print(f"| {label} | {mode} | {e:.2f} | {ratio} | {ab:.3f} | {l:.2f} |")
+            e, l, pf, rss = (statistics.median(x[i] for x in xs) for i in range(4))
+            ratio = f"{statistics.median(x[0] / b[0] for x, b in zip(xs, base)):.2f}×" if base else "-"
+            ab = statistics.median(x[0] / b[0] for x, b in zip(xs, results[(first, mode)]))
+            print(f"| {label} | {mode} | {e:.2f} | {ratio} | {ab:.3f} | {l:.2f} | {pf:.1f} | {rss:.0f} |")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@
 //! for every span of a run (3 Mi entries, so the process peaks at ~4.3 GB of
 //! memory) so that they measure queueing, not dropping; `f0` measures the
 //! drop path. The `sampling` group times one request's five spans under
-//! each sampler against a bare registry (`cargo bench -p telemetry --bench
-//! hot_path -- sampling/`). See BENCHMARKS.md at the workspace root for runs
-//! and ratios.
+//! each sampler against a bare registry and against a registry with one
+//! empty layer, the smallest subscriber that frees closed spans (`cargo
+//! bench -p telemetry --bench hot_path -- sampling/`). See BENCHMARKS.md at
+//! the workspace root for runs and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -324,8 +325,16 @@ fn sampling(c: &mut Criterion) {
     let mut g = c.benchmark_group("sampling");
     g.throughput(criterion::Throughput::Elements(REQUEST_SPANS));
     let bare = Dispatch::new(tracing_subscriber::registry());
-    // r0: the floor, a bare registry.
+    // r0: the floor, a bare registry. A registry with no layer never frees
+    // a closed span's data (tokio-rs/tracing#900): it skips the work every
+    // real subscriber does when a span closes.
     bench_request(&mut g, "r0_request_bare_registry", &bare);
+    // r5: the smallest subscriber that frees closed spans, a registry with
+    // one layer that does nothing.
+    let freeing = Dispatch::new(
+        tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
+    );
+    bench_request(&mut g, "r5_request_registry_and_empty_layer", &freeing);
     // r1: telemetry's dispatch, every span recorded and queued (a queue
     // for every span of the run: ~3.3 M spans, ~4.5 GB at the peak).
     let t = traced(
