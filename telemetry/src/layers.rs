@@ -72,14 +72,24 @@ impl std::fmt::Debug for LayerRecipe {
 
 /// The tracer spans are recorded with: scoped to the service, so backends
 /// show which build produced them.
+///
+/// Every ended span carries a copy of its scope, and the export path copies
+/// each span twice more. Owned strings would make each copy two allocations
+/// (and two frees); the name and version are therefore made `'static`, once
+/// per built pipeline (a few bytes, kept for the life of the process).
 pub(crate) fn service_tracer(
     provider: &SdkTracerProvider,
     identity: &ServiceIdentity,
 ) -> SdkTracer {
-    let scope = InstrumentationScope::builder(identity.name.clone())
-        .with_version(identity.version.clone())
+    let scope = InstrumentationScope::builder(leak(&identity.name))
+        .with_version(leak(&identity.version))
         .build();
     provider.tracer_with_scope(scope)
+}
+
+/// `text` as a `&'static str` whose copies are free.
+fn leak(text: &str) -> &'static str {
+    Box::leak(text.into())
 }
 
 impl LayerRecipe {

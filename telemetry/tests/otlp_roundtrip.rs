@@ -75,6 +75,7 @@ fn roundtrip(protocol: &str) {
     assert_eq!(root.attributes.i64("order.id"), Some(42));
     assert_eq!(child.attributes.str("account"), Some("acc-1"));
     assert_eq!(root.scope_name, "order-engine");
+    assert_eq!(root.scope_version.as_deref(), Some("2.1.0"));
     let r = &root.resource;
     assert_eq!(r.str("service.name"), Some("order-engine"));
     assert_eq!(r.str("service.version"), Some("2.1.0"));
