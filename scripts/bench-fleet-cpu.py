@@ -10,7 +10,11 @@ three modes side by side, rounds rotated, medians printed:
 
 usage: python3 scripts/bench-fleet-cpu.py [rate=40] [seconds=40] [rounds=3]
 Builds the release binary first. Measures a window from 5 s after the fleet
-is ready to 3 s before the load stops.
+is ready (BENCH_WARMUP=N: N s) to 3 s before the load stops. A short
+warm-up counts the first touch of every process's memory (telemetry's
+queues, buffers and allocator arenas: about 28 MiB per engine) in the
+window; a long one (runs of 75 s, BENCH_WARMUP=30) reads the steady state
+a long-running engine pays.
 
 Same-run A/B of two builds: BENCH_BINS="before=/tmp/deltran-old,after=target/release/deltran"
 runs every mode with each binary in turn (no build), and BENCH_MODES="sdk-off,otlp"
@@ -34,6 +38,8 @@ RATE = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 40
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 TICK = os.sysconf("SC_CLK_TCK")
+# Seconds between the last fleet's readiness and the window's start.
+WARMUP = int(os.environ.get("BENCH_WARMUP", "5"))
 BIN = os.path.join(ROOT, "target", "release", "deltran")
 
 
@@ -108,14 +114,14 @@ class Fleet:
 
 
 def measured(fleets):
-    """Runs the started `fleets` through one window, from 5 s after the
-    last is ready to 3 s before the load stops; per fleet: CPU-ms per
+    """Runs the started `fleets` through one window, from WARMUP seconds
+    after the last is ready to 3 s before the load stops; per fleet: CPU-ms per
     accepted payment of its engines and of its launcher, the engines' minor
     page faults per payment (memory the allocator took back from the
     kernel, each a page zeroed) and their resident memory at the end."""
     for f in fleets:
         f.wait_ready()
-    time.sleep(5)
+    time.sleep(WARMUP)
     t0, before = time.time(), [f.measure() for f in fleets]
     time.sleep(max(1, SECONDS - 8 - (t0 - min(f.ready for f in fleets))))
     t1, after = time.time(), [f.measure() for f in fleets]
