@@ -37,23 +37,32 @@ use crate::health::PipelineStats;
 pub(crate) type ExportFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
 
 /// What the worker drives: one exporter of items `T`.
+///
+/// The exporter holds the batch being exported, in whatever form its
+/// attempts send: the items themselves, or bytes encoded from them once, so
+/// a retry repeats the same request without copying a span.
 pub(crate) trait BatchExporter<T>: Send + 'static {
-    /// Readies a batch once, before its first attempt (masking).
-    fn prepare(&mut self, _batch: &mut [T]) {}
-    /// Exports `batch`, which stays the worker's so a failed attempt can be
-    /// retried.
-    fn export<'a>(&'a mut self, batch: &'a [T]) -> ExportFuture<'a>;
+    /// Takes the next batch out of `batch` (leaving it empty, its capacity
+    /// kept for the next) and readies it once: masking, encoding.
+    fn take_batch(&mut self, batch: &mut Vec<T>);
+    /// One attempt at exporting the batch last taken.
+    fn export(&mut self) -> ExportFuture<'_>;
+    /// The batch last taken has been accounted for: let it go.
+    fn release_batch(&mut self);
     /// Releases the exporter's resources.
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult;
 }
 
 /// Exporters chosen at run time (see `exporters`) are boxed.
 impl<T: 'static> BatchExporter<T> for Box<dyn BatchExporter<T>> {
-    fn prepare(&mut self, batch: &mut [T]) {
-        (**self).prepare(batch)
+    fn take_batch(&mut self, batch: &mut Vec<T>) {
+        (**self).take_batch(batch)
     }
-    fn export<'a>(&'a mut self, batch: &'a [T]) -> ExportFuture<'a> {
-        (**self).export(batch)
+    fn export(&mut self) -> ExportFuture<'_> {
+        (**self).export()
+    }
+    fn release_batch(&mut self) {
+        (**self).release_batch()
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
         (**self).shutdown(timeout)
@@ -377,15 +386,14 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
     /// counted as failed).
     fn export_batch(&mut self) {
         let n = self.batch.len() as u64;
-        self.exporter.prepare(&mut self.batch);
+        self.exporter.take_batch(&mut self.batch);
         let mut delay = FIRST_RETRY_DELAY;
         loop {
             let timeout = self.config.export_timeout;
             let exporter = &mut self.exporter;
-            let batch = &self.batch;
-            let result = self.runtime.block_on(async move {
-                tokio::time::timeout(timeout, exporter.export(batch)).await
-            });
+            let result = self
+                .runtime
+                .block_on(async move { tokio::time::timeout(timeout, exporter.export()).await });
             let error = match result {
                 Ok(Ok(())) => {
                     self.stats.export_succeeded(n, &self.endpoint);
@@ -404,6 +412,7 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
             self.wait_before_retry(delay);
             delay = (delay * 2).min(MAX_RETRY_DELAY);
         }
+        self.exporter.release_batch();
         self.batch.clear();
         // Accounted as exported or failed: release their queue slots.
         self.stats.queued.fetch_sub(n as usize, Ordering::Relaxed);
@@ -447,12 +456,18 @@ mod tests {
     use super::*;
 
     /// Counts what it is given; never fails.
-    struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+    struct Counting(Arc<std::sync::atomic::AtomicUsize>, Vec<u32>);
 
     impl BatchExporter<u32> for Counting {
-        fn export<'a>(&'a mut self, batch: &'a [u32]) -> ExportFuture<'a> {
-            self.0.fetch_add(batch.len(), Ordering::SeqCst);
+        fn take_batch(&mut self, batch: &mut Vec<u32>) {
+            std::mem::swap(&mut self.1, batch);
+        }
+        fn export(&mut self) -> ExportFuture<'_> {
+            self.0.fetch_add(self.1.len(), Ordering::SeqCst);
             Box::pin(async { Ok(()) })
+        }
+        fn release_batch(&mut self) {
+            self.1.clear();
         }
         fn shutdown(&mut self, _timeout: Duration) -> OTelSdkResult {
             Ok(())
@@ -477,7 +492,7 @@ mod tests {
         let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
         let queue = BatchQueue::start(
             "test",
-            Counting(Arc::clone(&exported)),
+            Counting(Arc::clone(&exported), Vec::new()),
             BatchConfig {
                 max_queue_size: 100,
                 // Never within the test: only a full batch or a flush exports.

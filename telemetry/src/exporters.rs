@@ -104,10 +104,15 @@ pub(crate) fn spans_from(
     let mut out = Vec::new();
     for kind in &config.traces_exporters {
         out.push(match kind {
-            SpanExporterKind::Otlp => span_destination(
-                config.otlp_traces.endpoint.clone(),
-                crate::otlp::span_exporter(&config.otlp_traces)?,
-            ),
+            SpanExporterKind::Otlp => {
+                let wire = crate::otlp_spans::span_wire(&config.otlp_traces)?;
+                Destination {
+                    label: config.otlp_traces.endpoint.clone(),
+                    exporter: Box::new(move |resource: &Resource| {
+                        Box::new(wire.into_exporter(resource)) as Box<dyn BatchExporter<_>>
+                    }) as PendingBatchExporter<SpanData>,
+                }
+            }
             SpanExporterKind::Console => {
                 span_destination("stdout", ConsoleSpanExporter::new(stdout.clone()))
             }

@@ -41,6 +41,7 @@ mod log_filter;
 mod metrics;
 mod metrics_push;
 mod otlp;
+mod otlp_spans;
 mod pipeline;
 mod processors;
 pub mod prometheus;

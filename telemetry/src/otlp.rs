@@ -1,5 +1,6 @@
-//! OTLP exporters for the three signals, over gRPC (tonic) or HTTP/protobuf
-//! (hyper + rustls), built from an [`OtlpConfig`].
+//! OTLP exporters for metrics and logs over gRPC (tonic) or HTTP (hyper +
+//! rustls), built from an [`OtlpConfig`], and the transport pieces the span
+//! exporter (`otlp_spans`) shares with them: headers, TLS, the connector.
 //!
 //! Must be called inside telemetry's own runtime context: tonic and hyper
 //! spawn their connection tasks onto the current runtime.
@@ -11,21 +12,6 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 
 use crate::config::{Compression, OtlpConfig, Protocol, Signal, TemporalityPreference};
 use crate::error::InitError;
-
-/// Builds the span exporter.
-pub(crate) fn span_exporter(
-    cfg: &OtlpConfig,
-) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
-    let signal = Signal::Traces;
-    let b = opentelemetry_otlp::SpanExporter::builder();
-    match cfg.protocol {
-        Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
-        Protocol::HttpProtobuf | Protocol::HttpJson => {
-            b.with_http().apply_http(cfg, signal)?.build()
-        }
-    }
-    .map_err(|e| InitError::exporter(signal, e))
-}
 
 /// Builds the metric exporter with the temporality the configuration prefers.
 pub(crate) fn metric_exporter(
@@ -67,49 +53,68 @@ trait ApplyTonic: Sized {
 
 impl<B: WithExportConfig + WithTonicConfig> ApplyTonic for B {
     fn apply_tonic(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError> {
-        let mut metadata = tonic::metadata::MetadataMap::new();
-        for (k, v) in &cfg.headers {
-            let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                .map_err(|e| InitError::header(signal, k, e))?;
-            let value = v.parse().map_err(|e| InitError::header(signal, k, e))?;
-            metadata.insert(key, value);
-        }
         let mut b = self
             .with_endpoint(cfg.endpoint.clone())
             .with_timeout(cfg.timeout)
-            .with_metadata(metadata);
+            .with_metadata(grpc_metadata(cfg, signal)?);
         if let Some(c) = cfg.compression {
             b = b.with_compression(match c {
                 Compression::Gzip => opentelemetry_otlp::Compression::Gzip,
                 Compression::Zstd => opentelemetry_otlp::Compression::Zstd,
             });
         }
-        if cfg.endpoint.starts_with("https://") {
-            let mut tls = tonic::transport::ClientTlsConfig::new();
-            match &cfg.certificate {
-                Some(ca) => {
-                    let pem = read_pem(signal, "CERTIFICATE", ca)?;
-                    // tonic only parses PEM on first connect; fail at start-up instead.
-                    parse_certs(signal, "CERTIFICATE", ca, &pem)?;
-                    tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
-                }
-                None => tls = tls.with_native_roots(),
-            }
-            if let (Some(cert), Some(key)) = (&cfg.client_certificate, &cfg.client_key) {
-                let cert_pem = read_pem(signal, "CLIENT_CERTIFICATE", cert)?;
-                parse_certs(signal, "CLIENT_CERTIFICATE", cert, &cert_pem)?;
-                let key_pem = read_pem(signal, "CLIENT_KEY", key)?;
-                parse_key(signal, key, &key_pem)?;
-                let (cert, key) = (cert_pem, key_pem);
-                tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
-            }
-            if let Some(host) = host_of(&cfg.endpoint) {
-                tls = tls.domain_name(host);
-            }
+        if let Some(tls) = tonic_tls(cfg, signal)? {
             b = b.with_tls_config(tls);
         }
         Ok(b)
     }
+}
+
+/// The configured headers as gRPC metadata (keys lowercased, as gRPC wants).
+pub(crate) fn grpc_metadata(
+    cfg: &OtlpConfig,
+    signal: Signal,
+) -> Result<tonic::metadata::MetadataMap, InitError> {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (k, v) in &cfg.headers {
+        let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|e| InitError::header(signal, k, e))?;
+        let value = v.parse().map_err(|e| InitError::header(signal, k, e))?;
+        metadata.insert(key, value);
+    }
+    Ok(metadata)
+}
+
+/// TLS for an `https://` gRPC endpoint (none for `http://`), its PEM files
+/// read and parsed now: tonic only parses them on first connect, and a bad
+/// file must fail start-up instead.
+pub(crate) fn tonic_tls(
+    cfg: &OtlpConfig,
+    signal: Signal,
+) -> Result<Option<tonic::transport::ClientTlsConfig>, InitError> {
+    if !cfg.endpoint.starts_with("https://") {
+        return Ok(None);
+    }
+    let mut tls = tonic::transport::ClientTlsConfig::new();
+    match &cfg.certificate {
+        Some(ca) => {
+            let pem = read_pem(signal, "CERTIFICATE", ca)?;
+            parse_certs(signal, "CERTIFICATE", ca, &pem)?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        None => tls = tls.with_native_roots(),
+    }
+    if let (Some(cert), Some(key)) = (&cfg.client_certificate, &cfg.client_key) {
+        let cert_pem = read_pem(signal, "CLIENT_CERTIFICATE", cert)?;
+        parse_certs(signal, "CLIENT_CERTIFICATE", cert, &cert_pem)?;
+        let key_pem = read_pem(signal, "CLIENT_KEY", key)?;
+        parse_key(signal, key, &key_pem)?;
+        tls = tls.identity(tonic::transport::Identity::from_pem(cert_pem, key_pem));
+    }
+    if let Some(host) = host_of(&cfg.endpoint) {
+        tls = tls.domain_name(host);
+    }
+    Ok(Some(tls))
 }
 
 trait ApplyHttp: Sized {
@@ -140,9 +145,10 @@ impl<B: WithExportConfig + WithHttpConfig> ApplyHttp for B {
     }
 }
 
-type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+pub(crate) type Connector =
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
-fn https_connector(cfg: &OtlpConfig, signal: Signal) -> Result<Connector, InitError> {
+pub(crate) fn https_connector(cfg: &OtlpConfig, signal: Signal) -> Result<Connector, InitError> {
     let mut roots = rustls::RootCertStore::empty();
     match &cfg.certificate {
         Some(ca) => {

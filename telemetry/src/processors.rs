@@ -119,27 +119,38 @@ impl LogProcessor for QueueLogProcessor {
 
 /// Drives an SDK [`SpanExporter`] from the batch worker.
 #[derive(Debug)]
-pub(crate) struct SpanExporterAdapter<E>(pub(crate) E);
+pub(crate) struct SpanExporterAdapter<E> {
+    exporter: E,
+    batch: Vec<SpanData>,
+}
 
 impl<E: SpanExporter + 'static> BatchExporter<SpanData> for SpanExporterAdapter<E> {
-    fn prepare(&mut self, batch: &mut [SpanData]) {
+    fn take_batch(&mut self, batch: &mut Vec<SpanData>) {
+        std::mem::swap(&mut self.batch, batch);
         // On the worker thread: masking never costs the application.
-        batch.iter_mut().for_each(crate::redact::mask_span);
+        self.batch.iter_mut().for_each(crate::redact::mask_span);
     }
-    fn export<'a>(&'a mut self, batch: &'a [SpanData]) -> ExportFuture<'a> {
+    fn export(&mut self) -> ExportFuture<'_> {
         // The SDK's exporter takes the spans: give it a copy, so the batch
-        // survives a failed attempt for the retry.
-        Box::pin(self.0.export(batch.to_vec()))
+        // survives a failed attempt for the retry. (OTLP, the exporter that
+        // matters for cost, sends bytes encoded once instead: `otlp_spans`.)
+        Box::pin(self.exporter.export(self.batch.clone()))
+    }
+    fn release_batch(&mut self) {
+        self.batch.clear();
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+        self.exporter.shutdown_with_timeout(timeout)
     }
 }
 
 impl<E: SpanExporter> SpanExporterAdapter<E> {
     pub(crate) fn new(mut exporter: E, resource: &Resource) -> Self {
         exporter.set_resource(resource);
-        SpanExporterAdapter(exporter)
+        SpanExporterAdapter {
+            exporter,
+            batch: Vec::new(),
+        }
     }
 }
 
@@ -148,6 +159,7 @@ impl<E: SpanExporter> SpanExporterAdapter<E> {
 #[derive(Debug)]
 pub(crate) struct LogExporterAdapter<E> {
     exporter: E,
+    batch: Vec<(SdkLogRecord, InstrumentationScope)>,
     /// Makes blank records for masked copies (the SDK's records cannot
     /// rewrite an attribute in place). Its provider has no processor.
     blank: SdkLogger,
@@ -159,31 +171,37 @@ impl<E: LogExporter> LogExporterAdapter<E> {
         let blank = SdkLoggerProvider::builder()
             .build()
             .logger("telemetry.redact");
-        LogExporterAdapter { exporter, blank }
+        LogExporterAdapter {
+            exporter,
+            batch: Vec::new(),
+            blank,
+        }
     }
 }
 
 impl<E: LogExporter + 'static> BatchExporter<(SdkLogRecord, InstrumentationScope)>
     for LogExporterAdapter<E>
 {
-    fn prepare(&mut self, batch: &mut [(SdkLogRecord, InstrumentationScope)]) {
+    fn take_batch(&mut self, batch: &mut Vec<(SdkLogRecord, InstrumentationScope)>) {
+        std::mem::swap(&mut self.batch, batch);
         // On the worker thread: masking never costs the application.
-        for (record, _) in batch.iter_mut() {
+        for (record, _) in self.batch.iter_mut() {
             if let Some(masked) = crate::redact::masked_log_record(record, &self.blank) {
                 *record = masked;
             }
         }
     }
-    fn export<'a>(
-        &'a mut self,
-        batch: &'a [(SdkLogRecord, InstrumentationScope)],
-    ) -> ExportFuture<'a> {
+    fn export(&mut self) -> ExportFuture<'_> {
         let exporter = &self.exporter;
+        let batch = &self.batch;
         Box::pin(async move {
             let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
                 batch.iter().map(|(r, s)| (r, s)).collect();
             exporter.export(LogBatch::new(&refs)).await
         })
+    }
+    fn release_batch(&mut self) {
+        self.batch.clear();
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
         self.exporter.shutdown_with_timeout(timeout)

@@ -218,7 +218,7 @@ fn refused_collector_never_blocks_and_warns_once_per_signal() {
     assert_eq!(traces.emitted, emitted, "every span was counted");
     assert_eq!(traces.exported, 0);
     // Many exports fail: the full queue keeps the workers trying (each
-    // failed export takes the OTLP exporter's retries, ~1 s).
+    // failed export of logs and metrics takes the OTLP crate's own retries, ~1 s).
     let many_failed = wait_until(Duration::from_secs(8), || {
         [(Signal::Traces, 3), (Signal::Logs, 3), (Signal::Metrics, 2)]
             .into_iter()

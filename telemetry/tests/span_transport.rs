@@ -1,0 +1,134 @@
+//! The span exporter's wire, per the OTLP specification: every protocol with
+//! every compression it may use, headers and `User-Agent` on every request,
+//! each batch sent once when the collector accepts it and again, intact,
+//! when the collector refused it for a while.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Captured, otlp_env};
+use telemetry::Telemetry;
+use telemetry::testing::{OtlpReceiver, Signal};
+
+/// Emits `n` spans numbered by `seq`, exports them and returns the telemetry.
+fn send(receiver: &OtlpReceiver, protocol: &str, compression: Option<&str>, n: i64) -> Telemetry {
+    let mut env = otlp_env(receiver, protocol);
+    env.insert("OTEL_METRICS_EXPORTER".into(), "none".into());
+    env.insert("OTEL_LOGS_EXPORTER".into(), "none".into());
+    env.insert(
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS".into(),
+        "x-tenant=payments,authorization=Bearer%20s3cret".into(),
+    );
+    if let Some(c) = compression {
+        env.insert("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION".into(), c.into());
+    }
+    let t = Telemetry::builder("wire-engine")
+        .with_env(env)
+        .with_stdout_writer(Captured::default())
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        for seq in 0..n {
+            let _s = tracing::info_span!("wire-span", seq, card = "4111 1111 1111 1111").entered();
+        }
+    });
+    t
+}
+
+fn seqs(receiver: &OtlpReceiver, n: usize) -> Vec<i64> {
+    let spans = receiver.wait_for_spans(Duration::from_secs(10), |s| s.len() >= n);
+    let mut seqs: Vec<i64> = spans
+        .iter()
+        .filter(|s| s.name == "wire-span")
+        .filter_map(|s| s.attributes.i64("seq"))
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+#[test]
+fn every_protocol_and_compression_delivers_each_span_once_with_its_headers() {
+    for protocol in ["grpc", "http/protobuf", "http/json"] {
+        for compression in [None, Some("gzip"), Some("zstd")] {
+            let case = format!("{protocol} {compression:?}");
+            let receiver = OtlpReceiver::start().unwrap();
+            let t = send(&receiver, protocol, compression, 300);
+            t.shutdown().unwrap();
+            assert_eq!(seqs(&receiver, 300), (0..300).collect::<Vec<_>>(), "{case}");
+            let spans = receiver.spans();
+            // Masked on the way out, whatever the wire.
+            let card = spans[0].attributes.str("card").unwrap().to_string();
+            assert!(!card.contains("4111 1111 1111 1111"), "{case}: {card}");
+            assert_eq!(spans[0].resource.str("service.name"), Some("wire-engine"));
+            let requests = receiver.requests();
+            assert!(!requests.is_empty(), "{case}");
+            for r in &requests {
+                assert_eq!(r.signal, Signal::Traces, "{case}");
+                assert_eq!(r.header("x-tenant"), Some("payments"), "{case}: {r:?}");
+                assert_eq!(r.header("authorization"), Some("Bearer s3cret"), "{case}");
+                let agent = r.header("user-agent").unwrap_or_default();
+                assert!(
+                    agent.starts_with("OTel-OTLP-Exporter-Rust-telemetry/"),
+                    "{case}: {agent}"
+                );
+                let (encoding, content_type) = if protocol == "grpc" {
+                    (r.header("grpc-encoding"), r.header("content-type"))
+                } else {
+                    (r.header("content-encoding"), r.header("content-type"))
+                };
+                assert_eq!(encoding, compression, "{case}: {r:?}");
+                let expected_type = match protocol {
+                    "grpc" => "application/grpc",
+                    "http/json" => "application/json",
+                    _ => "application/x-protobuf",
+                };
+                assert_eq!(content_type, Some(expected_type), "{case}: {r:?}");
+            }
+            let items: usize = requests.iter().map(|r| r.items).sum();
+            assert_eq!(items, 300, "{case}: each span sent once");
+            let traces = t.health().signal(telemetry::Signal::Traces).unwrap();
+            assert_eq!((traces.exported, traces.failed), (300, 0), "{case}");
+            receiver.shutdown();
+        }
+    }
+}
+
+/// A refused batch is sent again, the same spans, until the collector takes
+/// it; none is lost or doubled.
+#[test]
+fn a_batch_refused_for_a_while_arrives_whole_once_accepted() {
+    for protocol in ["grpc", "http/protobuf", "http/json"] {
+        let receiver = OtlpReceiver::start().unwrap();
+        receiver.set_failing(true);
+        let t = send(&receiver, protocol, Some("gzip"), 50);
+        // Two refused attempts at least, then the collector recovers.
+        let refused = receiver.wait_for_requests(Duration::from_secs(10), |r| r.len() >= 2);
+        assert!(refused.len() >= 2, "{protocol}: {refused:?}");
+        assert!(receiver.spans().is_empty(), "{protocol}");
+        receiver.set_failing(false);
+        assert_eq!(
+            seqs(&receiver, 50),
+            (0..50).collect::<Vec<_>>(),
+            "{protocol}"
+        );
+        // Each attempt carried the whole batch.
+        for r in receiver.requests() {
+            assert_eq!(r.items, 50, "{protocol}: {r:?}");
+        }
+        t.shutdown().unwrap();
+        let traces = t.health().signal(telemetry::Signal::Traces).unwrap();
+        assert_eq!(
+            (
+                traces.emitted,
+                traces.exported,
+                traces.failed,
+                traces.dropped
+            ),
+            (50, 50, 0, 0),
+            "{protocol}"
+        );
+        receiver.shutdown();
+    }
+}
