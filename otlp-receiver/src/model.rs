@@ -49,6 +49,12 @@ pub enum RequestOutcome {
     Accepted,
     /// Decoded but refused because `set_failing(true)` was in effect (gRPC UNAVAILABLE / HTTP 503).
     Rejected,
+    /// Decoded but refused as throttled because `set_throttling` was in effect: HTTP 429 with
+    /// `Retry-After: <seconds>`, gRPC RESOURCE_EXHAUSTED with a `RetryInfo` of that delay.
+    Throttled {
+        /// The delay the answer asks the exporter to wait, in seconds.
+        retry_after_secs: u32,
+    },
     /// Not stored because the body could not be decoded or had an unsupported
     /// content type / encoding (gRPC INVALID_ARGUMENT / HTTP 400 or 415).
     Invalid,

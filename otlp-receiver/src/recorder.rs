@@ -169,6 +169,13 @@ impl OtlpReceiver {
         self.shared.lock().failing = failing;
     }
 
+    /// Makes subsequent exports fail as throttled, asking the exporter to wait
+    /// `retry_after_secs` (HTTP 429 with `Retry-After`, gRPC RESOURCE_EXHAUSTED with
+    /// `RetryInfo`), until called with `None`; they show up in [`Self::requests`].
+    pub fn set_throttling(&self, retry_after_secs: Option<u32>) {
+        self.shared.lock().throttling = retry_after_secs;
+    }
+
     /// Forgets all received data and request metadata (the failing flag is kept).
     pub fn clear(&self) {
         let mut store = self.shared.lock();
@@ -231,6 +238,7 @@ struct Store {
     requests: Vec<ReceivedRequest>,
     evicted: usize,
     failing: bool,
+    throttling: Option<u32>,
     /// Bumped on every change so waiters know when to re-check.
     generation: u64,
 }
@@ -255,6 +263,12 @@ impl Sink for Shared {
         let (items, outcome) = match batch {
             None => (0, RequestOutcome::Invalid),
             Some(b) if store.failing => (b.len(), RequestOutcome::Rejected),
+            Some(b) if store.throttling.is_some() => (
+                b.len(),
+                RequestOutcome::Throttled {
+                    retry_after_secs: store.throttling.unwrap_or_default(),
+                },
+            ),
             Some(b) => {
                 let n = b.len();
                 let store = &mut *store;

@@ -41,6 +41,20 @@ pub(crate) const GRPC_LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.
 /// What a refused export is answered with (gRPC UNAVAILABLE / HTTP 503), so the
 /// exporter retries later instead of dropping.
 const REFUSED: &str = "the receiver is not accepting data now; retry later";
+const THROTTLED: &str = "the receiver is throttling exports; retry after the delay given";
+
+/// RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo` detail: the OTLP
+/// specification's way for a gRPC server to say "retry, but not before".
+fn throttled(retry_after_secs: u32) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    tonic::Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        THROTTLED,
+        ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(u64::from(
+            retry_after_secs,
+        )))),
+    )
+}
 
 /// Where decoded exports go: a test recorder, a viewer's store, anything that
 /// keeps or forwards telemetry. Called on the server thread: keep it short and
@@ -439,6 +453,9 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
                     Some(decoded),
                 ) {
                     RequestOutcome::Accepted => Ok(tonic::Response::new(success_body(self.signal))),
+                    RequestOutcome::Throttled { retry_after_secs } => {
+                        Err(throttled(retry_after_secs))
+                    }
                     _ => Err(tonic::Status::unavailable(REFUSED)),
                 }
             }
@@ -603,6 +620,14 @@ async fn http_route(
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/x-protobuf"),
+                );
+                resp
+            }
+            RequestOutcome::Throttled { retry_after_secs } => {
+                let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, THROTTLED);
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    http::HeaderValue::from(retry_after_secs),
                 );
                 resp
             }

@@ -49,6 +49,12 @@ pub(crate) trait BatchExporter<T>: Send + 'static {
     fn export(&mut self) -> ExportFuture<'_>;
     /// The batch last taken has been accounted for: let it go.
     fn release_batch(&mut self);
+    /// After a failed attempt: how long the collector asked to be left alone
+    /// (HTTP `Retry-After`, gRPC `RetryInfo`), if it did. A throttled batch is
+    /// retried, no sooner than that.
+    fn retry_after(&mut self) -> Option<Duration> {
+        None
+    }
     /// Releases the exporter's resources.
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult;
 }
@@ -64,6 +70,9 @@ impl<T: 'static> BatchExporter<T> for Box<dyn BatchExporter<T>> {
     fn release_batch(&mut self) {
         (**self).release_batch()
     }
+    fn retry_after(&mut self) -> Option<Duration> {
+        (**self).retry_after()
+    }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
         (**self).shutdown(timeout)
     }
@@ -78,6 +87,9 @@ enum Control {
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 /// Longest wait between two attempts at one batch.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait a throttling collector is granted: a `Retry-After` of a day
+/// would otherwise stop the signal for a day.
+const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(300);
 
 /// Whether an export failure is worth retrying, per the OTLP specification's
 /// failure classes (the exporters report them in their messages): gRPC
@@ -402,14 +414,18 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("{TIMEOUT_PREFIX} {timeout:?}"),
             };
-            if self.stopping || !is_transient(&error) {
+            let throttled_for = self
+                .exporter
+                .retry_after()
+                .map(|d| d.min(MAX_THROTTLE_DELAY));
+            if self.stopping || !(throttled_for.is_some() || is_transient(&error)) {
                 self.stats.export_failed(n, &self.endpoint, &error);
                 break;
             }
             // Keep the batch (its queue slots stay taken, so newer items
             // overflow rather than memory growing) and try again.
             self.stats.export_failed(0, &self.endpoint, &error);
-            self.wait_before_retry(delay);
+            self.wait_before_retry(delay, throttled_for.unwrap_or_default());
             delay = (delay * 2).min(MAX_RETRY_DELAY);
         }
         self.exporter.release_batch();
@@ -418,10 +434,11 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
         self.stats.queued.fetch_sub(n as usize, Ordering::Relaxed);
     }
 
-    /// Sleeps `delay` (±20%), still hearing flushes and a shutdown.
-    fn wait_before_retry(&mut self, delay: Duration) {
+    /// Sleeps `delay` (±20%) but at least `at_least`, still hearing flushes
+    /// and a shutdown.
+    fn wait_before_retry(&mut self, delay: Duration, at_least: Duration) {
         let jitter = 0.8 + 0.4 * f64::from(jitter_seed() % 1000) / 1000.0;
-        let until = Instant::now() + delay.mul_f64(jitter);
+        let until = Instant::now() + delay.mul_f64(jitter).max(at_least);
         while !self.stopping {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -513,6 +530,91 @@ mod tests {
         assert!(queue.flush(Duration::from_secs(5)).is_ok());
         assert_eq!(exported.load(Ordering::SeqCst), 10);
         assert_eq!(stats.queued.load(Ordering::SeqCst), 0);
+        assert!(queue.shutdown(Duration::from_secs(5)).is_ok());
+    }
+
+    /// Refuses its first attempt as throttled (with an error that is not
+    /// transient by itself), then accepts; records when each attempt came.
+    struct Throttling {
+        attempts: Arc<Mutex<Vec<Instant>>>,
+        batch: Vec<u32>,
+        ask: Duration,
+        asked: Option<Duration>,
+    }
+
+    impl BatchExporter<u32> for Throttling {
+        fn take_batch(&mut self, batch: &mut Vec<u32>) {
+            std::mem::swap(&mut self.batch, batch);
+        }
+        fn export(&mut self) -> ExportFuture<'_> {
+            let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+            attempts.push(Instant::now());
+            let first = attempts.len() == 1;
+            self.asked = first.then_some(self.ask);
+            Box::pin(async move {
+                if first {
+                    Err(OTelSdkError::InternalFailure(
+                        "export failed with gRPC code: ResourceExhausted".into(),
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        fn release_batch(&mut self) {
+            self.batch.clear();
+        }
+        fn retry_after(&mut self) -> Option<Duration> {
+            self.asked.take()
+        }
+        fn shutdown(&mut self, _timeout: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_throttled_batch_is_retried_no_sooner_than_the_collector_asked() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
+        let ask = Duration::from_millis(900);
+        let queue = BatchQueue::start(
+            "test",
+            Throttling {
+                attempts: Arc::clone(&attempts),
+                batch: Vec::new(),
+                ask,
+                asked: None,
+            },
+            BatchConfig {
+                max_queue_size: 100,
+                schedule_delay: Duration::from_millis(10),
+                export_timeout: Duration::from_secs(5),
+                max_export_batch_size: 10,
+            },
+            rt.handle().clone(),
+            Arc::clone(&stats),
+            "test".to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..3 {
+            queue.push(i);
+        }
+        assert!(queue.flush(Duration::from_secs(10)).is_ok());
+        let attempts = attempts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(attempts.len(), 2, "retried once, then accepted");
+        // The queue's own first backoff is 250 ms ±20 %: only the collector's
+        // delay makes it this long.
+        assert!(
+            attempts[1] - attempts[0] >= ask,
+            "{:?}",
+            attempts[1] - attempts[0]
+        );
+        assert_eq!(stats.exported.load(Ordering::SeqCst), 3);
+        assert_eq!(stats.failed.load(Ordering::SeqCst), 0);
         assert!(queue.shutdown(Duration::from_secs(5)).is_ok());
     }
 

@@ -50,6 +50,7 @@ pub mod redact;
 mod resource;
 mod sampling;
 mod shutdown;
+mod span_protobuf;
 pub mod stdout;
 #[cfg(test)]
 mod test_support;

@@ -12,20 +12,21 @@
 //! conversion from the SDK's spans, tonic for gRPC, the hyper client of
 //! `opentelemetry-http` for HTTP (whose response bodies are bounded), all
 //! built from the same [`OtlpConfig`] as the log and metric exporters.
-//! Retrying is the batch queue's: this exporter makes one attempt per call.
+//! Retrying is the batch queue's: this exporter makes one attempt per call,
+//! and tells the queue how long a throttling collector asked it to wait
+//! (HTTP 429/503 `Retry-After`, gRPC `RetryInfo`), as the OTLP
+//! specification asks clients to honour.
 
 use std::io::Write as _;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use opentelemetry::InstrumentationScope;
 use opentelemetry_http::HttpClient as _;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::SpanData;
@@ -56,11 +57,14 @@ const MAX_REQUEST_BODY: usize = 64 * 1024 * 1024;
 /// Exports spans over OTLP, encoding each batch once.
 pub(crate) struct OtlpSpanExporter {
     resource: ResourceAttributesWithSchema,
+    block: crate::span_protobuf::ResourceBlock,
     wire: Wire,
     /// The batch being exported, as its attempts send it; `None` between
     /// batches, or the reason it could not be encoded.
     body: Option<Result<Bytes, String>>,
     partial: PartialSuccessWarnings,
+    /// The delay the collector asked for when it refused the last attempt.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for OtlpSpanExporter {
@@ -156,95 +160,55 @@ pub(crate) struct SpanWire(Wire);
 impl SpanWire {
     /// The exporter, sending spans of `resource`.
     pub(crate) fn into_exporter(self, resource: &Resource) -> OtlpSpanExporter {
+        let resource: ResourceAttributesWithSchema = resource.into();
         OtlpSpanExporter {
-            resource: resource.into(),
+            block: crate::span_protobuf::ResourceBlock::new(&resource),
+            resource,
             wire: self.0,
             body: None,
             partial: PartialSuccessWarnings::default(),
+            retry_after: None,
         }
     }
 }
 
 impl OtlpSpanExporter {
-    /// The request body for `spans`, consuming them.
-    fn encode(&self, spans: std::vec::Drain<'_, SpanData>) -> Result<Bytes, String> {
-        let request = self.request(spans);
-        let body = match &self.wire {
-            Wire::Grpc { .. } => request.encode_to_vec(),
+    /// The request body for the batch, which is left empty (its buffer kept
+    /// for the next batch).
+    fn encode(&self, batch: &mut Vec<SpanData>) -> Result<Bytes, String> {
+        let (json, compression) = match &self.wire {
+            Wire::Grpc { .. } => (false, None),
             Wire::Http {
                 json, compression, ..
-            } => {
-                let plain = if *json {
-                    serde_json::to_vec(&request)
-                        .map_err(|e| format!("spans could not be encoded as OTLP/JSON: {e}"))?
-                } else {
-                    request.encode_to_vec()
-                };
-                check_size(plain.len(), "uncompressed")?;
-                match compression {
-                    None => plain,
-                    Some(c) => {
-                        let packed = compress(*c, &plain)
-                            .map_err(|e| format!("spans could not be compressed: {e}"))?;
-                        check_size(packed.len(), "compressed")?;
-                        packed
-                    }
-                }
+            } => (*json, *compression),
+        };
+        let plain = if json {
+            // JSON is rare and slow anyway: the generated messages' serde.
+            let request = ExportTraceServiceRequest {
+                resource_spans: group_spans_by_resource_and_scope(
+                    std::mem::take(batch),
+                    &self.resource,
+                ),
+            };
+            serde_json::to_vec(&request)
+                .map_err(|e| format!("spans could not be encoded as OTLP/JSON: {e}"))?
+        } else {
+            let mut out = Vec::new();
+            crate::span_protobuf::encode_request(&self.block, batch, &mut out);
+            batch.clear();
+            out
+        };
+        check_size(plain.len(), "uncompressed")?;
+        let body = match compression {
+            None => plain,
+            Some(c) => {
+                let packed = compress(c, &plain)
+                    .map_err(|e| format!("spans could not be compressed: {e}"))?;
+                check_size(packed.len(), "compressed")?;
+                packed
             }
         };
-        if let Wire::Grpc { .. } = &self.wire {
-            check_size(body.len(), "uncompressed")?;
-        }
         Ok(Bytes::from(body))
-    }
-}
-
-impl OtlpSpanExporter {
-    /// The spans grouped by their scope under the one resource, each span
-    /// moved, not copied. The OTLP crate's grouping does the same but takes
-    /// a `Vec` (whose buffer then goes with it) and hashes every span's scope;
-    /// a batch holds few scopes, so comparing with the last one seen is
-    /// cheaper.
-    fn request(&self, spans: std::vec::Drain<'_, SpanData>) -> ExportTraceServiceRequest {
-        let mut scopes: Vec<(InstrumentationScope, ScopeSpans)> = Vec::new();
-        let mut last = 0;
-        for span in spans {
-            let same = scopes
-                .get(last)
-                .is_some_and(|(scope, _)| *scope == span.instrumentation_scope);
-            if !same {
-                last = match scopes
-                    .iter()
-                    .position(|(scope, _)| *scope == span.instrumentation_scope)
-                {
-                    Some(i) => i,
-                    None => {
-                        let scope = span.instrumentation_scope.clone();
-                        let group = ScopeSpans {
-                            scope: Some((&scope, None).into()),
-                            schema_url: scope.schema_url().unwrap_or_default().to_owned(),
-                            spans: Vec::new(),
-                        };
-                        scopes.push((scope, group));
-                        scopes.len() - 1
-                    }
-                };
-            }
-            if let Some((_, group)) = scopes.get_mut(last) {
-                group.spans.push(span.into());
-            }
-        }
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(ProtoResource {
-                    attributes: self.resource.attributes.0.clone(),
-                    dropped_attributes_count: 0,
-                    entity_refs: Vec::new(),
-                }),
-                scope_spans: scopes.into_iter().map(|(_, group)| group).collect(),
-                schema_url: self.resource.schema_url.clone().unwrap_or_default(),
-            }],
-        }
     }
 }
 
@@ -275,8 +239,7 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
     fn take_batch(&mut self, batch: &mut Vec<SpanData>) {
         // On the worker thread: masking never costs the application.
         batch.iter_mut().for_each(crate::redact::mask_span);
-        // Drained, the batch keeps its buffer for the next one.
-        self.body = Some(self.encode(batch.drain(..)));
+        self.body = Some(self.encode(batch));
     }
 
     fn export(&mut self) -> ExportFuture<'_> {
@@ -289,10 +252,15 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
             None => return Box::pin(async { Ok(()) }),
         };
         let partial = &mut self.partial;
+        let retry_after = &mut self.retry_after;
+        *retry_after = None;
         match &mut self.wire {
             Wire::Grpc { client, metadata } => Box::pin(async move {
-                partial.report(send_grpc(client, metadata, body).await?);
-                Ok(())
+                settle(
+                    send_grpc(client, metadata, body).await,
+                    partial,
+                    retry_after,
+                )
             }),
             Wire::Http {
                 client,
@@ -326,8 +294,7 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
                 let json = *json;
                 let client = &*client;
                 Box::pin(async move {
-                    partial.report(send_http(client, request, json).await?);
-                    Ok(())
+                    settle(send_http(client, request, json).await, partial, retry_after)
                 })
             }
         }
@@ -337,8 +304,46 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
         self.body = None;
     }
 
+    fn retry_after(&mut self) -> Option<std::time::Duration> {
+        self.retry_after.take()
+    }
+
     fn shutdown(&mut self, _timeout: std::time::Duration) -> OTelSdkResult {
         Ok(())
+    }
+}
+
+/// A failed attempt: what it reads as, and the delay the collector asked
+/// for, if it throttled.
+struct Failure {
+    error: OTelSdkError,
+    retry_after: Option<std::time::Duration>,
+}
+
+impl Failure {
+    fn plain(message: String) -> Failure {
+        Failure {
+            error: OTelSdkError::InternalFailure(message),
+            retry_after: None,
+        }
+    }
+}
+
+/// Reports an attempt's partial success, or keeps its throttling delay.
+fn settle(
+    attempt: Result<Option<ExportTracePartialSuccess>, Failure>,
+    partial: &mut PartialSuccessWarnings,
+    retry_after: &mut Option<std::time::Duration>,
+) -> OTelSdkResult {
+    match attempt {
+        Ok(p) => {
+            partial.report(p);
+            Ok(())
+        }
+        Err(failure) => {
+            *retry_after = failure.retry_after;
+            Err(failure.error)
+        }
     }
 }
 
@@ -346,7 +351,7 @@ async fn send_grpc(
     client: &mut tonic::client::Grpc<Channel>,
     metadata: &tonic::metadata::MetadataMap,
     body: Bytes,
-) -> Result<Option<ExportTracePartialSuccess>, OTelSdkError> {
+) -> Result<Option<ExportTracePartialSuccess>, Failure> {
     let response = async {
         client
             .ready()
@@ -365,8 +370,39 @@ async fn send_grpc(
     .await;
     match response {
         Ok(response) => Ok(response.into_inner().partial_success),
-        Err(status) => Err(OTelSdkError::InternalFailure(grpc_failure(&status))),
+        Err(status) => Err(Failure {
+            error: OTelSdkError::InternalFailure(grpc_failure(&status)),
+            retry_after: grpc_retry_delay(&status),
+        }),
     }
+}
+
+/// The delay a throttling gRPC collector asks for: a `RetryInfo` detail on
+/// RESOURCE_EXHAUSTED (which the OTLP specification makes retryable only
+/// with one) or on UNAVAILABLE.
+fn grpc_retry_delay(status: &tonic::Status) -> Option<std::time::Duration> {
+    use tonic_types::StatusExt as _;
+    if !matches!(
+        status.code(),
+        tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+    ) {
+        return None;
+    }
+    status.get_details_retry_info()?.retry_delay
+}
+
+/// The delay an HTTP `Retry-After` value asks for: seconds, or an HTTP date
+/// (a date in the past asks for none).
+fn parse_retry_after(value: &str) -> Option<std::time::Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 /// How a failed gRPC export reads: the code (which `batch::is_transient`
@@ -395,22 +431,32 @@ async fn send_http(
     client: &opentelemetry_http::hyper::HyperClient<crate::otlp::Connector>,
     request: http::Request<Bytes>,
     json: bool,
-) -> Result<Option<ExportTracePartialSuccess>, OTelSdkError> {
+) -> Result<Option<ExportTracePartialSuccess>, Failure> {
     let response = client.send_bytes(request).await.map_err(|e| {
         let mut out = String::from("OTLP span export failed: network error");
         push_causes(
             &mut out,
             Some(e.as_ref() as &(dyn std::error::Error + 'static)),
         );
-        OTelSdkError::InternalFailure(out)
+        Failure::plain(out)
     })?;
     let status = response.status();
     if !status.is_success() {
+        // 429 and 503 may say when to come back (OTLP/HTTP: the client
+        // SHOULD honour it).
+        let retry_after = matches!(status.as_u16(), 429 | 503)
+            .then(|| response.headers().get(http::header::RETRY_AFTER))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         // The body may echo credentials: only the status is reported.
-        return Err(OTelSdkError::InternalFailure(format!(
-            "OTLP span export failed with status code: {}",
-            status.as_u16()
-        )));
+        return Err(Failure {
+            error: OTelSdkError::InternalFailure(format!(
+                "OTLP span export failed with status code: {}",
+                status.as_u16()
+            )),
+            retry_after,
+        });
     }
     Ok(partial_success_of(response.body(), json))
 }
@@ -537,93 +583,48 @@ mod tests {
     use super::*;
     use crate::test_support::Lines;
 
-    fn span(scope: &InstrumentationScope, name: &'static str) -> SpanData {
-        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(7),
-                SpanId::from(9),
-                TraceFlags::SAMPLED,
-                false,
-                Default::default(),
-            ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: name.into(),
-            start_time: std::time::SystemTime::UNIX_EPOCH,
-            end_time: std::time::SystemTime::UNIX_EPOCH,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Default::default(),
-            links: Default::default(),
-            status: Status::Unset,
-            instrumentation_scope: scope.clone(),
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use std::time::{Duration, SystemTime};
+        assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let wait = parse_retry_after(&later).unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past asks for no wait"
+        );
+        for garbage in ["", "-5", "soon", "1.5", "99999999999999999999999"] {
+            assert_eq!(parse_retry_after(garbage), None, "{garbage:?}");
         }
     }
 
     #[test]
-    fn spans_are_grouped_by_scope_in_order_and_the_batch_keeps_its_buffer() {
-        let wire = SpanWire(Wire::Http {
-            client: Box::new(opentelemetry_http::hyper::HyperClient::new(
-                crate::otlp::https_connector(
-                    &crate::config::Config::from_env(&[]).unwrap().otlp_traces,
-                    Signal::Traces,
-                )
-                .unwrap(),
-                std::time::Duration::from_secs(1),
-                None,
-            )),
-            endpoint: http::Uri::from_static("http://127.0.0.1:1/v1/traces"),
-            headers: http::HeaderMap::new(),
-            json: false,
-            compression: None,
-        });
-        let resource = Resource::builder_empty()
-            .with_service_name("grouping-engine")
-            .build();
-        let exporter = wire.into_exporter(&resource);
-        let a = InstrumentationScope::builder("a").with_version("1").build();
-        let a2 = InstrumentationScope::builder("a").with_version("2").build();
-        let b = InstrumentationScope::builder("b").build();
-        let mut batch = vec![
-            span(&a, "a1"),
-            span(&b, "b1"),
-            span(&a, "a2"),
-            span(&a2, "a2-1"),
-            span(&b, "b2"),
-            span(&a, "a3"),
-        ];
-        let capacity = batch.capacity();
-        let request = exporter.request(batch.drain(..));
-        assert!(batch.is_empty() && batch.capacity() == capacity);
-        assert_eq!(request.resource_spans.len(), 1);
-        let rs = &request.resource_spans[0];
-        let service = rs
-            .resource
-            .as_ref()
-            .unwrap()
-            .attributes
-            .iter()
-            .find(|kv| kv.key == "service.name");
-        assert!(service.is_some(), "{rs:?}");
-        let groups: Vec<(String, String, Vec<String>)> = rs
-            .scope_spans
-            .iter()
-            .map(|g| {
-                let scope = g.scope.as_ref().unwrap();
-                let names = g.spans.iter().map(|s| s.name.clone()).collect();
-                (scope.name.clone(), scope.version.clone(), names)
-            })
-            .collect();
-        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    fn grpc_throttling_is_read_from_retry_info_on_the_codes_that_may_carry_it() {
+        use std::time::Duration;
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let with = |code| {
+            tonic::Status::with_error_details(
+                code,
+                "slow down",
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(45))),
+            )
+        };
+        let exhausted = with(tonic::Code::ResourceExhausted);
+        assert_eq!(grpc_retry_delay(&exhausted), Some(Duration::from_secs(45)));
         assert_eq!(
-            groups,
-            vec![
-                ("a".into(), "1".into(), strings(&["a1", "a2", "a3"])),
-                ("b".into(), String::new(), strings(&["b1", "b2"])),
-                ("a".into(), "2".into(), strings(&["a2-1"])),
-            ]
+            grpc_retry_delay(&with(tonic::Code::Unavailable)),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(grpc_retry_delay(&with(tonic::Code::InvalidArgument)), None);
+        assert_eq!(
+            grpc_retry_delay(&tonic::Status::resource_exhausted("no detail")),
+            None
         );
     }
 

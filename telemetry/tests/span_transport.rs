@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Captured, otlp_env};
 use telemetry::Telemetry;
-use telemetry::testing::{OtlpReceiver, Signal};
+use telemetry::testing::{OtlpReceiver, RequestOutcome, Signal};
 
 /// Emits `n` spans numbered by `seq`, exports them and returns the telemetry.
 fn send(receiver: &OtlpReceiver, protocol: &str, compression: Option<&str>, n: i64) -> Telemetry {
@@ -129,6 +129,47 @@ fn a_batch_refused_for_a_while_arrives_whole_once_accepted() {
             (50, 50, 0, 0),
             "{protocol}"
         );
+        receiver.shutdown();
+    }
+}
+
+/// A throttling collector (HTTP 429 with `Retry-After`, gRPC
+/// RESOURCE_EXHAUSTED with `RetryInfo`) is left alone for the delay it
+/// asked for, then gets the same batch, whole.
+#[test]
+fn a_throttling_collector_gets_the_batch_again_after_the_delay_it_asked_for() {
+    for protocol in ["grpc", "http/protobuf", "http/json"] {
+        let receiver = OtlpReceiver::start().unwrap();
+        receiver.set_throttling(Some(1));
+        let t = send(&receiver, protocol, None, 20);
+        let first = receiver.wait_for_requests(Duration::from_secs(10), |r| !r.is_empty());
+        let throttled_at = std::time::Instant::now();
+        assert!(
+            matches!(
+                first[0].outcome,
+                RequestOutcome::Throttled {
+                    retry_after_secs: 1
+                }
+            ),
+            "{protocol}: {first:?}"
+        );
+        let again = receiver.wait_for_requests(Duration::from_secs(10), |r| r.len() >= 2);
+        let waited = throttled_at.elapsed();
+        assert!(again.len() >= 2, "{protocol}: retried: {again:?}");
+        // Without the collector's delay the queue retries after 250 ms ±20 %.
+        assert!(
+            waited >= Duration::from_millis(900),
+            "{protocol}: retried after {waited:?}"
+        );
+        receiver.set_throttling(None);
+        assert_eq!(
+            seqs(&receiver, 20),
+            (0..20).collect::<Vec<_>>(),
+            "{protocol}"
+        );
+        t.shutdown().unwrap();
+        let traces = t.health().signal(telemetry::Signal::Traces).unwrap();
+        assert_eq!((traces.exported, traces.failed), (20, 0), "{protocol}");
         receiver.shutdown();
     }
 }
