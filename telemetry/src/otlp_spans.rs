@@ -8,9 +8,10 @@
 //! masked, grouped by scope and encoded once, consuming the spans, and every
 //! attempt sends the same bytes.
 //!
-//! The wire is the OTLP crate's own: its generated messages and their
-//! conversion from the SDK's spans, tonic for gRPC, the hyper client of
-//! `opentelemetry-http` for HTTP (whose response bodies are bounded), all
+//! The protobuf is written straight from the spans (`span_protobuf`, the
+//! same bytes as the OTLP crate's generated messages); OTLP/JSON goes
+//! through those messages. Transport: tonic for gRPC, the hyper client of
+//! `opentelemetry-http` for HTTP (whose response bodies are bounded), both
 //! built from the same [`OtlpConfig`] as the log and metric exporters.
 //! Retrying is the batch queue's: this exporter makes one attempt per call,
 //! and tells the queue how long a throttling collector asked it to wait
