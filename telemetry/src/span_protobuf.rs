@@ -120,11 +120,8 @@ fn schema_url(scope: &InstrumentationScope) -> &str {
 // dropped events 12, links 13, dropped links 14, status 15, flags 16.
 
 fn span_len(span: &SpanData) -> usize {
-    let cx = &span.span_context;
     let parent = span.parent_span_id != opentelemetry::trace::SpanId::INVALID;
-    nested_len(1, 16)
-        + nested_len(2, 8)
-        + str_len(3, &cx.trace_state().header())
+    context_len(&span.span_context)
         + if parent { nested_len(4, 8) } else { 0 }
         + str_len(5, &span.name)
         + varint_len(6, kind(&span.span_kind))
@@ -159,9 +156,7 @@ fn span_len(span: &SpanData) -> usize {
 
 fn put_span(span: &SpanData, out: &mut Vec<u8>) {
     let cx = &span.span_context;
-    put_bytes(1, &cx.trace_id().to_bytes(), out);
-    put_bytes(2, &cx.span_id().to_bytes(), out);
-    put_str(3, &cx.trace_state().header(), out);
+    put_context(cx, out);
     if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
         put_bytes(4, &span.parent_span_id.to_bytes(), out);
     }
@@ -198,6 +193,17 @@ fn put_span(span: &SpanData, out: &mut Vec<u8>) {
     );
 }
 
+/// Span and Link both start with trace_id 1, span_id 2, trace_state 3.
+fn context_len(cx: &opentelemetry::trace::SpanContext) -> usize {
+    nested_len(1, 16) + nested_len(2, 8) + str_len(3, &cx.trace_state().header())
+}
+
+fn put_context(cx: &opentelemetry::trace::SpanContext, out: &mut Vec<u8>) {
+    put_bytes(1, &cx.trace_id().to_bytes(), out);
+    put_bytes(2, &cx.span_id().to_bytes(), out);
+    put_str(3, &cx.trace_state().header(), out);
+}
+
 /// The span flags of the OTLP specification: the W3C trace flags, and
 /// whether the parent (for a link: the linked context) is remote, which is
 /// always known here.
@@ -226,9 +232,7 @@ fn nanos(t: std::time::SystemTime) -> u64 {
 // Link: trace_id 1, span_id 2, trace_state 3, attributes 4, dropped 5, flags 6.
 
 fn link_len(link: &Link) -> usize {
-    nested_len(1, 16)
-        + nested_len(2, 8)
-        + str_len(3, &link.span_context.trace_state().header())
+    context_len(&link.span_context)
         + attributes_len(4, &link.attributes)
         + varint_len(5, u64::from(link.dropped_attributes_count))
         + 1
@@ -237,9 +241,7 @@ fn link_len(link: &Link) -> usize {
 
 fn put_link(link: &Link, out: &mut Vec<u8>) {
     let cx = &link.span_context;
-    put_bytes(1, &cx.trace_id().to_bytes(), out);
-    put_bytes(2, &cx.span_id().to_bytes(), out);
-    put_str(3, &cx.trace_state().header(), out);
+    put_context(cx, out);
     put_attributes(4, &link.attributes, out);
     put_varint(5, u64::from(link.dropped_attributes_count), out);
     put_fixed32(6, flags(cx.trace_flags().to_u8(), cx.is_remote()), out);
