@@ -174,8 +174,8 @@ impl SpanWire {
 }
 
 impl OtlpSpanExporter {
-    /// The request body for the batch, which is left empty (its buffer kept
-    /// for the next batch).
+    /// The request body for the batch, which is left empty (for protobuf,
+    /// with its buffer kept for the next batch).
     fn encode(&self, batch: &mut Vec<SpanData>) -> Result<Bytes, String> {
         let (json, compression) = match &self.wire {
             Wire::Grpc { .. } => (false, None),
