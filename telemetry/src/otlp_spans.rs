@@ -434,6 +434,17 @@ async fn send_http(
     json: bool,
 ) -> Result<Option<ExportTracePartialSuccess>, Failure> {
     let response = client.send_bytes(request).await.map_err(|e| {
+        // The collector answered, with more than a response may hold: the
+        // spans may well have been taken, and sending them again would get
+        // the same answer. Not a network error, so not retried.
+        if e.downcast_ref::<opentelemetry_http::ResponseBodyTooLarge>()
+            .is_some()
+        {
+            return Failure::plain(format!(
+                "OTLP span export failed: the collector's response is larger than the \
+                 client accepts ({e}); the batch is not sent again"
+            ));
+        }
         let mut out = String::from("OTLP span export failed: network error");
         push_causes(
             &mut out,

@@ -173,3 +173,132 @@ fn a_throttling_collector_gets_the_batch_again_after_the_delay_it_asked_for() {
         receiver.shutdown();
     }
 }
+
+/// A collector that answers every export with 200 and a body larger than
+/// any OTLP response (5 MiB), counting the requests it gets.
+/// It stops listening when dropped; a connection's thread ends when the
+/// exporter closes it.
+struct Babbler {
+    endpoint: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Babbler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Babbler {
+    fn start() -> Babbler {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = requests.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let huge = vec![b'x'; 5 * 1024 * 1024];
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\n\
+                             content-length: {}\r\n\r\n",
+                            huge.len()
+                        );
+                        if stream.write_all(head.as_bytes()).is_err()
+                            || stream.write_all(&huge).is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Babbler {
+            endpoint,
+            requests,
+            stop,
+        }
+    }
+}
+
+/// A collector's oversized answer is bounded (the client reads at most
+/// 4 MiB of it) and the batch is accounted as failed once, not resent
+/// forever as if the network had failed.
+#[test]
+fn an_oversized_answer_fails_the_batch_once() {
+    use std::sync::atomic::Ordering;
+    let babbler = Babbler::start();
+    let t = Telemetry::builder("babble-engine")
+        .with_env(common::env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &babbler.endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ]))
+        .with_stdout_writer(Captured::default())
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        for seq in 0..5 {
+            let _s = tracing::info_span!("babble-span", seq).entered();
+        }
+    });
+    let health = t.health();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while health.signal(telemetry::Signal::Traces).unwrap().failed < 5
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Long enough for several retries, had there been any (the first comes
+    // after 250 ms ±20 %).
+    std::thread::sleep(Duration::from_millis(1500));
+    let traces = health.signal(telemetry::Signal::Traces).unwrap();
+    assert_eq!((traces.exported, traces.failed), (0, 5), "{traces:?}");
+    assert_eq!(babbler.requests.load(Ordering::SeqCst), 1);
+    match &traces.state {
+        telemetry::ExportState::Failing { last_error, .. } => {
+            assert!(
+                last_error.contains("larger than the client accepts"),
+                "{last_error}"
+            );
+        }
+        other => panic!("traces should be failing: {other:?}"),
+    }
+    drop(t);
+}
