@@ -73,10 +73,11 @@ impl std::fmt::Debug for LayerRecipe {
 /// The tracer spans are recorded with: scoped to the service, so backends
 /// show which build produced them.
 ///
-/// Every ended span carries a copy of its scope, and the export path copies
-/// each span twice more. Owned strings would make each copy two allocations
-/// (and two frees); the name and version are therefore made `'static`, once
-/// per built pipeline (a few bytes, kept for the life of the process).
+/// Every span carries a copy of its scope (and an exporter handed the spans
+/// by value, such as the console one, copies them per attempt). Owned
+/// strings would make each copy two allocations (and two frees); the name
+/// and version are therefore made `'static`, once per built pipeline (a few
+/// bytes, kept for the life of the process).
 pub(crate) fn service_tracer(
     provider: &SdkTracerProvider,
     identity: &ServiceIdentity,

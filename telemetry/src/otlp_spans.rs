@@ -85,6 +85,8 @@ enum Wire {
         /// the gRPC side.
         client: Box<opentelemetry_http::hyper::HyperClient<crate::otlp::Connector>>,
         endpoint: http::Uri,
+        /// Everything but the body's length: user agent, the configured
+        /// headers, content type and encoding.
         headers: http::HeaderMap,
         json: bool,
         compression: Option<Compression>,
@@ -138,6 +140,25 @@ pub(crate) fn span_wire(cfg: &OtlpConfig) -> Result<SpanWire, InitError> {
                     http::HeaderValue::from_str(v).map_err(|e| InitError::header(signal, k, e))?;
                 headers.insert(name, value);
             }
+            // Every request carries the same body type and encoding.
+            let json = cfg.protocol == Protocol::HttpJson;
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(if json {
+                    "application/json"
+                } else {
+                    "application/x-protobuf"
+                }),
+            );
+            if let Some(c) = cfg.compression {
+                headers.insert(
+                    http::header::CONTENT_ENCODING,
+                    http::HeaderValue::from_static(match c {
+                        Compression::Gzip => "gzip",
+                        Compression::Zstd => "zstd",
+                    }),
+                );
+            }
             let connector = crate::otlp::https_connector(cfg, signal)?;
             Wire::Http {
                 client: Box::new(opentelemetry_http::hyper::HyperClient::new(
@@ -147,7 +168,7 @@ pub(crate) fn span_wire(cfg: &OtlpConfig) -> Result<SpanWire, InitError> {
                 )),
                 endpoint,
                 headers,
-                json: cfg.protocol == Protocol::HttpJson,
+                json,
                 compression: cfg.compression,
             }
         }
@@ -268,30 +289,12 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
                 endpoint,
                 headers,
                 json,
-                compression,
+                ..
             } => {
                 let mut request = http::Request::new(body);
                 *request.method_mut() = http::Method::POST;
                 *request.uri_mut() = endpoint.clone();
-                let h = request.headers_mut();
-                h.clone_from(headers);
-                h.insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static(if *json {
-                        "application/json"
-                    } else {
-                        "application/x-protobuf"
-                    }),
-                );
-                if let Some(c) = compression {
-                    h.insert(
-                        http::header::CONTENT_ENCODING,
-                        http::HeaderValue::from_static(match c {
-                            Compression::Gzip => "gzip",
-                            Compression::Zstd => "zstd",
-                        }),
-                    );
-                }
+                request.headers_mut().clone_from(headers);
                 let json = *json;
                 let client = &*client;
                 Box::pin(async move {
