@@ -13,6 +13,9 @@
 /// Targets whose events and spans never reach the OTLP pipelines: the
 /// HTTP/2, gRPC and TLS stacks the exporters themselves run on, the
 /// OpenTelemetry SDK's internal logs, and telemetry's own export warnings.
+/// A target is theirs when it is one of these or starts with one followed
+/// by `:` or `-`.
+#[cfg(test)]
 const EXPORTER_TARGETS: &[&str] = &[
     "h2",
     "hyper",
@@ -29,13 +32,33 @@ const EXPORTER_TARGETS: &[&str] = &[
     "telemetry::prometheus",
 ];
 
-/// True when `target` belongs to the exporters' own machinery.
+/// True when `target` belongs to the exporters' own machinery (one of
+/// `EXPORTER_TARGETS`, or under one). Asked for every span and event, so
+/// it matches the target's first path segment once instead of comparing
+/// prefixes one by one.
 pub(crate) fn is_exporter_target(target: &str) -> bool {
-    EXPORTER_TARGETS.iter().any(|t| {
-        target == *t
-            || (target.starts_with(t)
-                && matches!(target.as_bytes().get(t.len()), Some(b':') | Some(b'-')))
-    })
+    match first_segment(target) {
+        "h2"
+        | "hyper"
+        | "hyper_util"
+        | "tonic"
+        | "tower"
+        | "rustls"
+        | "opentelemetry"
+        | "opentelemetry_sdk"
+        | "opentelemetry_otlp"
+        | "opentelemetry_http"
+        | "opentelemetry_prometheus" => true,
+        "telemetry" => target
+            .strip_prefix("telemetry::")
+            .is_some_and(|rest| matches!(first_segment(rest), "export" | "prometheus")),
+        _ => false,
+    }
+}
+
+/// `target` up to its first `:` or `-`.
+fn first_segment(target: &str) -> &str {
+    target.find([':', '-']).map_or(target, |end| &target[..end])
 }
 
 #[cfg(test)]
@@ -53,5 +76,58 @@ mod tests {
         assert!(!is_exporter_target("token_engine::mint"));
         assert!(!is_exporter_target("telemetry"));
         assert!(!is_exporter_target("towers"));
+        assert!(!is_exporter_target("telemetry:export"));
+        assert!(!is_exporter_target("telemetry-export"));
+        assert!(is_exporter_target("telemetry::export-x"));
+        assert!(is_exporter_target("tonic-build"));
+    }
+
+    /// The definition: one of the targets, or one followed by `:` or `-`.
+    fn by_definition(target: &str) -> bool {
+        EXPORTER_TARGETS.iter().any(|t| {
+            target == *t
+                || (target.starts_with(t)
+                    && matches!(target.as_bytes().get(t.len()), Some(b':') | Some(b'-')))
+        })
+    }
+
+    #[test]
+    fn the_segment_match_is_the_definition() {
+        let mut targets = vec![String::new()];
+        let tails = [
+            "",
+            ":",
+            "::",
+            "-",
+            "::x",
+            "-x",
+            "x",
+            "_x",
+            "::export",
+            "::prometheus",
+        ];
+        let heads = EXPORTER_TARGETS.iter().copied().chain([
+            "telemetry",
+            "h",
+            "hyper_",
+            "opentelemetry_",
+            "telemetry::",
+            "app",
+        ]);
+        for head in heads {
+            for tail in tails {
+                targets.push(format!("{head}{tail}"));
+                for tail2 in tails {
+                    targets.push(format!("{head}{tail}{tail2}"));
+                }
+            }
+        }
+        for target in &targets {
+            assert_eq!(
+                is_exporter_target(target),
+                by_definition(target),
+                "{target:?}"
+            );
+        }
     }
 }

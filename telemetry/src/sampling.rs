@@ -73,6 +73,9 @@ pub(crate) struct ParentDecides {
     /// root dropped here cannot be revived by `set_parent`, so its fields
     /// need not be kept.
     drops_everything: bool,
+    /// A child of a sampled parent is sampled (every configuration but
+    /// `always_off` and a ratio that is not parent-based): nothing to ask.
+    sampled_parents_keep: bool,
     /// How roots are decided.
     roots: Roots,
 }
@@ -101,6 +104,10 @@ impl ParentDecides {
         };
         ParentDecides {
             drops_everything: config == SamplerConfig::AlwaysOff,
+            sampled_parents_keep: !matches!(
+                config,
+                SamplerConfig::AlwaysOff | SamplerConfig::TraceIdRatio(_)
+            ),
             roots,
             sampler: crate::pipeline::traces::sampler(config),
             ids: RandomIdGenerator::default(),
@@ -129,7 +136,11 @@ impl EarlySampler for ParentDecides {
         let parent = parent_cx.span();
         let parent_sc = parent.span_context();
         let is_root = !parent_sc.is_valid();
-        if is_root && self.roots == Roots::Sampled && !is_exporter_target(metadata.target()) {
+        let is_exporter = is_exporter_target(metadata.target());
+        if !is_exporter
+            && ((is_root && self.roots == Roots::Sampled)
+                || (!is_root && parent_sc.is_sampled() && self.sampled_parents_keep))
+        {
             // Nothing to decide: the SDK samples it whatever its trace id.
             return EarlyDecision::Build;
         }
@@ -138,7 +149,7 @@ impl EarlySampler for ParentDecides {
         } else {
             parent_sc.trace_id()
         };
-        if is_exporter_target(metadata.target()) || (is_root && self.drops_everything) {
+        if is_exporter || (is_root && self.drops_everything) {
             // Never exported, whatever the parent: the exporters' own spans
             // (a feedback loop), or everything under `always_off`.
             return EarlyDecision::Drop(self.dropped(trace_id, parent_sc));

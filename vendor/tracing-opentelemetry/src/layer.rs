@@ -8,6 +8,7 @@ use opentelemetry::{
     trace::{self as otel, noop, Span, SpanBuilder, SpanKind, Status, TraceContextExt},
     Context as OtelContext, Key, KeyValue, StringValue, Value,
 };
+use stateless::StatelessSpans;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::thread;
@@ -28,6 +29,7 @@ use tracing_subscriber::Layer;
 use web_time::Instant;
 
 mod filtered;
+mod stateless;
 
 const SPAN_NAME_FIELD: &str = "otel.name";
 const SPAN_KIND_FIELD: &str = "otel.kind";
@@ -68,6 +70,8 @@ pub struct OpenTelemetryLayer<S, T> {
     sem_conv_config: SemConvConfig,
     with_context: WithContext,
     early_sampler: Option<Box<dyn EarlySampler>>,
+    /// This thread's recent spans without data (see `stateless`).
+    stateless: StatelessSpans,
     _registry: marker::PhantomData<S>,
 }
 
@@ -704,6 +708,7 @@ where
                 with_activated_otel_context: Self::get_activated_otel_context,
             },
             early_sampler: None,
+            stateless: StatelessSpans::off(),
             _registry: marker::PhantomData,
         }
     }
@@ -762,6 +767,7 @@ where
                     OpenTelemetryLayer::<S, Tracer>::get_activated_otel_context,
             },
             early_sampler: self.early_sampler,
+            stateless: self.stateless,
             _registry: self._registry,
             // cannot use ``..self` here due to different generics
         }
@@ -1035,25 +1041,26 @@ where
             return;
         }
 
-        let stand_in = span
+        let own = span
             .extensions()
             .get::<DroppedSpan>()
-            .map(DroppedSpan::stand_in)
-            .or_else(|| {
-                // Created under a dropped span, with no data of its own: it
-                // answers with that span's context, and `set_parent` builds it.
-                Self::with_dropped_ancestor(&span, |dropped| OtelData {
-                    state: OtelDataState::Context {
-                        current_cx: dropped.cx.clone(),
-                    },
-                    end_time: None,
-                    reparent_as: Some(Box::new(Reparent {
-                        name: span.name(),
-                        fields: None,
-                    })),
-                    root_trace_id: None,
-                })
-            });
+            .map(DroppedSpan::stand_in);
+        let has_own = own.is_some();
+        let stand_in = own.or_else(|| {
+            // Created under a dropped span, with no data of its own: it
+            // answers with that span's context, and `set_parent` builds it.
+            Self::with_dropped_ancestor(&span, |dropped| OtelData {
+                state: OtelDataState::Context {
+                    current_cx: dropped.cx.clone(),
+                },
+                end_time: None,
+                reparent_as: Some(Box::new(Reparent {
+                    name: span.name(),
+                    fields: None,
+                })),
+                root_trace_id: None,
+            })
+        });
         if let Some(mut otel_data) = stand_in {
             f(&mut otel_data);
             if let OtelDataState::Builder { .. } = otel_data.state {
@@ -1062,6 +1069,11 @@ where
                 let mut extensions = span.extensions_mut();
                 extensions.remove::<DroppedSpan>();
                 extensions.insert(OtelDataLock::new(otel_data));
+                if !has_own {
+                    // It had no data: threads that remember it so must not
+                    // skip it any more.
+                    StatelessSpans::span_gained_data();
+                }
             }
         }
     }
@@ -1102,10 +1114,17 @@ where
     /// then counts as started: it has a child.
     fn created_under_dropped_span(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> bool {
         let contextual = attrs.parent().is_none() && self.context_activation;
-        if contextual && OtelContext::map_current(|cx| cx.span().span_context().is_sampled()) {
-            // The parent is a sampled context: no dropped span's (they are
-            // not sampled), so no lookup is needed.
-            return false;
+        if contextual {
+            match current_context(self.stateless.layer_key()) {
+                // The parent is a sampled context: no dropped span's (they
+                // are not sampled), so no lookup is needed.
+                CurrentContext::Sampled => return false,
+                // Inside a dropped span entered on this thread: the new
+                // span's parent is that span or one created under it.
+                CurrentContext::Dropped if attrs.is_contextual() => return true,
+                CurrentContext::Dropped => return false, // a root
+                CurrentContext::Other => {}
+            }
         }
         let parent = match attrs.parent() {
             Some(id) => ctx.span(id),
@@ -1303,11 +1322,62 @@ thread_local! {
     };
 }
 
+/// What the current OpenTelemetry context says about the innermost span
+/// entered on this thread, which parents a new contextual span and holds a
+/// contextual event.
+enum CurrentContext {
+    /// A sampled span's context: that span is not under a dropped one.
+    Sampled,
+    /// The context of the last span entered with a context of its own on
+    /// this thread, which is a dropped span. Any span entered after it and
+    /// still entered has no context of its own: it was created under a
+    /// dropped span. Either way the innermost span has no data.
+    Dropped,
+    /// Anything else: the span must be looked up.
+    Other,
+}
+
+/// Tells, from this thread's context and entered spans alone, whether the
+/// innermost entered span is a dropped one or under one (see
+/// [`CurrentContext`]).
+fn current_context(layer: u64) -> CurrentContext {
+    let entered_dropped = GUARD_STACK.with(|stack| {
+        stack
+            .borrow()
+            .top()
+            .and_then(|e| e.dropped.filter(|(key, _)| *key == layer))
+            .map(|(_, span_id)| span_id)
+    });
+    OtelContext::map_current(|cx| {
+        let span = cx.span();
+        let sc = span.span_context();
+        if sc.is_sampled() {
+            CurrentContext::Sampled
+        } else if entered_dropped.is_some() && entered_dropped == Some(sc.span_id()) {
+            // The current context is the one that span's entry made
+            // current: nothing with a span of its own was attached since.
+            CurrentContext::Dropped
+        } else {
+            CurrentContext::Other
+        }
+    })
+}
+
 thread_local! {
     static GUARD_STACK: RefCell<IdContextGuardStack> = RefCell::new(IdContextGuardStack::new());
 }
 
-type IdContextGuardStack = IdValueStack<ContextGuard>;
+/// A context made current when a span was entered, restored when it exits.
+#[derive(Debug)]
+struct EnteredContext {
+    #[allow(dead_code)] // held for its drop, which restores the context
+    guard: ContextGuard,
+    /// When the span is a dropped one: the key of the layer that dropped
+    /// it (see `StatelessSpans::layer_key`) and its context's span id.
+    dropped: Option<(u64, otel::SpanId)>,
+}
+
+type IdContextGuardStack = IdValueStack<EnteredContext>;
 
 impl<S, T> Layer<S> for OpenTelemetryLayer<S, T>
 where
@@ -1319,11 +1389,28 @@ where
     ///
     /// [OpenTelemetry `Span`]: opentelemetry::trace::Span
     /// [tracing `Span`]: tracing::Span
+    fn on_layer(&mut self, subscriber: &mut S) {
+        // Spans without data exist only with an early sampler, and their
+        // ids can be remembered only as a `Registry` hands them out.
+        let subscriber: &dyn Subscriber = subscriber;
+        if self.early_sampler.is_some()
+            && subscriber
+                .downcast_ref::<tracing_subscriber::Registry>()
+                .is_some()
+        {
+            self.stateless.enable();
+        }
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        if self.early_sampler.is_some() && self.created_under_dropped_span(attrs, &ctx) {
-            // Dropped with its parent, and nothing at all is kept (see
-            // `EarlySampler`): not even this span's extensions are touched.
-            return;
+        if self.early_sampler.is_some() {
+            if self.created_under_dropped_span(attrs, &ctx) {
+                // Dropped with its parent, and nothing at all is kept (see
+                // `EarlySampler`): not even this span's extensions are touched.
+                self.stateless.remember(id);
+                return;
+            }
+            self.stateless.forget(id);
         }
 
         let span = ctx.span(id).expect("Span not found, this is a bug");
@@ -1429,7 +1516,7 @@ where
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        if !self.context_activation && !self.tracked_inactivity {
+        if !self.context_activation && !self.tracked_inactivity || self.stateless.contains(id) {
             return;
         }
 
@@ -1442,8 +1529,16 @@ where
             if let Some(dropped) = extensions.get::<DroppedSpan>() {
                 let cx = dropped.start();
                 drop(extensions);
+                let dropped = Some((
+                    self.stateless.layer_key(),
+                    cx.span().span_context().span_id(),
+                ));
                 let guard = cx.attach();
-                GUARD_STACK.with(|stack| stack.borrow_mut().push(id.clone(), guard));
+                GUARD_STACK.with(|stack| {
+                    stack
+                        .borrow_mut()
+                        .push(id.clone(), EnteredContext { guard, dropped })
+                });
                 return;
             }
             let otel_data = extensions.get::<OtelDataLock>().cloned();
@@ -1451,7 +1546,15 @@ where
             if let Some(otel_data) = otel_data {
                 self.with_started_cx(&mut otel_data.lock(), &|cx| {
                     let guard = prevent_reentrant_call(|| cx.clone().attach());
-                    GUARD_STACK.with(|stack| stack.borrow_mut().push(id.clone(), guard));
+                    GUARD_STACK.with(|stack| {
+                        stack.borrow_mut().push(
+                            id.clone(),
+                            EnteredContext {
+                                guard,
+                                dropped: None,
+                            },
+                        )
+                    });
                 });
             }
 
@@ -1473,6 +1576,22 @@ where
     }
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.stateless.contains(id) {
+            return;
+        }
+        if self.context_activation {
+            // A dropped span exiting in order: restoring the context is all
+            // there is to do, and its entry says it is a dropped span.
+            let key = self.stateless.layer_key();
+            let entered = GUARD_STACK.with(|stack| {
+                stack
+                    .borrow_mut()
+                    .pop_top_if(id, |e| e.dropped.is_some_and(|(k, _)| k == key))
+            });
+            if entered.is_some() {
+                return;
+            }
+        }
         let span = ctx.span(id).expect("Span not found, this is a bug");
         let mut extensions = span.extensions_mut();
 
@@ -1513,6 +1632,9 @@ where
     ///
     /// [`attributes`]: opentelemetry::trace::SpanBuilder::attributes
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if self.stateless.contains(id) {
+            return;
+        }
         let span = ctx.span(id).expect("Span not found, this is a bug");
         let extensions = span.extensions();
         if let Some(otel_data) = extensions.get::<OtelDataLock>() {
@@ -1538,6 +1660,9 @@ where
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<S>) {
+        if self.stateless.contains(id) {
+            return;
+        }
         let span = ctx.span(id).expect("Span not found, this is a bug");
         let otel_data = span.extensions().get::<OtelDataLock>().cloned();
         let Some(data) = otel_data else {
@@ -1604,6 +1729,17 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if INSIDE_TRACING.with(|inside| inside.get()) {
             // Ignore reentrant calls.
+            return;
+        }
+        if self.early_sampler.is_some()
+            && self.context_activation
+            && event.is_contextual()
+            && matches!(
+                current_context(self.stateless.layer_key()),
+                CurrentContext::Dropped
+            )
+        {
+            // In a dropped span, or one created under it: no span events.
             return;
         }
         // Ignore events that are not in the context of a span
@@ -1743,6 +1879,9 @@ where
     ///
     /// [`Span`]: opentelemetry::trace::Span
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if self.stateless.forget(&id) {
+            return;
+        }
         let span = ctx.span(&id).expect("Span not found, this is a bug");
         // Now get mutable extensions for removal
         let (otel_data_lock, timings) = {

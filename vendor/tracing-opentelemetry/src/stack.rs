@@ -37,6 +37,23 @@ impl<T: Debug> IdValueStack<T> {
         None
     }
 
+    /// Pops the value pushed last when it was pushed for `id` and `matches`.
+    #[inline]
+    pub(crate) fn pop_top_if(&mut self, id: &Id, matches: impl FnOnce(&T) -> bool) -> Option<T> {
+        match self.stack.last() {
+            Some(top) if top.id == *id && matches(&top.value) => {
+                self.stack.pop().map(|top| top.value)
+            }
+            _ => None,
+        }
+    }
+
+    /// The value pushed last and not yet popped.
+    #[inline]
+    pub(crate) fn top(&self) -> Option<&T> {
+        self.stack.last().map(|entry| &entry.value)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.stack.len()

@@ -263,3 +263,99 @@ fn events_the_early_sampler_keeps_out_are_not_span_events() {
     let names: Vec<_> = spans[0].events.iter().map(|e| e.name.to_string()).collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
+
+#[test]
+fn set_parent_on_another_thread_builds_a_span_this_thread_created_without_data() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        in_dropped_span(|dropped| {
+            // Created and entered here while it has no data.
+            let child = dropped.in_scope(|| tracing::info_span!("child"));
+            child.in_scope(|| {});
+            std::thread::scope(|s| {
+                s.spawn(|| child.set_parent(remote(true)).unwrap());
+            });
+            let child_sc = child.context().span().span_context().clone();
+            assert!(child_sc.is_sampled());
+            child.in_scope(|| {
+                // Entering it now makes its own context current.
+                let current = Context::current().span().span_context().clone();
+                assert_eq!(current.span_id(), child_sc.span_id());
+                tracing::info_span!("grandchild").in_scope(|| {});
+            });
+        });
+    });
+    provider.force_flush().unwrap();
+    assert_eq!(exporter.names(), ["child", "grandchild"]);
+    let spans = exporter.0.lock().unwrap();
+    let child = spans.iter().find(|s| s.name == "child").unwrap();
+    let grandchild = spans.iter().find(|s| s.name == "grandchild").unwrap();
+    assert_eq!(grandchild.parent_span_id, child.span_context.span_id());
+    assert_eq!(child.parent_span_id, SpanId::from(9));
+}
+
+#[test]
+fn a_dropped_context_attached_inside_a_sampled_span_is_the_parent_of_what_is_created_there() {
+    let (provider, exporter, subscriber) = subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        in_dropped_span(|dropped| {
+            let dropped_cx = dropped.context();
+            dropped.in_scope(|| {
+                // A root of its own, sampled, entered inside the dropped span.
+                let sampled = tracing::info_span!(parent: None, "sampled");
+                sampled.in_scope(|| {
+                    tracing::info!("a span event of the sampled span");
+                    let _attached = dropped_cx.clone().attach();
+                    let created = tracing::info_span!("created");
+                    let sc = created.context().span().span_context().clone();
+                    assert!(sc.is_valid(), "the attached dropped context is its parent");
+                    assert_eq!(sc.trace_id(), TraceId::from(7));
+                    assert!(!sc.is_sampled());
+                });
+            });
+        });
+    });
+    provider.force_flush().unwrap();
+    assert_eq!(exporter.names(), ["sampled"]);
+    let spans = exporter.0.lock().unwrap();
+    assert_eq!(spans[0].events.len(), 1, "{:?}", spans[0].events);
+}
+
+#[test]
+fn two_layers_on_one_thread_do_not_mistake_each_others_spans() {
+    let (provider_a, exporter_a, subscriber_a) = subscriber();
+    let (provider_b, exporter_b, subscriber_b) = subscriber();
+    let a = tracing::Dispatch::new(subscriber_a);
+    let b = tracing::Dispatch::new(subscriber_b);
+    // Three spans in each registry, created in the same order on the same
+    // thread, get the same ids: the third is sampled in b, and has no data
+    // in a, where it is created under a dropped span afterwards.
+    let (b_root, b_mid, b_child) = tracing::dispatcher::with_default(&b, || {
+        let root = tracing::info_span!("b_root");
+        let mid = root.in_scope(|| tracing::info_span!("b_mid"));
+        let child = mid.in_scope(|| tracing::info_span!("b_child"));
+        (root, mid, child)
+    });
+    let a_child = tracing::dispatcher::with_default(&a, || {
+        in_dropped_span(|dropped| dropped.in_scope(|| tracing::info_span!("a_child")))
+    });
+    assert_eq!(a_child.id(), b_child.id());
+    tracing::dispatcher::with_default(&b, || {
+        b_child.in_scope(|| {
+            let current = Context::current().span().span_context().clone();
+            assert!(current.is_sampled());
+            assert_eq!(
+                current.span_id(),
+                b_child.context().span().span_context().span_id()
+            );
+        });
+    });
+    // A registry releases a closed span's parent through the default
+    // dispatcher: each closes its spans as the default.
+    tracing::dispatcher::with_default(&a, || drop(a_child));
+    tracing::dispatcher::with_default(&b, || drop((b_child, b_mid, b_root)));
+    provider_a.force_flush().unwrap();
+    provider_b.force_flush().unwrap();
+    assert!(exporter_a.names().is_empty(), "{:?}", exporter_a.names());
+    assert_eq!(exporter_b.names(), ["b_child", "b_mid", "b_root"]);
+}
