@@ -176,6 +176,20 @@ async fn the_viewer_page_finds_a_payment_and_shows_its_waterfall_in_chromium() {
             .await?
             .click()
             .await?;
+        // The overview lists traces too: look for the result row only once
+        // the results page has replaced it, or the link found may belong to
+        // the page being left (a stale element when clicked).
+        let mut waited = 0;
+        while !client
+            .current_url()
+            .await?
+            .query_pairs()
+            .any(|(k, _)| k == "q")
+        {
+            assert!(waited < 100, "the search did not navigate in 10 s");
+            waited += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         // The result row links to the trace; open it as a user would.
         let link = client
             .wait()

@@ -15,7 +15,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::SpanExporter;
 use tracing::Dispatch;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
 use crate::config::{Config, LogFormat, Signal};
@@ -30,8 +30,11 @@ use crate::metrics::register_self_metrics;
 use crate::pipeline;
 use crate::resource;
 
-/// The subscriber every layer is stacked on: the registry filtered by `RUST_LOG`.
-pub type BaseSubscriber = Layered<LogFilter, Registry>;
+/// The subscriber every layer is stacked on: the registry. `RUST_LOG`
+/// filters before any layer sees a span or event: the filter and the layers
+/// are one layer (`LogFilter::and_then`), so the registry's per-span close
+/// bookkeeping runs once, not once per level.
+pub type BaseSubscriber = Registry;
 /// A layer added with [`TelemetryBuilder::with_layer`].
 pub type BoxedLayer = Box<dyn Layer<BaseSubscriber> + Send + Sync + 'static>;
 
@@ -362,9 +365,7 @@ impl TelemetryBuilder {
         let mut layers = recipe.layers::<BaseSubscriber>();
         layers.extend(self.layers);
         let dispatch = Dispatch::new(
-            tracing_subscriber::registry()
-                .with(LogFilter::new(filter))
-                .with(layers),
+            tracing_subscriber::registry().with(LogFilter::new(filter).and_then(layers)),
         );
         for stats in &pipelines {
             // Export warnings are emitted on exporter threads, which have no

@@ -188,28 +188,46 @@ mod tests {
             .with_writer(move || writer.clone())
     }
 
-    /// What each filter lets through, as a global filter and as a per-layer
-    /// one, against the `EnvFilter` it wraps.
-    fn logged(directives: &str, wrapped: bool, per_layer: bool) -> String {
+    /// How a filter is put in front of the layers.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Placement {
+        /// A subscriber level of its own: `registry().with(filter).with(layers)`.
+        Global,
+        /// One layer with the layers, as telemetry's dispatch has it:
+        /// `registry().with(filter.and_then(layers))`.
+        Composed,
+        /// A per-layer filter.
+        PerLayer,
+    }
+
+    /// What each filter lets through, placed each way, against the
+    /// `EnvFilter` it wraps.
+    fn logged(directives: &str, wrapped: bool, placement: Placement) -> String {
         let lines = Lines::default();
         let writer = lines.clone();
         let env = EnvFilter::builder().parse(directives).unwrap();
-        let dispatch = match (wrapped, per_layer) {
-            (true, false) => tracing::Dispatch::new(
+        let dispatch = match (wrapped, placement) {
+            (true, Placement::Global) => tracing::Dispatch::new(
                 tracing_subscriber::registry()
                     .with(LogFilter::new(env))
                     .with(fmt_layer(&writer)),
             ),
-            (true, true) => tracing::Dispatch::new(
+            (true, Placement::Composed) => {
+                let layers: Vec<crate::BoxedLayer> = vec![Box::new(fmt_layer(&writer))];
+                tracing::Dispatch::new(
+                    tracing_subscriber::registry().with(LogFilter::new(env).and_then(layers)),
+                )
+            }
+            (true, Placement::PerLayer) => tracing::Dispatch::new(
                 tracing_subscriber::registry()
                     .with(fmt_layer(&writer).with_filter(LogFilter::new(env))),
             ),
-            (false, false) => tracing::Dispatch::new(
+            (false, Placement::Global | Placement::Composed) => tracing::Dispatch::new(
                 tracing_subscriber::registry()
                     .with(env)
                     .with(fmt_layer(&writer)),
             ),
-            (false, true) => tracing::Dispatch::new(
+            (false, Placement::PerLayer) => tracing::Dispatch::new(
                 tracing_subscriber::registry().with(fmt_layer(&writer).with_filter(env)),
             ),
         };
@@ -243,19 +261,23 @@ mod tests {
             "info,[settle]=debug",
             "info,[{method}]=trace",
         ] {
-            for per_layer in [false, true] {
-                let expected = logged(directives, false, per_layer);
+            for placement in [Placement::Global, Placement::Composed, Placement::PerLayer] {
+                let expected = logged(directives, false, placement);
                 assert_eq!(
-                    logged(directives, true, per_layer),
+                    logged(directives, true, placement),
                     expected,
-                    "{directives} (per layer: {per_layer})"
+                    "{directives} ({placement:?})"
                 );
             }
         }
         // The span directives do select by span: the comparison above is
         // not between two filters that ignore spans.
         assert_eq!(
-            logged("info,[request{method=GET}]=debug", true, false),
+            logged(
+                "info,[request{method=GET}]=debug",
+                true,
+                Placement::Composed
+            ),
             "info outside|debug in request|debug in settle"
         );
     }

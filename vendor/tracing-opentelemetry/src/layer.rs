@@ -1385,10 +1385,6 @@ where
     T: otel::Tracer + 'static,
     T::Span: Send + Sync,
 {
-    /// Creates an [OpenTelemetry `Span`] for the corresponding [tracing `Span`].
-    ///
-    /// [OpenTelemetry `Span`]: opentelemetry::trace::Span
-    /// [tracing `Span`]: tracing::Span
     fn on_layer(&mut self, subscriber: &mut S) {
         // Spans without data exist only with an early sampler, and their
         // ids can be remembered only as a `Registry` hands them out.
@@ -1402,6 +1398,10 @@ where
         }
     }
 
+    /// Creates an [OpenTelemetry `Span`] for the corresponding [tracing `Span`].
+    ///
+    /// [OpenTelemetry `Span`]: opentelemetry::trace::Span
+    /// [tracing `Span`]: tracing::Span
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         if self.early_sampler.is_some() {
             if self.created_under_dropped_span(attrs, &ctx) {
@@ -1516,7 +1516,7 @@ where
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        if !self.context_activation && !self.tracked_inactivity || self.stateless.contains(id) {
+        if (!self.context_activation && !self.tracked_inactivity) || self.stateless.contains(id) {
             return;
         }
 
