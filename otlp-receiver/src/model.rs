@@ -55,6 +55,14 @@ pub enum RequestOutcome {
         /// The delay the answer asks the exporter to wait, in seconds.
         retry_after_secs: u32,
     },
+    /// Decoded and stored, and the success answer carried `padding_bytes` bytes of padding
+    /// because `set_answer_padding` was in effect: a collector whose answers are larger than
+    /// an exporter reads.
+    AcceptedPadded {
+        /// Bytes of padding in the answer (an unknown field in protobuf, an unknown member
+        /// in JSON, both of which a reader skips).
+        padding_bytes: u32,
+    },
     /// Not stored because the body could not be decoded or had an unsupported
     /// content type / encoding (gRPC INVALID_ARGUMENT / HTTP 400 or 415).
     Invalid,

@@ -176,6 +176,13 @@ impl OtlpReceiver {
         self.shared.lock().throttling = retry_after_secs;
     }
 
+    /// Makes subsequent successful exports answer with `padding_bytes` bytes of padding,
+    /// until called with `None`: a collector whose answers exceed what an exporter reads
+    /// (4 MiB for tonic and `opentelemetry-http`). The data is stored as usual.
+    pub fn set_answer_padding(&self, padding_bytes: Option<u32>) {
+        self.shared.lock().answer_padding = padding_bytes;
+    }
+
     /// Forgets all received data and request metadata (the failing flag is kept).
     pub fn clear(&self) {
         let mut store = self.shared.lock();
@@ -239,6 +246,7 @@ struct Store {
     evicted: usize,
     failing: bool,
     throttling: Option<u32>,
+    answer_padding: Option<u32>,
     /// Bumped on every change so waiters know when to re-check.
     generation: u64,
 }
@@ -278,7 +286,11 @@ impl Sink for Shared {
                     Batch::Logs(v) => keep_bounded(&mut store.logs, v),
                 };
                 store.evicted += evicted;
-                (n, RequestOutcome::Accepted)
+                let outcome = match store.answer_padding {
+                    Some(padding_bytes) => RequestOutcome::AcceptedPadded { padding_bytes },
+                    None => RequestOutcome::Accepted,
+                };
+                (n, outcome)
             }
         };
         let RequestInfo {

@@ -343,6 +343,25 @@ fn success_body(signal: Signal) -> Bytes {
     })
 }
 
+/// A success answer with `padding` bytes in an unknown field (number 15,
+/// length-delimited), which a protobuf reader skips.
+fn padded_success_body(signal: Signal, padding: u32) -> Bytes {
+    let mut body = success_body(signal).to_vec();
+    prost::encoding::encode_key(15, prost::encoding::WireType::LengthDelimited, &mut body);
+    prost::encoding::encode_varint(u64::from(padding), &mut body);
+    body.resize(body.len() + padding as usize, b'p');
+    Bytes::from(body)
+}
+
+/// A JSON success answer with `padding` bytes in an unknown member.
+fn padded_json_body(padding: u32) -> Bytes {
+    let mut body = Vec::with_capacity(padding as usize + 16);
+    body.extend_from_slice(b"{\"padding\":\"");
+    body.resize(body.len() + padding as usize, b'p');
+    body.extend_from_slice(b"\"}");
+    Bytes::from(body)
+}
+
 /// Which protocol a socket of the receiver serves (a [`Transport`] that
 /// has a listener).
 #[derive(Debug, Clone, Copy)]
@@ -453,6 +472,9 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
                     Some(decoded),
                 ) {
                     RequestOutcome::Accepted => Ok(tonic::Response::new(success_body(self.signal))),
+                    RequestOutcome::AcceptedPadded { padding_bytes } => Ok(tonic::Response::new(
+                        padded_success_body(self.signal, padding_bytes),
+                    )),
                     RequestOutcome::Throttled { retry_after_secs } => {
                         Err(throttled(retry_after_secs))
                     }
@@ -623,6 +645,22 @@ async fn http_route(
                 );
                 resp
             }
+            RequestOutcome::AcceptedPadded { padding_bytes } => {
+                let (body, content_type) = if json {
+                    (padded_json_body(padding_bytes), "application/json")
+                } else {
+                    (
+                        padded_success_body(signal, padding_bytes),
+                        "application/x-protobuf",
+                    )
+                };
+                let mut resp = Response::new(Full::new(body));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(content_type),
+                );
+                resp
+            }
             RequestOutcome::Throttled { retry_after_secs } => {
                 let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, THROTTLED);
                 resp.headers_mut().insert(
@@ -639,6 +677,24 @@ async fn http_route(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A padded answer is still a success a reader decodes: the padding is
+    /// an unknown field (protobuf) or member (JSON) of the requested size.
+    #[test]
+    fn padded_answers_decode_as_successes_of_the_padded_size() {
+        for padding in [0u32, 1, 300, 5 << 20] {
+            let body = padded_success_body(Signal::Traces, padding);
+            assert!(body.len() > padding as usize, "{padding}");
+            let answer = ExportTraceServiceResponse::decode(body).unwrap();
+            assert_eq!(answer, ExportTraceServiceResponse::default());
+            let json: serde_json::Value =
+                serde_json::from_slice(&padded_json_body(padding)).unwrap();
+            assert_eq!(
+                json["padding"].as_str().map(str::len),
+                Some(padding as usize)
+            );
+        }
+    }
 
     /// OTLP/JSON: 64-bit integers are written as decimal strings, and a
     /// receiver accepts strings and numbers both; ids are hex.

@@ -110,7 +110,8 @@ pub(crate) fn span_wire(cfg: &OtlpConfig) -> Result<SpanWire, InitError> {
                     .tls_config(tls)
                     .map_err(|e| InitError::exporter(signal, e))?;
             }
-            let mut client = tonic::client::Grpc::new(endpoint.connect_lazy());
+            let mut client = tonic::client::Grpc::new(endpoint.connect_lazy())
+                .max_decoding_message_size(GRPC_MAX_ANSWER);
             if let Some(c) = cfg.compression {
                 let encoding = match c {
                     Compression::Gzip => CompressionEncoding::Gzip,
@@ -374,6 +375,11 @@ async fn send_grpc(
     .await;
     match response {
         Ok(response) => Ok(response.into_inner().partial_success),
+        Err(status) if is_oversized_answer(&status) => Err(Failure::plain(format!(
+            "OTLP span export failed: the collector's response is larger than the client \
+             accepts ({} MiB); the batch is not sent again",
+            GRPC_MAX_ANSWER >> 20
+        ))),
         Err(status) => Err(Failure {
             error: OTelSdkError::InternalFailure(grpc_failure(&status)),
             retry_after: grpc_retry_delay(&status),
@@ -407,6 +413,20 @@ fn parse_retry_after(value: &str) -> Option<std::time::Duration> {
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or_default(),
     )
+}
+
+/// The largest gRPC answer tonic decodes (its default).
+const GRPC_MAX_ANSWER: usize = 4 << 20;
+
+/// Whether tonic refused the collector's answer for its size. It says so
+/// with OUT_OF_RANGE, a code the OTLP specification makes retryable when a
+/// collector sends it; but the collector did answer, and sending the batch
+/// again would get the same answer, so it must not read as that code.
+fn is_oversized_answer(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::OutOfRange
+        && status
+            .message()
+            .starts_with("Error, decoded message length too large")
 }
 
 /// How a failed gRPC export reads: the code (which `batch::is_transient`

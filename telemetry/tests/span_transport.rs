@@ -302,3 +302,60 @@ fn an_oversized_answer_fails_the_batch_once() {
     }
     drop(t);
 }
+
+/// The same over gRPC: tonic refuses an answer over 4 MiB with OUT_OF_RANGE,
+/// a code that is retryable when a collector sends it, but here the
+/// collector answered and the batch is failed once.
+#[test]
+fn an_oversized_grpc_answer_fails_the_batch_once() {
+    let receiver = OtlpReceiver::start().unwrap();
+    receiver.set_answer_padding(Some(5 << 20));
+    let t = Telemetry::builder("babble-engine")
+        .with_env(common::env(&[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                &receiver.grpc_endpoint(),
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ]))
+        .with_stdout_writer(Captured::default())
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        for seq in 0..5 {
+            let _s = tracing::info_span!("babble-span", seq).entered();
+        }
+    });
+    let health = t.health();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while health.signal(telemetry::Signal::Traces).unwrap().failed < 5
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Long enough for several retries, had there been any.
+    std::thread::sleep(Duration::from_millis(1500));
+    let traces = health.signal(telemetry::Signal::Traces).unwrap();
+    assert_eq!((traces.exported, traces.failed), (0, 5), "{traces:?}");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        requests[0].outcome,
+        RequestOutcome::AcceptedPadded {
+            padding_bytes: 5 << 20
+        }
+    );
+    match &traces.state {
+        telemetry::ExportState::Failing { last_error, .. } => {
+            assert!(
+                last_error.contains("larger than the client accepts"),
+                "{last_error}"
+            );
+        }
+        other => panic!("traces should be failing: {other:?}"),
+    }
+    drop(t);
+}
