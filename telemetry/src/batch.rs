@@ -95,7 +95,9 @@ const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(300);
 /// failure classes (the exporters report them in their messages): gRPC
 /// UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE,
 /// DATA_LOSS; HTTP 429, 502, 503, 504 and network errors; our own timeout.
-/// Anything else (bad request, unauthenticated, …) would fail again.
+/// Anything else (bad request, unauthenticated, …) would fail again, and so
+/// would an OUT_OF_RANGE the OTLP crate's log client still reports after
+/// its own retries (see below).
 ///
 /// A gRPC status that tonic made up because the connection broke with the
 /// request in flight (a collector killed or restarted) is a network error
@@ -106,6 +108,14 @@ const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(300);
 pub(crate) fn is_transient(error: &str) -> bool {
     if let Some(rest) = error.split("gRPC code: ").nth(1) {
         let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
+        if code == "OutOfRange" && error.contains(OTLP_CRATE_CLIENT_FAILED) {
+            // The OTLP crate's own clients (logs) report a retryable code
+            // only once their own retries are spent. OUT_OF_RANGE that
+            // survives them is, in practice, tonic refusing an answer over
+            // 4 MiB (a status it makes up): the collector did answer, and
+            // would answer the same again.
+            return false;
+        }
         let from_transport = rest[code.len()..].starts_with(": transport error");
         return from_transport
             || matches!(
@@ -124,6 +134,9 @@ pub(crate) fn is_transient(error: &str) -> bool {
     }
     error.contains("network error") || error.starts_with(TIMEOUT_PREFIX)
 }
+
+/// How the OTLP crate's gRPC clients (`TonicLogsClient`, …) word a failure.
+const OTLP_CRATE_CLIENT_FAILED: &str = "Client export failed with gRPC code: ";
 
 /// How the worker words its own export timeout.
 const TIMEOUT_PREFIX: &str = "export timed out after";
@@ -631,6 +644,8 @@ mod tests {
             "HTTP export failed with status code: 429",
             "HTTP export failed: network error",
             "export timed out after 10s",
+            // From a collector, through telemetry's own span exporter.
+            "OTLP span export failed with gRPC code: OutOfRange",
         ] {
             assert!(is_transient(e), "{e}");
         }
@@ -640,6 +655,8 @@ mod tests {
             // Unknown from the collector itself (no transport error behind it).
             "TonicTracesClient export failed with gRPC code: Unknown",
             "TonicTracesClient export failed with gRPC code: ResourceExhausted",
+            // After the crate's own retries: tonic refusing a large answer.
+            "Operation failed: TonicLogsClient export failed with gRPC code: OutOfRange",
             "HTTP export failed with status code: 400",
             "HTTP export failed with status code: 401",
             "something else",

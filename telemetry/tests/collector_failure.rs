@@ -470,3 +470,50 @@ fn tarpit_collector_queue_timeout_fails_exports_http() {
         "export timed out after 300ms",
     );
 }
+
+/// A collector answering log exports with more than the gRPC client reads
+/// (5 MiB): tonic refuses the answer with OUT_OF_RANGE, which the OTLP
+/// crate's log client retries itself, then reports. The batch is failed
+/// then, not resent until newer records overflow the queue.
+#[test]
+fn an_oversized_grpc_answer_fails_a_log_batch_after_the_clients_own_retries() {
+    let _serial = serial();
+    let receiver = OtlpReceiver::start().unwrap();
+    receiver.set_answer_padding(Some(5 << 20));
+    let t = Telemetry::builder("babble-engine")
+        .with_env(env(&[
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                &receiver.grpc_endpoint(),
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+        ]))
+        .with_stdout_writer(Captured::default())
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        for seq in 0..5 {
+            tracing::info!(seq, "babble");
+        }
+    });
+    let health = t.health();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            health.signal(Signal::Logs).unwrap().failed >= 5
+        }),
+        "{:?}",
+        health.signal(Signal::Logs)
+    );
+    let attempts = receiver.requests().len();
+    // Long enough for the queue to send it again, had it tried (its first
+    // retry comes after 250 ms ±20 %, and the client's own within 2 s).
+    std::thread::sleep(Duration::from_millis(3000));
+    let logs = health.signal(Signal::Logs).unwrap();
+    assert_eq!((logs.exported, logs.failed), (0, 5), "{logs:?}");
+    assert_eq!(receiver.requests().len(), attempts, "sent again");
+    assert!(attempts <= 4, "the client's own attempts only: {attempts}");
+    drop(t);
+}
