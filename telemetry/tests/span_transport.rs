@@ -255,17 +255,15 @@ impl Babbler {
     }
 }
 
-/// A collector's oversized answer is bounded (the client reads at most
-/// 4 MiB of it) and the batch is accounted as failed once, not resent
-/// forever as if the network had failed.
-#[test]
-fn an_oversized_answer_fails_the_batch_once() {
-    use std::sync::atomic::Ordering;
-    let babbler = Babbler::start();
+/// Exports five spans to `endpoint` over `protocol`, and checks that they
+/// fail once: no export, five failed, `requests()` still 1 after long
+/// enough for several retries (the first comes after 250 ms ±20 %), and an
+/// error that names the oversized answer.
+fn five_spans_fail_once(endpoint: &str, protocol: &str, requests: impl Fn() -> usize) {
     let t = Telemetry::builder("babble-engine")
         .with_env(common::env(&[
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &babbler.endpoint),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_METRICS_EXPORTER", "none"),
             ("OTEL_LOGS_EXPORTER", "none"),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
@@ -285,22 +283,36 @@ fn an_oversized_answer_fails_the_batch_once() {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Long enough for several retries, had there been any (the first comes
-    // after 250 ms ±20 %).
     std::thread::sleep(Duration::from_millis(1500));
     let traces = health.signal(telemetry::Signal::Traces).unwrap();
-    assert_eq!((traces.exported, traces.failed), (0, 5), "{traces:?}");
-    assert_eq!(babbler.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        (traces.exported, traces.failed),
+        (0, 5),
+        "{protocol}: {traces:?}"
+    );
+    assert_eq!(requests(), 1, "{protocol}");
     match &traces.state {
         telemetry::ExportState::Failing { last_error, .. } => {
             assert!(
                 last_error.contains("larger than the client accepts"),
-                "{last_error}"
+                "{protocol}: {last_error}"
             );
         }
-        other => panic!("traces should be failing: {other:?}"),
+        other => panic!("{protocol}: traces should be failing: {other:?}"),
     }
     drop(t);
+}
+
+/// A collector's oversized answer is bounded (the client reads at most
+/// 4 MiB of it) and the batch is accounted as failed once, not resent
+/// forever as if the network had failed.
+#[test]
+fn an_oversized_answer_fails_the_batch_once() {
+    use std::sync::atomic::Ordering;
+    let babbler = Babbler::start();
+    five_spans_fail_once(&babbler.endpoint, "http/protobuf", || {
+        babbler.requests.load(Ordering::SeqCst)
+    });
 }
 
 /// The same over gRPC: tonic refuses an answer over 4 MiB with OUT_OF_RANGE,
@@ -310,52 +322,13 @@ fn an_oversized_answer_fails_the_batch_once() {
 fn an_oversized_grpc_answer_fails_the_batch_once() {
     let receiver = OtlpReceiver::start().unwrap();
     receiver.set_answer_padding(Some(5 << 20));
-    let t = Telemetry::builder("babble-engine")
-        .with_env(common::env(&[
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                &receiver.grpc_endpoint(),
-            ),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-            ("OTEL_METRICS_EXPORTER", "none"),
-            ("OTEL_LOGS_EXPORTER", "none"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ]))
-        .with_stdout_writer(Captured::default())
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
-        for seq in 0..5 {
-            let _s = tracing::info_span!("babble-span", seq).entered();
-        }
+    five_spans_fail_once(&receiver.grpc_endpoint(), "grpc", || {
+        receiver.requests().len()
     });
-    let health = t.health();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while health.signal(telemetry::Signal::Traces).unwrap().failed < 5
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Long enough for several retries, had there been any.
-    std::thread::sleep(Duration::from_millis(1500));
-    let traces = health.signal(telemetry::Signal::Traces).unwrap();
-    assert_eq!((traces.exported, traces.failed), (0, 5), "{traces:?}");
-    let requests = receiver.requests();
-    assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(
-        requests[0].outcome,
+        receiver.requests()[0].outcome,
         RequestOutcome::AcceptedPadded {
             padding_bytes: 5 << 20
         }
     );
-    match &traces.state {
-        telemetry::ExportState::Failing { last_error, .. } => {
-            assert!(
-                last_error.contains("larger than the client accepts"),
-                "{last_error}"
-            );
-        }
-        other => panic!("traces should be failing: {other:?}"),
-    }
-    drop(t);
 }
