@@ -93,6 +93,40 @@ fn layers_join_a_registry_the_service_owns_and_filter_only_themselves() {
     assert_eq!(logs[0].trace_id.as_deref(), Some(kept.trace_id.as_str()));
 }
 
+/// A layer added with `with_layer` sits beside telemetry's own, behind
+/// `RUST_LOG`, and its own per-layer filter narrows what it gets further.
+#[test]
+fn added_layers_see_what_rust_log_lets_through_and_their_own_filter_keeps() {
+    use tracing_subscriber::Layer as _;
+    let sink = InMemory::new();
+    let plain = CountEvents::default();
+    let filtered = CountEvents::default();
+    let telemetry = Telemetry::builder("added-layer-engine")
+        .with_env(env(&[("RUST_LOG", "info")]))
+        .with_in_memory(&sink)
+        .with_stdout_writer(std::io::sink)
+        .with_layer(plain.clone())
+        .with_layer(
+            filtered
+                .clone()
+                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+        )
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        tracing::info_span!("request").in_scope(|| {
+            tracing::debug!("below RUST_LOG");
+            tracing::info!("info");
+            tracing::warn!("warn");
+        });
+    });
+    telemetry.shutdown().unwrap();
+    assert_eq!(plain.0.load(Ordering::Relaxed), 2, "info and warn");
+    assert_eq!(filtered.0.load(Ordering::Relaxed), 1, "warn only");
+    assert_eq!(sink.logs().len(), 2, "{:?}", sink.logs());
+    assert!(find_span(&sink.spans(), "request").is_some());
+}
+
 fn span_pipelines(t: &Telemetry) -> usize {
     t.health()
         .signals()
