@@ -10,13 +10,11 @@
 //! - log records: the log processor answers `event_enabled` with `false`,
 //!   which the `tracing` bridge asks before it builds a record.
 
-/// Targets whose events and spans never reach the OTLP pipelines: the
-/// HTTP/2, gRPC and TLS stacks the exporters themselves run on, the
-/// OpenTelemetry SDK's internal logs, and telemetry's own export warnings.
-/// A target is theirs when it is one of these or starts with one followed
-/// by `:` or `-`.
-#[cfg(test)]
-const EXPORTER_TARGETS: &[&str] = &[
+/// Crates whose events and spans never reach the OTLP pipelines: the
+/// HTTP/2, gRPC and TLS stacks the exporters themselves run on, and the
+/// OpenTelemetry SDK's internal logs. A target is theirs when its first
+/// path segment (up to `:` or `-`) is one of these.
+const EXPORTER_CRATES: &[&str] = &[
     "h2",
     "hyper",
     "hyper_util",
@@ -28,32 +26,24 @@ const EXPORTER_TARGETS: &[&str] = &[
     "opentelemetry_otlp",
     "opentelemetry_http",
     "opentelemetry_prometheus",
-    "telemetry::export",
-    "telemetry::prometheus",
 ];
 
-/// True when `target` belongs to the exporters' own machinery (one of
-/// `EXPORTER_TARGETS`, or under one). Asked for every span and event, so
-/// it matches the target's first path segment once instead of comparing
-/// prefixes one by one.
+/// Telemetry's own modules whose events never reach OTLP (its export
+/// warnings): `telemetry::<module>` and what is under it.
+const TELEMETRY_EXPORT_MODULES: &[&str] = &["export", "prometheus"];
+
+/// True when `target` belongs to the exporters' own machinery. Asked for
+/// every span and event, so the target's first path segment is cut once
+/// and compared whole (mostly a length check) instead of testing every
+/// prefix.
 pub(crate) fn is_exporter_target(target: &str) -> bool {
-    match first_segment(target) {
-        "h2"
-        | "hyper"
-        | "hyper_util"
-        | "tonic"
-        | "tower"
-        | "rustls"
-        | "opentelemetry"
-        | "opentelemetry_sdk"
-        | "opentelemetry_otlp"
-        | "opentelemetry_http"
-        | "opentelemetry_prometheus" => true,
-        "telemetry" => target
+    let crate_name = first_segment(target);
+    if crate_name == "telemetry" {
+        return target
             .strip_prefix("telemetry::")
-            .is_some_and(|rest| matches!(first_segment(rest), "export" | "prometheus")),
-        _ => false,
+            .is_some_and(|rest| TELEMETRY_EXPORT_MODULES.contains(&first_segment(rest)));
     }
+    EXPORTER_CRATES.contains(&crate_name)
 }
 
 /// `target` up to its first `:` or `-`.
@@ -87,11 +77,24 @@ mod tests {
         assert!(is_exporter_target("tonic-build"));
     }
 
+    /// Every exporter target written out as a prefix.
+    fn exporter_targets() -> Vec<String> {
+        EXPORTER_CRATES
+            .iter()
+            .map(|c| c.to_string())
+            .chain(
+                TELEMETRY_EXPORT_MODULES
+                    .iter()
+                    .map(|m| format!("telemetry::{m}")),
+            )
+            .collect()
+    }
+
     /// The definition: one of the targets, or one followed by `:` or `-`.
     fn by_definition(target: &str) -> bool {
-        EXPORTER_TARGETS.iter().any(|t| {
-            target == *t
-                || (target.starts_with(t)
+        exporter_targets().iter().any(|t| {
+            target == t
+                || (target.starts_with(t.as_str())
                     && matches!(target.as_bytes().get(t.len()), Some(b':') | Some(b'-')))
         })
     }
@@ -111,14 +114,17 @@ mod tests {
             "::export",
             "::prometheus",
         ];
-        let heads = EXPORTER_TARGETS.iter().copied().chain([
-            "telemetry",
-            "h",
-            "hyper_",
-            "opentelemetry_",
-            "telemetry::",
-            "app",
-        ]);
+        let heads = exporter_targets().into_iter().chain(
+            [
+                "telemetry",
+                "h",
+                "hyper_",
+                "opentelemetry_",
+                "telemetry::",
+                "app",
+            ]
+            .map(String::from),
+        );
         for head in heads {
             for tail in tails {
                 targets.push(format!("{head}{tail}"));
