@@ -9,8 +9,11 @@
 //! drop path. The `sampling` group times one request's five spans under
 //! each sampler against a bare registry and against a registry with one
 //! empty layer, the smallest subscriber that frees closed spans (`cargo
-//! bench -p telemetry --bench hot_path -- sampling/`). See BENCHMARKS.md at
-//! the workspace root for runs and ratios.
+//! bench -p telemetry --bench hot_path -- sampling/`); its spans go to the
+//! default queue, drained by an exporter that drops every batch, as a
+//! service's queue is drained by a collector that keeps up (`r7` keeps the
+//! never-drained queue for comparison). See BENCHMARKS.md at the workspace
+//! root for runs and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -184,6 +187,44 @@ fn traced(name: &str, extra: &[(&str, &str)]) -> Telemetry {
     telemetry(name, &env)
 }
 
+/// Takes every batch and drops it: the queue drains as fast as a collector
+/// that keeps up would drain it, so a run measures the steady state of a
+/// service (spans queued, exported and freed), not a queue that only grows.
+#[derive(Debug)]
+struct DiscardSpans;
+
+impl opentelemetry_sdk::trace::SpanExporter for DiscardSpans {
+    async fn export(
+        &self,
+        _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// Telemetry recording spans into its default queue (2048 spans), which
+/// [`DiscardSpans`] drains.
+fn drained(name: &str, extra: &[(&str, &str)]) -> Telemetry {
+    let mut env: Vec<(String, String)> = [
+        ("OTEL_METRICS_EXPORTER", "none"),
+        ("OTEL_LOGS_EXPORTER", "none"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
+        ("RUST_LOG", "info"),
+        ("TELEMETRY_LOG_FORMAT", "json"),
+        ("TELEMETRY_SHUTDOWN_TIMEOUT", "2000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Telemetry::builder(name)
+        .with_env(env)
+        .with_stdout_writer(std::io::sink)
+        .with_span_exporter(DiscardSpans)
+        .build()
+        .unwrap()
+}
+
 fn bench_span(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     id: &str,
@@ -335,17 +376,14 @@ fn sampling(c: &mut Criterion) {
         tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
     );
     bench_request(&mut g, "r5_request_registry_and_empty_layer", &freeing);
-    // r1: telemetry's dispatch, every span recorded and queued (a queue
-    // for every span of the run: ~3.3 M spans, ~4.5 GB at the peak).
-    let t = traced(
-        "bench-r-always-on",
-        &[("OTEL_BSP_MAX_QUEUE_SIZE", "4194304")],
-    );
+    // r1: telemetry's dispatch, every span recorded, queued and exported
+    // (into a queue that drains: `drained`).
+    let t = drained("bench-r-always-on", &[]);
     bench_request(&mut g, "r1_request_telemetry_always_on", t.dispatch());
     report("r1", &t);
     let _ = t.shutdown();
     // r2: nothing sampled.
-    let t = traced(
+    let t = drained(
         "bench-r-always-off",
         &[("OTEL_TRACES_SAMPLER", "always_off")],
     );
@@ -353,19 +391,47 @@ fn sampling(c: &mut Criterion) {
     report("r2", &t);
     let _ = t.shutdown();
     // r3: one request in ten sampled, as production fleets run.
-    let t = traced(
-        "bench-r-ratio",
-        &[
-            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
-        ],
-    );
+    let ratio = [
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+    ];
+    let t = drained("bench-r-ratio", &ratio);
     bench_request(
         &mut g,
         "r3_request_telemetry_parentbased_ratio_0_1",
         t.dispatch(),
     );
     report("r3", &t);
+    let _ = t.shutdown();
+    // r6: r3's unsampled nine tenths alone, the same sampler at a ratio
+    // that keeps almost nothing: r3 - 0.9 x r6 is the sampled tenth.
+    let t = drained(
+        "bench-r-ratio-tiny",
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.000001"),
+        ],
+    );
+    bench_request(
+        &mut g,
+        "r6_request_telemetry_parentbased_ratio_tiny",
+        t.dispatch(),
+    );
+    report("r6", &t);
+    let _ = t.shutdown();
+    // r7: r3 with a queue that never drains (OTLP to a refused port, which
+    // retries the first batch for the whole run) and room for every span:
+    // the heap grows by every span recorded, as no service runs.
+    let t = traced(
+        "bench-r-ratio-undrained",
+        &[ratio[0], ratio[1], ("OTEL_BSP_MAX_QUEUE_SIZE", "4194304")],
+    );
+    bench_request(
+        &mut g,
+        "r7_request_telemetry_parentbased_ratio_0_1_undrained",
+        t.dispatch(),
+    );
+    report("r7", &t);
     let _ = t.shutdown();
     // r4: telemetry's dispatch without any OpenTelemetry layer (traces and
     // propagation off): EnvFilter and the JSON stdout layer, the floor the
