@@ -28,8 +28,11 @@ use tracing_subscriber::Layer;
 #[cfg(all(target_arch = "wasm32", not(target_os = "wasi")))]
 use web_time::Instant;
 
+mod captured;
 mod filtered;
 mod stateless;
+
+pub(crate) use captured::KeptFields;
 
 const SPAN_NAME_FIELD: &str = "otel.name";
 const SPAN_KIND_FIELD: &str = "otel.kind";
@@ -479,7 +482,7 @@ impl field::Visit for SpanEventVisitor<'_, '_> {
 
 /// Control over the mapping between tracing fields/events and OpenTelemetry conventional status/exception fields
 #[derive(Clone, Copy)]
-struct SemConvConfig {
+pub(crate) struct SemConvConfig {
     /// If an error value is recorded on an event/span, should the otel fields
     /// be added
     ///
@@ -1428,14 +1431,10 @@ where
                     (None, None)
                 }
                 EarlyDecision::Drop(span_context) => (Some(span_context), None),
-                EarlyDecision::DropUnlessReparented(span_context) => {
-                    let mut fields = SpanBuilderUpdates::default();
-                    attrs.record(&mut SpanAttributeVisitor {
-                        span_builder_updates: &mut fields,
-                        sem_conv_config: self.sem_conv_config,
-                    });
-                    (Some(span_context), Some(Box::new(fields)))
-                }
+                EarlyDecision::DropUnlessReparented(span_context) => (
+                    Some(span_context),
+                    Some(KeptFields::keep(attrs, self.sem_conv_config)),
+                ),
             };
             if let Some(span_context) = span_context {
                 // Dropped: no builder, timings or start time.

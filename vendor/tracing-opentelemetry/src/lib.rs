@@ -184,7 +184,7 @@ pub(crate) struct Reparent {
 impl Reparent {
     /// The span's builder and status, started now.
     fn into_builder(
-        self: Box<Self>,
+        self,
     ) -> (
         opentelemetry::trace::SpanBuilder,
         opentelemetry::trace::Status,
@@ -208,7 +208,7 @@ struct DroppedSpan {
     name: &'static str,
     /// Creation fields kept for `set_parent`
     /// ([`EarlyDecision::DropUnlessReparented`]).
-    fields: Option<Box<layer::SpanBuilderUpdates>>,
+    fields: Option<layer::KeptFields>,
     /// Entered, asked for its context, or given a child: from then on its
     /// parent is fixed, as for a span whose builder has been consumed.
     started: std::sync::atomic::AtomicBool,
@@ -232,7 +232,7 @@ impl DroppedSpan {
             reparent_as: (!self.started.load(std::sync::atomic::Ordering::Relaxed)).then(|| {
                 Box::new(Reparent {
                     name: self.name,
-                    fields: self.fields.as_deref().cloned(),
+                    fields: self.fields.as_ref().map(layer::KeptFields::to_updates),
                 })
             }),
             root_trace_id: None,

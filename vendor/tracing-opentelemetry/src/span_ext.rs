@@ -295,7 +295,7 @@ impl OpenTelemetrySpanExt for tracing::Span {
                         // may change the sampling decision, so the span is
                         // built after all, and sampled when it starts.
                         Some(reparent) => {
-                            let (builder, status) = reparent.into_builder();
+                            let (builder, status) = (*reparent).into_builder();
                             data.state = OtelDataState::Builder {
                                 builder,
                                 parent_cx: new_cx,

@@ -359,3 +359,131 @@ fn two_layers_on_one_thread_do_not_mistake_each_others_spans() {
     assert!(exporter_a.names().is_empty(), "{:?}", exporter_a.names());
     assert_eq!(exporter_b.names(), ["b_child", "b_mid", "b_root"]);
 }
+
+/// Drops roots unless `set_parent` gives them a sampled parent (as a ratio
+/// that rejected them does), children of unsampled parents, and builds the
+/// rest.
+struct RootsDroppedUnlessReparented;
+
+impl EarlySampler for RootsDroppedUnlessReparented {
+    fn decide(&self, parent_cx: &Context, metadata: &'static Metadata<'static>) -> EarlyDecision {
+        let parent = parent_cx.span();
+        let sc = parent.span_context();
+        if !sc.is_valid() {
+            EarlyDecision::DropUnlessReparented(SpanContext::new(
+                TraceId::from(11),
+                SpanId::from(12),
+                TraceFlags::default(),
+                false,
+                TraceState::default(),
+            ))
+        } else {
+            ParentUnsampled.decide(parent_cx, metadata)
+        }
+    }
+
+    fn records_event(&self, _metadata: &Metadata<'_>) -> bool {
+        true
+    }
+}
+
+/// An error with a source, as a root's field.
+#[derive(Debug)]
+struct Failure(&'static str, Option<Box<Failure>>);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.1.as_deref().map(|e| e as _)
+    }
+}
+
+/// What of an exported span its fields decide.
+fn recorded_fields(span: &SpanData) -> String {
+    format!(
+        "{} {:?} {:?} {:?} {}",
+        span.name, span.span_kind, span.status, span.attributes, span.dropped_attributes_count
+    )
+}
+
+/// Exports the span `make` creates twice: built at creation (created in a
+/// sampled context), and dropped at creation then built by `set_parent`.
+/// Returns the fields each was exported with.
+fn built_and_reparented(make: fn() -> tracing::Span) -> (String, String) {
+    let exporter = TestExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(
+        layer()
+            .with_tracer(provider.tracer("test"))
+            .with_early_sampler(RootsDroppedUnlessReparented)
+            // What only a span built at creation has: its code location,
+            // thread, target and timings.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        {
+            let _sampled = remote(true).attach();
+            make().in_scope(|| {});
+        }
+        let reparented = make();
+        reparented.set_parent(remote(true)).unwrap();
+        reparented.in_scope(|| {});
+    });
+    provider.force_flush().unwrap();
+    let spans = exporter.0.lock().unwrap();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    (recorded_fields(&spans[0]), recorded_fields(&spans[1]))
+}
+
+#[test]
+fn a_dropped_root_built_by_set_parent_has_the_fields_it_was_created_with() {
+    // Few and short: kept inline.
+    let (built, reparented) =
+        built_and_reparented(|| tracing::info_span!("few", http.route = "/pay", n = 3));
+    assert!(built.contains("\"/pay\""), "{built}");
+    assert_eq!(built, reparented);
+    // Every kind of value, the special fields, and more values and text
+    // than are kept inline.
+    let (built, reparented) = built_and_reparented(|| {
+        tracing::info_span!(
+            "many",
+            otel.name = "renamed",
+            otel.kind = "client",
+            otel.status_code = "error",
+            text = "a text value longer than the sixty-four bytes kept inline at creation",
+            negative = -5,
+            small = 7u64,
+            huge = u64::MAX,
+            float = 1.5,
+            flag = true,
+            debug = ?vec![1, 2],
+            display = %"shown",
+            wide = 1i128 << 100,
+        )
+    });
+    assert!(built.starts_with("renamed Client"), "{built}");
+    assert!(built.contains("18446744073709551615"), "{built}");
+    assert_eq!(built, reparented);
+    // An error: its source chain is walked at creation.
+    let (built, reparented) = built_and_reparented(|| {
+        let failure = Failure("refused", Some(Box::new(Failure("reset", None))));
+        tracing::info_span!(
+            "failed",
+            error = &failure as &(dyn std::error::Error + 'static),
+            after = 1
+        )
+    });
+    assert!(built.contains("reset"), "{built}");
+    assert_eq!(built, reparented);
+}
