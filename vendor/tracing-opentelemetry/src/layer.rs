@@ -1494,7 +1494,12 @@ where
             builder_attrs.push(KeyValue::new("target", attrs.metadata().target()));
         }
 
-        let mut updates = SpanBuilderUpdates::default();
+        // The fields are recorded straight into the builder's attributes,
+        // which were sized for them: no second list to copy them from.
+        let mut updates = SpanBuilderUpdates {
+            attributes: builder.attributes.take(),
+            ..SpanBuilderUpdates::default()
+        };
         attrs.record(&mut SpanAttributeVisitor {
             span_builder_updates: &mut updates,
             sem_conv_config: self.sem_conv_config,
