@@ -3,9 +3,10 @@
 //!
 //! Almost no such span is ever built, yet each needs its fields kept: as
 //! attributes that would be an allocation per text value, one for the list
-//! and one for the box. They are kept here instead as they came, in inline
-//! buffers, and turned into attributes only if the span is built, by
-//! replaying them into the same visitor a built span's fields go through.
+//! and one for the box. They are kept here instead as they came, in buffers
+//! inline in one box, and turned into attributes only if the span is built,
+//! by replaying them into the same visitor a built span's fields go
+//! through.
 //!
 //! [`EarlyDecision::DropUnlessReparented`]: crate::EarlyDecision::DropUnlessReparented
 
@@ -25,13 +26,12 @@ const INLINE_VALUES: usize = 4;
 /// formatted, together).
 const INLINE_TEXT: usize = 64;
 
-/// The creation fields of a dropped root.
+/// The creation fields of a dropped root (boxed: every dropped span's data
+/// has room for them, and only roots under a ratio fill it).
 #[derive(Debug)]
-// Inline on purpose: the captured form exists to spare the allocations.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum KeptFields {
     /// As they came (every field but errors).
-    Captured(CapturedFields),
+    Captured(Box<CapturedFields>),
     /// As attributes: a field held an error, whose source chain the
     /// attribute visitor walks at once.
     Recorded(Box<SpanBuilderUpdates>),
@@ -40,14 +40,14 @@ pub(crate) enum KeptFields {
 impl KeptFields {
     /// Keeps `attrs`' fields as the attribute visitor would record them.
     pub(crate) fn keep(attrs: &Attributes<'_>, sem_conv_config: SemConvConfig) -> KeptFields {
-        let mut captured = CapturedFields {
+        let mut captured = Box::new(CapturedFields {
             metadata: attrs.metadata(),
             sem_conv_config,
             values: SmallVec::new(),
             text: SmallVec::new(),
             has_error: false,
-        };
-        attrs.record(&mut captured);
+        });
+        attrs.record(&mut *captured);
         if !captured.has_error {
             return KeptFields::Captured(captured);
         }
