@@ -39,10 +39,10 @@ fn refused_endpoint() -> String {
     format!("http://{}", l.local_addr().unwrap())
 }
 
-fn telemetry(name: &str, extra: &[(&str, &str)]) -> Telemetry {
+/// The environment of every benchmark's telemetry, `extra` winning.
+fn bench_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", refused_endpoint().as_str()),
-        ("OTEL_TRACES_EXPORTER", "none"),
         ("OTEL_METRICS_EXPORTER", "none"),
         ("OTEL_LOGS_EXPORTER", "none"),
         // No periodic export during the measurement.
@@ -57,8 +57,15 @@ fn telemetry(name: &str, extra: &[(&str, &str)]) -> Telemetry {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+/// Telemetry with no traces unless `extra` turns an exporter on.
+fn telemetry(name: &str, extra: &[(&str, &str)]) -> Telemetry {
+    let mut env = vec![("OTEL_TRACES_EXPORTER", "none")];
+    env.extend_from_slice(extra);
     Telemetry::builder(name)
-        .with_env(env)
+        .with_env(bench_env(&env))
         .with_stdout_writer(std::io::sink)
         .build()
         .unwrap()
@@ -205,20 +212,8 @@ impl opentelemetry_sdk::trace::SpanExporter for DiscardSpans {
 /// Telemetry recording spans into its default queue (2048 spans), which
 /// [`DiscardSpans`] drains.
 fn drained(name: &str, extra: &[(&str, &str)]) -> Telemetry {
-    let mut env: Vec<(String, String)> = [
-        ("OTEL_METRICS_EXPORTER", "none"),
-        ("OTEL_LOGS_EXPORTER", "none"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
-        ("RUST_LOG", "info"),
-        ("TELEMETRY_LOG_FORMAT", "json"),
-        ("TELEMETRY_SHUTDOWN_TIMEOUT", "2000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Telemetry::builder(name)
-        .with_env(env)
+        .with_env(bench_env(extra))
         .with_stdout_writer(std::io::sink)
         .with_span_exporter(DiscardSpans)
         .build()
@@ -359,6 +354,17 @@ fn bench_request(
     });
 }
 
+/// Times [`one_request`] on `t`'s dispatch, then reports and shuts it down.
+fn bench_telemetry(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    t: Telemetry,
+) {
+    bench_request(g, id, t.dispatch());
+    report(&id[..id.find('_').unwrap_or(id.len())], &t);
+    let _ = t.shutdown();
+}
+
 /// Sampling: what a request's spans cost when most are not sampled. Every
 /// figure is per request of [`REQUEST_SPANS`] spans (one root, four
 /// children); divided by the bare registry's it is the per-span ratio.
@@ -379,60 +385,43 @@ fn sampling(c: &mut Criterion) {
     // r1: telemetry's dispatch, every span recorded, queued and exported
     // (into a queue that drains: `drained`).
     let t = drained("bench-r-always-on", &[]);
-    bench_request(&mut g, "r1_request_telemetry_always_on", t.dispatch());
-    report("r1", &t);
-    let _ = t.shutdown();
+    bench_telemetry(&mut g, "r1_request_telemetry_always_on", t);
     // r2: nothing sampled.
     let t = drained(
         "bench-r-always-off",
         &[("OTEL_TRACES_SAMPLER", "always_off")],
     );
-    bench_request(&mut g, "r2_request_telemetry_always_off", t.dispatch());
-    report("r2", &t);
-    let _ = t.shutdown();
+    bench_telemetry(&mut g, "r2_request_telemetry_always_off", t);
     // r3: one request in ten sampled, as production fleets run.
-    let ratio = [
-        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-        ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
-    ];
-    let t = drained("bench-r-ratio", &ratio);
-    bench_request(
-        &mut g,
-        "r3_request_telemetry_parentbased_ratio_0_1",
-        t.dispatch(),
+    let sampler = ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio");
+    let t = drained(
+        "bench-r-ratio",
+        &[sampler, ("OTEL_TRACES_SAMPLER_ARG", "0.1")],
     );
-    report("r3", &t);
-    let _ = t.shutdown();
+    bench_telemetry(&mut g, "r3_request_telemetry_parentbased_ratio_0_1", t);
     // r6: r3's unsampled nine tenths alone, the same sampler at a ratio
     // that keeps almost nothing: r3 - 0.9 x r6 is the sampled tenth.
     let t = drained(
         "bench-r-ratio-tiny",
-        &[
-            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-            ("OTEL_TRACES_SAMPLER_ARG", "0.000001"),
-        ],
+        &[sampler, ("OTEL_TRACES_SAMPLER_ARG", "0.000001")],
     );
-    bench_request(
-        &mut g,
-        "r6_request_telemetry_parentbased_ratio_tiny",
-        t.dispatch(),
-    );
-    report("r6", &t);
-    let _ = t.shutdown();
+    bench_telemetry(&mut g, "r6_request_telemetry_parentbased_ratio_tiny", t);
     // r7: r3 with a queue that never drains (OTLP to a refused port, which
     // retries the first batch for the whole run) and room for every span:
     // the heap grows by every span recorded, as no service runs.
     let t = traced(
         "bench-r-ratio-undrained",
-        &[ratio[0], ratio[1], ("OTEL_BSP_MAX_QUEUE_SIZE", "4194304")],
+        &[
+            sampler,
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "4194304"),
+        ],
     );
-    bench_request(
+    bench_telemetry(
         &mut g,
         "r7_request_telemetry_parentbased_ratio_0_1_undrained",
-        t.dispatch(),
+        t,
     );
-    report("r7", &t);
-    let _ = t.shutdown();
     // r4: telemetry's dispatch without any OpenTelemetry layer (traces and
     // propagation off): EnvFilter and the JSON stdout layer, the floor the
     // rest of telemetry's subscriber sets.
