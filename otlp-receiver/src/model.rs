@@ -63,6 +63,13 @@ pub enum RequestOutcome {
         /// in JSON, both of which a reader skips).
         padding_bytes: u32,
     },
+    /// Decoded and stored, and the success answer was an OTLP partial success
+    /// saying `rejected` of the request's items were rejected, because
+    /// `set_partial_rejection` was in effect.
+    AcceptedPartially {
+        /// Items the answer said were rejected.
+        rejected: u32,
+    },
     /// Not stored because the body could not be decoded or had an unsupported
     /// content type / encoding (gRPC INVALID_ARGUMENT / HTTP 400 or 415).
     Invalid,

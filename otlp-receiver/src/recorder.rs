@@ -183,6 +183,14 @@ impl OtlpReceiver {
         self.shared.lock().answer_padding = padding_bytes;
     }
 
+    /// Makes subsequent successful exports answer with an OTLP partial success
+    /// rejecting `rejected` items, until called with `None`: as many as asked,
+    /// even more than a request held, as a faulty collector might answer. The
+    /// data is stored as usual.
+    pub fn set_partial_rejection(&self, rejected: Option<u32>) {
+        self.shared.lock().partial_rejection = rejected;
+    }
+
     /// Forgets all received data and request metadata (the failing flag is kept).
     pub fn clear(&self) {
         let mut store = self.shared.lock();
@@ -247,6 +255,7 @@ struct Store {
     failing: bool,
     throttling: Option<u32>,
     answer_padding: Option<u32>,
+    partial_rejection: Option<u32>,
     /// Bumped on every change so waiters know when to re-check.
     generation: u64,
 }
@@ -286,9 +295,10 @@ impl Sink for Shared {
                     Batch::Logs(v) => keep_bounded(&mut store.logs, v),
                 };
                 store.evicted += evicted;
-                let outcome = match store.answer_padding {
-                    Some(padding_bytes) => RequestOutcome::AcceptedPadded { padding_bytes },
-                    None => RequestOutcome::Accepted,
+                let outcome = match (store.partial_rejection, store.answer_padding) {
+                    (Some(rejected), _) => RequestOutcome::AcceptedPartially { rejected },
+                    (None, Some(padding_bytes)) => RequestOutcome::AcceptedPadded { padding_bytes },
+                    (None, None) => RequestOutcome::Accepted,
                 };
                 (n, outcome)
             }

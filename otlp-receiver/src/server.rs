@@ -15,13 +15,13 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message as _;
 use tokio::net::TcpListener;
@@ -343,6 +343,54 @@ fn success_body(signal: Signal) -> Bytes {
     })
 }
 
+/// The message of a partial success the receiver answers with.
+const PARTIAL_MESSAGE: &str = "rejected by the test receiver";
+
+/// A partial success rejecting `rejected` items, in protobuf.
+fn partial_success_body(signal: Signal, rejected: u32) -> Bytes {
+    let rejected = i64::from(rejected);
+    let error_message = PARTIAL_MESSAGE.to_string();
+    Bytes::from(match signal {
+        Signal::Traces => ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message,
+            }),
+        }
+        .encode_to_vec(),
+        Signal::Metrics => ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected,
+                error_message,
+            }),
+        }
+        .encode_to_vec(),
+        Signal::Logs => ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected,
+                error_message,
+            }),
+        }
+        .encode_to_vec(),
+    })
+}
+
+/// A partial success rejecting `rejected` items, in OTLP/JSON (64-bit
+/// integers as strings, as protobuf's JSON mapping writes them).
+fn partial_success_json(signal: Signal, rejected: u32) -> Bytes {
+    let field = match signal {
+        Signal::Traces => "rejectedSpans",
+        Signal::Metrics => "rejectedDataPoints",
+        Signal::Logs => "rejectedLogRecords",
+    };
+    Bytes::from(
+        serde_json::json!({
+            "partialSuccess": { field: rejected.to_string(), "errorMessage": PARTIAL_MESSAGE }
+        })
+        .to_string(),
+    )
+}
+
 /// A success answer with `padding` bytes in an unknown field (number 15,
 /// length-delimited), which a protobuf reader skips.
 fn padded_success_body(signal: Signal, padding: u32) -> Bytes {
@@ -474,6 +522,9 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
                     RequestOutcome::Accepted => Ok(tonic::Response::new(success_body(self.signal))),
                     RequestOutcome::AcceptedPadded { padding_bytes } => Ok(tonic::Response::new(
                         padded_success_body(self.signal, padding_bytes),
+                    )),
+                    RequestOutcome::AcceptedPartially { rejected } => Ok(tonic::Response::new(
+                        partial_success_body(self.signal, rejected),
                     )),
                     RequestOutcome::Throttled { retry_after_secs } => {
                         Err(throttled(retry_after_secs))
@@ -661,6 +712,22 @@ async fn http_route(
                 );
                 resp
             }
+            RequestOutcome::AcceptedPartially { rejected } => {
+                let (body, content_type) = if json {
+                    (partial_success_json(signal, rejected), "application/json")
+                } else {
+                    (
+                        partial_success_body(signal, rejected),
+                        "application/x-protobuf",
+                    )
+                };
+                let mut resp = Response::new(Full::new(body));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(content_type),
+                );
+                resp
+            }
             RequestOutcome::Throttled { retry_after_secs } => {
                 let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, THROTTLED);
                 resp.headers_mut().insert(
@@ -680,6 +747,35 @@ mod tests {
 
     /// A padded answer is still a success a reader decodes: the padding is
     /// an unknown field (protobuf) or member (JSON) of the requested size.
+    #[test]
+    fn partial_successes_carry_the_rejected_count_of_each_signal() {
+        let traces = ExportTraceServiceResponse::decode(partial_success_body(Signal::Traces, 7));
+        let metrics =
+            ExportMetricsServiceResponse::decode(partial_success_body(Signal::Metrics, 7));
+        let logs = ExportLogsServiceResponse::decode(partial_success_body(Signal::Logs, 7));
+        let rejected = (
+            traces.unwrap().partial_success.map(|p| p.rejected_spans),
+            metrics
+                .unwrap()
+                .partial_success
+                .map(|p| p.rejected_data_points),
+            logs.unwrap()
+                .partial_success
+                .map(|p| p.rejected_log_records),
+        );
+        assert_eq!(rejected, (Some(7), Some(7), Some(7)));
+        for (signal, field) in [
+            (Signal::Traces, "rejectedSpans"),
+            (Signal::Metrics, "rejectedDataPoints"),
+            (Signal::Logs, "rejectedLogRecords"),
+        ] {
+            let json: serde_json::Value =
+                serde_json::from_slice(&partial_success_json(signal, 7)).unwrap();
+            assert_eq!(json["partialSuccess"][field], "7", "{signal:?}");
+            assert_eq!(json["partialSuccess"]["errorMessage"], PARTIAL_MESSAGE);
+        }
+    }
+
     #[test]
     fn padded_answers_decode_as_successes_of_the_padded_size() {
         for padding in [0u32, 1, 300, 5 << 20] {

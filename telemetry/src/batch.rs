@@ -55,6 +55,11 @@ pub(crate) trait BatchExporter<T>: Send + 'static {
     fn retry_after(&mut self) -> Option<Duration> {
         None
     }
+    /// After a successful attempt: how many of the batch's items the
+    /// collector rejected (an OTLP partial success). They are not retried.
+    fn rejected(&mut self) -> u64 {
+        0
+    }
     /// Releases the exporter's resources.
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult;
 }
@@ -72,6 +77,9 @@ impl<T: 'static> BatchExporter<T> for Box<dyn BatchExporter<T>> {
     }
     fn retry_after(&mut self) -> Option<Duration> {
         (**self).retry_after()
+    }
+    fn rejected(&mut self) -> u64 {
+        (**self).rejected()
     }
     fn shutdown(&mut self, timeout: Duration) -> OTelSdkResult {
         (**self).shutdown(timeout)
@@ -421,7 +429,9 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                 .block_on(async move { tokio::time::timeout(timeout, exporter.export()).await });
             let error = match result {
                 Ok(Ok(())) => {
-                    self.stats.export_succeeded(n, &self.endpoint);
+                    let rejected = self.exporter.rejected().min(n);
+                    self.stats.export_succeeded(n - rejected, &self.endpoint);
+                    self.stats.items_rejected(rejected);
                     break;
                 }
                 Ok(Err(e)) => e.to_string(),

@@ -22,7 +22,10 @@ pub(crate) struct PipelineStats {
     pub(crate) emitted: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) exported: AtomicU64,
+    /// Items lost: in failed exports, and rejected in partial successes.
     pub(crate) failed: AtomicU64,
+    /// Of `failed`, the items collectors rejected in partial successes.
+    pub(crate) rejected: AtomicU64,
     pub(crate) export_calls: AtomicU64,
     pub(crate) failed_calls: AtomicU64,
     pub(crate) consecutive_failures: AtomicU64,
@@ -52,6 +55,7 @@ impl PipelineStats {
             dropped: AtomicU64::new(0),
             exported: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             export_calls: AtomicU64::new(0),
             failed_calls: AtomicU64::new(0),
             consecutive_failures: AtomicU64::new(0),
@@ -98,6 +102,15 @@ impl PipelineStats {
                     "telemetry export recovered: the collector is reachable again"
                 )
             });
+        }
+    }
+
+    /// Records items a collector rejected in an export it answered with a
+    /// partial success: lost, though the collector is reachable.
+    pub(crate) fn items_rejected(&self, n: u64) {
+        if n > 0 {
+            self.failed.fetch_add(n, Ordering::Relaxed);
+            self.rejected.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -197,7 +210,8 @@ pub struct SignalStatus {
     pub emitted: u64,
     /// Items the collector accepted.
     pub exported: u64,
-    /// Items lost in failed exports.
+    /// Items lost in failed exports, and items a collector rejected in an
+    /// export it answered with a partial success.
     pub failed: u64,
     /// Items dropped because the queue was full or the pipeline shut down.
     pub dropped: u64,

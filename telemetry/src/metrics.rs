@@ -185,15 +185,23 @@ pub(crate) fn register_self_metrics(meter: &Meter, pipelines: &[Arc<PipelineStat
             let ok = exporter_attrs.clone();
             let mut failed = exporter_attrs.clone();
             failed.push(KeyValue::new("error.type", "export_failed"));
+            // Rejected items count as failed, with `rejected` as the cause
+            // (the semantic conventions' rule for partial successes).
+            let mut rejected = exporter_attrs.clone();
+            rejected.push(KeyValue::new("error.type", "rejected"));
             meter
                 .u64_observable_counter(format!("otel.sdk.exporter.{item}.exported"))
                 .with_unit(format!("{{{item}}}"))
                 .with_description(
-                    "Items the exporter sent; with error.type, items lost in failed exports",
+                    "Items the exporter sent; with error.type, items lost in failed exports \
+                     (export_failed) or rejected by the collector (rejected)",
                 )
                 .with_callback(move |o| {
+                    let lost = stats.failed.load(Ordering::Relaxed);
+                    let refused = stats.rejected.load(Ordering::Relaxed);
                     o.observe(stats.exported.load(Ordering::Relaxed), &ok);
-                    o.observe(stats.failed.load(Ordering::Relaxed), &failed);
+                    o.observe(lost.saturating_sub(refused), &failed);
+                    o.observe(refused, &rejected);
                 })
                 .build();
         }

@@ -66,6 +66,9 @@ pub(crate) struct OtlpSpanExporter {
     partial: PartialSuccessWarnings,
     /// The delay the collector asked for when it refused the last attempt.
     retry_after: Option<std::time::Duration>,
+    /// Spans the collector's answer to the last attempt rejected (an OTLP
+    /// partial success).
+    rejected: u64,
 }
 
 impl std::fmt::Debug for OtlpSpanExporter {
@@ -191,6 +194,7 @@ impl SpanWire {
             body: None,
             partial: PartialSuccessWarnings::default(),
             retry_after: None,
+            rejected: 0,
         }
     }
 }
@@ -274,17 +278,17 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
             }
             None => return Box::pin(async { Ok(()) }),
         };
-        let partial = &mut self.partial;
-        let retry_after = &mut self.retry_after;
-        *retry_after = None;
+        let answer = Answer {
+            partial: &mut self.partial,
+            retry_after: &mut self.retry_after,
+            rejected: &mut self.rejected,
+        };
+        *answer.retry_after = None;
+        *answer.rejected = 0;
         match &mut self.wire {
-            Wire::Grpc { client, metadata } => Box::pin(async move {
-                settle(
-                    send_grpc(client, metadata, body).await,
-                    partial,
-                    retry_after,
-                )
-            }),
+            Wire::Grpc { client, metadata } => {
+                Box::pin(async move { answer.settle(send_grpc(client, metadata, body).await) })
+            }
             Wire::Http {
                 client,
                 endpoint,
@@ -298,9 +302,7 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
                 request.headers_mut().clone_from(headers);
                 let json = *json;
                 let client = &*client;
-                Box::pin(async move {
-                    settle(send_http(client, request, json).await, partial, retry_after)
-                })
+                Box::pin(async move { answer.settle(send_http(client, request, json).await) })
             }
         }
     }
@@ -311,6 +313,10 @@ impl BatchExporter<SpanData> for OtlpSpanExporter {
 
     fn retry_after(&mut self) -> Option<std::time::Duration> {
         self.retry_after.take()
+    }
+
+    fn rejected(&mut self) -> u64 {
+        std::mem::take(&mut self.rejected)
     }
 
     fn shutdown(&mut self, _timeout: std::time::Duration) -> OTelSdkResult {
@@ -334,20 +340,27 @@ impl Failure {
     }
 }
 
-/// Reports an attempt's partial success, or keeps its throttling delay.
-fn settle(
-    attempt: Result<Option<ExportTracePartialSuccess>, Failure>,
-    partial: &mut PartialSuccessWarnings,
-    retry_after: &mut Option<std::time::Duration>,
-) -> OTelSdkResult {
-    match attempt {
-        Ok(p) => {
-            partial.report(p);
-            Ok(())
-        }
-        Err(failure) => {
-            *retry_after = failure.retry_after;
-            Err(failure.error)
+/// Where an attempt's answer is kept: the exporter's fields the attempt's
+/// future borrows.
+struct Answer<'a> {
+    partial: &'a mut PartialSuccessWarnings,
+    retry_after: &'a mut Option<std::time::Duration>,
+    rejected: &'a mut u64,
+}
+
+impl Answer<'_> {
+    /// Keeps an attempt's rejected spans and reports them, or keeps its
+    /// throttling delay.
+    fn settle(self, attempt: Result<Option<ExportTracePartialSuccess>, Failure>) -> OTelSdkResult {
+        match attempt {
+            Ok(p) => {
+                *self.rejected = self.partial.report(p);
+                Ok(())
+            }
+            Err(failure) => {
+                *self.retry_after = failure.retry_after;
+                Err(failure.error)
+            }
         }
     }
 }
@@ -550,14 +563,17 @@ struct PartialSuccessWarnings {
 const PARTIAL_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl PartialSuccessWarnings {
-    fn report(&mut self, partial: Option<ExportTracePartialSuccess>) {
-        let Some(p) = partial else { return };
+    /// Warns of a partial success (at most once a minute, counting the
+    /// rejected spans in between); returns the spans it rejected.
+    fn report(&mut self, partial: Option<ExportTracePartialSuccess>) -> u64 {
+        let Some(p) = partial else { return 0 };
         if p.rejected_spans <= 0 && p.error_message.is_empty() {
-            return;
+            return 0;
         }
-        self.rejected = self.rejected.saturating_add(p.rejected_spans.max(0));
+        let rejected = p.rejected_spans.max(0);
+        self.rejected = self.rejected.saturating_add(rejected);
         if self.last.is_some_and(|t| t.elapsed() < PARTIAL_WARN_EVERY) {
-            return;
+            return rejected.unsigned_abs();
         }
         self.last = Some(std::time::Instant::now());
         // The collector's message is cut short: it is its text, not ours.
@@ -570,6 +586,7 @@ impl PartialSuccessWarnings {
             "the collector accepted a span export but rejected part of it; rejected spans are \
              not retried"
         );
+        rejected.unsigned_abs()
     }
 }
 

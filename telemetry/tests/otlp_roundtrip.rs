@@ -222,3 +222,38 @@ fn self_metrics_use_semantic_convention_names() {
     let cap = find_metric(&metrics, "otel.sdk.processor.span.queue.capacity").unwrap();
     assert_eq!(cap.number_points()[0].value, 2048.0);
 }
+
+/// Spans a collector rejects in a partial success count as failed exports
+/// with `error.type=rejected`, as the semantic conventions ask, apart from
+/// batches lost whole (`export_failed`).
+#[test]
+fn rejected_spans_are_counted_with_their_own_error_type() {
+    let receiver = OtlpReceiver::start().unwrap();
+    receiver.set_partial_rejection(Some(2));
+    let t = Telemetry::builder("self-observer")
+        .with_env(otlp_env(&receiver, "grpc"))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        for _ in 0..5 {
+            tracing::info_span!("unit").in_scope(|| {});
+        }
+    });
+    t.shutdown().unwrap();
+    let metrics = receiver.wait_for_metrics(Duration::from_secs(5), |m| {
+        find_metric(m, "otel.sdk.exporter.span.exported").is_some()
+    });
+    let exported =
+        find_metric(&metrics, "otel.sdk.exporter.span.exported").expect("exported counter");
+    let by_error = |error: Option<&str>| -> f64 {
+        exported
+            .number_points()
+            .iter()
+            .filter(|p| p.attributes.str("error.type") == error)
+            .map(|p| p.value)
+            .sum()
+    };
+    assert_eq!(by_error(None), 3.0);
+    assert_eq!(by_error(Some("rejected")), 2.0);
+    assert_eq!(by_error(Some("export_failed")), 0.0);
+}

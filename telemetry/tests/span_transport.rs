@@ -332,3 +332,47 @@ fn an_oversized_grpc_answer_fails_the_batch_once() {
         }
     );
 }
+
+/// Spans a collector rejects in an export it otherwise accepts (an OTLP
+/// partial success) are lost: counted as failed, not as exported, and not
+/// sent again; the others count as exported. The same over every protocol,
+/// JSON answers carrying the count as a string, as protobuf's JSON mapping
+/// writes 64-bit integers. A collector claiming more rejections than the
+/// batch held loses the batch, no more.
+#[test]
+fn spans_rejected_in_a_partial_success_count_as_failed_and_are_not_sent_again() {
+    for (protocol, rejected, lost) in [
+        ("grpc", 2, 2),
+        ("http/protobuf", 2, 2),
+        ("http/json", 2, 2),
+        ("grpc", 1000, 5),
+        ("http/json", 1000, 5),
+    ] {
+        let case = format!("{protocol}, {rejected} rejected");
+        let receiver = OtlpReceiver::start().unwrap();
+        receiver.set_partial_rejection(Some(rejected));
+        let t = send(&receiver, protocol, None, 5);
+        let health = t.health();
+        t.shutdown().unwrap();
+        let traces = health.signal(telemetry::Signal::Traces).unwrap();
+        let counts = (traces.exported, traces.failed, traces.dropped);
+        assert_eq!(counts, (5 - lost, lost, 0), "{case}: {traces:?}");
+        // Reachable and answering: the exporter is not failing.
+        assert!(
+            matches!(traces.state, telemetry::ExportState::Ok),
+            "{case}: {:?}",
+            traces.state
+        );
+        let requests: Vec<_> = receiver
+            .requests()
+            .into_iter()
+            .filter(|r| r.signal == Signal::Traces)
+            .collect();
+        assert_eq!(requests.len(), 1, "{case}: {requests:?}");
+        assert_eq!(
+            requests[0].outcome,
+            RequestOutcome::AcceptedPartially { rejected },
+            "{case}"
+        );
+    }
+}

@@ -38,7 +38,7 @@ fn engine_signal(title: &str, signal: &str, unit_name: &str) -> Row {
         .panel(
             Panel::timeseries(
                 &format!("{unit_name} exported / failed per second"),
-                &format!("{unit_name} the collector accepted per second, and those lost in failed exports (error.type set). TelemetryExportFailures fires on sustained failures."),
+                &format!("{unit_name} the collector accepted per second, and those lost in failed exports or rejected by the collector (error.type set: export_failed, rejected). TelemetryExportFailures fires on sustained losses."),
                 "ops",
             )
             .width(6)
