@@ -186,9 +186,12 @@ pub(crate) fn register_self_metrics(meter: &Meter, pipelines: &[Arc<PipelineStat
             let mut failed = exporter_attrs.clone();
             failed.push(KeyValue::new("error.type", "export_failed"));
             // Rejected items count as failed, with `rejected` as the cause
-            // (the semantic conventions' rule for partial successes).
+            // (the semantic conventions' rule for partial successes). Only
+            // spans have that count: the OTLP crate's log and metric
+            // clients log a partial success without reporting it.
             let mut rejected = exporter_attrs.clone();
             rejected.push(KeyValue::new("error.type", "rejected"));
+            let counts_rejections = stats.signal == Signal::Traces;
             meter
                 .u64_observable_counter(format!("otel.sdk.exporter.{item}.exported"))
                 .with_unit(format!("{{{item}}}"))
@@ -201,7 +204,9 @@ pub(crate) fn register_self_metrics(meter: &Meter, pipelines: &[Arc<PipelineStat
                     let refused = stats.rejected.load(Ordering::Relaxed);
                     o.observe(stats.exported.load(Ordering::Relaxed), &ok);
                     o.observe(lost.saturating_sub(refused), &failed);
-                    o.observe(refused, &rejected);
+                    if counts_rejections {
+                        o.observe(refused, &rejected);
+                    }
                 })
                 .build();
         }
