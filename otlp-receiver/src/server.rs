@@ -343,6 +343,21 @@ fn success_body(signal: Signal) -> Bytes {
     })
 }
 
+/// A 200 answer to an OTLP/HTTP export, in JSON or protobuf.
+fn success(json: bool, body: Bytes) -> Response<Full<Bytes>> {
+    let content_type = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
+    let mut resp = Response::new(Full::new(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
 /// The message of a partial success the receiver answers with.
 const PARTIAL_MESSAGE: &str = "rejected by the test receiver";
 
@@ -680,53 +695,19 @@ async fn http_route(
     Ok(
         match shared.receive(signal, Transport::Http, headers, body, Some(decoded)) {
             // The answer in the request's encoding, as OTLP/HTTP says.
-            RequestOutcome::Accepted if json => {
-                let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                );
-                resp
-            }
-            RequestOutcome::Accepted => {
-                let mut resp = Response::new(Full::new(success_body(signal)));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/x-protobuf"),
-                );
-                resp
+            RequestOutcome::Accepted if json => success(json, Bytes::from_static(b"{}")),
+            RequestOutcome::Accepted => success(json, success_body(signal)),
+            RequestOutcome::AcceptedPadded { padding_bytes } if json => {
+                success(json, padded_json_body(padding_bytes))
             }
             RequestOutcome::AcceptedPadded { padding_bytes } => {
-                let (body, content_type) = if json {
-                    (padded_json_body(padding_bytes), "application/json")
-                } else {
-                    (
-                        padded_success_body(signal, padding_bytes),
-                        "application/x-protobuf",
-                    )
-                };
-                let mut resp = Response::new(Full::new(body));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    http::HeaderValue::from_static(content_type),
-                );
-                resp
+                success(json, padded_success_body(signal, padding_bytes))
+            }
+            RequestOutcome::AcceptedPartially { rejected } if json => {
+                success(json, partial_success_json(signal, rejected))
             }
             RequestOutcome::AcceptedPartially { rejected } => {
-                let (body, content_type) = if json {
-                    (partial_success_json(signal, rejected), "application/json")
-                } else {
-                    (
-                        partial_success_body(signal, rejected),
-                        "application/x-protobuf",
-                    )
-                };
-                let mut resp = Response::new(Full::new(body));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    http::HeaderValue::from_static(content_type),
-                );
-                resp
+                success(json, partial_success_body(signal, rejected))
             }
             RequestOutcome::Throttled { retry_after_secs } => {
                 let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, THROTTLED);

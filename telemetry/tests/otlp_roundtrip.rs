@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::{Captured, otlp_env};
 use opentelemetry::KeyValue;
-use telemetry::testing::{MetricData, OtlpReceiver, SpanKind, find_metric, find_span};
+use telemetry::testing::{
+    MetricData, OtlpReceiver, ReceivedMetric, SpanKind, find_metric, find_span,
+};
 use telemetry::{SECONDS_BUCKETS, Telemetry};
 
 fn emit_everything(t: &Telemetry) {
@@ -184,11 +186,14 @@ fn http_json_roundtrip() {
     roundtrip("http/json");
 }
 
-#[test]
-fn self_metrics_use_semantic_convention_names() {
-    let receiver = OtlpReceiver::start().unwrap();
+/// Exports five spans to `receiver`, shuts down, and returns the metrics
+/// exported, once they include the exported-spans counter, and the sum of
+/// that counter's points with `error.type` = `error` (`None`: without).
+fn five_spans_and_self_metrics(
+    receiver: &OtlpReceiver,
+) -> (Vec<ReceivedMetric>, impl Fn(Option<&str>) -> f64) {
     let t = Telemetry::builder("self-observer")
-        .with_env(otlp_env(&receiver, "grpc"))
+        .with_env(otlp_env(receiver, "grpc"))
         .build()
         .unwrap();
     tracing::dispatcher::with_default(t.dispatch(), || {
@@ -200,15 +205,25 @@ fn self_metrics_use_semantic_convention_names() {
     let metrics = receiver.wait_for_metrics(Duration::from_secs(5), |m| {
         find_metric(m, "otel.sdk.exporter.span.exported").is_some()
     });
-    let exported =
-        find_metric(&metrics, "otel.sdk.exporter.span.exported").expect("exported counter");
-    let ok: f64 = exported
-        .number_points()
-        .iter()
-        .filter(|p| !p.attributes.contains_key("error.type"))
-        .map(|p| p.value)
-        .sum();
-    assert_eq!(ok, 5.0);
+    let exported = find_metric(&metrics, "otel.sdk.exporter.span.exported")
+        .expect("exported counter")
+        .clone();
+    let by_error = move |error: Option<&str>| -> f64 {
+        exported
+            .number_points()
+            .iter()
+            .filter(|p| p.attributes.str("error.type") == error)
+            .map(|p| p.value)
+            .sum()
+    };
+    (metrics, by_error)
+}
+
+#[test]
+fn self_metrics_use_semantic_convention_names() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let (metrics, by_error) = five_spans_and_self_metrics(&receiver);
+    assert_eq!(by_error(None), 5.0);
     for name in [
         "otel.sdk.processor.span.processed",
         "otel.sdk.processor.span.queue.size",
@@ -230,29 +245,7 @@ fn self_metrics_use_semantic_convention_names() {
 fn rejected_spans_are_counted_with_their_own_error_type() {
     let receiver = OtlpReceiver::start().unwrap();
     receiver.set_partial_rejection(Some(2));
-    let t = Telemetry::builder("self-observer")
-        .with_env(otlp_env(&receiver, "grpc"))
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
-        for _ in 0..5 {
-            tracing::info_span!("unit").in_scope(|| {});
-        }
-    });
-    t.shutdown().unwrap();
-    let metrics = receiver.wait_for_metrics(Duration::from_secs(5), |m| {
-        find_metric(m, "otel.sdk.exporter.span.exported").is_some()
-    });
-    let exported =
-        find_metric(&metrics, "otel.sdk.exporter.span.exported").expect("exported counter");
-    let by_error = |error: Option<&str>| -> f64 {
-        exported
-            .number_points()
-            .iter()
-            .filter(|p| p.attributes.str("error.type") == error)
-            .map(|p| p.value)
-            .sum()
-    };
+    let (_, by_error) = five_spans_and_self_metrics(&receiver);
     assert_eq!(by_error(None), 3.0);
     assert_eq!(by_error(Some("rejected")), 2.0);
     assert_eq!(by_error(Some("export_failed")), 0.0);
