@@ -726,8 +726,8 @@ async fn http_route(
 mod tests {
     use super::*;
 
-    /// A padded answer is still a success a reader decodes: the padding is
-    /// an unknown field (protobuf) or member (JSON) of the requested size.
+    /// A partial success carries its rejected count in each signal's own
+    /// field, as an integer in protobuf and as a string in JSON.
     #[test]
     fn partial_successes_carry_the_rejected_count_of_each_signal() {
         let traces = ExportTraceServiceResponse::decode(partial_success_body(Signal::Traces, 7));
@@ -757,6 +757,8 @@ mod tests {
         }
     }
 
+    /// A padded answer is still a success a reader decodes: the padding is
+    /// an unknown field (protobuf) or member (JSON) of the requested size.
     #[test]
     fn padded_answers_decode_as_successes_of_the_padded_size() {
         for padding in [0u32, 1, 300, 5 << 20] {

@@ -570,10 +570,11 @@ impl PartialSuccessWarnings {
         if p.rejected_spans <= 0 && p.error_message.is_empty() {
             return 0;
         }
-        let rejected = p.rejected_spans.max(0);
-        self.rejected = self.rejected.saturating_add(rejected);
+        // A negative count from a faulty collector rejects nothing.
+        let rejected = u64::try_from(p.rejected_spans).unwrap_or(0);
+        self.rejected = self.rejected.saturating_add(p.rejected_spans.max(0));
         if self.last.is_some_and(|t| t.elapsed() < PARTIAL_WARN_EVERY) {
-            return rejected.unsigned_abs();
+            return rejected;
         }
         self.last = Some(std::time::Instant::now());
         // The collector's message is cut short: it is its text, not ours.
@@ -586,7 +587,7 @@ impl PartialSuccessWarnings {
             "the collector accepted a span export but rejected part of it; rejected spans are \
              not retried"
         );
-        rejected.unsigned_abs()
+        rejected
     }
 }
 
