@@ -362,11 +362,14 @@ impl TelemetryBuilder {
             pass_through: !config.propagators.is_empty(),
             code_location: self.code_location,
         };
-        let mut layers = recipe.layers::<BaseSubscriber>();
-        layers.extend(self.layers);
-        let dispatch = Dispatch::new(
-            tracing_subscriber::registry().with(LogFilter::new(filter).and_then(layers)),
-        );
+        let filtered = LogFilter::new(filter).and_then(recipe.layers::<BaseSubscriber>());
+        // The service's own layers, if any, after telemetry's (an empty list
+        // would answer "never" for every callsite).
+        let dispatch = if self.layers.is_empty() {
+            Dispatch::new(tracing_subscriber::registry().with(filtered))
+        } else {
+            Dispatch::new(tracing_subscriber::registry().with(filtered.and_then(self.layers)))
+        };
         for stats in &pipelines {
             // Export warnings are emitted on exporter threads, which have no
             // default subscriber unless one is installed globally.

@@ -9,10 +9,13 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
-use tracing::Subscriber;
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::{Dispatch, Event, Metadata, Subscriber, span};
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::SamplerConfig;
@@ -20,9 +23,6 @@ use crate::config::LogFormat;
 use crate::resource::ServiceIdentity;
 use crate::sampling::ParentDecides;
 use crate::stdout::JsonLayer;
-
-/// A layer for a subscriber `S`, boxed so the stack can vary at run time.
-pub(crate) type DynLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
 
 /// One stdout writer for every copy of the layers.
 #[derive(Clone)]
@@ -94,30 +94,36 @@ fn leak(text: &str) -> &'static str {
 }
 
 impl LayerRecipe {
-    /// A fresh stack of telemetry's layers for a subscriber `S`.
-    pub(crate) fn layers<S>(&self) -> Vec<DynLayer<S>>
+    /// A fresh stack of telemetry's layers for a subscriber `S`: stdout,
+    /// spans to OpenTelemetry, events to OpenTelemetry logs, in that order.
+    ///
+    /// Composed statically, so the layers that only handle events (stdout,
+    /// logs) cost nothing on a span's creation, enter, exit and close: a
+    /// list of boxed layers makes a dynamic call into every layer on every
+    /// one of them. The span layer is boxed (its tracer's type varies) and
+    /// reached through one call each.
+    pub(crate) fn layers<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static,
     {
-        let writer = self.writer.clone();
-        let mut layers: Vec<DynLayer<S>> = vec![match self.format {
-            LogFormat::Json => Box::new(JsonLayer::new(writer)),
-            LogFormat::Text => Box::new(
-                tracing_subscriber::fmt::layer()
-                    .fmt_fields(crate::redact::MaskingFields)
-                    .with_writer(writer)
-                    .with_ansi(false),
-            ),
-        }];
-        if let Some(tracer) = &self.tracer {
-            layers.push(Box::new(
+        let json = MaybeLayer(
+            matches!(self.format, LogFormat::Json).then(|| JsonLayer::new(self.writer.clone())),
+        );
+        let text = MaybeLayer(matches!(self.format, LogFormat::Text).then(|| {
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(crate::redact::MaskingFields)
+                .with_writer(self.writer.clone())
+                .with_ansi(false)
+        }));
+        let spans: Box<dyn Layer<S> + Send + Sync> = if let Some(tracer) = &self.tracer {
+            Box::new(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer.clone())
                     .with_early_sampler(ParentDecides::new(self.sampler))
                     .with_location(self.code_location)
                     .with_threads(false)
                     .with_tracked_inactivity(false),
-            ));
+            )
         } else if self.pass_through {
             // No traces are recorded (`OTEL_TRACES_EXPORTER=none` or
             // `OTEL_SDK_DISABLED=true`), but "no exporter" must not cut the
@@ -130,19 +136,128 @@ impl LayerRecipe {
             // span ids are not used, because those spans are never exported
             // and would leave the next service pointing at a parent no
             // backend has. No thread, socket or id generator is involved.
-            layers.push(Box::new(
+            Box::new(
                 tracing_opentelemetry::layer()
                     .with_tracer(opentelemetry::trace::noop::NoopTracer::new())
                     .with_location(false)
                     .with_threads(false)
                     .with_tracked_inactivity(false),
-            ));
+            )
+        } else {
+            Box::new(tracing_subscriber::layer::Identity::new())
+        };
+        let logs = MaybeLayer(
+            self.logger_provider
+                .as_ref()
+                .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new),
+        );
+        json.and_then(text).and_then(spans).and_then(logs)
+    }
+}
+
+/// A layer that may be absent, and then has no say in anything. Only for
+/// layers nothing downcasts to: it does not forward `downcast_raw`.
+///
+/// Not `Option<L>`: `tracing-subscriber` gives an absent `Option` layer the
+/// level hint `OFF`, and its rule for discounting that inside a stack of
+/// layers left this whole subscriber's hint at `OFF`: every `info!` was
+/// disabled at its callsite.
+struct MaybeLayer<L>(Option<L>);
+
+impl<S, L> Layer<S> for MaybeLayer<L>
+where
+    S: Subscriber,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        if let Some(layer) = &self.0 {
+            layer.on_register_dispatch(subscriber);
         }
-        if let Some(provider) = &self.logger_provider {
-            layers.push(Box::new(
-                opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider),
-            ));
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        if let Some(layer) = &mut self.0 {
+            layer.on_layer(subscriber);
         }
-        layers
+    }
+
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        match &self.0 {
+            Some(layer) => layer.register_callsite(metadata),
+            None => Interest::always(),
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|layer| layer.enabled(metadata, ctx))
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0.as_ref().and_then(Layer::<S>::max_level_hint)
+    }
+
+    #[inline]
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_new_span(attrs, id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_record(id, values, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_follows_from(&self, id: &span::Id, follows: &span::Id, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_follows_from(id, follows, ctx);
+        }
+    }
+
+    #[inline]
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|layer| layer.event_enabled(event, ctx))
+    }
+
+    #[inline]
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_event(event, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_enter(id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_exit(id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_close(id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_id_change(&self, old: &span::Id, new: &span::Id, ctx: Context<'_, S>) {
+        if let Some(layer) = &self.0 {
+            layer.on_id_change(old, new, ctx);
+        }
     }
 }
