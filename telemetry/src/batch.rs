@@ -117,8 +117,8 @@ pub(crate) fn is_transient(error: &str) -> bool {
     if let Some(rest) = error.split("gRPC code: ").nth(1) {
         let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
         if code == "OutOfRange" && error.contains(OTLP_CRATE_CLIENT_FAILED) {
-            // The OTLP crate's own clients (logs) report a retryable code
-            // only once their own retries are spent. OUT_OF_RANGE that
+            // The OTLP crate's own clients (in an exporter handed in)
+            // report a retryable code only once their own retries are spent. OUT_OF_RANGE that
             // survives them is, in practice, tonic refusing an answer over
             // 4 MiB (a status it makes up): the collector did answer, and
             // would answer the same again.

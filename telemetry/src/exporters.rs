@@ -130,10 +130,15 @@ pub(crate) fn logs_from(
     let mut out = Vec::new();
     for kind in &config.logs_exporters {
         out.push(match kind {
-            LogExporterKind::Otlp => log_destination(
-                config.otlp_logs.endpoint.clone(),
-                crate::otlp::log_exporter(&config.otlp_logs)?,
-            ),
+            LogExporterKind::Otlp => {
+                let wire = crate::otlp_logs::log_wire(&config.otlp_logs)?;
+                Destination {
+                    label: config.otlp_logs.endpoint.clone(),
+                    exporter: Box::new(move |resource: &Resource| {
+                        Box::new(wire.into_exporter(resource)) as Box<dyn BatchExporter<_>>
+                    }) as PendingBatchExporter<LogItem>,
+                }
+            }
             LogExporterKind::Console => {
                 log_destination("stdout", ConsoleLogExporter::new(stdout.clone()))
             }

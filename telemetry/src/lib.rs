@@ -41,6 +41,8 @@ mod log_filter;
 mod metrics;
 mod metrics_push;
 mod otlp;
+mod otlp_export;
+mod otlp_logs;
 mod otlp_spans;
 mod pipeline;
 mod processors;

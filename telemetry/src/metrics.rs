@@ -186,12 +186,13 @@ pub(crate) fn register_self_metrics(meter: &Meter, pipelines: &[Arc<PipelineStat
             let mut failed = exporter_attrs.clone();
             failed.push(KeyValue::new("error.type", "export_failed"));
             // Rejected items count as failed, with `rejected` as the cause
-            // (the semantic conventions' rule for partial successes). Only
-            // spans have that count: the OTLP crate's log and metric
-            // clients log a partial success without reporting it.
+            // (the semantic conventions' rule for partial successes). Spans
+            // and log records have that count; metrics go through the OTLP
+            // crate's client, which logs a partial success without
+            // reporting it.
             let mut rejected = exporter_attrs.clone();
             rejected.push(KeyValue::new("error.type", "rejected"));
-            let counts_rejections = stats.signal == Signal::Traces;
+            let counts_rejections = matches!(stats.signal, Signal::Traces | Signal::Logs);
             meter
                 .u64_observable_counter(format!("otel.sdk.exporter.{item}.exported"))
                 .with_unit(format!("{{{item}}}"))

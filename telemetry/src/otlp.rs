@@ -1,6 +1,6 @@
-//! OTLP exporters for metrics and logs over gRPC (tonic) or HTTP (hyper +
-//! rustls), built from an [`OtlpConfig`], and the transport pieces the span
-//! exporter (`otlp_spans`) shares with them: headers, TLS, the connector.
+//! The OTLP metric exporter over gRPC (tonic) or HTTP (hyper + rustls),
+//! built from an [`OtlpConfig`], and the transport pieces the span and log
+//! exporters (`otlp_export`) share with it: headers, TLS, the connector.
 //!
 //! Must be called inside telemetry's own runtime context: tonic and hyper
 //! spawn their connection tasks onto the current runtime.
@@ -25,19 +25,6 @@ pub(crate) fn metric_exporter(
         TemporalityPreference::Delta => Temporality::Delta,
         TemporalityPreference::LowMemory => Temporality::LowMemory,
     });
-    match cfg.protocol {
-        Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
-        Protocol::HttpProtobuf | Protocol::HttpJson => {
-            b.with_http().apply_http(cfg, signal)?.build()
-        }
-    }
-    .map_err(|e| InitError::exporter(signal, e))
-}
-
-/// Builds the log exporter.
-pub(crate) fn log_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::LogExporter, InitError> {
-    let signal = Signal::Logs;
-    let b = opentelemetry_otlp::LogExporter::builder();
     match cfg.protocol {
         Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
         Protocol::HttpProtobuf | Protocol::HttpJson => {

@@ -61,13 +61,7 @@ fn rust_log_keeps_its_levels_for_every_layer_combination() {
                                 );
                             }
                         });
-                        let weak = t.dispatch().downgrade();
                         t.shutdown().unwrap();
-                        drop(t);
-                        assert!(
-                            weak.upgrade().is_none(),
-                            "{case}: the subscriber outlives its telemetry"
-                        );
                         checked += 1;
                     }
                 }

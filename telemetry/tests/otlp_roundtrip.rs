@@ -186,12 +186,13 @@ fn http_json_roundtrip() {
     roundtrip("http/json");
 }
 
-/// Exports five spans to `receiver`, shuts down, and returns the metrics
-/// exported, once they include the exported-spans counter, and the sum of
-/// that counter's points with `error.type` = `error` (`None`: without).
-fn five_spans_and_self_metrics(
+/// Exports five spans and five log records to `receiver`, shuts down, and
+/// returns the metrics exported, once they include the exported-items
+/// counters, and the sum of the points of `otel.sdk.exporter.<item>.exported`
+/// with `error.type` = `error` (`None`: without).
+fn five_of_each_and_self_metrics(
     receiver: &OtlpReceiver,
-) -> (Vec<ReceivedMetric>, impl Fn(Option<&str>) -> f64) {
+) -> (Vec<ReceivedMetric>, impl Fn(&str, Option<&str>) -> f64) {
     let t = Telemetry::builder("self-observer")
         .with_env(otlp_env(receiver, "grpc"))
         .build()
@@ -199,17 +200,19 @@ fn five_spans_and_self_metrics(
     tracing::dispatcher::with_default(t.dispatch(), || {
         for _ in 0..5 {
             tracing::info_span!("unit").in_scope(|| {});
+            tracing::info!("unit done");
         }
     });
     t.shutdown().unwrap();
     let metrics = receiver.wait_for_metrics(Duration::from_secs(5), |m| {
         find_metric(m, "otel.sdk.exporter.span.exported").is_some()
+            && find_metric(m, "otel.sdk.exporter.log.exported").is_some()
     });
-    let exported = find_metric(&metrics, "otel.sdk.exporter.span.exported")
-        .expect("exported counter")
-        .clone();
-    let by_error = move |error: Option<&str>| -> f64 {
-        exported
+    let found = metrics.clone();
+    let by_error = move |item: &str, error: Option<&str>| -> f64 {
+        let name = format!("otel.sdk.exporter.{item}.exported");
+        find_metric(&found, &name)
+            .unwrap_or_else(|| panic!("{name} missing"))
             .number_points()
             .iter()
             .filter(|p| p.attributes.str("error.type") == error)
@@ -222,8 +225,9 @@ fn five_spans_and_self_metrics(
 #[test]
 fn self_metrics_use_semantic_convention_names() {
     let receiver = OtlpReceiver::start().unwrap();
-    let (metrics, by_error) = five_spans_and_self_metrics(&receiver);
-    assert_eq!(by_error(None), 5.0);
+    let (metrics, by_error) = five_of_each_and_self_metrics(&receiver);
+    assert_eq!(by_error("span", None), 5.0);
+    assert_eq!(by_error("log", None), 5.0);
     for name in [
         "otel.sdk.processor.span.processed",
         "otel.sdk.processor.span.queue.size",
@@ -238,15 +242,17 @@ fn self_metrics_use_semantic_convention_names() {
     assert_eq!(cap.number_points()[0].value, 2048.0);
 }
 
-/// Spans a collector rejects in a partial success count as failed exports
-/// with `error.type=rejected`, as the semantic conventions ask, apart from
-/// batches lost whole (`export_failed`).
+/// Spans and log records a collector rejects in a partial success count as
+/// failed exports with `error.type=rejected`, as the semantic conventions
+/// ask, apart from batches lost whole (`export_failed`).
 #[test]
-fn rejected_spans_are_counted_with_their_own_error_type() {
+fn rejected_items_are_counted_with_their_own_error_type() {
     let receiver = OtlpReceiver::start().unwrap();
     receiver.set_partial_rejection(Some(2));
-    let (_, by_error) = five_spans_and_self_metrics(&receiver);
-    assert_eq!(by_error(None), 3.0);
-    assert_eq!(by_error(Some("rejected")), 2.0);
-    assert_eq!(by_error(Some("export_failed")), 0.0);
+    let (_, by_error) = five_of_each_and_self_metrics(&receiver);
+    for item in ["span", "log"] {
+        assert_eq!(by_error(item, None), 3.0, "{item}");
+        assert_eq!(by_error(item, Some("rejected")), 2.0, "{item}");
+        assert_eq!(by_error(item, Some("export_failed")), 0.0, "{item}");
+    }
 }
