@@ -95,6 +95,23 @@ pub(crate) fn type_label<E>() -> String {
     outer.rsplit("::").next().unwrap_or(outer).to_string()
 }
 
+/// Telemetry's OTLP exporter of `items`, its transport checked now (inside
+/// telemetry's runtime: tonic spawns its connection task there), its
+/// encoder made for the resource once known.
+fn otlp_destination<T: 'static, E: crate::otlp_export::EncodeBatch<T>>(
+    cfg: &crate::config::OtlpConfig,
+    items: &'static crate::otlp_export::Items,
+    encoder: fn(&Resource) -> E,
+) -> Result<Destination<PendingBatchExporter<T>>, InitError> {
+    let wire = crate::otlp_export::wire(cfg, items)?;
+    Ok(Destination {
+        label: cfg.endpoint.clone(),
+        exporter: Box::new(move |resource: &Resource| {
+            Box::new(wire.into_exporter(resource, encoder)) as Box<dyn BatchExporter<T>>
+        }),
+    })
+}
+
 /// The span exporters `OTEL_TRACES_EXPORTER` selects; `console` writes
 /// where stdout logs go.
 pub(crate) fn spans_from(
@@ -104,15 +121,11 @@ pub(crate) fn spans_from(
     let mut out = Vec::new();
     for kind in &config.traces_exporters {
         out.push(match kind {
-            SpanExporterKind::Otlp => {
-                let wire = crate::otlp_spans::span_wire(&config.otlp_traces)?;
-                Destination {
-                    label: config.otlp_traces.endpoint.clone(),
-                    exporter: Box::new(move |resource: &Resource| {
-                        Box::new(wire.into_exporter(resource)) as Box<dyn BatchExporter<_>>
-                    }) as PendingBatchExporter<SpanData>,
-                }
-            }
+            SpanExporterKind::Otlp => otlp_destination(
+                &config.otlp_traces,
+                &crate::otlp_export::SPANS,
+                crate::otlp_spans::SpanEncoder::new,
+            )?,
             SpanExporterKind::Console => {
                 span_destination("stdout", ConsoleSpanExporter::new(stdout.clone()))
             }
@@ -130,15 +143,11 @@ pub(crate) fn logs_from(
     let mut out = Vec::new();
     for kind in &config.logs_exporters {
         out.push(match kind {
-            LogExporterKind::Otlp => {
-                let wire = crate::otlp_logs::log_wire(&config.otlp_logs)?;
-                Destination {
-                    label: config.otlp_logs.endpoint.clone(),
-                    exporter: Box::new(move |resource: &Resource| {
-                        Box::new(wire.into_exporter(resource)) as Box<dyn BatchExporter<_>>
-                    }) as PendingBatchExporter<LogItem>,
-                }
-            }
+            LogExporterKind::Otlp => otlp_destination(
+                &config.otlp_logs,
+                &crate::otlp_export::LOG_RECORDS,
+                crate::otlp_logs::LogEncoder::new,
+            )?,
             LogExporterKind::Console => {
                 log_destination("stdout", ConsoleLogExporter::new(stdout.clone()))
             }

@@ -20,7 +20,9 @@ use prost::Message as _;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
-use crate::batch::ExportFuture;
+use opentelemetry_sdk::Resource;
+
+use crate::batch::{BatchExporter, ExportFuture};
 use crate::config::{Compression, OtlpConfig, Protocol, Signal};
 use crate::error::InitError;
 
@@ -89,15 +91,15 @@ enum Wire {
     },
 }
 
-/// A checked transport for `items`, waiting for the exporter that encodes
-/// them.
+/// A checked transport for `items`, waiting for the encoder of their
+/// batches.
 pub(crate) struct OtlpWire {
     items: &'static Items,
     wire: Wire,
 }
 
-/// The transport for `cfg`, checked at start-up: endpoint, headers and TLS
-/// files. Must be called inside telemetry's runtime (tonic spawns its
+/// The transport of `items` for `cfg`, checked at start-up: endpoint,
+/// headers and TLS files. Must be called inside telemetry's runtime (tonic spawns its
 /// connection task there).
 pub(crate) fn wire(cfg: &OtlpConfig, items: &'static Items) -> Result<OtlpWire, InitError> {
     let signal = items.signal;
@@ -180,9 +182,18 @@ pub(crate) fn wire(cfg: &OtlpConfig, items: &'static Items) -> Result<OtlpWire, 
     Ok(OtlpWire { items, wire })
 }
 
-/// One exporter's side of the wire: the batch being exported, as its
-/// attempts send it, and what the collector answered the last one.
-pub(crate) struct OtlpExport {
+/// What makes a batch of one signal's items into an OTLP request body.
+pub(crate) trait EncodeBatch<T>: Send + 'static {
+    /// The request for `batch` (as OTLP/JSON when `json`, else protobuf),
+    /// masked first; the batch may be left with anything in it.
+    fn encode(&mut self, batch: &mut Vec<T>, json: bool) -> Result<Vec<u8>, String>;
+}
+
+/// An OTLP exporter: an encoder of one signal's batches over the wire. The
+/// batch being exported is kept as its request body, the same bytes for
+/// every attempt.
+pub(crate) struct OtlpExporter<E> {
+    encoder: E,
     items: &'static Items,
     wire: Wire,
     /// The batch's request body; `None` between batches, or the reason it
@@ -196,10 +207,24 @@ pub(crate) struct OtlpExport {
     rejected: u64,
 }
 
+impl<E> std::fmt::Debug for OtlpExporter<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("items", &self.items.noun)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OtlpWire {
-    /// The wire, ready for batches.
-    pub(crate) fn into_export(self) -> OtlpExport {
-        OtlpExport {
+    /// The exporter of items of `resource`, encoded by the encoder `encoder`
+    /// makes for that resource.
+    pub(crate) fn into_exporter<E>(
+        self,
+        resource: &Resource,
+        encoder: impl FnOnce(&Resource) -> E,
+    ) -> OtlpExporter<E> {
+        OtlpExporter {
+            encoder: encoder(resource),
             items: self.items,
             wire: self.wire,
             body: None,
@@ -210,16 +235,10 @@ impl OtlpWire {
     }
 }
 
-impl OtlpExport {
-    /// Whether batches go as OTLP/JSON (else protobuf).
-    pub(crate) fn json(&self) -> bool {
-        matches!(self.wire, Wire::Http { json: true, .. })
-    }
-
-    /// Sets the next batch's request: its plain encoding, or why it could
-    /// not be encoded. It is checked for size and compressed here, once for
-    /// all its attempts.
-    pub(crate) fn set_batch(&mut self, plain: Result<Vec<u8>, String>) {
+impl<E> OtlpExporter<E> {
+    /// Keeps the batch's request, checked for size and compressed once for
+    /// all its attempts: or why it could not be made.
+    fn keep_body(&mut self, plain: Result<Vec<u8>, String>) {
         let compression = match &self.wire {
             Wire::Grpc { .. } => None,
             Wire::Http { compression, .. } => *compression,
@@ -239,9 +258,19 @@ impl OtlpExport {
             Ok(Bytes::from(body))
         }));
     }
+}
 
-    /// One attempt at sending the batch.
-    pub(crate) fn send(&mut self) -> ExportFuture<'_> {
+impl<T, E: EncodeBatch<T>> BatchExporter<T> for OtlpExporter<E> {
+    fn take_batch(&mut self, batch: &mut Vec<T>) {
+        // On the worker thread: masking and encoding never cost the
+        // application.
+        let json = matches!(self.wire, Wire::Http { json: true, .. });
+        let plain = self.encoder.encode(batch, json);
+        batch.clear();
+        self.keep_body(plain);
+    }
+
+    fn export(&mut self) -> ExportFuture<'_> {
         let body = match &self.body {
             Some(Ok(body)) => body.clone(),
             Some(Err(e)) => {
@@ -285,19 +314,20 @@ impl OtlpExport {
         }
     }
 
-    /// The batch is done with.
-    pub(crate) fn release(&mut self) {
+    fn release_batch(&mut self) {
         self.body = None;
     }
 
-    /// The delay the collector asked for when it refused the last attempt.
-    pub(crate) fn retry_after(&mut self) -> Option<std::time::Duration> {
+    fn retry_after(&mut self) -> Option<std::time::Duration> {
         self.retry_after.take()
     }
 
-    /// Items the collector rejected in its answer to the last attempt.
-    pub(crate) fn rejected(&mut self) -> u64 {
+    fn rejected(&mut self) -> u64 {
         std::mem::take(&mut self.rejected)
+    }
+
+    fn shutdown(&mut self, _timeout: std::time::Duration) -> OTelSdkResult {
+        Ok(())
     }
 }
 

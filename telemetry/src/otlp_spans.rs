@@ -17,53 +17,31 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::batch::{BatchExporter, ExportFuture};
-use crate::config::OtlpConfig;
-use crate::error::InitError;
-use crate::otlp_export::{OtlpExport, OtlpWire, SPANS};
+use crate::otlp_export::EncodeBatch;
 
-/// Exports spans over OTLP, encoding each batch once.
-pub(crate) struct OtlpSpanExporter {
+/// Encodes span batches for one resource.
+pub(crate) struct SpanEncoder {
     resource: ResourceAttributesWithSchema,
     block: crate::span_protobuf::ResourceBlock,
-    export: OtlpExport,
 }
 
-impl std::fmt::Debug for OtlpSpanExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtlpSpanExporter").finish_non_exhaustive()
-    }
-}
-
-/// The span transport for `cfg`, checked at start-up: endpoint, headers
-/// and TLS files. Must be called inside telemetry's runtime (tonic spawns
-/// its connection task there).
-pub(crate) fn span_wire(cfg: &OtlpConfig) -> Result<SpanWire, InitError> {
-    crate::otlp_export::wire(cfg, &SPANS).map(SpanWire)
-}
-
-/// A checked transport, waiting for the resource its exporter labels spans with.
-pub(crate) struct SpanWire(OtlpWire);
-
-impl SpanWire {
-    /// The exporter, sending spans of `resource`.
-    pub(crate) fn into_exporter(self, resource: &Resource) -> OtlpSpanExporter {
+impl SpanEncoder {
+    /// The encoder of spans of `resource`.
+    pub(crate) fn new(resource: &Resource) -> SpanEncoder {
         let resource: ResourceAttributesWithSchema = resource.into();
-        OtlpSpanExporter {
+        SpanEncoder {
             block: crate::span_protobuf::ResourceBlock::new(&resource),
             resource,
-            export: self.0.into_export(),
         }
     }
 }
 
-impl OtlpSpanExporter {
-    /// The request for the batch, which is left empty.
-    fn encode(&self, batch: &mut Vec<SpanData>) -> Result<Vec<u8>, String> {
-        if self.export.json() {
+impl EncodeBatch<SpanData> for SpanEncoder {
+    fn encode(&mut self, batch: &mut Vec<SpanData>, json: bool) -> Result<Vec<u8>, String> {
+        batch.iter_mut().for_each(crate::redact::mask_span);
+        if json {
             // JSON is rare and slow anyway: the generated messages' serde.
             let request = ExportTraceServiceRequest {
                 resource_spans: group_spans_by_resource_and_scope(
@@ -76,37 +54,7 @@ impl OtlpSpanExporter {
         } else {
             let mut out = Vec::new();
             crate::span_protobuf::encode_request(&self.block, batch, &mut out);
-            batch.clear();
             Ok(out)
         }
-    }
-}
-
-impl BatchExporter<SpanData> for OtlpSpanExporter {
-    fn take_batch(&mut self, batch: &mut Vec<SpanData>) {
-        // On the worker thread: masking never costs the application.
-        batch.iter_mut().for_each(crate::redact::mask_span);
-        let plain = self.encode(batch);
-        self.export.set_batch(plain);
-    }
-
-    fn export(&mut self) -> ExportFuture<'_> {
-        self.export.send()
-    }
-
-    fn release_batch(&mut self) {
-        self.export.release();
-    }
-
-    fn retry_after(&mut self) -> Option<std::time::Duration> {
-        self.export.retry_after()
-    }
-
-    fn rejected(&mut self) -> u64 {
-        self.export.rejected()
-    }
-
-    fn shutdown(&mut self, _timeout: std::time::Duration) -> OTelSdkResult {
-        Ok(())
     }
 }
