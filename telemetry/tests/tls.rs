@@ -1,6 +1,6 @@
-//! TLS and mTLS to the collector, over both transports, through a real
-//! rustls terminator that requires a client certificate and forwards to the
-//! in-process receiver.
+//! TLS and mTLS to the collector, over both transports, for spans and log
+//! records, through a real rustls terminator that requires a client
+//! certificate and forwards to the in-process receiver.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -147,9 +147,9 @@ fn tls_env(protocol: &str, port: u16, pki: &Pki, ca: &str, client: bool) -> Vec<
             s(&pki.path(ca)),
         ),
         ("OTEL_METRICS_EXPORTER".to_string(), "none".to_string()),
-        ("OTEL_LOGS_EXPORTER".to_string(), "none".to_string()),
         ("OTEL_EXPORTER_OTLP_TIMEOUT".to_string(), "2000".to_string()),
         ("OTEL_BSP_EXPORT_TIMEOUT".to_string(), "2000".to_string()),
+        ("OTEL_BLRP_EXPORT_TIMEOUT".to_string(), "2000".to_string()),
     ];
     if client {
         env.push((
@@ -164,6 +164,7 @@ fn tls_env(protocol: &str, port: u16, pki: &Pki, ca: &str, client: bool) -> Vec<
     env
 }
 
+/// Sends one span and, inside it, one log record.
 fn send_one_span(env: Vec<(String, String)>) -> Telemetry {
     let t = Telemetry::builder("tls-engine")
         .with_env(env)
@@ -171,7 +172,7 @@ fn send_one_span(env: Vec<(String, String)>) -> Telemetry {
         .build()
         .unwrap();
     tracing::dispatcher::with_default(t.dispatch(), || {
-        tracing::info_span!("over_tls").in_scope(|| {})
+        tracing::info_span!("over_tls").in_scope(|| tracing::info!("logged over tls"))
     });
     let _ = t.shutdown();
     t
@@ -198,18 +199,33 @@ fn mtls_roundtrip(protocol: &str) {
         "client certificate presented"
     );
     assert_eq!(t.health().signal(Signal::Traces).unwrap().exported, 1);
+    let logs = receiver.wait_for_logs(Duration::from_secs(5), |l| {
+        l.iter()
+            .any(|l| l.body.as_deref() == Some("logged over tls"))
+    });
+    assert!(
+        logs.iter()
+            .any(|l| l.body.as_deref() == Some("logged over tls")),
+        "the log record must arrive over mTLS: {logs:?}"
+    );
+    assert!(t.health().signal(Signal::Logs).unwrap().exported >= 1);
 
     // Without a client certificate the server refuses the handshake.
     receiver.clear();
     let t = send_one_span(tls_env(protocol, term.port, &pki, "ca.pem", false));
-    let traces = t.health().signal(Signal::Traces).unwrap();
-    assert_eq!(traces.exported, 0, "{traces:?}");
-    assert!(receiver.spans().is_empty());
+    for signal in [Signal::Traces, Signal::Logs] {
+        let status = t.health().signal(signal).unwrap();
+        assert_eq!(status.exported, 0, "{status:?}");
+    }
+    assert!(receiver.spans().is_empty() && receiver.logs().is_empty());
 
     // Trusting the wrong CA, the client refuses the server.
     let t = send_one_span(tls_env(protocol, term.port, &pki, "other-ca.pem", true));
-    assert_eq!(t.health().signal(Signal::Traces).unwrap().exported, 0);
-    assert!(receiver.spans().is_empty());
+    for signal in [Signal::Traces, Signal::Logs] {
+        let status = t.health().signal(signal).unwrap();
+        assert_eq!(status.exported, 0, "{status:?}");
+    }
+    assert!(receiver.spans().is_empty() && receiver.logs().is_empty());
 }
 
 #[test]
