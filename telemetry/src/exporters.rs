@@ -5,6 +5,8 @@
 //! signal's pipeline is built one way, whatever the exporter is (OTLP,
 //! console, in-memory, or one of the service's own).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::InstrumentationScope;
@@ -83,7 +85,10 @@ pub(crate) fn metric_destination<E: PushMetricExporter>(
 ) -> MetricDestination {
     Destination {
         label: label.into(),
-        exporter: BoxedMetricExporter(Box::new(exporter)),
+        exporter: BoxedMetricExporter {
+            exporter: Box::new(exporter),
+            rejected: None,
+        },
     }
 }
 
@@ -162,10 +167,16 @@ pub(crate) fn metrics_from(config: &Config) -> Result<Vec<MetricDestination>, In
     let mut out = Vec::new();
     for kind in &config.metrics_exporters {
         match kind {
-            MetricExporterKind::Otlp => out.push(metric_destination(
-                config.otlp_metrics.endpoint.clone(),
-                crate::otlp::metric_exporter(&config.otlp_metrics, config.metrics_temporality)?,
-            )),
+            MetricExporterKind::Otlp => {
+                let (exporter, rejected) = crate::otlp_metrics::OtlpMetricExporter::new(
+                    &config.otlp_metrics,
+                    config.metrics_temporality,
+                )?;
+                let mut destination =
+                    metric_destination(config.otlp_metrics.endpoint.clone(), exporter);
+                destination.exporter.rejected = Some(rejected);
+                out.push(destination);
+            }
             MetricExporterKind::Console => out.push(metric_destination(
                 "stdout",
                 opentelemetry_stdout::MetricExporter::default(),
@@ -201,7 +212,22 @@ impl<E: PushMetricExporter> DynMetricExporter for E {
 }
 
 /// Any push metric exporter, behind one type.
-pub(crate) struct BoxedMetricExporter(Box<dyn DynMetricExporter>);
+pub(crate) struct BoxedMetricExporter {
+    exporter: Box<dyn DynMetricExporter>,
+    /// Where the exporter leaves the data points its last export's answer
+    /// rejected, if it reads them (telemetry's OTLP exporter does).
+    rejected: Option<Arc<AtomicU64>>,
+}
+
+impl BoxedMetricExporter {
+    /// The data points the last export's answer rejected (0 if the exporter
+    /// does not say).
+    pub(crate) fn take_rejected(&self) -> u64 {
+        self.rejected
+            .as_ref()
+            .map_or(0, |r| r.swap(0, Ordering::Relaxed))
+    }
+}
 
 impl std::fmt::Debug for BoxedMetricExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -211,16 +237,16 @@ impl std::fmt::Debug for BoxedMetricExporter {
 
 impl PushMetricExporter for BoxedMetricExporter {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        self.0.export_boxed(metrics).await
+        self.exporter.export_boxed(metrics).await
     }
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
+        self.exporter.force_flush()
     }
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+        self.exporter.shutdown_with_timeout(timeout)
     }
     fn temporality(&self) -> Temporality {
-        self.0.temporality()
+        self.exporter.temporality()
     }
 }
 

@@ -43,6 +43,7 @@ mod metrics_push;
 mod otlp;
 mod otlp_export;
 mod otlp_logs;
+mod otlp_metrics;
 mod otlp_spans;
 mod pipeline;
 mod processors;

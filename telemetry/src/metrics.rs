@@ -72,8 +72,8 @@ fn histogram_aggregation(
 /// Wraps a push exporter: counts data points, bounds each export by a
 /// timeout on telemetry's runtime (the SDK's periodic reader has none) and
 /// reports failures through [`PipelineStats`].
-pub(crate) struct CountingMetricExporter<E> {
-    pub(crate) inner: E,
+pub(crate) struct CountingMetricExporter {
+    pub(crate) inner: crate::exporters::BoxedMetricExporter,
     pub(crate) stats: Arc<PipelineStats>,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) timeout: Duration,
@@ -82,7 +82,7 @@ pub(crate) struct CountingMetricExporter<E> {
     pub(crate) deadline: Arc<Mutex<Option<Instant>>>,
 }
 
-impl<E> std::fmt::Debug for CountingMetricExporter<E> {
+impl std::fmt::Debug for CountingMetricExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CountingMetricExporter")
             .field("endpoint", &self.endpoint)
@@ -90,7 +90,7 @@ impl<E> std::fmt::Debug for CountingMetricExporter<E> {
     }
 }
 
-impl<E: PushMetricExporter> CountingMetricExporter<E> {
+impl CountingMetricExporter {
     /// Exports on telemetry's runtime, bounded by the export timeout (or the
     /// shutdown deadline). Callers must be plain threads, never runtime workers.
     pub(crate) fn export_blocking(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
@@ -109,7 +109,11 @@ impl<E: PushMetricExporter> CountingMetricExporter<E> {
             .block_on(async { tokio::time::timeout(timeout, self.inner.export(metrics)).await });
         match result {
             Ok(Ok(())) => {
-                self.stats.export_succeeded(n, &self.endpoint);
+                // Data points the collector rejected in a partial success
+                // are lost, never more than were sent.
+                let rejected = self.inner.take_rejected().min(n);
+                self.stats.export_succeeded(n - rejected, &self.endpoint);
+                self.stats.items_rejected(rejected);
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -125,7 +129,7 @@ impl<E: PushMetricExporter> CountingMetricExporter<E> {
     }
 }
 
-impl<E: PushMetricExporter> PushMetricExporter for CountingMetricExporter<E> {
+impl PushMetricExporter for CountingMetricExporter {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         self.export_blocking(metrics)
     }
@@ -186,13 +190,9 @@ pub(crate) fn register_self_metrics(meter: &Meter, pipelines: &[Arc<PipelineStat
             let mut failed = exporter_attrs.clone();
             failed.push(KeyValue::new("error.type", "export_failed"));
             // Rejected items count as failed, with `rejected` as the cause
-            // (the semantic conventions' rule for partial successes). Spans
-            // and log records have that count; metrics go through the OTLP
-            // crate's client, which logs a partial success without
-            // reporting it.
+            // (the semantic conventions' rule for partial successes).
             let mut rejected = exporter_attrs.clone();
             rejected.push(KeyValue::new("error.type", "rejected"));
-            let counts_rejections = matches!(stats.signal, Signal::Traces | Signal::Logs);
             meter
                 .u64_observable_counter(format!("otel.sdk.exporter.{item}.exported"))
                 .with_unit(format!("{{{item}}}"))
@@ -205,9 +205,7 @@ pub(crate) fn register_self_metrics(meter: &Meter, pipelines: &[Arc<PipelineStat
                     let refused = stats.rejected.load(Ordering::Relaxed);
                     o.observe(stats.exported.load(Ordering::Relaxed), &ok);
                     o.observe(lost.saturating_sub(refused), &failed);
-                    if counts_rejections {
-                        o.observe(refused, &rejected);
-                    }
+                    o.observe(refused, &rejected);
                 })
                 .build();
         }

@@ -65,9 +65,9 @@ impl std::fmt::Debug for Control {
 }
 
 impl MetricsPush {
-    pub(crate) fn start<E: PushMetricExporter>(
+    pub(crate) fn start(
         reader: SharedReader,
-        exporters: Vec<CountingMetricExporter<E>>,
+        exporters: Vec<CountingMetricExporter>,
         interval: Duration,
     ) -> std::io::Result<MetricsPush> {
         let (control, rx) = bounded::<Control>(4);

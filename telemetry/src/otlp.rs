@@ -1,61 +1,14 @@
-//! The OTLP metric exporter over gRPC (tonic) or HTTP (hyper + rustls),
-//! built from an [`OtlpConfig`], and the transport pieces the span and log
-//! exporters (`otlp_export`) share with it: headers, TLS, the connector.
+//! The transport pieces telemetry's OTLP exporters (`otlp_export`) are built
+//! from, per [`OtlpConfig`]: gRPC metadata, TLS for tonic, the HTTPS
+//! connector for hyper (rustls).
 //!
 //! Must be called inside telemetry's own runtime context: tonic and hyper
 //! spawn their connection tasks onto the current runtime.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-
-use crate::config::{Compression, OtlpConfig, Protocol, Signal, TemporalityPreference};
+use crate::config::{OtlpConfig, Signal};
 use crate::error::InitError;
-
-/// Builds the metric exporter with the temporality the configuration prefers.
-pub(crate) fn metric_exporter(
-    cfg: &OtlpConfig,
-    temporality: TemporalityPreference,
-) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
-    use opentelemetry_sdk::metrics::Temporality;
-    let signal = Signal::Metrics;
-    let b = opentelemetry_otlp::MetricExporter::builder().with_temporality(match temporality {
-        TemporalityPreference::Cumulative => Temporality::Cumulative,
-        TemporalityPreference::Delta => Temporality::Delta,
-        TemporalityPreference::LowMemory => Temporality::LowMemory,
-    });
-    match cfg.protocol {
-        Protocol::Grpc => b.with_tonic().apply_tonic(cfg, signal)?.build(),
-        Protocol::HttpProtobuf | Protocol::HttpJson => {
-            b.with_http().apply_http(cfg, signal)?.build()
-        }
-    }
-    .map_err(|e| InitError::exporter(signal, e))
-}
-
-trait ApplyTonic: Sized {
-    fn apply_tonic(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError>;
-}
-
-impl<B: WithExportConfig + WithTonicConfig> ApplyTonic for B {
-    fn apply_tonic(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError> {
-        let mut b = self
-            .with_endpoint(cfg.endpoint.clone())
-            .with_timeout(cfg.timeout)
-            .with_metadata(grpc_metadata(cfg, signal)?);
-        if let Some(c) = cfg.compression {
-            b = b.with_compression(match c {
-                Compression::Gzip => opentelemetry_otlp::Compression::Gzip,
-                Compression::Zstd => opentelemetry_otlp::Compression::Zstd,
-            });
-        }
-        if let Some(tls) = tonic_tls(cfg, signal)? {
-            b = b.with_tls_config(tls);
-        }
-        Ok(b)
-    }
-}
 
 /// The configured headers as gRPC metadata (keys lowercased, as gRPC wants).
 pub(crate) fn grpc_metadata(
@@ -102,34 +55,6 @@ pub(crate) fn tonic_tls(
         tls = tls.domain_name(host);
     }
     Ok(Some(tls))
-}
-
-trait ApplyHttp: Sized {
-    fn apply_http(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError>;
-}
-
-impl<B: WithExportConfig + WithHttpConfig> ApplyHttp for B {
-    fn apply_http(self, cfg: &OtlpConfig, signal: Signal) -> Result<Self, InitError> {
-        let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
-        let connector = https_connector(cfg, signal)?;
-        let client = opentelemetry_http::hyper::HyperClient::new(connector, cfg.timeout, None);
-        let mut b = self
-            .with_protocol(match cfg.protocol {
-                Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
-                _ => opentelemetry_otlp::Protocol::HttpBinary,
-            })
-            .with_endpoint(cfg.endpoint.clone())
-            .with_timeout(cfg.timeout)
-            .with_headers(headers)
-            .with_http_client(client);
-        if let Some(c) = cfg.compression {
-            b = b.with_compression(match c {
-                Compression::Gzip => opentelemetry_otlp::Compression::Gzip,
-                Compression::Zstd => opentelemetry_otlp::Compression::Zstd,
-            });
-        }
-        Ok(b)
-    }
 }
 
 pub(crate) type Connector =

@@ -1,11 +1,11 @@
 //! OTLP export of a batch encoded once: how it reaches the collector, and
 //! what the collector's answer says (a partial success's rejected items, a
-//! throttling delay). The span and log exporters (`otlp_spans`,
-//! `otlp_logs`) encode their batches and hand them here.
+//! throttling delay). The span, log and metric exporters (`otlp_spans`,
+//! `otlp_logs`, `otlp_metrics`) encode their batches and hand them here.
 //!
 //! Transport: tonic for gRPC, the hyper client of `opentelemetry-http` for
-//! HTTP (whose response bodies are bounded), both built from the same
-//! [`OtlpConfig`] as the metric exporter. Retrying is the batch queue's:
+//! HTTP (whose response bodies are bounded), built from an [`OtlpConfig`].
+//! Retrying is the batch queue's (metrics: the next collection's):
 //! one attempt per call, and the queue is told how long a throttling
 //! collector asked it to wait (HTTP 429/503 `Retry-After`, gRPC
 //! `RetryInfo`), as the OTLP specification asks clients to honour.
@@ -50,8 +50,8 @@ pub(crate) struct Items {
     /// The partial success's count in OTLP/JSON: lowerCamelCase, then the
     /// proto's own name.
     json_rejected: (&'static str, &'static str),
-    /// The setting that bounds a batch.
-    batch_size_var: &'static str,
+    /// What to lower when a request is too large to send.
+    too_large: &'static str,
 }
 
 /// Spans, to the trace service.
@@ -60,7 +60,8 @@ pub(crate) const SPANS: Items = Items {
     grpc_path: "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     noun: "span",
     json_rejected: ("rejectedSpans", "rejected_spans"),
-    batch_size_var: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    too_large: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE or the attribute limits \
+                (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)",
 };
 
 /// Log records, to the logs service.
@@ -69,7 +70,17 @@ pub(crate) const LOG_RECORDS: Items = Items {
     grpc_path: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     noun: "log record",
     json_rejected: ("rejectedLogRecords", "rejected_log_records"),
-    batch_size_var: "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+    too_large: "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE or the attribute limits \
+                (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)",
+};
+
+/// Metric data points, to the metrics service: one request per collection.
+pub(crate) const METRIC_DATA_POINTS: Items = Items {
+    signal: Signal::Metrics,
+    grpc_path: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    noun: "metric",
+    json_rejected: ("rejectedDataPoints", "rejected_data_points"),
+    too_large: "the number of series (attributes with many values, see OTEL_METRICS_VIEWS)",
 };
 
 /// How a batch reaches the collector.
@@ -335,9 +346,8 @@ fn check_size(items: &Items, len: usize, form: &str) -> Result<(), String> {
     if len > MAX_REQUEST_BODY {
         return Err(format!(
             "OTLP {} export not sent: the {form} request is {len} bytes, over the \
-             {MAX_REQUEST_BODY}-byte limit; lower {} or the attribute limits \
-             (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)",
-            items.noun, items.batch_size_var
+             {MAX_REQUEST_BODY}-byte limit; lower {}",
+            items.noun, items.too_large
         ));
     }
     Ok(())
@@ -639,6 +649,14 @@ impl PartialSuccessWarnings {
         let message: String = p.error_message.chars().take(256).collect();
         let since_last = std::mem::take(&mut self.rejected);
         match items.signal {
+            Signal::Metrics => tracing::warn!(
+                target: "telemetry::export",
+                signal = "metrics",
+                rejected_data_points = since_last,
+                collector_message = %message,
+                "the collector accepted a metric export but rejected part of it; rejected data \
+                 points are not retried"
+            ),
             Signal::Logs => tracing::warn!(
                 target: "telemetry::export",
                 signal = "logs",
@@ -647,7 +665,7 @@ impl PartialSuccessWarnings {
                 "the collector accepted a log export but rejected part of it; rejected log \
                  records are not retried"
             ),
-            _ => tracing::warn!(
+            Signal::Traces => tracing::warn!(
                 target: "telemetry::export",
                 signal = "traces",
                 rejected_spans = since_last,
@@ -756,11 +774,14 @@ mod tests {
         let e = check_size(&LOG_RECORDS, MAX_REQUEST_BODY + 1, "uncompressed").unwrap_err();
         assert!(e.contains("OTLP log record export not sent"), "{e}");
         assert!(e.contains("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"), "{e}");
+        let e = check_size(&METRIC_DATA_POINTS, MAX_REQUEST_BODY + 1, "compressed").unwrap_err();
+        assert!(e.contains("OTLP metric export not sent"), "{e}");
+        assert!(e.contains("number of series"), "{e}");
     }
 
     #[test]
     fn grpc_failures_read_as_the_queue_classifies_them_without_the_collectors_text() {
-        for items in [&SPANS, &LOG_RECORDS] {
+        for items in [&SPANS, &LOG_RECORDS, &METRIC_DATA_POINTS] {
             let down = grpc_failure(items, &tonic::Status::unavailable("token s3cret expired"));
             assert!(crate::batch::is_transient(&down), "{down}");
             assert!(!down.contains("s3cret"), "{down}");
@@ -786,6 +807,19 @@ mod tests {
                 error_message: "span too large".into(),
             }),
         };
+        let metrics = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse {
+            partial_success: Some(
+                opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsPartialSuccess {
+                    rejected_data_points: 5,
+                    error_message: "too many series".into(),
+                },
+            ),
+        };
+        let p = partial_success_of(&METRIC_DATA_POINTS, &metrics.encode_to_vec(), false).unwrap();
+        assert_eq!(
+            (p.rejected, p.error_message.as_str()),
+            (5, "too many series")
+        );
         let logs = ExportLogsServiceResponse {
             partial_success: Some(ExportLogsPartialSuccess {
                 rejected_log_records: 4,
@@ -872,13 +906,15 @@ mod tests {
             warnings.report(&SPANS, rejected(1));
             let mut logs = PartialSuccessWarnings::default();
             logs.report(&LOG_RECORDS, rejected(4));
+            let mut metrics = PartialSuccessWarnings::default();
+            metrics.report(&METRIC_DATA_POINTS, rejected(6));
         });
         let text = lines.text();
         let warned: Vec<&str> = text
             .lines()
             .filter(|l| l.contains("rejected part"))
             .collect();
-        assert_eq!(warned.len(), 3, "{text}");
+        assert_eq!(warned.len(), 4, "{text}");
         assert!(warned[0].contains("rejected_spans=2"), "{}", warned[0]);
         // The second warning counts the spans of the two it held back too.
         assert!(warned[1].contains("rejected_spans=13"), "{}", warned[1]);
@@ -891,5 +927,10 @@ mod tests {
             warned[2]
         );
         assert!(warned[2].contains("signal=\"logs\""), "{}", warned[2]);
+        assert!(
+            warned[3].contains("rejected_data_points=6"),
+            "{}",
+            warned[3]
+        );
     }
 }

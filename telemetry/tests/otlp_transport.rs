@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Captured, otlp_env};
 use telemetry::Telemetry;
-use telemetry::testing::{OtlpReceiver, RequestOutcome, Signal};
+use telemetry::testing::{OtlpReceiver, RequestOutcome, Signal, find_metric};
 
 /// The two signals sent as encoded batches.
 const SIGNALS: [telemetry::Signal; 2] = [telemetry::Signal::Traces, telemetry::Signal::Logs];
@@ -114,6 +114,39 @@ fn status(t: &Telemetry, signal: telemetry::Signal) -> telemetry::SignalStatus {
     t.health().signal(signal).unwrap()
 }
 
+/// `r` carries the configured headers, telemetry's `User-Agent`, and the
+/// content type and encoding of `protocol` and `compression`.
+fn assert_wire(
+    r: &telemetry::testing::ReceivedRequest,
+    protocol: &str,
+    compression: Option<&str>,
+    case: &str,
+) {
+    assert_eq!(r.header("x-tenant"), Some("payments"), "{case}: {r:?}");
+    assert_eq!(r.header("authorization"), Some("Bearer s3cret"), "{case}");
+    let agent = r.header("user-agent").unwrap_or_default();
+    assert!(
+        agent.starts_with("OTel-OTLP-Exporter-Rust-telemetry/"),
+        "{case}: {agent}"
+    );
+    let encoding = if protocol == "grpc" {
+        r.header("grpc-encoding")
+    } else {
+        r.header("content-encoding")
+    };
+    assert_eq!(encoding, compression, "{case}: {r:?}");
+    let expected_type = match protocol {
+        "grpc" => "application/grpc",
+        "http/json" => "application/json",
+        _ => "application/x-protobuf",
+    };
+    assert_eq!(
+        r.header("content-type"),
+        Some(expected_type),
+        "{case}: {r:?}"
+    );
+}
+
 #[test]
 fn every_protocol_and_compression_delivers_each_item_once_with_its_headers() {
     for signal in SIGNALS {
@@ -144,25 +177,7 @@ fn every_protocol_and_compression_delivers_each_item_once_with_its_headers() {
                 assert!(!requests.is_empty(), "{case}");
                 for r in &requests {
                     assert_eq!(r.signal, received(signal), "{case}");
-                    assert_eq!(r.header("x-tenant"), Some("payments"), "{case}: {r:?}");
-                    assert_eq!(r.header("authorization"), Some("Bearer s3cret"), "{case}");
-                    let agent = r.header("user-agent").unwrap_or_default();
-                    assert!(
-                        agent.starts_with("OTel-OTLP-Exporter-Rust-telemetry/"),
-                        "{case}: {agent}"
-                    );
-                    let (encoding, content_type) = if protocol == "grpc" {
-                        (r.header("grpc-encoding"), r.header("content-type"))
-                    } else {
-                        (r.header("content-encoding"), r.header("content-type"))
-                    };
-                    assert_eq!(encoding, compression, "{case}: {r:?}");
-                    let expected_type = match protocol {
-                        "grpc" => "application/grpc",
-                        "http/json" => "application/json",
-                        _ => "application/x-protobuf",
-                    };
-                    assert_eq!(content_type, Some(expected_type), "{case}: {r:?}");
+                    assert_wire(r, protocol, compression, &case);
                 }
                 let items: usize = requests.iter().map(|r| r.items).sum();
                 assert_eq!(items, 300, "{case}: each item sent once");
@@ -473,5 +488,91 @@ fn items_rejected_in_a_partial_success_count_as_failed_and_are_not_sent_again() 
                 "{case}"
             );
         }
+    }
+}
+
+/// Counts 7 `wire.orders` through a telemetry exporting only metrics, over
+/// `protocol`, and shuts it down (the last collection is exported then).
+fn send_metrics(receiver: &OtlpReceiver, protocol: &str, compression: Option<&str>) -> Telemetry {
+    let mut env = otlp_env(receiver, protocol);
+    for signal in SIGNALS {
+        env.insert(format!("OTEL_{}_EXPORTER", var(signal)), "none".into());
+    }
+    env.insert(
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS".into(),
+        "x-tenant=payments,authorization=Bearer%20s3cret".into(),
+    );
+    if let Some(c) = compression {
+        env.insert("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION".into(), c.into());
+    }
+    let t = Telemetry::builder("wire-engine")
+        .with_env(env)
+        .with_stdout_writer(Captured::default())
+        .build()
+        .unwrap();
+    t.meter().u64_counter("wire.orders").build().add(7, &[]);
+    t.shutdown().unwrap();
+    t
+}
+
+/// Metrics go over the same transport: every protocol and compression,
+/// with the configured headers, `User-Agent` and content type.
+#[test]
+fn every_protocol_and_compression_delivers_metrics_with_their_headers() {
+    for protocol in ["grpc", "http/protobuf", "http/json"] {
+        for compression in [None, Some("gzip"), Some("zstd")] {
+            let case = format!("{protocol} {compression:?}");
+            let receiver = OtlpReceiver::start().unwrap();
+            let t = send_metrics(&receiver, protocol, compression);
+            let metrics = receiver.wait_for_metrics(Duration::from_secs(10), |m| {
+                find_metric(m, "wire.orders").is_some()
+            });
+            let orders = find_metric(&metrics, "wire.orders").expect("counter exported");
+            assert_eq!(orders.number_points()[0].value, 7.0, "{case}");
+            let requests = receiver.requests();
+            assert!(!requests.is_empty(), "{case}");
+            for r in &requests {
+                assert_eq!(r.signal, Signal::Metrics, "{case}");
+                assert_wire(r, protocol, compression, &case);
+            }
+            let c = status(&t, telemetry::Signal::Metrics);
+            assert!(c.exported > 0, "{case}: {c:?}");
+            assert_eq!((c.failed, c.dropped), (0, 0), "{case}: {c:?}");
+            receiver.shutdown();
+        }
+    }
+}
+
+/// Data points a collector rejects in an export it otherwise accepts count
+/// as failed, not as exported; the exporter stays healthy.
+#[test]
+fn metric_data_points_rejected_in_a_partial_success_count_as_failed() {
+    for protocol in ["grpc", "http/protobuf", "http/json"] {
+        let receiver = OtlpReceiver::start().unwrap();
+        receiver.set_partial_rejection(Some(2));
+        let t = send_metrics(&receiver, protocol, None);
+        let requests: Vec<_> = receiver
+            .requests()
+            .into_iter()
+            .filter(|r| r.signal == Signal::Metrics)
+            .collect();
+        assert!(!requests.is_empty(), "{protocol}");
+        for r in &requests {
+            assert!(r.items >= 2, "{protocol}: {r:?}");
+            assert_eq!(
+                r.outcome,
+                RequestOutcome::AcceptedPartially { rejected: 2 },
+                "{protocol}"
+            );
+        }
+        let c = status(&t, telemetry::Signal::Metrics);
+        assert_eq!(c.failed, 2 * requests.len() as u64, "{protocol}: {c:?}");
+        assert_eq!(c.exported + c.failed, c.emitted, "{protocol}: {c:?}");
+        assert!(
+            matches!(c.state, telemetry::ExportState::Ok),
+            "{protocol}: {:?}",
+            c.state
+        );
+        receiver.shutdown();
     }
 }

@@ -16,7 +16,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use crate::config::{Config, MetricExporterKind, Signal};
 use crate::error::InitError;
-use crate::exporters::{BoxedMetricExporter, MetricDestination};
+use crate::exporters::MetricDestination;
 use crate::health::PipelineStats;
 use crate::metrics::{CountingMetricExporter, view};
 use crate::metrics_push::{MetricsPush, SharedReader};
@@ -112,7 +112,7 @@ pub(crate) fn build(
     if let Some(reader) = prometheus_reader
         && !pushed.is_empty()
     {
-        pipeline.push = Some(MetricsPush::start::<BoxedMetricExporter>(
+        pipeline.push = Some(MetricsPush::start(
             reader,
             pushed,
             config.metric_export_interval,
