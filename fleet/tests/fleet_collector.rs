@@ -375,13 +375,14 @@ fn scrape_exported(launcher: &Launcher) -> BTreeMap<Key, (u64, u64)> {
         assert_eq!(code, 200, "{url}: {text}");
         for item in ITEMS {
             let prefix = format!("otel_sdk_exporter_{item}_exported_total{{");
+            // Lost is every `error_type` together (`export_failed`, `rejected`).
             let (mut ok, mut failed) = (None, None);
             for line in text.lines().filter(|l| l.starts_with(&prefix)) {
-                let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+                let value = line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64;
                 if line.contains("error_type=") {
-                    failed = Some(value as u64);
+                    failed = Some(failed.unwrap_or(0) + value);
                 } else {
-                    ok = Some(value as u64);
+                    ok = Some(value);
                 }
             }
             let (Some(ok), Some(failed)) = (ok, failed) else {
@@ -410,17 +411,26 @@ struct SelfCounts {
 }
 
 fn self_counts(metrics: &[ReceivedMetric], engine: &str, item: &str) -> SelfCounts {
-    let points = |name: String| {
+    let reports = |name: String| {
         metrics
             .iter()
             .filter(move |m| m.name == name && m.resource.str("service.name") == Some(engine))
-            .flat_map(|m| m.number_points().iter())
     };
-    // Counters are cumulative: the last report holds the largest value.
+    let points = |name: String| reports(name).flat_map(|m| m.number_points().iter());
+    // Counters are cumulative: the last report holds the largest value. The
+    // error side is the sum of every `error.type` (`export_failed`,
+    // `rejected`) within one report.
     let max = |name: String, error: bool| {
-        points(name)
-            .filter(|p| p.attributes.contains_key("error.type") == error)
-            .map(|p| p.value as u64)
+        reports(name)
+            .filter_map(|m| {
+                let mut matching = m
+                    .number_points()
+                    .iter()
+                    .filter(|p| p.attributes.contains_key("error.type") == error)
+                    .peekable();
+                matching.peek()?;
+                Some(matching.map(|p| p.value as u64).sum::<u64>())
+            })
             .max()
     };
     let exported = format!("otel.sdk.exporter.{item}.exported");
