@@ -118,8 +118,8 @@ pub(crate) fn is_transient(error: &str) -> bool {
         let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
         if code == "OutOfRange" && error.contains(OTLP_CRATE_CLIENT_FAILED) {
             // The OTLP crate's own clients (in an exporter handed in)
-            // report a retryable code only once their own retries are spent. OUT_OF_RANGE that
-            // survives them is, in practice, tonic refusing an answer over
+            // report a retryable code only once their own retries are
+            // spent. OUT_OF_RANGE that survives them is, in practice, tonic refusing an answer over
             // 4 MiB (a status it makes up): the collector did answer, and
             // would answer the same again.
             return false;
@@ -429,9 +429,8 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
                 .block_on(async move { tokio::time::timeout(timeout, exporter.export()).await });
             let error = match result {
                 Ok(Ok(())) => {
-                    let rejected = self.exporter.rejected().min(n);
-                    self.stats.export_succeeded(n - rejected, &self.endpoint);
-                    self.stats.items_rejected(rejected);
+                    let rejected = self.exporter.rejected();
+                    self.stats.export_answered(n, rejected, &self.endpoint);
                     break;
                 }
                 Ok(Err(e)) => e.to_string(),

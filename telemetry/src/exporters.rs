@@ -112,7 +112,7 @@ fn otlp_destination<T: 'static, E: crate::otlp_export::EncodeBatch<T>>(
     Ok(Destination {
         label: cfg.endpoint.clone(),
         exporter: Box::new(move |resource: &Resource| {
-            Box::new(wire.into_exporter(resource, encoder)) as Box<dyn BatchExporter<T>>
+            Box::new(wire.into_exporter(encoder(resource))) as Box<dyn BatchExporter<T>>
         }),
     })
 }

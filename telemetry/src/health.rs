@@ -105,12 +105,15 @@ impl PipelineStats {
         }
     }
 
-    /// Records items a collector rejected in an export it answered with a
-    /// partial success: lost, though the collector is reachable.
-    pub(crate) fn items_rejected(&self, n: u64) {
-        if n > 0 {
-            self.failed.fetch_add(n, Ordering::Relaxed);
-            self.rejected.fetch_add(n, Ordering::Relaxed);
+    /// Records an export of `sent` items the collector accepted, of which
+    /// it rejected `rejected` (an OTLP partial success; never more than were
+    /// sent): those are lost, though the collector is reachable.
+    pub(crate) fn export_answered(&self, sent: u64, rejected: u64, endpoint: &str) {
+        let rejected = rejected.min(sent);
+        self.export_succeeded(sent - rejected, endpoint);
+        if rejected > 0 {
+            self.failed.fetch_add(rejected, Ordering::Relaxed);
+            self.rejected.fetch_add(rejected, Ordering::Relaxed);
         }
     }
 

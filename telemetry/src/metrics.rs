@@ -110,10 +110,9 @@ impl CountingMetricExporter {
         match result {
             Ok(Ok(())) => {
                 // Data points the collector rejected in a partial success
-                // are lost, never more than were sent.
-                let rejected = self.inner.take_rejected().min(n);
-                self.stats.export_succeeded(n - rejected, &self.endpoint);
-                self.stats.items_rejected(rejected);
+                // are lost.
+                let rejected = self.inner.take_rejected();
+                self.stats.export_answered(n, rejected, &self.endpoint);
                 Ok(())
             }
             Ok(Err(e)) => {

@@ -20,8 +20,6 @@ use prost::Message as _;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
-use opentelemetry_sdk::Resource;
-
 use crate::batch::{BatchExporter, ExportFuture};
 use crate::config::{Compression, OtlpConfig, Protocol, Signal};
 use crate::error::InitError;
@@ -80,7 +78,8 @@ pub(crate) const METRIC_DATA_POINTS: Items = Items {
     grpc_path: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
     noun: "metric",
     json_rejected: ("rejectedDataPoints", "rejected_data_points"),
-    too_large: "the number of series (attributes with many values, see OTEL_METRICS_VIEWS)",
+    too_large: "the number of series (attributes with many values; a view in the \
+                configuration file's meter_provider.views can drop them)",
 };
 
 /// How a batch reaches the collector.
@@ -110,8 +109,8 @@ pub(crate) struct OtlpWire {
 }
 
 /// The transport of `items` for `cfg`, checked at start-up: endpoint,
-/// headers and TLS files. Must be called inside telemetry's runtime (tonic spawns its
-/// connection task there).
+/// headers and TLS files. Must be called inside telemetry's runtime (tonic
+/// spawns its connection task there).
 pub(crate) fn wire(cfg: &OtlpConfig, items: &'static Items) -> Result<OtlpWire, InitError> {
     let signal = items.signal;
     let wire = match cfg.protocol {
@@ -227,15 +226,10 @@ impl<E> std::fmt::Debug for OtlpExporter<E> {
 }
 
 impl OtlpWire {
-    /// The exporter of items of `resource`, encoded by the encoder `encoder`
-    /// makes for that resource.
-    pub(crate) fn into_exporter<E>(
-        self,
-        resource: &Resource,
-        encoder: impl FnOnce(&Resource) -> E,
-    ) -> OtlpExporter<E> {
+    /// The exporter of the batches `encoder` encodes.
+    pub(crate) fn into_exporter<E>(self, encoder: E) -> OtlpExporter<E> {
         OtlpExporter {
-            encoder: encoder(resource),
+            encoder,
             items: self.items,
             wire: self.wire,
             body: None,

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -72,7 +71,7 @@ impl OtlpMetricExporter {
     ) -> Result<(OtlpMetricExporter, Arc<AtomicU64>), InitError> {
         let wire = crate::otlp_export::wire(cfg, &METRIC_DATA_POINTS)?;
         // Each collection carries its own resource.
-        let exporter = wire.into_exporter(&Resource::builder_empty().build(), |_| MetricEncoder);
+        let exporter = wire.into_exporter(MetricEncoder);
         let rejected = Arc::new(AtomicU64::new(0));
         Ok((
             OtlpMetricExporter {
