@@ -78,6 +78,11 @@ pub(crate) struct ParentDecides {
     sampled_parents_keep: bool,
     /// How roots are decided.
     roots: Roots,
+    /// The ratio of a ratio sampler, decided here as the SDK's
+    /// `TraceIdRatioBased` decides (for roots, and for every span when the
+    /// ratio is not parent-based): no call into the sampler, and no
+    /// `SamplingResult` made only to be thrown away.
+    ratio: Option<f64>,
 }
 
 /// What the sampler makes of a span without a parent.
@@ -102,7 +107,14 @@ impl ParentDecides {
             }
             SamplerConfig::AlwaysOff | SamplerConfig::ParentBasedAlwaysOff => Roots::Dropped,
         };
+        let ratio = match config {
+            SamplerConfig::TraceIdRatio(ratio) | SamplerConfig::ParentBasedTraceIdRatio(ratio) => {
+                Some(ratio)
+            }
+            _ => None,
+        };
         ParentDecides {
+            ratio,
             drops_everything: config == SamplerConfig::AlwaysOff,
             sampled_parents_keep: !matches!(
                 config,
@@ -154,26 +166,29 @@ impl EarlySampler for ParentDecides {
             // (a feedback loop), or everything under `always_off`.
             return EarlyDecision::Drop(self.dropped(trace_id, parent_sc));
         }
-        // Span kind, attributes and links are not known yet (kind and
-        // attributes come from the span's fields); the SDK's built-in
-        // samplers, the only ones telemetry configures, do not read them.
-        let result = self.sampler.should_sample(
-            Some(parent_cx),
-            trace_id,
-            metadata.name(),
-            &SpanKind::Internal,
-            &[],
-            &[],
-        );
-        match result.decision {
+        let decision = match self.ratio {
+            // A root, or any span under a ratio that ignores its parent.
+            Some(ratio) if is_root || !self.sampled_parents_keep => ratio_decision(ratio, trace_id),
+            // Span kind, attributes and links are not known yet (kind and
+            // attributes come from the span's fields); the SDK's built-in
+            // samplers, the only ones telemetry configures, do not read them.
+            _ => {
+                self.sampler
+                    .should_sample(
+                        Some(parent_cx),
+                        trace_id,
+                        metadata.name(),
+                        &SpanKind::Internal,
+                        &[],
+                        &[],
+                    )
+                    .decision
+            }
+        };
+        match decision {
             SamplingDecision::Drop => {
-                let sc = SpanContext::new(
-                    trace_id,
-                    self.ids.new_span_id(),
-                    TraceFlags::default(),
-                    false,
-                    result.trace_state,
-                );
+                // The SDK's samplers hand on the parent's trace state.
+                let sc = self.dropped(trace_id, parent_sc);
                 if is_root {
                     EarlyDecision::DropUnlessReparented(sc)
                 } else {
@@ -202,6 +217,21 @@ impl EarlySampler for ParentDecides {
     }
 }
 
+/// What the SDK's `TraceIdRatioBased` sampler decides for `trace_id`: kept
+/// when the trace id's low 63 bits fall under the ratio's share of them.
+fn ratio_decision(ratio: f64, trace_id: TraceId) -> SamplingDecision {
+    if ratio >= 1.0 {
+        return SamplingDecision::RecordAndSample;
+    }
+    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    let low = u128::from_be_bytes(trace_id.to_bytes()) as u64;
+    if low >> 1 < bound {
+        SamplingDecision::RecordAndSample
+    } else {
+        SamplingDecision::Drop
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::TraceState;
@@ -209,10 +239,12 @@ mod tests {
     use super::*;
     use crate::pipeline::traces::sampler;
 
-    const CONFIGS: [SamplerConfig; 8] = [
+    const CONFIGS: [SamplerConfig; 10] = [
         SamplerConfig::AlwaysOn,
         SamplerConfig::AlwaysOff,
         SamplerConfig::TraceIdRatio(0.5),
+        SamplerConfig::TraceIdRatio(0.1),
+        SamplerConfig::ParentBasedTraceIdRatio(0.25),
         SamplerConfig::ParentBasedAlwaysOn,
         SamplerConfig::ParentBasedAlwaysOff,
         SamplerConfig::ParentBasedTraceIdRatio(0.5),
@@ -316,6 +348,35 @@ mod tests {
                         "{config:?}: {decision:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_ratio_is_decided_as_the_sdk_decides_it() {
+        let ids = RandomIdGenerator::default();
+        let ratios = [-1.0, 0.0, 1e-6, 0.1, 0.25, 0.5, 0.999_999, 1.0, 2.0];
+        for ratio in ratios {
+            let sdk = Sampler::TraceIdRatioBased(ratio);
+            let bound = (f64::max(ratio, 0.0) * (1u64 << 63) as f64) as u64;
+            // The edges of the bound (in the low 63 bits, above the high
+            // half and the lowest bit, which the decision ignores), and
+            // random ids.
+            let mut trace_ids = vec![0u128, 1, u128::MAX, u128::from(u64::MAX)];
+            for low in [bound.saturating_sub(1), bound, bound.saturating_add(1)] {
+                for high in [0u128, u128::from(u64::MAX) << 64] {
+                    trace_ids.push(high | u128::from(low << 1));
+                    trace_ids.push(high | u128::from(low << 1 | 1));
+                }
+            }
+            trace_ids.extend((0..2000).map(|_| u128::from_be_bytes(ids.new_trace_id().to_bytes())));
+            for id in trace_ids {
+                let trace_id = TraceId::from(id);
+                assert_eq!(
+                    ratio_decision(ratio, trace_id),
+                    sdk_decision(&sdk, &Context::new(), trace_id),
+                    "ratio {ratio}, trace id {trace_id}"
+                );
             }
         }
     }
