@@ -11,6 +11,8 @@ with ratios to the lean upstream stack measured in the same run.
              location, thread ids or inactivity tracking; same batch sizes)
   lean-json  (log records only) lean plus telemetry's stdout JSON layer
              writing to a sink, as telemetry formats every event for stdout
+  telemetry-none  (log records only) telemetry with TELEMETRY_LOG_FORMAT=none:
+             no stdout line, like lean
 
 usage: python3 scripts/bench-export.py [--n 300000] [--rounds 3] [--threads 1]
            [--sustain 60] [--rate 20000] [--sustain-protocols grpc]
@@ -72,7 +74,8 @@ def main():
     stacks = [(s, BIN, s) for s in STACKS] + [(l, p, "telemetry") for l, p in (b.split("=", 1) for b in o.bin)]
     signals, protocols = o.signals.split(","), o.protocols.split(",")
     # Spans never reach the stdout layer: lean-json only for log records.
-    extra = {"logs": [("lean-json", BIN, "lean-json")], "spans": []}
+    extra = {"logs": [("lean-json", BIN, "lean-json"), ("telemetry-none", BIN, "telemetry-none")],
+             "spans": []}
     per_signal = {sig: stacks + extra.get(sig, []) for sig in signals}
     results = {}
     for r in range(o.rounds):

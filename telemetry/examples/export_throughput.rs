@@ -29,6 +29,9 @@
 //!   `TELEMETRY_LOG_FORMAT=json` with stdout written to `io::sink` (log
 //!   records are still formatted as JSON for stdout, as in production; only
 //!   the write goes nowhere); the other signals `none`.
+//! - `telemetry-none`: `telemetry` with `TELEMETRY_LOG_FORMAT=none`: log
+//!   records go over OTLP only, no stdout line is formatted (the
+//!   like-for-like reading against `lean`).
 //! - `upstream`: `tracing_subscriber::registry()` + `tracing_opentelemetry::layer()`
 //!   (or `OpenTelemetryTracingBridge`) with their defaults, no filter, and the
 //!   SDK's `BatchSpanProcessor` / `BatchLogProcessor` with their defaults over
@@ -68,6 +71,7 @@ type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stack {
     Telemetry,
+    TelemetryNone,
     Upstream,
     Lean,
     LeanJson,
@@ -104,6 +108,7 @@ fn args() -> Res<Args> {
     let get = |i: usize| a.get(i).map(String::as_str);
     let stack = match get(0) {
         Some("telemetry") => Stack::Telemetry,
+        Some("telemetry-none") => Stack::TelemetryNone,
         Some("upstream") => Stack::Upstream,
         Some("lean") => Stack::Lean,
         Some("lean-json") => Stack::LeanJson,
@@ -201,7 +206,7 @@ struct Installed {
 
 fn install(a: &Args) -> Res<Installed> {
     match a.stack {
-        Stack::Telemetry => install_telemetry(a),
+        Stack::Telemetry | Stack::TelemetryNone => install_telemetry(a),
         Stack::Upstream | Stack::Lean | Stack::LeanJson => install_upstream(a),
     }
 }
@@ -223,7 +228,14 @@ fn install_telemetry(a: &Args) -> Res<Installed> {
         ("OTEL_LOGS_EXPORTER", logs),
         ("OTEL_METRICS_EXPORTER", "none"),
         ("RUST_LOG", "info"),
-        ("TELEMETRY_LOG_FORMAT", "json"),
+        (
+            "TELEMETRY_LOG_FORMAT",
+            if a.stack == Stack::TelemetryNone {
+                "none"
+            } else {
+                "json"
+            },
+        ),
         ("TELEMETRY_SHUTDOWN_TIMEOUT", "60000"),
     ]
     .into_iter()
@@ -472,6 +484,7 @@ fn main() -> Res<()> {
     let dropped = dropped();
     let stack = match a.stack {
         Stack::Telemetry => "telemetry",
+        Stack::TelemetryNone => "telemetry-none",
         Stack::Upstream => "upstream",
         Stack::Lean => "lean",
         Stack::LeanJson => "lean-json",

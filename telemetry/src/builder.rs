@@ -376,6 +376,7 @@ impl TelemetryBuilder {
             stats.log_to(&dispatch);
         }
         warn_unenforced_limits(&config, &dispatch);
+        warn_logs_go_nowhere(&config, format, &dispatch);
         if let Some(from_env) = &config.service_name
             && *from_env != identity.name
         {
@@ -453,6 +454,21 @@ fn warn_unenforced_limits(config: &Config, dispatch: &Dispatch) {
                 target: "telemetry::config",
                 variables = "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT, OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
                 "log-record attribute limits are not enforced: the OpenTelemetry 0.33 SDK cannot trim log attributes"
+            )
+        });
+    }
+}
+
+/// `TELEMETRY_LOG_FORMAT=none` leaves the service's logs to OTLP: without a
+/// logs exporter they go nowhere, which is said once, at start.
+fn warn_logs_go_nowhere(config: &Config, format: LogFormat, dispatch: &Dispatch) {
+    // A disabled SDK is silent: nothing is exported then, by choice.
+    if format == LogFormat::None && config.logs_exporters.is_empty() && !config.sdk_disabled {
+        tracing::dispatcher::with_default(dispatch, || {
+            tracing::warn!(
+                target: "telemetry::config",
+                variable = "TELEMETRY_LOG_FORMAT",
+                "TELEMETRY_LOG_FORMAT=none and no logs exporter: the service's log events are written nowhere (set OTEL_LOGS_EXPORTER=otlp, or another format)"
             )
         });
     }

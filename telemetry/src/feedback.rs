@@ -46,6 +46,13 @@ pub(crate) fn is_exporter_target(target: &str) -> bool {
     EXPORTER_CRATES.contains(&crate_name)
 }
 
+/// True when `target` is telemetry's own or its exporters': the events that
+/// say whether telemetry itself works, kept on stdout when the service's
+/// own lines are not written there (`TELEMETRY_LOG_FORMAT=none`).
+pub(crate) fn is_own_target(target: &str) -> bool {
+    first_segment(target) == "telemetry" || is_exporter_target(target)
+}
+
 /// `target` up to its first `:` or `-`.
 fn first_segment(target: &str) -> &str {
     // Bytes, not chars: both separators are ASCII, so the cut is on a char
@@ -139,6 +146,30 @@ mod tests {
                 by_definition(target),
                 "{target:?}"
             );
+        }
+    }
+
+    #[test]
+    fn own_targets_are_telemetrys_and_its_exporters() {
+        for own in [
+            "telemetry",
+            "telemetry::config",
+            "telemetry::export",
+            "telemetry-bench",
+            "tonic::transport",
+            "opentelemetry_sdk",
+        ] {
+            assert!(is_own_target(own), "{own}");
+        }
+        for theirs in [
+            "token_engine",
+            "telemetryx",
+            "telemetry_glue::http",
+            "services_glue::http",
+            "my_telemetry",
+            "",
+        ] {
+            assert!(!is_own_target(theirs), "{theirs}");
         }
     }
 }

@@ -106,9 +106,13 @@ impl LayerRecipe {
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static,
     {
-        let json = MaybeLayer(
-            matches!(self.format, LogFormat::Json).then(|| JsonLayer::new(self.writer.clone())),
-        );
+        let json = MaybeLayer(match self.format {
+            LogFormat::Json => Some(JsonLayer::new(self.writer.clone())),
+            LogFormat::None => Some(
+                JsonLayer::new(self.writer.clone()).only_targets(crate::feedback::is_own_target),
+            ),
+            LogFormat::Text => None,
+        });
         let text = MaybeLayer(matches!(self.format, LogFormat::Text).then(|| {
             tracing_subscriber::fmt::layer()
                 .fmt_fields(crate::redact::MaskingFields)

@@ -20,12 +20,24 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Debug)]
 pub struct JsonLayer<W> {
     make_writer: W,
+    /// When set, only events whose target it accepts are written.
+    keep_target: Option<fn(&str) -> bool>,
 }
 
 impl<W> JsonLayer<W> {
     /// A JSON layer writing to `make_writer` (e.g. `std::io::stdout`).
     pub fn new(make_writer: W) -> Self {
-        JsonLayer { make_writer }
+        JsonLayer {
+            make_writer,
+            keep_target: None,
+        }
+    }
+
+    /// Writes only the events whose target `keep` accepts (the other layers
+    /// still see every event).
+    pub(crate) fn only_targets(mut self, keep: fn(&str) -> bool) -> Self {
+        self.keep_target = Some(keep);
+        self
     }
 }
 
@@ -36,6 +48,9 @@ where
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
+        if self.keep_target.is_some_and(|keep| !keep(meta.target())) {
+            return;
+        }
         let mut fields = JsonVisitor::default();
         event.record(&mut fields);
 

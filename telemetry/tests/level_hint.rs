@@ -1,5 +1,6 @@
 //! `RUST_LOG` decides which spans and events are kept, whichever layers the
-//! configuration leaves out. `tracing` disables every callsite above the
+//! configuration leaves out (stdout JSON, text or none, traces, propagation
+//! and logs on or off). `tracing` disables every callsite above the
 //! subscriber's level hint before any layer is asked, so a hint combined
 //! wrongly from the layers (an absent `Option` layer answers `OFF`)
 //! silences the service whatever `RUST_LOG` says.
@@ -24,7 +25,7 @@ fn rust_log_keeps_its_levels_for_every_layer_combination() {
         ("debug", LevelFilter::DEBUG),
     ];
     let mut checked = 0;
-    for format in ["json", "text"] {
+    for format in ["json", "text", "none"] {
         for traces in ["console", "none"] {
             for propagators in ["tracecontext", "none"] {
                 for logs in ["console", "none"] {
@@ -68,5 +69,5 @@ fn rust_log_keeps_its_levels_for_every_layer_combination() {
             }
         }
     }
-    assert_eq!(checked, 2 * 2 * 2 * 2 * levels.len());
+    assert_eq!(checked, 3 * 2 * 2 * 2 * levels.len());
 }

@@ -21,6 +21,12 @@ pub enum LogFormat {
     Json,
     /// Readable text, for development.
     Text,
+    /// No line for the service's own events: for services whose logs go
+    /// over OTLP and whose stdout would be collected too (each record would
+    /// arrive twice). Telemetry's own events (start-up and export warnings)
+    /// and its exporters' are still written, as JSON: they are what says the
+    /// OTLP path itself is failing.
+    None,
 }
 
 /// `RUST_LOG` plus a default that silences the SDK's per-failure export
@@ -76,8 +82,9 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
         match raw.trim().to_ascii_lowercase().as_str() {
             "json" => Some(LogFormat::Json),
             "text" => Some(LogFormat::Text),
+            "none" => Some(LogFormat::None),
             _ => {
-                self.fail(VAR, &raw, "json or text");
+                self.fail(VAR, &raw, "json, text or none");
                 None
             }
         }
@@ -123,10 +130,13 @@ mod tests {
     }
 
     #[test]
-    fn log_format_accepts_json_and_text_only() {
+    fn log_format_accepts_json_text_and_none_only() {
         let c = Config::from_env(&[("TELEMETRY_LOG_FORMAT", "JSON")]).unwrap();
         assert_eq!(c.log_format, Some(LogFormat::Json));
         assert_eq!(Config::from_env(&[]).unwrap().log_format, None);
-        assert_rejected("TELEMETRY_LOG_FORMAT", "xml", "json or text");
+        let c = Config::from_env(&[("TELEMETRY_LOG_FORMAT", " None ")]).unwrap();
+        assert_eq!(c.log_format, Some(LogFormat::None));
+        assert_rejected("TELEMETRY_LOG_FORMAT", "xml", "json, text or none");
+        assert_rejected("TELEMETRY_LOG_FORMAT", "off", "json, text or none");
     }
 }

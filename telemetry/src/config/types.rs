@@ -187,7 +187,8 @@ pub struct Config {
     pub prometheus_port: u16,
     /// `TELEMETRY_SHUTDOWN_TIMEOUT` (ms): the guard's flush deadline.
     pub shutdown_timeout: Duration,
-    /// `TELEMETRY_LOG_FORMAT` (`json`, `text`); `None` = by environment name.
+    /// `TELEMETRY_LOG_FORMAT` (`json`, `text`, `none`); `None` = by
+    /// environment name.
     pub log_format: Option<LogFormat>,
     /// `RUST_LOG`: directives for stdout and exported logs and spans.
     pub log_filter: String,
