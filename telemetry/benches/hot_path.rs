@@ -12,8 +12,9 @@
 //! bench -p telemetry --bench hot_path -- sampling/`); its spans go to the
 //! default queue, drained by an exporter that drops every batch, as a
 //! service's queue is drained by a collector that keeps up (`r7` keeps the
-//! never-drained queue for comparison). See BENCHMARKS.md at the workspace
-//! root for runs and ratios.
+//! never-drained queue for comparison); the `lone_root` group times that
+//! request's root alone. See BENCHMARKS.md at the workspace root for runs
+//! and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -469,7 +470,73 @@ fn events(c: &mut Criterion) {
     bench(&mut g, "l2_event_json_stdout_and_otlp", &t);
     report("l2", &t);
     let _ = t.shutdown();
+    // l3: the OTLP log record alone (`TELEMETRY_LOG_FORMAT=none`).
+    let t = telemetry(
+        "bench-l-none",
+        &[
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "4194304"),
+            ("TELEMETRY_LOG_FORMAT", "none"),
+        ],
+    );
+    bench(&mut g, "l3_event_otlp_only", &t);
+    report("l3", &t);
+    let _ = t.shutdown();
     g.finish();
+}
+
+/// A request's root alone: two fields, entered once, no children.
+#[inline(never)]
+fn lone_root() {
+    tracing::info_span!(
+        "request",
+        http.request.method = "GET",
+        http.route = "/orders/{id}"
+    )
+    .in_scope(|| {});
+}
+
+/// Where a request's cost sits: its root alone, by what becomes of it (no
+/// OpenTelemetry layer, dropped at creation with or without its fields
+/// kept, recorded). Divided into [`sampling`]'s figures, the rest is the
+/// four children.
+fn lone_root_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lone_root");
+    let freeing = Dispatch::new(
+        tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
+    );
+    bench_root(&mut g, "n5_registry_and_empty_layer", &freeing);
+    let t = telemetry("bench-n-none", &[("OTEL_PROPAGATORS", "none")]);
+    bench_root(&mut g, "n4_telemetry_no_otel_layer", t.dispatch());
+    let _ = t.shutdown();
+    let sampler = ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio");
+    let t = drained(
+        "bench-n-ratio-tiny",
+        &[sampler, ("OTEL_TRACES_SAMPLER_ARG", "0.000001")],
+    );
+    bench_root(&mut g, "n6_dropped_fields_kept_ratio_tiny", t.dispatch());
+    let _ = t.shutdown();
+    let t = drained(
+        "bench-n-always-off",
+        &[("OTEL_TRACES_SAMPLER", "always_off")],
+    );
+    bench_root(&mut g, "n2_dropped_always_off", t.dispatch());
+    let _ = t.shutdown();
+    let t = drained("bench-n-always-on", &[]);
+    bench_root(&mut g, "n1_recorded_always_on", t.dispatch());
+    report("n1", &t);
+    let _ = t.shutdown();
+    g.finish();
+}
+
+fn bench_root(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    dispatch: &Dispatch,
+) {
+    tracing::dispatcher::with_default(dispatch, || {
+        g.bench_function(id, |b| b.iter(lone_root));
+    });
 }
 
 fn config() -> Criterion {
@@ -483,6 +550,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = metrics, spans, sampling, events
+    targets = metrics, spans, sampling, lone_root_group, events
 }
 criterion_main!(benches);
