@@ -55,6 +55,12 @@ pub(crate) trait BatchExporter<T>: Send + 'static {
     fn retry_after(&mut self) -> Option<Duration> {
         None
     }
+    /// After a failed attempt that read as `message`: whether another
+    /// attempt may succeed. An exporter that knows its failures says so
+    /// itself; one handed in is judged by its message ([`is_transient`]).
+    fn retryable(&mut self, message: &str) -> bool {
+        is_transient(message)
+    }
     /// After a successful attempt: how many of the batch's items the
     /// collector rejected (an OTLP partial success). They are not retried.
     fn rejected(&mut self) -> u64 {
@@ -78,6 +84,9 @@ impl<T: 'static> BatchExporter<T> for Box<dyn BatchExporter<T>> {
     fn retry_after(&mut self) -> Option<Duration> {
         (**self).retry_after()
     }
+    fn retryable(&mut self, message: &str) -> bool {
+        (**self).retryable(message)
+    }
     fn rejected(&mut self) -> u64 {
         (**self).rejected()
     }
@@ -99,20 +108,21 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// would otherwise stop the signal for a day.
 const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(300);
 
-/// Whether an export failure is worth retrying, per the OTLP specification's
-/// failure classes (the exporters report them in their messages): gRPC
+/// Whether the failure of an exporter handed in (the OTLP crate's, or any
+/// other `SpanExporter`/`LogExporter`) is worth retrying, read from its
+/// message, per the OTLP specification's failure classes: gRPC
 /// UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE,
-/// DATA_LOSS; HTTP 429, 502, 503, 504 and network errors; our own timeout.
-/// Anything else (bad request, unauthenticated, …) would fail again, and so
-/// would an OUT_OF_RANGE the OTLP crate's log client still reports after
-/// its own retries (see below).
+/// DATA_LOSS; HTTP 429, 502, 503, 504 and network errors. Anything else
+/// (bad request, unauthenticated, …) would fail again, and so would an
+/// OUT_OF_RANGE the OTLP crate's log client still reports after its own
+/// retries (see below). Telemetry's own OTLP exporter does not go through
+/// this: it knows each failure's status (`otlp_export`).
 ///
-/// A gRPC status that tonic made up because the connection broke with the
+/// A gRPC status made up locally because the connection broke with the
 /// request in flight (a collector killed or restarted) is a network error
-/// too, whatever code tonic gave it (`Unknown` for a reset connection; gRPC
-/// itself says UNAVAILABLE): the exporter appends the transport's error,
-/// `transport error: …`, only to statuses generated locally, never to one
-/// the collector sent.
+/// too, whatever its code (`Unknown` for a reset connection; gRPC itself
+/// says UNAVAILABLE): where the message names the transport's error right
+/// after the code (`…: transport error: …`), it is retried.
 pub(crate) fn is_transient(error: &str) -> bool {
     if let Some(rest) = error.split("gRPC code: ").nth(1) {
         let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
@@ -140,7 +150,7 @@ pub(crate) fn is_transient(error: &str) -> bool {
         let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
         return matches!(code.as_str(), "429" | "502" | "503" | "504");
     }
-    error.contains("network error") || error.starts_with(TIMEOUT_PREFIX)
+    error.contains("network error")
 }
 
 /// How the OTLP crate's gRPC clients (`TonicLogsClient`, …) word a failure.
@@ -427,20 +437,25 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
             let result = self
                 .runtime
                 .block_on(async move { tokio::time::timeout(timeout, exporter.export()).await });
-            let error = match result {
+            let (error, retryable) = match result {
                 Ok(Ok(())) => {
                     let rejected = self.exporter.rejected();
                     self.stats.export_answered(n, rejected, &self.endpoint);
                     break;
                 }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("{TIMEOUT_PREFIX} {timeout:?}"),
+                Ok(Err(e)) => {
+                    let error = e.to_string();
+                    let retryable = self.exporter.retryable(&error);
+                    (error, retryable)
+                }
+                // Our own deadline: the collector may answer in time next.
+                Err(_) => (format!("{TIMEOUT_PREFIX} {timeout:?}"), true),
             };
             let throttled_for = self
                 .exporter
                 .retry_after()
                 .map(|d| d.min(MAX_THROTTLE_DELAY));
-            if self.stopping || !(throttled_for.is_some() || is_transient(&error)) {
+            if self.stopping || !(throttled_for.is_some() || retryable) {
                 self.stats.export_failed(n, &self.endpoint, &error);
                 break;
             }
@@ -640,6 +655,111 @@ mod tests {
         assert!(queue.shutdown(Duration::from_secs(5)).is_ok());
     }
 
+    /// What a scripted attempt does.
+    #[derive(Clone, Copy)]
+    enum Attempt {
+        /// Never answers (the queue's export timeout ends it).
+        Hangs,
+        /// Fails with this message, saying itself whether to retry.
+        Fails(&'static str, bool),
+        Succeeds,
+    }
+
+    /// Plays its attempts in order (the last one again when they run out).
+    struct Scripted {
+        script: Vec<Attempt>,
+        played: Arc<std::sync::atomic::AtomicUsize>,
+        batch: Vec<u32>,
+        retryable: bool,
+    }
+
+    impl BatchExporter<u32> for Scripted {
+        fn take_batch(&mut self, batch: &mut Vec<u32>) {
+            std::mem::swap(&mut self.batch, batch);
+        }
+        fn export(&mut self) -> ExportFuture<'_> {
+            let n = self.played.fetch_add(1, Ordering::SeqCst);
+            let attempt = self.script[n.min(self.script.len() - 1)];
+            self.retryable = matches!(attempt, Attempt::Fails(_, true));
+            Box::pin(async move {
+                match attempt {
+                    Attempt::Hangs => std::future::pending().await,
+                    Attempt::Fails(message, _) => {
+                        Err(OTelSdkError::InternalFailure(message.into()))
+                    }
+                    Attempt::Succeeds => Ok(()),
+                }
+            })
+        }
+        fn release_batch(&mut self) {
+            self.batch.clear();
+        }
+        fn retryable(&mut self, _message: &str) -> bool {
+            self.retryable
+        }
+        fn shutdown(&mut self, _timeout: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    /// Runs one batch of three through `script`: (attempts, exported, failed).
+    fn play(script: Vec<Attempt>) -> (usize, u64, u64) {
+        // A thread of its own drives the timer that ends a hung attempt.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let played = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
+        let queue = BatchQueue::start(
+            "test",
+            Scripted {
+                script,
+                played: Arc::clone(&played),
+                batch: Vec::new(),
+                retryable: false,
+            },
+            BatchConfig {
+                max_queue_size: 100,
+                schedule_delay: Duration::from_millis(10),
+                export_timeout: Duration::from_millis(200),
+                max_export_batch_size: 10,
+            },
+            rt.handle().clone(),
+            Arc::clone(&stats),
+            "test".to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..3 {
+            queue.push(i);
+        }
+        let _ = queue.flush(Duration::from_secs(10));
+        let _ = queue.shutdown(Duration::from_secs(5));
+        (
+            played.load(Ordering::SeqCst),
+            stats.exported.load(Ordering::SeqCst),
+            stats.failed.load(Ordering::SeqCst),
+        )
+    }
+
+    /// The exporter says whether a failure is worth another attempt; its
+    /// message is not read back (one that would read as transient is not
+    /// retried when the exporter says so, and the other way round), and the
+    /// queue's own timeout is always retried.
+    #[test]
+    fn the_exporter_decides_what_is_retried_and_a_timeout_always_is() {
+        use Attempt::*;
+        let final_refusal = Fails("OTLP span export failed: network error", false);
+        assert_eq!(play(vec![final_refusal]), (1, 0, 3));
+        let passing_trouble = Fails(
+            "OTLP span export failed with gRPC code: InvalidArgument",
+            true,
+        );
+        assert_eq!(play(vec![passing_trouble, Succeeds]), (2, 3, 0));
+        assert_eq!(play(vec![Hangs, Succeeds]), (2, 3, 0));
+    }
+
     #[test]
     fn transient_failures_follow_the_otlp_failure_classes() {
         for e in [
@@ -652,9 +772,6 @@ mod tests {
             "HTTP export failed with status code: 503",
             "HTTP export failed with status code: 429",
             "HTTP export failed: network error",
-            "export timed out after 10s",
-            // From a collector, through telemetry's own span exporter.
-            "OTLP span export failed with gRPC code: OutOfRange",
         ] {
             assert!(is_transient(e), "{e}");
         }

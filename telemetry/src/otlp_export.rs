@@ -215,6 +215,9 @@ pub(crate) struct OtlpExporter<E> {
     /// Items the collector's answer to the last attempt rejected (an OTLP
     /// partial success).
     rejected: u64,
+    /// Whether the last attempt failed in a way worth another: known from
+    /// the status or error itself, not read back from its message.
+    retryable: bool,
 }
 
 impl<E> std::fmt::Debug for OtlpExporter<E> {
@@ -236,6 +239,7 @@ impl OtlpWire {
             partial: PartialSuccessWarnings::default(),
             retry_after: None,
             rejected: 0,
+            retryable: false,
         }
     }
 }
@@ -290,9 +294,11 @@ impl<T, E: EncodeBatch<T>> BatchExporter<T> for OtlpExporter<E> {
             partial: &mut self.partial,
             retry_after: &mut self.retry_after,
             rejected: &mut self.rejected,
+            retryable: &mut self.retryable,
         };
         *answer.retry_after = None;
         *answer.rejected = 0;
+        *answer.retryable = false;
         match &mut self.wire {
             Wire::Grpc { client, metadata } => {
                 Box::pin(
@@ -327,6 +333,10 @@ impl<T, E: EncodeBatch<T>> BatchExporter<T> for OtlpExporter<E> {
         self.retry_after.take()
     }
 
+    fn retryable(&mut self, _message: &str) -> bool {
+        std::mem::take(&mut self.retryable)
+    }
+
     fn rejected(&mut self) -> u64 {
         std::mem::take(&mut self.rejected)
     }
@@ -359,18 +369,21 @@ fn compress(compression: Compression, plain: &[u8]) -> std::io::Result<Vec<u8>> 
     }
 }
 
-/// A failed attempt: what it reads as, and the delay the collector asked
-/// for, if it throttled.
+/// A failed attempt: what it reads as, whether another attempt may
+/// succeed, and the delay the collector asked for, if it throttled.
 struct Failure {
     error: OTelSdkError,
     retry_after: Option<std::time::Duration>,
+    retryable: bool,
 }
 
 impl Failure {
+    /// A failure that would happen again: not retried.
     fn plain(message: String) -> Failure {
         Failure {
             error: OTelSdkError::InternalFailure(message),
             retry_after: None,
+            retryable: false,
         }
     }
 }
@@ -382,6 +395,7 @@ struct Answer<'a> {
     partial: &'a mut PartialSuccessWarnings,
     retry_after: &'a mut Option<std::time::Duration>,
     rejected: &'a mut u64,
+    retryable: &'a mut bool,
 }
 
 impl Answer<'_> {
@@ -395,6 +409,7 @@ impl Answer<'_> {
             }
             Err(failure) => {
                 *self.retry_after = failure.retry_after;
+                *self.retryable = failure.retryable;
                 Err(failure.error)
             }
         }
@@ -434,6 +449,7 @@ async fn send_grpc(
         Err(status) => Err(Failure {
             error: OTelSdkError::InternalFailure(grpc_failure(items, &status)),
             retry_after: grpc_retry_delay(&status),
+            retryable: grpc_retryable(&status),
         }),
     }
 }
@@ -480,9 +496,32 @@ fn is_oversized_answer(status: &tonic::Status) -> bool {
             .starts_with("Error, decoded message length too large")
 }
 
-/// How a failed gRPC export reads: the code (which `batch::is_transient`
-/// classifies) and, for a status tonic made up from a broken connection,
-/// the transport's error chain. The collector's own message is left out:
+/// Whether a gRPC failure is worth another attempt: the codes the OTLP
+/// specification makes retryable (UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED,
+/// ABORTED, OUT_OF_RANGE, DATA_LOSS; RESOURCE_EXHAUSTED only with a
+/// `RetryInfo`, which the queue honours as throttling), and any status tonic
+/// made up because the connection failed or broke with the request in
+/// flight (a collector down, killed or restarted), whatever code it gave
+/// it (`Unknown` for a reset connection). A status the collector sent has
+/// no transport error behind it.
+fn grpc_retryable(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    let from_transport = std::error::Error::source(status)
+        .is_some_and(|cause| cause.is::<tonic::transport::Error>());
+    from_transport
+        || matches!(
+            status.code(),
+            Code::Unavailable
+                | Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::OutOfRange
+                | Code::DataLoss
+        )
+}
+
+/// How a failed gRPC export reads: the code and, for a status tonic made up
+/// from a broken connection, the transport's error chain. The collector's own message is left out:
 /// it may echo credentials.
 fn grpc_failure(items: &Items, status: &tonic::Status) -> String {
     let mut out = format!(
@@ -527,7 +566,11 @@ async fn send_http(
             &mut out,
             Some(e.as_ref() as &(dyn std::error::Error + 'static)),
         );
-        Failure::plain(out)
+        // Refused, reset, unreachable: the collector may be back soon.
+        Failure {
+            retryable: true,
+            ..Failure::plain(out)
+        }
     })?;
     let status = response.status();
     if !status.is_success() {
@@ -546,6 +589,8 @@ async fn send_http(
                 status.as_u16()
             )),
             retry_after,
+            // The OTLP specification's retryable HTTP statuses.
+            retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
         });
     }
     Ok(partial_success_of(items, response.body(), json))
@@ -774,16 +819,81 @@ mod tests {
     }
 
     #[test]
-    fn grpc_failures_read_as_the_queue_classifies_them_without_the_collectors_text() {
-        for items in [&SPANS, &LOG_RECORDS, &METRIC_DATA_POINTS] {
-            let down = grpc_failure(items, &tonic::Status::unavailable("token s3cret expired"));
-            assert!(crate::batch::is_transient(&down), "{down}");
-            assert!(!down.contains("s3cret"), "{down}");
-            let refused = grpc_failure(items, &tonic::Status::invalid_argument("bad"));
-            assert!(!crate::batch::is_transient(&refused), "{refused}");
-            let throttled = grpc_failure(items, &tonic::Status::resource_exhausted("slow down"));
-            assert!(!crate::batch::is_transient(&throttled), "{throttled}");
+    fn grpc_failures_are_retried_by_code_and_read_without_the_collectors_text() {
+        use tonic::Code;
+        let retried = [
+            Code::Unavailable,
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::DataLoss,
+        ];
+        let all = [
+            Code::Ok,
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ];
+        for code in all {
+            let status = tonic::Status::new(code, "token s3cret expired");
+            assert_eq!(grpc_retryable(&status), retried.contains(&code), "{code:?}");
+            for items in [&SPANS, &LOG_RECORDS, &METRIC_DATA_POINTS] {
+                let read = grpc_failure(items, &status);
+                assert!(!read.contains("s3cret"), "{read}");
+                assert!(read.contains(&format!("{code:?}")), "{read}");
+            }
         }
+    }
+
+    /// A status tonic makes up from a connection that failed is retried
+    /// whatever its code, and reads with the transport's error; the same
+    /// code from a collector is not retried.
+    #[test]
+    fn a_status_made_up_from_a_failed_connection_is_retried() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let refused = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let transport_error = || {
+            rt.block_on(
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{refused}"))
+                    .unwrap()
+                    .connect(),
+            )
+            .unwrap_err()
+        };
+        // As `send_grpc` makes it from a channel that is not ready.
+        let not_ready = tonic::Status::from_error(Box::new(transport_error()));
+        assert!(grpc_retryable(&not_ready), "{:?}", not_ready.code());
+        // A connection reset with the request in flight: tonic reports
+        // Unknown, with the transport's error behind it.
+        let mut reset = tonic::Status::unknown("connection reset");
+        reset.set_source(std::sync::Arc::new(transport_error()));
+        assert!(grpc_retryable(&reset));
+        let read = grpc_failure(&SPANS, &reset);
+        assert!(read.contains("Unknown: transport error"), "{read}");
+        // Unknown from a collector: no transport error behind it.
+        assert!(!grpc_retryable(&tonic::Status::unknown(
+            "from the collector"
+        )));
     }
 
     #[test]
