@@ -221,14 +221,24 @@ fn drained(name: &str, extra: &[(&str, &str)]) -> Telemetry {
         .unwrap()
 }
 
+/// Times `routine` with `dispatch` as the default subscriber.
+fn bench_on(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    dispatch: &Dispatch,
+    routine: fn(),
+) {
+    tracing::dispatcher::with_default(dispatch, || {
+        g.bench_function(id, |b| b.iter(routine));
+    });
+}
+
 fn bench_span(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     id: &str,
     dispatch: &Dispatch,
 ) {
-    tracing::dispatcher::with_default(dispatch, || {
-        g.bench_function(id, |b| b.iter(one_span));
-    });
+    bench_on(g, id, dispatch, one_span);
 }
 
 /// The OTel layer as telemetry configures it.
@@ -345,23 +355,13 @@ fn spans(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_request(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    id: &str,
-    dispatch: &Dispatch,
-) {
-    tracing::dispatcher::with_default(dispatch, || {
-        g.bench_function(id, |b| b.iter(one_request));
-    });
-}
-
 /// Times [`one_request`] on `t`'s dispatch, then reports and shuts it down.
 fn bench_telemetry(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     id: &str,
     t: Telemetry,
 ) {
-    bench_request(g, id, t.dispatch());
+    bench_on(g, id, t.dispatch(), one_request);
     report(&id[..id.find('_').unwrap_or(id.len())], &t);
     let _ = t.shutdown();
 }
@@ -376,13 +376,18 @@ fn sampling(c: &mut Criterion) {
     // r0: the floor, a bare registry. A registry with no layer never frees
     // a closed span's data (tokio-rs/tracing#900): it skips the work every
     // real subscriber does when a span closes.
-    bench_request(&mut g, "r0_request_bare_registry", &bare);
+    bench_on(&mut g, "r0_request_bare_registry", &bare, one_request);
     // r5: the smallest subscriber that frees closed spans, a registry with
     // one layer that does nothing.
     let freeing = Dispatch::new(
         tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
     );
-    bench_request(&mut g, "r5_request_registry_and_empty_layer", &freeing);
+    bench_on(
+        &mut g,
+        "r5_request_registry_and_empty_layer",
+        &freeing,
+        one_request,
+    );
     // r1: telemetry's dispatch, every span recorded, queued and exported
     // (into a queue that drains: `drained`).
     let t = drained("bench-r-always-on", &[]);
@@ -427,10 +432,20 @@ fn sampling(c: &mut Criterion) {
     // propagation off): EnvFilter and the JSON stdout layer, the floor the
     // rest of telemetry's subscriber sets.
     let t = telemetry("bench-r-none", &[("OTEL_PROPAGATORS", "none")]);
-    bench_request(&mut g, "r4_request_telemetry_no_otel_layer", t.dispatch());
+    bench_on(
+        &mut g,
+        "r4_request_telemetry_no_otel_layer",
+        t.dispatch(),
+        one_request,
+    );
     let _ = t.shutdown();
     // r0 again: the floor drifts with the machine's load.
-    bench_request(&mut g, "r0b_request_bare_registry_again", &bare);
+    bench_on(
+        &mut g,
+        "r0b_request_bare_registry_again",
+        &bare,
+        one_request,
+    );
     g.finish();
 }
 
@@ -505,38 +520,38 @@ fn lone_root_group(c: &mut Criterion) {
     let freeing = Dispatch::new(
         tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
     );
-    bench_root(&mut g, "n5_registry_and_empty_layer", &freeing);
+    bench_on(&mut g, "n5_registry_and_empty_layer", &freeing, lone_root);
     let t = telemetry("bench-n-none", &[("OTEL_PROPAGATORS", "none")]);
-    bench_root(&mut g, "n4_telemetry_no_otel_layer", t.dispatch());
+    bench_on(
+        &mut g,
+        "n4_telemetry_no_otel_layer",
+        t.dispatch(),
+        lone_root,
+    );
     let _ = t.shutdown();
     let sampler = ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio");
     let t = drained(
         "bench-n-ratio-tiny",
         &[sampler, ("OTEL_TRACES_SAMPLER_ARG", "0.000001")],
     );
-    bench_root(&mut g, "n6_dropped_fields_kept_ratio_tiny", t.dispatch());
+    bench_on(
+        &mut g,
+        "n6_dropped_fields_kept_ratio_tiny",
+        t.dispatch(),
+        lone_root,
+    );
     let _ = t.shutdown();
     let t = drained(
         "bench-n-always-off",
         &[("OTEL_TRACES_SAMPLER", "always_off")],
     );
-    bench_root(&mut g, "n2_dropped_always_off", t.dispatch());
+    bench_on(&mut g, "n2_dropped_always_off", t.dispatch(), lone_root);
     let _ = t.shutdown();
     let t = drained("bench-n-always-on", &[]);
-    bench_root(&mut g, "n1_recorded_always_on", t.dispatch());
+    bench_on(&mut g, "n1_recorded_always_on", t.dispatch(), lone_root);
     report("n1", &t);
     let _ = t.shutdown();
     g.finish();
-}
-
-fn bench_root(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    id: &str,
-    dispatch: &Dispatch,
-) {
-    tracing::dispatcher::with_default(dispatch, || {
-        g.bench_function(id, |b| b.iter(lone_root));
-    });
 }
 
 fn config() -> Criterion {

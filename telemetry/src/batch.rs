@@ -536,16 +536,36 @@ mod tests {
         count.load(Ordering::SeqCst)
     }
 
-    #[test]
-    fn a_full_batch_is_exported_without_waiting_for_the_schedule() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    /// A queue of up to 100 items over `exporter`, on a runtime of its own
+    /// (one worker thread, which also drives the timer that ends a hung
+    /// attempt); the runtime is last, so it is dropped last.
+    fn start_queue<E: BatchExporter<u32>>(
+        exporter: E,
+        config: BatchConfig,
+    ) -> (BatchQueue<u32>, Arc<PipelineStats>, tokio::runtime::Runtime) {
+        assert_eq!(config.max_queue_size, 100);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        let exported = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
         let queue = BatchQueue::start(
             "test",
+            exporter,
+            config,
+            rt.handle().clone(),
+            Arc::clone(&stats),
+            "test".to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (queue, stats, rt)
+    }
+
+    #[test]
+    fn a_full_batch_is_exported_without_waiting_for_the_schedule() {
+        let exported = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (queue, stats, _rt) = start_queue(
             Counting(Arc::clone(&exported), Vec::new()),
             BatchConfig {
                 max_queue_size: 100,
@@ -554,11 +574,7 @@ mod tests {
                 export_timeout: Duration::from_secs(5),
                 max_export_batch_size: 4,
             },
-            rt.handle().clone(),
-            Arc::clone(&stats),
-            "test".to_string(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        );
         for i in 0..10 {
             queue.push(i);
         }
@@ -611,15 +627,9 @@ mod tests {
 
     #[test]
     fn a_throttled_batch_is_retried_no_sooner_than_the_collector_asked() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
         let attempts = Arc::new(Mutex::new(Vec::new()));
-        let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
         let ask = Duration::from_millis(900);
-        let queue = BatchQueue::start(
-            "test",
+        let (queue, stats, _rt) = start_queue(
             Throttling {
                 attempts: Arc::clone(&attempts),
                 batch: Vec::new(),
@@ -632,11 +642,7 @@ mod tests {
                 export_timeout: Duration::from_secs(5),
                 max_export_batch_size: 10,
             },
-            rt.handle().clone(),
-            Arc::clone(&stats),
-            "test".to_string(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        );
         for i in 0..3 {
             queue.push(i);
         }
@@ -704,16 +710,8 @@ mod tests {
 
     /// Runs one batch of three through `script`: (attempts, exported, failed).
     fn play(script: Vec<Attempt>) -> (usize, u64, u64) {
-        // A thread of its own drives the timer that ends a hung attempt.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
         let played = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
-        let queue = BatchQueue::start(
-            "test",
+        let (queue, stats, _rt) = start_queue(
             Scripted {
                 script,
                 played: Arc::clone(&played),
@@ -726,11 +724,7 @@ mod tests {
                 export_timeout: Duration::from_millis(200),
                 max_export_batch_size: 10,
             },
-            rt.handle().clone(),
-            Arc::clone(&stats),
-            "test".to_string(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        );
         for i in 0..3 {
             queue.push(i);
         }

@@ -7,22 +7,32 @@ mod common;
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use common::{Captured, env, otlp_env};
 use telemetry::Telemetry;
 use telemetry::testing::OtlpReceiver;
 
-#[test]
-fn none_leaves_the_services_events_to_otlp_and_keeps_telemetrys_own_on_stdout() {
-    let receiver = OtlpReceiver::start().unwrap();
-    let mut vars = otlp_env(&receiver, "grpc");
-    vars.insert("TELEMETRY_LOG_FORMAT".into(), "none".into());
+/// Runs `emit` in a service configured by `vars`, shut down after it; its
+/// stdout.
+fn run(vars: HashMap<String, String>, emit: impl FnOnce()) -> Captured {
     let stdout = Captured::default();
     let t = Telemetry::builder("quiet-engine")
         .with_env(vars)
         .with_stdout_writer(stdout.clone())
         .build()
         .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
+    tracing::dispatcher::with_default(t.dispatch(), emit);
+    t.shutdown().unwrap();
+    stdout
+}
+
+#[test]
+fn none_leaves_the_services_events_to_otlp_and_keeps_telemetrys_own_on_stdout() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let mut vars = otlp_env(&receiver, "grpc");
+    vars.insert("TELEMETRY_LOG_FORMAT".into(), "none".into());
+    let stdout = run(vars, || {
         tracing::info_span!("settle").in_scope(|| {
             tracing::info!(order = 7, "payment accepted");
             tracing::warn!(target: "token_engine::ledger", "ledger slow");
@@ -30,7 +40,6 @@ fn none_leaves_the_services_events_to_otlp_and_keeps_telemetrys_own_on_stdout() 
             tracing::warn!(target: "tonic::transport", "transport probe");
         });
     });
-    t.shutdown().unwrap();
 
     let lines = stdout.json_lines();
     assert_eq!(lines.len(), stdout.lines().len(), "every line is JSON");
@@ -61,7 +70,7 @@ fn none_leaves_the_services_events_to_otlp_and_keeps_telemetrys_own_on_stdout() 
 
 #[test]
 fn none_without_a_logs_exporter_says_so_once_unless_the_sdk_is_disabled() {
-    let run = |extra: &[(&str, &str)]| {
+    let lines_with = |extra: &[(&str, &str)]| {
         let mut vars = env(&[
             ("TELEMETRY_LOG_FORMAT", "none"),
             ("OTEL_TRACES_EXPORTER", "none"),
@@ -69,19 +78,9 @@ fn none_without_a_logs_exporter_says_so_once_unless_the_sdk_is_disabled() {
             ("OTEL_LOGS_EXPORTER", "none"),
         ]);
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let stdout = Captured::default();
-        let t = Telemetry::builder("quiet-engine")
-            .with_env(vars)
-            .with_stdout_writer(stdout.clone())
-            .build()
-            .unwrap();
-        tracing::dispatcher::with_default(t.dispatch(), || {
-            tracing::error!("nobody hears this");
-        });
-        t.shutdown().unwrap();
-        stdout.json_lines()
+        run(vars, || tracing::error!("nobody hears this")).json_lines()
     };
-    let lines = run(&[]);
+    let lines = lines_with(&[]);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["level"], "WARN");
     assert_eq!(lines[0]["target"], "telemetry::config");
@@ -93,12 +92,12 @@ fn none_without_a_logs_exporter_says_so_once_unless_the_sdk_is_disabled() {
     );
     // A logs exporter (the console one writes its records to stdout):
     // nothing to say.
-    let lines = run(&[("OTEL_LOGS_EXPORTER", "console")]);
+    let lines = lines_with(&[("OTEL_LOGS_EXPORTER", "console")]);
     assert!(
         lines.iter().all(|l| l["target"] != "telemetry::config"),
         "{lines:?}"
     );
     assert!(!lines.is_empty(), "the console exporter's record");
     // A disabled SDK is silent.
-    assert_eq!(run(&[("OTEL_SDK_DISABLED", "true")]).len(), 0);
+    assert_eq!(lines_with(&[("OTEL_SDK_DISABLED", "true")]).len(), 0);
 }
