@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
-use common::{Captured, env, otlp_env};
+use common::{Captured, env, otlp_env, refused_port};
 use telemetry::Telemetry;
 use telemetry::testing::OtlpReceiver;
 
@@ -100,4 +100,41 @@ fn none_without_a_logs_exporter_says_so_once_unless_the_sdk_is_disabled() {
     assert!(!lines.is_empty(), "the console exporter's record");
     // A disabled SDK is silent.
     assert_eq!(lines_with(&[("OTEL_SDK_DISABLED", "true")]).len(), 0);
+}
+
+/// With stdout left to telemetry, the warning a failing collector causes
+/// (emitted on an exporter thread) still reaches it, and the service's own
+/// events still do not.
+#[test]
+fn none_keeps_the_export_warning_of_a_refused_collector_on_stdout() {
+    let endpoint = format!("http://127.0.0.1:{}", refused_port());
+    let vars = env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_METRICS_EXPORTER", "none"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "50"),
+        ("TELEMETRY_SHUTDOWN_TIMEOUT", "1000"),
+        ("TELEMETRY_LOG_FORMAT", "none"),
+    ]);
+    let stdout = run(vars, || {
+        for i in 0..3 {
+            tracing::info_span!("settle", i).in_scope(|| tracing::info!("payment accepted"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let lines = stdout.json_lines();
+    assert_eq!(lines.len(), stdout.lines().len(), "every line is JSON");
+    assert!(
+        lines.iter().any(|l| l["target"] == "telemetry::export"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("telemetry export failing"))),
+        "{}",
+        stdout.text()
+    );
+    assert!(
+        lines.iter().all(|l| l["message"] != "payment accepted"),
+        "{}",
+        stdout.text()
+    );
 }
