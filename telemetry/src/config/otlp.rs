@@ -138,7 +138,20 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
     fn endpoint(&mut self, var: &str) -> Option<String> {
         let raw = self.env.var(var)?;
         let trimmed = raw.trim();
+        // Whatever comes before an `@` may be a password: never shown.
+        let shown = without_userinfo(trimmed);
         match trimmed.parse::<http::Uri>() {
+            Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+                // Neither tonic nor hyper sends them, and the endpoint is
+                // named in every export warning.
+                self.fail(
+                    var,
+                    &shown,
+                    "a URL without credentials (they would not be sent, and would be logged): \
+                     put them in OTEL_EXPORTER_OTLP_HEADERS, e.g. authorization=Basic%20…",
+                );
+                None
+            }
             Ok(uri)
                 if matches!(uri.scheme_str(), Some("http") | Some("https"))
                     && uri.authority().is_some() =>
@@ -148,7 +161,7 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
             _ => {
                 self.fail(
                     var,
-                    &raw,
+                    &shown,
                     "an absolute http:// or https:// URL, e.g. http://localhost:4317",
                 );
                 None
@@ -177,10 +190,21 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
                 Some(kvs)
             }
             Err(bad) => {
+                // The bad entry itself may be the credential (a token pasted
+                // without its name, a value with a stray `%`): its name only.
+                let which = match bad.split_once('=') {
+                    Some((name, _)) if !name.trim().is_empty() => {
+                        format!("the value of {:?}", name.trim())
+                    }
+                    Some(_) => "an entry without a name".to_string(),
+                    None => "an entry without `=`".to_string(),
+                };
                 self.fail(
                     var,
                     &shown,
-                    format!("comma-separated name=value pairs, values percent-encoded (bad entry: {bad:?})"),
+                    format!(
+                        "comma-separated name=value pairs, values percent-encoded (bad: {which})"
+                    ),
                 );
                 None
             }
@@ -280,15 +304,37 @@ impl<E: EnvSource + ?Sized> Parser<'_, E> {
     }
 }
 
-/// `name=value,…` with every value replaced by `…`, for error messages.
+/// `name=value,…` with every value replaced by `…`, for error messages;
+/// an entry without `=` (perhaps a token pasted without its name) is not
+/// shown at all.
 fn without_values(raw: &str) -> String {
     raw.split(',')
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) => format!("{name}=…"),
-            None => pair.chars().take(40).collect(),
+            Some((name, _)) => format!("{}=…", name.trim()),
+            None if pair.trim().is_empty() => String::new(),
+            None => "…".to_string(),
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A URL with whatever precedes its last `@` in the authority (user and
+/// password) replaced by `…`, for error messages.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let host = &authority[at..];
+    match scheme {
+        Some(scheme) => format!("{scheme}://…{host}{path}"),
+        None => format!("…{host}{path}"),
+    }
 }
 
 #[cfg(test)]
@@ -434,6 +480,74 @@ mod tests {
         let shown: String = errs.iter().map(|e| e.to_string()).collect();
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("authorization=…"), "{shown}");
+    }
+
+    /// A credential inside a malformed entry, or in an endpoint's URL,
+    /// never reaches the error: for every headers variable and every
+    /// endpoint variable.
+    #[test]
+    fn credentials_in_malformed_headers_and_endpoints_are_not_echoed() {
+        let headers = [
+            "authorization=Bearer s3cret%zz",
+            "Bearer s3cret",
+            "=s3cret",
+            "x-tenant=a, Bearer s3cret ,x-other=b",
+            "authorization=Bearer%20s3cret%",
+        ];
+        for var in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+        ] {
+            for value in headers {
+                let errs = invalid(&[(var, value)]);
+                assert_eq!(errs.len(), 1, "{var}={value}: {errs:?}");
+                let shown = format!("{} {:?}", errs[0], errs[0]);
+                assert!(!shown.contains("s3cret"), "{var}={value}: {shown}");
+                assert!(shown.contains(var), "{shown}");
+            }
+        }
+        let endpoints = [
+            "http://user:s3cret@collector:4317",
+            "https://s3cret@collector:4318/v1/traces",
+            "user:s3cret@collector:4317",
+            "http://user:s3cret@",
+        ];
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ] {
+            for value in endpoints {
+                let errs = invalid(&[(var, value)]);
+                assert_eq!(errs.len(), 1, "{var}={value}: {errs:?}");
+                let shown = format!("{} {:?}", errs[0], errs[0]);
+                assert!(!shown.contains("s3cret"), "{var}={value}: {shown}");
+            }
+        }
+        // What is shown still says which part is wrong.
+        let errs = invalid(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://u:s3cret@collector:4317",
+        )]);
+        assert_eq!(errs[0].value, "http://…@collector:4317");
+        assert!(
+            errs[0].expected.contains("OTEL_EXPORTER_OTLP_HEADERS"),
+            "{}",
+            errs[0]
+        );
+        let errs = invalid(&[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-tenant=a,authorization=Bearer s3cret%",
+        )]);
+        assert_eq!(errs[0].value, "x-tenant=…,authorization=…");
+        assert!(
+            errs[0].expected.contains("\"authorization\""),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
