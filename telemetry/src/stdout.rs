@@ -1,5 +1,6 @@
 //! Stdout logs: JSON lines with `trace_id` and `span_id` outside dev, readable
-//! text in dev.
+//! text in dev; with `TELEMETRY_LOG_FORMAT=none`, JSON lines of telemetry's
+//! own events only.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
