@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Captured, otlp_env};
 use telemetry::Telemetry;
-use telemetry::testing::{OtlpReceiver, RequestOutcome, Signal, find_metric};
+use telemetry::testing::{Attributes, OtlpReceiver, RequestOutcome, Signal, find_metric};
 
 /// The two signals sent as encoded batches.
 const SIGNALS: [telemetry::Signal; 2] = [telemetry::Signal::Traces, telemetry::Signal::Logs];
@@ -75,38 +75,38 @@ fn send(
 /// The `seq` of every item of `signal` received, sorted, once `n` arrived
 /// (or 10 s passed); and the `card` attribute of the first.
 fn seqs(receiver: &OtlpReceiver, signal: telemetry::Signal, n: usize) -> (Vec<i64>, String) {
-    let (mut seqs, card): (Vec<i64>, Option<String>) = if signal == telemetry::Signal::Logs {
-        let logs = receiver.wait_for_logs(Duration::from_secs(10), |l| l.len() >= n);
-        let ours: Vec<_> = logs
-            .iter()
+    let wait = Duration::from_secs(10);
+    let ours: Vec<Attributes> = if signal == telemetry::Signal::Logs {
+        let logs = receiver.wait_for_logs(wait, |l| l.len() >= n);
+        logs.into_iter()
             .filter(|l| l.body.as_deref() == Some("wire-log"))
-            .collect();
-        let card = ours
-            .first()
-            .and_then(|l| l.attributes.str("card"))
-            .map(str::to_string);
-        (
-            ours.iter()
-                .filter_map(|l| l.attributes.i64("seq"))
-                .collect(),
-            card,
-        )
+            .map(|l| l.attributes)
+            .collect()
     } else {
-        let spans = receiver.wait_for_spans(Duration::from_secs(10), |s| s.len() >= n);
-        let ours: Vec<_> = spans.iter().filter(|s| s.name == "wire-span").collect();
-        let card = ours
-            .first()
-            .and_then(|s| s.attributes.str("card"))
-            .map(str::to_string);
-        (
-            ours.iter()
-                .filter_map(|s| s.attributes.i64("seq"))
-                .collect(),
-            card,
-        )
+        let spans = receiver.wait_for_spans(wait, |s| s.len() >= n);
+        spans
+            .into_iter()
+            .filter(|s| s.name == "wire-span")
+            .map(|s| s.attributes)
+            .collect()
     };
+    let card = ours
+        .first()
+        .and_then(|a| a.str("card"))
+        .unwrap_or_default()
+        .to_string();
+    let mut seqs: Vec<i64> = ours.iter().filter_map(|a| a.i64("seq")).collect();
     seqs.sort_unstable();
-    (seqs, card.unwrap_or_default())
+    (seqs, card)
+}
+
+/// Every item `0..n` of `signal` arrived, each once.
+fn assert_all_arrived(receiver: &OtlpReceiver, signal: telemetry::Signal, n: usize, case: &str) {
+    assert_eq!(
+        seqs(receiver, signal, n).0,
+        (0..n as i64).collect::<Vec<_>>(),
+        "{case}"
+    );
 }
 
 /// `signal`'s counts in the telemetry's health.
@@ -207,11 +207,7 @@ fn a_batch_refused_for_a_while_arrives_whole_once_accepted() {
                 "{case}"
             );
             receiver.set_failing(false);
-            assert_eq!(
-                seqs(&receiver, signal, 50).0,
-                (0..50).collect::<Vec<_>>(),
-                "{case}"
-            );
+            assert_all_arrived(&receiver, signal, 50, &case);
             // Each attempt carried the whole batch.
             for r in receiver.requests() {
                 assert_eq!(r.items, 50, "{case}: {r:?}");
@@ -259,11 +255,7 @@ fn a_throttling_collector_gets_the_batch_again_after_the_delay_it_asked_for() {
             "{case}: retried after {waited:?}"
         );
         receiver.set_throttling(None);
-        assert_eq!(
-            seqs(&receiver, signal, 20).0,
-            (0..20).collect::<Vec<_>>(),
-            "{case}"
-        );
+        assert_all_arrived(&receiver, signal, 20, &case);
         t.shutdown().unwrap();
         let c = status(&t, signal);
         assert_eq!((c.exported, c.failed), (20, 0), "{case}");
