@@ -554,6 +554,114 @@ fn lone_root_group(c: &mut Criterion) {
     g.finish();
 }
 
+/// The context an incoming request carries, sampled upstream or not.
+fn incoming(sampled: bool) -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+        SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+        flags,
+        true,
+        Default::default(),
+    ))
+}
+
+static INCOMING_UNSAMPLED: std::sync::LazyLock<opentelemetry::Context> =
+    std::sync::LazyLock::new(|| incoming(false));
+static INCOMING_SAMPLED: std::sync::LazyLock<opentelemetry::Context> =
+    std::sync::LazyLock::new(|| incoming(true));
+
+/// [`one_request`] as a service down the call chain serves it: the root is
+/// created, then given the incoming context (`set_parent`, as the HTTP, gRPC
+/// and NATS middleware do), then entered.
+#[inline(never)]
+fn downstream_request(incoming: &opentelemetry::Context) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let root = tracing::info_span!(
+        "request",
+        http.request.method = "GET",
+        http.route = "/orders/{id}"
+    );
+    let _ = root.set_parent(incoming.clone());
+    root.in_scope(|| {
+        for step in 0..(REQUEST_SPANS - 1) {
+            tracing::info_span!("step", step).in_scope(|| {});
+        }
+    });
+}
+
+#[inline(never)]
+fn downstream_unsampled() {
+    downstream_request(&INCOMING_UNSAMPLED);
+}
+
+#[inline(never)]
+fn downstream_sampled() {
+    downstream_request(&INCOMING_SAMPLED);
+}
+
+/// A request reaching a service down the call chain, where the incoming
+/// context decides (nine times in ten "not sampled" under a ratio of 0.1 at
+/// the edge), under `parentbased_traceidratio` 0.1 and under the default
+/// sampler. Per request of [`REQUEST_SPANS`] spans, against the same
+/// request on a registry that frees its spans (where `set_parent` does
+/// nothing).
+fn downstream_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("downstream");
+    g.throughput(criterion::Throughput::Elements(REQUEST_SPANS));
+    let freeing = Dispatch::new(
+        tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
+    );
+    bench_on(
+        &mut g,
+        "d5_registry_and_empty_layer",
+        &freeing,
+        downstream_unsampled,
+    );
+    let sampler = ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio");
+    let t = drained(
+        "bench-d-ratio",
+        &[sampler, ("OTEL_TRACES_SAMPLER_ARG", "0.1")],
+    );
+    bench_on(
+        &mut g,
+        "d6_incoming_unsampled",
+        t.dispatch(),
+        downstream_unsampled,
+    );
+    bench_on(
+        &mut g,
+        "d1_incoming_sampled",
+        t.dispatch(),
+        downstream_sampled,
+    );
+    report("d", &t);
+    let _ = t.shutdown();
+    // The default sampler (`parentbased_always_on`), which services down the
+    // call chain keep when only the edge samples by ratio.
+    let t = drained("bench-d-default", &[]);
+    bench_on(
+        &mut g,
+        "d8_default_sampler_incoming_unsampled",
+        t.dispatch(),
+        downstream_unsampled,
+    );
+    bench_on(
+        &mut g,
+        "d9_default_sampler_incoming_sampled",
+        t.dispatch(),
+        downstream_sampled,
+    );
+    report("d", &t);
+    let _ = t.shutdown();
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -565,6 +673,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = metrics, spans, sampling, lone_root_group, events
+    targets = metrics, spans, sampling, lone_root_group, downstream_group, events
 }
 criterion_main!(benches);

@@ -202,12 +202,11 @@ fn a_remote_unsampled_parent_keeps_the_trace_unsampled_and_propagated() {
     assert!(!server.is_sampled());
     assert!(!server.is_remote());
     assert_ne!(server.span_id().to_string(), REMOTE_SPAN);
-    // Its children too, contextual or explicit, each with its own span id,
-    // and what they send downstream keeps the trace unsampled.
+    // Its children, contextual or explicit, are dropped with it and keep no
+    // state: they answer with its context, and what they send downstream
+    // keeps the trace unsampled.
     for child in [&client, &explicit] {
-        assert_eq!(child.trace_id().to_string(), REMOTE_TRACE);
-        assert!(!child.is_sampled() && child.is_valid() && !child.is_remote());
-        assert_ne!(child.span_id(), server.span_id());
+        assert_eq!(child, &server);
     }
     assert_eq!(
         outgoing.as_deref(),
@@ -417,4 +416,42 @@ fn what_is_created_under_an_unsampled_span_stays_unsampled_wherever_it_runs() {
     let names: Vec<_> = sink.spans().iter().map(|s| s.name.clone()).collect();
     assert_eq!(names, ["joined"]);
     assert_eq!(traces.emitted, 1, "{traces:?}");
+}
+
+#[test]
+fn a_root_given_an_empty_incoming_context_is_sampled_at_the_ratio() {
+    // A gRPC or NATS server sets the parent it extracted from each request;
+    // a request without `traceparent` gives an empty one. The root keeps the
+    // decision drawn for it at creation: a second draw would sample
+    // 1 - (1 - r)^2 of such requests (0.75 at r = 0.5), not r.
+    const REQUESTS: usize = 1000;
+    let (contexts, sink, _, _, _) = run(
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ],
+        || {
+            (0..REQUESTS)
+                .map(|_| {
+                    let server = tracing::info_span!(parent: None, "server");
+                    let incoming = telemetry::propagation::extract(
+                        &telemetry::propagation::default_propagator(),
+                        &http::HeaderMap::new(),
+                    );
+                    server.set_parent(incoming).unwrap();
+                    server.in_scope(|| span_context(&tracing::Span::current()))
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    let exported: std::collections::HashSet<String> =
+        sink.spans().iter().map(|s| s.trace_id.clone()).collect();
+    let mut sampled = 0;
+    for sc in &contexts {
+        assert_eq!(sc.is_sampled(), ratio_samples(0.5, sc.trace_id()), "{sc:?}");
+        assert_eq!(exported.contains(&sc.trace_id().to_string()), sc.is_sampled());
+        sampled += usize::from(sc.is_sampled());
+    }
+    // Binomial(1000, 0.5): 500 ± 16; a second draw gives 750 ± 14.
+    assert!((400..600).contains(&sampled), "{sampled} of {REQUESTS} sampled");
 }

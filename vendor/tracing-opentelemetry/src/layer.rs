@@ -1,6 +1,8 @@
 use crate::stack::IdValueStack;
+use crate::SetParentError;
 use crate::{
-    DroppedSpan, EarlyDecision, EarlySampler, OtelData, OtelDataLock, OtelDataState, Reparent,
+    builder_after_all, DroppedSpan, EarlyDecision, EarlySampler, OtelData, OtelDataLock,
+    OtelDataState,
 };
 pub use filtered::FilteredOpenTelemetryLayer;
 use opentelemetry::ContextGuard;
@@ -150,9 +152,23 @@ pub(crate) struct WithContext {
     #[allow(clippy::type_complexity)]
     pub(crate) with_activated_otel_context:
         fn(&tracing::Dispatch, &span::Id, f: &mut dyn FnMut(&OtelContext)),
+
+    /// Gives the span with the given id a new parent (`set_parent`).
+    pub(crate) set_parent:
+        fn(&tracing::Dispatch, &span::Id, OtelContext) -> Result<(), SetParentError>,
 }
 
 impl WithContext {
+    /// Gives the span with the given id the parent `cx`.
+    pub(crate) fn set_parent(
+        &self,
+        dispatch: &tracing::Dispatch,
+        id: &span::Id,
+        cx: OtelContext,
+    ) -> Result<(), SetParentError> {
+        (self.set_parent)(dispatch, id, cx)
+    }
+
     ///
     /// Return the OtelData associated with the given spanId.
     ///
@@ -709,6 +725,7 @@ where
                 with_context: Self::get_context,
                 with_activated_context: Self::get_activated_context,
                 with_activated_otel_context: Self::get_activated_otel_context,
+                set_parent: Self::set_parent_of,
             },
             early_sampler: None,
             stateless: StatelessSpans::off(),
@@ -768,6 +785,7 @@ where
                 with_activated_context: OpenTelemetryLayer::<S, Tracer>::get_activated_context,
                 with_activated_otel_context:
                     OpenTelemetryLayer::<S, Tracer>::get_activated_otel_context,
+                set_parent: OpenTelemetryLayer::<S, Tracer>::set_parent_of,
             },
             early_sampler: self.early_sampler,
             stateless: self.stateless,
@@ -1044,41 +1062,166 @@ where
             return;
         }
 
-        let own = span
+        let stand_in = span
             .extensions()
             .get::<DroppedSpan>()
             .map(DroppedSpan::stand_in);
-        let has_own = own.is_some();
-        let stand_in = own.or_else(|| {
+        let stand_in = stand_in.or_else(|| {
             // Created under a dropped span, with no data of its own: it
-            // answers with that span's context, and `set_parent` builds it.
+            // answers with that span's context.
             Self::with_dropped_ancestor(&span, |dropped| OtelData {
                 state: OtelDataState::Context {
                     current_cx: dropped.cx.clone(),
                 },
                 end_time: None,
-                reparent_as: Some(Box::new(Reparent {
-                    name: span.name(),
-                    fields: None,
-                })),
                 root_trace_id: None,
             })
         });
         if let Some(mut otel_data) = stand_in {
             f(&mut otel_data);
-            if let OtelDataState::Builder { .. } = otel_data.state {
-                // `set_parent` moved the span under a new parent: from now on
-                // it is built like any other span.
-                let mut extensions = span.extensions_mut();
-                extensions.remove::<DroppedSpan>();
-                extensions.insert(OtelDataLock::new(otel_data));
-                if !has_own {
-                    // It had no data: threads that remember it so must not
-                    // skip it any more.
-                    StatelessSpans::span_gained_data();
-                }
-            }
         }
+    }
+
+    /// `set_parent`: gives a span that has not started the parent `cx`.
+    ///
+    /// A span is decided again under a new parent span, as it would have
+    /// been had it been created there: dropped, it is (or stays) a dropped
+    /// span, now in the parent's trace (its children then keep nothing, as
+    /// under any dropped span); kept, it is built (or stays a builder) and
+    /// sampled when it starts. Given no parent span, a root stays as it was
+    /// decided, and anything else is decided as the root it becomes.
+    fn set_parent_of(
+        dispatch: &tracing::Dispatch,
+        id: &span::Id,
+        cx: OtelContext,
+    ) -> Result<(), SetParentError> {
+        let layer = dispatch
+            .downcast_ref::<OpenTelemetryLayer<S, T>>()
+            .expect("layer should downcast to expected type; this is a bug!");
+        let subscriber = dispatch
+            .downcast_ref::<S>()
+            .expect("subscriber should downcast to expected type; this is a bug!");
+        let span = subscriber
+            .span(id)
+            .expect("registry should have a span for the current ID");
+
+        let otel_data = span.extensions().get::<OtelDataLock>().cloned();
+        if let Some(otel_data) = otel_data {
+            let mut data = otel_data.lock();
+            let OtelDataState::Builder { parent_cx, .. } = &mut data.state else {
+                return Err(SetParentError::AlreadyStarted);
+            };
+            // Under no parent it stays as it was decided at creation (a root
+            // kept on its trace id keeps it), or the tracer decides at start.
+            let decision = layer
+                .early_sampler
+                .as_ref()
+                .filter(|_| cx.span().span_context().is_valid())
+                .map(|sampler| sampler.decide(&cx, span.metadata()));
+            let Some(
+                EarlyDecision::Drop(span_context)
+                | EarlyDecision::DropUnlessReparented(span_context),
+            ) = decision
+            else {
+                *parent_cx = cx;
+                return Ok(());
+            };
+            // Not sampled under its new parent (a request coming in from a
+            // trace not sampled upstream): dropped like a span created there,
+            // so its children keep nothing. What it was built from is kept
+            // for a later `set_parent`.
+            let OtelDataState::Builder {
+                builder, status, ..
+            } = take(&mut data.state)
+            else {
+                unreachable!("matched as a builder above");
+            };
+            drop(data);
+            let fields = KeptFields::from_builder(builder, status);
+            let mut extensions = span.extensions_mut();
+            extensions.remove::<OtelDataLock>();
+            extensions.insert(DroppedSpan {
+                cx: cx.with_remote_span_context(span_context),
+                fields: Some(fields),
+                started: false.into(),
+                root: false,
+            });
+            return Ok(());
+        }
+
+        let new_root = !cx.span().span_context().is_valid();
+        let mut extensions = span.extensions_mut();
+        let had_data = match extensions.get_mut::<DroppedSpan>() {
+            Some(dropped) if dropped.started.load(std::sync::atomic::Ordering::Relaxed) => {
+                return Err(SetParentError::AlreadyStarted);
+            }
+            Some(dropped) if dropped.root && new_root => {
+                // Still a root: what was drawn for it at creation stands, and
+                // only the rest of the context (baggage) is the new one's.
+                let span_context = dropped.cx.span().span_context().clone();
+                dropped.cx = cx.with_remote_span_context(span_context);
+                return Ok(());
+            }
+            Some(_) => true,
+            None => {
+                drop(extensions);
+                if Self::with_dropped_ancestor(&span, |_| ()).is_none() {
+                    // Not a span this layer has seen: nothing to give a parent.
+                    return Ok(());
+                }
+                extensions = span.extensions_mut();
+                false
+            }
+        };
+        let decision = layer
+            .early_sampler
+            .as_ref()
+            .map_or(EarlyDecision::Build, |sampler| {
+                sampler.decide(&cx, span.metadata())
+            });
+        let root_trace_id = match decision {
+            EarlyDecision::Drop(span_context)
+            | EarlyDecision::DropUnlessReparented(span_context) => {
+                // Still dropped, now in the new parent's trace. A dropped
+                // span keeps its fields for a later `set_parent`.
+                let cx = cx.with_remote_span_context(span_context);
+                if let Some(dropped) = extensions.get_mut::<DroppedSpan>() {
+                    dropped.cx = cx;
+                    dropped.root = new_root;
+                    return Ok(());
+                }
+                extensions.insert(DroppedSpan {
+                    cx,
+                    fields: None,
+                    started: false.into(),
+                    root: new_root,
+                });
+                drop(extensions);
+                // Threads that remember it as a span without data must not
+                // skip it any more.
+                StatelessSpans::span_gained_data();
+                return Ok(());
+            }
+            EarlyDecision::BuildInTrace(trace_id) => Some(trace_id),
+            EarlyDecision::Build => None,
+        };
+        let dropped = extensions.remove::<DroppedSpan>();
+        let fields = dropped.as_ref().and_then(|dropped| dropped.fields.as_ref());
+        let (builder, status) = builder_after_all(span.name(), fields);
+        extensions.insert(OtelDataLock::new(OtelData {
+            state: OtelDataState::Builder {
+                builder,
+                parent_cx: cx,
+                status,
+            },
+            end_time: None,
+            root_trace_id,
+        }));
+        drop(extensions);
+        if !had_data {
+            StatelessSpans::span_gained_data();
+        }
+        Ok(())
     }
 
     /// Runs `f` on the dropped span whose subtree `span` is in: `span` itself
@@ -1212,7 +1355,6 @@ where
                     current_cx: dropped.start(),
                 },
                 end_time: None,
-                reparent_as: None,
                 root_trace_id: None,
             })
         });
@@ -1438,11 +1580,12 @@ where
             };
             if let Some(span_context) = span_context {
                 // Dropped: no builder, timings or start time.
+                let root = !parent_cx.span().span_context().is_valid();
                 extensions.insert(DroppedSpan {
                     cx: parent_cx.with_remote_span_context(span_context),
-                    name: metadata.name(),
                     fields,
                     started: false.into(),
+                    root,
                 });
                 return;
             }
@@ -1514,7 +1657,6 @@ where
                 status,
             },
             end_time: None,
-            reparent_as: None,
             root_trace_id,
         }));
     }

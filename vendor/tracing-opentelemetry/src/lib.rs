@@ -161,42 +161,29 @@ struct OtelData {
     state: OtelDataState,
     /// The end time of the span if it has been exited.
     end_time: Option<SystemTime>,
-    /// Only in the stand-in `OtelData` the extension methods get for a
-    /// [`DroppedSpan`] that has not started: what `set_parent` builds the
-    /// span from, under the new parent (boxed: every span's data carries
-    /// the field, and only stand-ins fill it).
-    reparent_as: Option<Box<Reparent>>,
     /// A root the early sampler kept, decided on this trace id: it must
     /// start in it ([`EarlySampler::start_in_trace`]).
     root_trace_id: Option<opentelemetry::trace::TraceId>,
 }
 
-/// What a span dropped at creation is built from if `set_parent` gives it a
-/// new parent before it starts.
-#[derive(Debug, Clone)]
-pub(crate) struct Reparent {
+/// The builder and status of a span dropped at creation (or created under a
+/// dropped span) that a new parent has it built after all: its name, its
+/// creation fields where they were kept
+/// ([`EarlyDecision::DropUnlessReparented`]), started now.
+fn builder_after_all(
     name: &'static str,
-    /// Its creation fields, where they were kept
-    /// ([`EarlyDecision::DropUnlessReparented`]).
-    fields: Option<layer::SpanBuilderUpdates>,
-}
-
-impl Reparent {
-    /// The span's builder and status, started now.
-    fn into_builder(
-        self,
-    ) -> (
-        opentelemetry::trace::SpanBuilder,
-        opentelemetry::trace::Status,
-    ) {
-        let mut builder = opentelemetry::trace::SpanBuilder::from_name(self.name)
-            .with_start_time(crate::time::now());
-        let mut status = opentelemetry::trace::Status::Unset;
-        if let Some(fields) = self.fields {
-            fields.update(&mut builder, &mut status);
-        }
-        (builder, status)
+    fields: Option<&layer::KeptFields>,
+) -> (
+    opentelemetry::trace::SpanBuilder,
+    opentelemetry::trace::Status,
+) {
+    let mut builder =
+        opentelemetry::trace::SpanBuilder::from_name(name).with_start_time(crate::time::now());
+    let mut status = opentelemetry::trace::Status::Unset;
+    if let Some(fields) = fields {
+        fields.to_updates().update(&mut builder, &mut status);
     }
+    (builder, status)
 }
 
 /// Per-span data of a span the [`EarlySampler`] dropped at creation, stored
@@ -205,13 +192,16 @@ impl Reparent {
 #[derive(Debug)]
 struct DroppedSpan {
     cx: opentelemetry::Context,
-    name: &'static str,
     /// Creation fields kept for `set_parent`
     /// ([`EarlyDecision::DropUnlessReparented`]).
     fields: Option<layer::KeptFields>,
     /// Entered, asked for its context, or given a child: from then on its
     /// parent is fixed, as for a span whose builder has been consumed.
     started: std::sync::atomic::AtomicBool,
+    /// Decided without a parent, on a trace id drawn for it: given no parent
+    /// by `set_parent`, it stays as drawn (a second draw would sample such
+    /// roots more often than the sampler's ratio).
+    root: bool,
 }
 
 impl DroppedSpan {
@@ -229,12 +219,6 @@ impl DroppedSpan {
                 current_cx: self.cx.clone(),
             },
             end_time: None,
-            reparent_as: (!self.started.load(std::sync::atomic::Ordering::Relaxed)).then(|| {
-                Box::new(Reparent {
-                    name: self.name,
-                    fields: self.fields.as_ref().map(layer::KeptFields::to_updates),
-                })
-            }),
             root_trace_id: None,
         }
     }

@@ -41,9 +41,14 @@ pub enum EarlyDecision {
 ///
 /// `OpenTelemetrySpanExt::set_parent` still works on such a span until it is
 /// started (entered, asked for its context, or given a child): the span is
-/// then built as a usual span named after its callsite, under the new
-/// parent, and the tracer's sampler decides when it starts; the fields it
-/// was created with are kept only under [`EarlyDecision::DropUnlessReparented`].
+/// decided again, under the new parent, as if it had been created there.
+/// Dropped there, it stays a dropped span, in the new parent's trace; kept,
+/// it is built as a usual span named after its callsite, and the tracer's
+/// sampler decides when it starts. The fields it was created with are kept
+/// only under [`EarlyDecision::DropUnlessReparented`]. A span being built
+/// that `set_parent` puts under a parent where it is dropped (a request
+/// from a trace not sampled upstream) becomes a dropped span the same way,
+/// keeping its name, kind, attributes and status for a later `set_parent`.
 ///
 /// An implementation should drop only where the tracer's sampler would drop
 /// the span, so that the early decision is the tracer's decision. For a
@@ -60,8 +65,10 @@ pub enum EarlyDecision {
 /// at all, so it costs about what the `tracing` span costs: it is not made
 /// current when entered (the dropped ancestor's context stays current while
 /// that ancestor is entered), and `OpenTelemetrySpanExt::context` on it
-/// returns the dropped ancestor's context. `set_parent` on it builds it
-/// under the new parent, as on a dropped span that has not started.
+/// returns the dropped ancestor's context. `set_parent` on it decides it
+/// again under the new parent, as on a dropped span that has not started;
+/// keeping nothing, it is not known to have started, so it takes a new
+/// parent even after it was entered.
 ///
 /// [`OpenTelemetryLayer::with_early_sampler`]: crate::OpenTelemetryLayer::with_early_sampler
 pub trait EarlySampler: Send + Sync + 'static {

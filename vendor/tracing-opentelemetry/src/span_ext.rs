@@ -265,48 +265,11 @@ impl std::error::Error for SetParentError {}
 
 impl OpenTelemetrySpanExt for tracing::Span {
     fn set_parent(&self, cx: Context) -> Result<(), SetParentError> {
-        let mut cx = Some(cx);
-
         self.with_subscriber(move |(id, subscriber)| {
             let Some(get_context) = subscriber.downcast_ref::<WithContext>() else {
                 return Err(SetParentError::LayerNotFound);
             };
-
-            let mut result = Ok(());
-            let result_ref = &mut result;
-            // Set the parent OTel for the current span
-            get_context.with_context(subscriber, id, move |data| {
-                let Some(new_cx) = cx.take() else {
-                    *result_ref = Err(SetParentError::AlreadyStarted);
-                    return;
-                };
-                // Create a new context with the new parent but preserve our span.
-                // NOTE - if the span has been created - if we have _already_
-                // consumed our SpanBuilder_ - we can no longer mutate our parent!
-                // This is an intentional design decision.
-                match &mut data.state {
-                    OtelDataState::Builder { parent_cx, .. } => {
-                        // If we still have a builder, update the data so it uses the
-                        // new parent context when it's eventually built
-                        *parent_cx = new_cx;
-                    }
-                    OtelDataState::Context { .. } => match data.reparent_as.take() {
-                        // Dropped at creation and not started: the new parent
-                        // may change the sampling decision, so the span is
-                        // built after all, and sampled when it starts.
-                        Some(reparent) => {
-                            let (builder, status) = (*reparent).into_builder();
-                            data.state = OtelDataState::Builder {
-                                builder,
-                                parent_cx: new_cx,
-                                status,
-                            };
-                        }
-                        None => *result_ref = Err(SetParentError::AlreadyStarted),
-                    },
-                }
-            });
-            result
+            get_context.set_parent(subscriber, id, cx)
         })
         .unwrap_or(Err(SetParentError::SpanDisabled))
     }

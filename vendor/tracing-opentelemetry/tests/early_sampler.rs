@@ -5,6 +5,7 @@ use opentelemetry::trace::{
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tracing::{Metadata, Subscriber};
 use tracing_opentelemetry::{
@@ -134,19 +135,25 @@ fn set_parent_moves_a_dropped_span_until_it_starts() {
             let moved = tracing::info_span!("moved");
             moved.set_parent(remote(true)).unwrap();
             moved.in_scope(|| tracing::info_span!("moved_child").in_scope(|| {}));
-
-            let started = tracing::info_span!("started");
-            started.in_scope(|| {});
-            assert!(matches!(
-                started.set_parent(remote(true)),
-                Err(SetParentError::AlreadyStarted)
-            ));
         });
+        // Entered: its parent is fixed.
+        assert!(matches!(
+            unsampled.set_parent(remote(true)),
+            Err(SetParentError::AlreadyStarted)
+        ));
+        let sampled = tracing::info_span!("sampled");
+        sampled.in_scope(|| {});
+        assert!(matches!(
+            sampled.set_parent(remote(false)),
+            Err(SetParentError::AlreadyStarted)
+        ));
     });
     provider.force_flush().unwrap();
-    assert_eq!(exporter.names(), ["moved", "moved_child"]);
+    assert_eq!(exporter.names(), ["moved", "moved_child", "sampled"]);
     for span in exporter.0.lock().unwrap().iter() {
-        assert_eq!(span.span_context.trace_id(), TraceId::from(7));
+        if span.name != "sampled" {
+            assert_eq!(span.span_context.trace_id(), TraceId::from(7));
+        }
     }
 }
 
@@ -170,11 +177,11 @@ fn a_sampled_span_following_a_dropped_one_links_to_its_context() {
     assert_eq!(links[0].span_context.trace_id(), TraceId::from(7));
 }
 
-/// The dropped span of `f`'s spans: a child of a remote unsampled parent.
+/// The dropped span of `f`'s spans: one given a remote parent that is not
+/// sampled.
 fn in_dropped_span<R>(f: impl FnOnce(&tracing::Span) -> R) -> R {
-    let unsampled = tracing::info_span!("unsampled");
-    unsampled.set_parent(remote(false)).unwrap();
-    let dropped = unsampled.in_scope(|| tracing::info_span!("dropped"));
+    let dropped = tracing::info_span!("dropped");
+    dropped.set_parent(remote(false)).unwrap();
     f(&dropped)
 }
 
@@ -337,7 +344,10 @@ fn two_layers_on_one_thread_do_not_mistake_each_others_spans() {
         (root, mid, child)
     });
     let a_child = tracing::dispatcher::with_default(&a, || {
-        in_dropped_span(|dropped| dropped.in_scope(|| tracing::info_span!("a_child")))
+        in_dropped_span(|dropped| {
+            let mid = dropped.in_scope(|| tracing::info_span!("a_mid"));
+            mid.in_scope(|| tracing::info_span!("a_child"))
+        })
     });
     assert_eq!(a_child.id(), b_child.id());
     tracing::dispatcher::with_default(&b, || {
@@ -411,10 +421,12 @@ fn recorded_fields(span: &SpanData) -> String {
     )
 }
 
-/// Exports the span `make` creates twice: built at creation (created in a
-/// sampled context), and dropped at creation then built by `set_parent`.
-/// Returns the fields each was exported with.
-fn built_and_reparented(make: fn() -> tracing::Span) -> (String, String) {
+/// Exports the span `make` creates four times: built at creation (created
+/// in a sampled context); dropped at creation, then built by `set_parent`;
+/// and each of those given a parent that is not sampled first (which drops
+/// it, or keeps it dropped) and a sampled one after. Returns the fields
+/// each was exported with.
+fn built_and_reparented(make: fn() -> tracing::Span) -> [String; 4] {
     let exporter = TestExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
@@ -432,30 +444,43 @@ fn built_and_reparented(make: fn() -> tracing::Span) -> (String, String) {
             .with_tracked_inactivity(false),
     );
     tracing::subscriber::with_default(subscriber, || {
-        {
+        let built_twice = {
             let _sampled = remote(true).attach();
             make().in_scope(|| {});
-        }
+            make()
+        };
         let reparented = make();
         reparented.set_parent(remote(true)).unwrap();
         reparented.in_scope(|| {});
+        let reparented_twice = make();
+        for span in [&built_twice, &reparented_twice] {
+            span.set_parent(remote(false)).unwrap();
+            span.set_parent(remote(true)).unwrap();
+            span.in_scope(|| {});
+        }
     });
     provider.force_flush().unwrap();
     let spans = exporter.0.lock().unwrap();
-    assert_eq!(spans.len(), 2, "{spans:?}");
-    (recorded_fields(&spans[0]), recorded_fields(&spans[1]))
+    assert_eq!(spans.len(), 4, "{spans:?}");
+    [0, 1, 2, 3].map(|i| recorded_fields(&spans[i]))
+}
+
+/// Asserts that every way of exporting a span records the same fields.
+fn assert_all_equal(fields: [String; 4]) {
+    for other in &fields[1..] {
+        assert_eq!(&fields[0], other);
+    }
 }
 
 #[test]
 fn a_dropped_root_built_by_set_parent_has_the_fields_it_was_created_with() {
     // Few and short: kept inline.
-    let (built, reparented) =
-        built_and_reparented(|| tracing::info_span!("few", http.route = "/pay", n = 3));
-    assert!(built.contains("\"/pay\""), "{built}");
-    assert_eq!(built, reparented);
+    let fields = built_and_reparented(|| tracing::info_span!("few", http.route = "/pay", n = 3));
+    assert!(fields[0].contains("\"/pay\""), "{fields:?}");
+    assert_all_equal(fields);
     // Every kind of value, the special fields, and more values and text
     // than are kept inline.
-    let (built, reparented) = built_and_reparented(|| {
+    let fields = built_and_reparented(|| {
         tracing::info_span!(
             "many",
             otel.name = "renamed",
@@ -472,11 +497,11 @@ fn a_dropped_root_built_by_set_parent_has_the_fields_it_was_created_with() {
             wide = 1i128 << 100,
         )
     });
-    assert!(built.starts_with("renamed Client"), "{built}");
-    assert!(built.contains("18446744073709551615"), "{built}");
-    assert_eq!(built, reparented);
+    assert!(fields[0].starts_with("renamed Client"), "{fields:?}");
+    assert!(fields[0].contains("18446744073709551615"), "{fields:?}");
+    assert_all_equal(fields);
     // An error: its source chain is walked at creation.
-    let (built, reparented) = built_and_reparented(|| {
+    let fields = built_and_reparented(|| {
         let failure = Failure("refused", Some(Box::new(Failure("reset", None))));
         tracing::info_span!(
             "failed",
@@ -484,6 +509,93 @@ fn a_dropped_root_built_by_set_parent_has_the_fields_it_was_created_with() {
             after = 1
         )
     });
-    assert!(built.contains("reset"), "{built}");
-    assert_eq!(built, reparented);
+    assert!(fields[0].contains("reset"), "{fields:?}");
+    assert_all_equal(fields);
+}
+
+/// Decides as [`ParentUnsampled`], counting its decisions.
+struct Counting(Arc<AtomicUsize>);
+
+impl EarlySampler for Counting {
+    fn decide(&self, parent_cx: &Context, metadata: &'static Metadata<'static>) -> EarlyDecision {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        ParentUnsampled.decide(parent_cx, metadata)
+    }
+}
+
+#[test]
+fn a_span_given_a_parent_that_is_not_sampled_is_dropped_and_what_it_holds_keeps_nothing() {
+    // A request into a service down the call chain, from a trace that is not
+    // sampled upstream: its span is created, then given the incoming parent.
+    let decisions = Arc::new(AtomicUsize::new(0));
+    let exporter = TestExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(
+        layer()
+            .with_tracer(provider.tracer("test"))
+            .with_early_sampler(Counting(decisions.clone())),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!("request", http.route = "/pay");
+        request.set_parent(remote(false)).unwrap();
+        // Decided at creation (a root: built) and again under its parent.
+        assert_eq!(decisions.load(Ordering::Relaxed), 2);
+        request.in_scope(|| {
+            let current = Context::current().span().span_context().clone();
+            assert_eq!(current.trace_id(), TraceId::from(7));
+            assert_eq!(current.span_id(), SpanId::from(42));
+            for _ in 0..3 {
+                tracing::info_span!("step").in_scope(|| {
+                    let cx = tracing::Span::current().context();
+                    let sc = cx.span().span_context().clone();
+                    assert_eq!(sc.trace_id(), TraceId::from(7));
+                    assert_eq!(sc.span_id(), SpanId::from(42));
+                    assert!(!sc.is_sampled());
+                });
+            }
+        });
+        // Spans created under a dropped span are not decided: they are
+        // dropped with it.
+        assert_eq!(decisions.load(Ordering::Relaxed), 2);
+    });
+    provider.force_flush().unwrap();
+    assert!(exporter.names().is_empty(), "{:?}", exporter.names());
+}
+
+#[test]
+fn a_span_without_data_given_a_parent_in_another_trace_answers_with_that_trace() {
+    let (provider, exporter, subscriber) = subscriber();
+    let other_trace = || {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from(8),
+            SpanId::from(10),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        ))
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        in_dropped_span(|dropped| {
+            let (message, inside) = dropped.in_scope(|| {
+                let message = tracing::info_span!("message");
+                message.set_parent(other_trace()).unwrap();
+                let inside = message.in_scope(|| tracing::info_span!("inside"));
+                (message, inside)
+            });
+            for span in [&message, &inside] {
+                let cx = span.context();
+                let sc = cx.span().span_context().clone();
+                assert_eq!(sc.trace_id(), TraceId::from(8));
+                assert!(!sc.is_sampled());
+            }
+            // The dropped span it was created under keeps its own trace.
+            let cx = dropped.context();
+            assert_eq!(cx.span().span_context().trace_id(), TraceId::from(7));
+        });
+    });
+    provider.force_flush().unwrap();
+    assert!(exporter.names().is_empty(), "{:?}", exporter.names());
 }

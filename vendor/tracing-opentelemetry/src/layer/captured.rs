@@ -13,6 +13,7 @@
 use std::fmt::{self, Write as _};
 use std::ops::Range;
 
+use opentelemetry::trace::{SpanBuilder, Status};
 use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::Attributes;
@@ -33,7 +34,8 @@ pub(crate) enum KeptFields {
     /// As they came (every field but errors).
     Captured(Box<CapturedFields>),
     /// As attributes: a field held an error, whose source chain the
-    /// attribute visitor walks at once.
+    /// attribute visitor walks at once; or what a span being built had been
+    /// given when `set_parent` dropped it.
     Recorded(Box<SpanBuilderUpdates>),
 }
 
@@ -57,6 +59,20 @@ impl KeptFields {
             sem_conv_config,
         });
         KeptFields::Recorded(Box::new(updates))
+    }
+
+    /// What a span being built was given so far, for a span dropped after
+    /// all when `set_parent` put it under a parent that is not sampled: its
+    /// name, kind, attributes and status. Its start time, events and links
+    /// are not kept: a dropped span has none, and one built again later
+    /// starts then.
+    pub(crate) fn from_builder(builder: SpanBuilder, status: Status) -> KeptFields {
+        KeptFields::Recorded(Box::new(SpanBuilderUpdates {
+            name: Some(builder.name),
+            span_kind: builder.span_kind,
+            status: Some(status),
+            attributes: builder.attributes,
+        }))
     }
 
     /// The fields as the attribute visitor records them.
