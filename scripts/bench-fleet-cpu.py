@@ -7,6 +7,10 @@ three modes side by side, rounds rotated, medians printed:
            loopback (rotel, blackhole exporter), every payment traced
   viewer   the default run: OTLP to the launcher's embedded viewer
            (the launcher's own CPU, where the viewer runs, shown apart)
+  otlp-ratio  as otlp, sampled as production fleets sample: every engine on
+           parentbased_traceidratio 0.1, so the gateway keeps one payment
+           in ten and the engines behind it follow the incoming context
+           (only with BENCH_MODES; not among the default modes)
 
 usage: python3 scripts/bench-fleet-cpu.py [rate=40] [seconds=40] [rounds=3]
 Builds the release binary first. Measures a window from 5 s after the fleet
@@ -78,9 +82,12 @@ class Fleet:
         if mode == "sdk-off":
             env["OTEL_SDK_DISABLED"] = "true"
             args += ["--viewer", "off"]
-        elif mode == "otlp":
+        elif mode in ("otlp", "otlp-ratio"):
             self.rotel, endpoints = start_rotel()
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoints["grpc"]
+            if mode == "otlp-ratio":
+                env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+                env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
         self.tmp = tempfile.TemporaryDirectory()
         run_dir = os.path.join(self.tmp.name, "run")
         self.log = os.path.join(self.tmp.name, "out.log")
