@@ -13,8 +13,9 @@
 //! default queue, drained by an exporter that drops every batch, as a
 //! service's queue is drained by a collector that keeps up (`r7` keeps the
 //! never-drained queue for comparison); the `lone_root` group times that
-//! request's root alone. See BENCHMARKS.md at the workspace root for runs
-//! and ratios.
+//! request's root alone, and the `downstream` group the request as a
+//! service down the call chain serves it (its root given the incoming
+//! context). See BENCHMARKS.md at the workspace root for runs and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -449,9 +449,15 @@ fn a_root_given_an_empty_incoming_context_is_sampled_at_the_ratio() {
     let mut sampled = 0;
     for sc in &contexts {
         assert_eq!(sc.is_sampled(), ratio_samples(0.5, sc.trace_id()), "{sc:?}");
-        assert_eq!(exported.contains(&sc.trace_id().to_string()), sc.is_sampled());
+        assert_eq!(
+            exported.contains(&sc.trace_id().to_string()),
+            sc.is_sampled()
+        );
         sampled += usize::from(sc.is_sampled());
     }
     // Binomial(1000, 0.5): 500 ± 16; a second draw gives 750 ± 14.
-    assert!((400..600).contains(&sampled), "{sampled} of {REQUESTS} sampled");
+    assert!(
+        (400..600).contains(&sampled),
+        "{sampled} of {REQUESTS} sampled"
+    );
 }
