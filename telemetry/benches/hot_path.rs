@@ -222,6 +222,12 @@ fn drained(name: &str, extra: &[(&str, &str)]) -> Telemetry {
         .unwrap()
 }
 
+/// The smallest subscriber that frees closed spans: a registry with one
+/// layer that does nothing.
+fn freeing_registry() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()))
+}
+
 /// Times `routine` with `dispatch` as the default subscriber.
 fn bench_on(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -380,9 +386,7 @@ fn sampling(c: &mut Criterion) {
     bench_on(&mut g, "r0_request_bare_registry", &bare, one_request);
     // r5: the smallest subscriber that frees closed spans, a registry with
     // one layer that does nothing.
-    let freeing = Dispatch::new(
-        tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
-    );
+    let freeing = freeing_registry();
     bench_on(
         &mut g,
         "r5_request_registry_and_empty_layer",
@@ -518,9 +522,7 @@ fn lone_root() {
 /// four children.
 fn lone_root_group(c: &mut Criterion) {
     let mut g = c.benchmark_group("lone_root");
-    let freeing = Dispatch::new(
-        tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
-    );
+    let freeing = freeing_registry();
     bench_on(&mut g, "n5_registry_and_empty_layer", &freeing, lone_root);
     let t = telemetry("bench-n-none", &[("OTEL_PROPAGATORS", "none")]);
     bench_on(
@@ -615,9 +617,7 @@ fn downstream_sampled() {
 fn downstream_group(c: &mut Criterion) {
     let mut g = c.benchmark_group("downstream");
     g.throughput(criterion::Throughput::Elements(REQUEST_SPANS));
-    let freeing = Dispatch::new(
-        tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
-    );
+    let freeing = freeing_registry();
     bench_on(
         &mut g,
         "d5_registry_and_empty_layer",
