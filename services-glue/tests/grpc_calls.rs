@@ -221,6 +221,41 @@ fn ten_thousand_unknown_methods_stay_bounded() {
     assert!((2..=202).contains(&client_series), "{client_series}");
 }
 
+/// The server layer sets the parent it extracts from every call; a call
+/// without `traceparent` gives it none, and its span is sampled at the
+/// ratio, drawn once (not again when the span starts).
+#[test]
+fn calls_without_traceparent_are_sampled_at_the_ratio() {
+    const CALLS: usize = 400;
+    let sampler = [
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+    ];
+    let sink = common::run_in_telemetry_with("grpc-engine", &sampler, |meter| async move {
+        let (_addr, server, channel) = settlement_server(&meter).await;
+        // A plain tonic client: no client layer, no `traceparent`.
+        let mut client = TraceServiceClient::new(channel);
+        for _ in 0..CALLS {
+            client
+                .export(ExportTraceServiceRequest::default())
+                .await
+                .unwrap();
+        }
+        server.abort();
+    });
+    let servers = sink
+        .spans()
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server && s.parent_span_id.is_none())
+        .count();
+    // Binomial(400, 0.5): 200 ± 10; drawn twice, 1 - 0.5² of them: 300 ± 9.
+    assert!(
+        (150..250).contains(&servers),
+        "{servers} of {CALLS} sampled"
+    );
+}
+
 /// The Settlement service on a real tonic server behind the server layer,
 /// and a connected channel to it.
 async fn settlement_server(

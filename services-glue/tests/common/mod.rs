@@ -23,11 +23,30 @@ where
     F: FnOnce(Meter) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_telemetry(Telemetry::builder(service), body)
+}
+
+/// [`run_in_telemetry`] with telemetry configured from `env` alone.
+#[allow(dead_code)] // not every test file configures telemetry
+pub fn run_in_telemetry_with<F, Fut>(service: &str, env: &[(&str, &str)], body: F) -> InMemory
+where
+    F: FnOnce(Meter) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    run_telemetry(
+        Telemetry::builder(service).with_env(env.collect::<Vec<_>>()),
+        body,
+    )
+}
+
+fn run_telemetry<F, Fut>(builder: telemetry::TelemetryBuilder, body: F) -> InMemory
+where
+    F: FnOnce(Meter) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let sink = InMemory::new();
-    let t = Telemetry::builder(service)
-        .with_in_memory(&sink)
-        .build()
-        .unwrap();
+    let t = builder.with_in_memory(&sink).build().unwrap();
     let meter = t.meter();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
