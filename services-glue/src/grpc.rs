@@ -124,6 +124,10 @@ impl Protocol for GrpcConfig {
             }
             _ => format!("{0}/{0}", crate::cardinality::OTHER),
         };
+        // A server creates its span with the incoming parent current, so the
+        // sampler decides it once, under its real parent (`propagation`).
+        let incoming = matches!(self.side, Side::Server)
+            .then(|| self.propagator.extract_headers(req.headers()).attach());
         let span = tracing::info_span!(
             "grpc",
             otel.name = Empty,
@@ -135,14 +139,10 @@ impl Protocol for GrpcConfig {
             rpc.grpc.status_code = Empty,
             error.type = Empty,
         );
-        match self.side {
-            Side::Server => {
-                let _ = span.set_parent(self.propagator.extract_headers(req.headers()));
-            }
-            Side::Client => {
-                self.propagator
-                    .inject_headers(&span.context(), req.headers_mut());
-            }
+        drop(incoming);
+        if matches!(self.side, Side::Client) {
+            self.propagator
+                .inject_headers(&span.context(), req.headers_mut());
         }
         CallEnd(Some(Call {
             guard: OutcomeGuard::new(

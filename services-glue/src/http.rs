@@ -369,6 +369,12 @@ impl InFlight {
     ) -> InFlight {
         // Formatted only if the span is enabled (field values are lazy).
         let name = SpanName { method, route };
+        // Created with the incoming parent current, so the sampler decides
+        // the span once, under its real parent (`propagation` explains).
+        let incoming = opentelemetry::trace::TraceContextExt::span(&parent)
+            .span_context()
+            .is_valid()
+            .then(|| parent.attach());
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = %name,
@@ -380,13 +386,7 @@ impl InFlight {
             http.response.status_code = Empty,
             error.type = Empty,
         );
-        // Setting an empty parent still costs a dispatcher lookup and a lock.
-        if opentelemetry::trace::TraceContextExt::span(&parent)
-            .span_context()
-            .is_valid()
-        {
-            let _ = span.set_parent(parent);
-        }
+        drop(incoming);
         config.metrics.active_add(method, scheme, 1);
         if let Some(size) = request_size {
             config.metrics.request_size_record(method, scheme, size);

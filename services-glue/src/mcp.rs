@@ -181,7 +181,6 @@ impl McpTelemetry {
         F: Future<Output = Result<T, ErrorData>>,
         T: ToolOutcome,
     {
-        let span = operation_span("server", method, tool);
         let mut carrier = meta_carrier(request_meta);
         if carrier.is_empty() {
             carrier = meta_carrier(Some(&context.meta));
@@ -195,10 +194,11 @@ impl McpTelemetry {
         } else {
             Some(self.propagator.extract(&carrier))
         };
-        if let Some(parent) = parent {
-            // Before the span is entered, as tracing-opentelemetry asks.
-            let _ = span.set_parent(parent);
-        }
+        // Created with the incoming parent current, so the sampler decides
+        // the span once, under its real parent (`propagation` explains).
+        let incoming = parent.map(opentelemetry::Context::attach);
+        let span = operation_span("server", method, tool);
+        drop(incoming);
         let mut outcome = OutcomeGuard::new(
             span,
             Duration {

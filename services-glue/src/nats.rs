@@ -279,6 +279,12 @@ impl NatsTelemetry {
     /// parent is the producer's span from the headers.
     pub fn process(&self, message: &async_nats::Message) -> Processing {
         let label = self.subject_label(message.subject.as_str());
+        // Created with the producer's context current, so the sampler
+        // decides the span once, under its real parent (`propagation`).
+        let incoming = message
+            .headers
+            .as_ref()
+            .map(|headers| self.propagator.extract(&NatsExtractor(headers)).attach());
         let span = tracing::info_span!(
             "messaging",
             otel.name = %format!("process {label}"),
@@ -291,9 +297,7 @@ impl NatsTelemetry {
             messaging.message.body.size = message.payload.len() as i64,
             error.type = Empty,
         );
-        if let Some(headers) = &message.headers {
-            let _ = span.set_parent(self.propagator.extract(&NatsExtractor(headers)));
-        }
+        drop(incoming);
         let attrs = vec![
             KeyValue::new("messaging.system", "nats"),
             KeyValue::new("messaging.operation.name", "process"),

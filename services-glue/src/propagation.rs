@@ -8,6 +8,18 @@
 //! globally (tests, embedded services) still propagates context; the
 //! default is the global one, which `telemetry::init` sets to strict W3C
 //! trace context and baggage.
+//!
+//! A server's or consumer's span is created while the context extracted
+//! from the request is the current OpenTelemetry context, not given it
+//! afterwards with `set_parent`. The layer's sampler then decides the span
+//! once, under its real parent: a request from a trace the caller did not
+//! sample is dropped at creation, with nothing built or kept. Given
+//! afterwards, the span is first decided as a root (a trace id drawn, its
+//! fields kept in case a parent follows) and then again. This relies on the
+//! OpenTelemetry layer taking a new span's parent from the current context
+//! (tracing-opentelemetry's context activation, on by default and always
+//! in telemetry's layer); [`set_parent_from_carrier`] is for spans that
+//! already exist.
 
 use std::collections::HashMap;
 use std::sync::Arc;

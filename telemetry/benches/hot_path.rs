@@ -580,8 +580,8 @@ static INCOMING_SAMPLED: std::sync::LazyLock<opentelemetry::Context> =
     std::sync::LazyLock::new(|| incoming(true));
 
 /// [`one_request`] as a service down the call chain serves it: the root is
-/// created, then given the incoming context (`set_parent`, as the HTTP, gRPC
-/// and NATS middleware do), then entered.
+/// created, then given the incoming context (`set_parent`, as services
+/// written against tracing-opentelemetry's API do), then entered.
 #[inline(never)]
 fn downstream_request(incoming: &opentelemetry::Context) {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -591,6 +591,26 @@ fn downstream_request(incoming: &opentelemetry::Context) {
         http.route = "/orders/{id}"
     );
     let _ = root.set_parent(incoming.clone());
+    downstream_children(root);
+}
+
+/// [`downstream_request`] as services-glue's middleware serves it: the root
+/// is created while the incoming context is the current one, and decided
+/// under it.
+#[inline(never)]
+fn downstream_request_attached(incoming: &opentelemetry::Context) {
+    let root = {
+        let _incoming = incoming.clone().attach();
+        tracing::info_span!(
+            "request",
+            http.request.method = "GET",
+            http.route = "/orders/{id}"
+        )
+    };
+    downstream_children(root);
+}
+
+fn downstream_children(root: tracing::Span) {
     root.in_scope(|| {
         for step in 0..(REQUEST_SPANS - 1) {
             tracing::info_span!("step", step).in_scope(|| {});
@@ -606,6 +626,16 @@ fn downstream_unsampled() {
 #[inline(never)]
 fn downstream_sampled() {
     downstream_request(&INCOMING_SAMPLED);
+}
+
+#[inline(never)]
+fn downstream_attached_unsampled() {
+    downstream_request_attached(&INCOMING_UNSAMPLED);
+}
+
+#[inline(never)]
+fn downstream_attached_sampled() {
+    downstream_request_attached(&INCOMING_SAMPLED);
 }
 
 /// A request reaching a service down the call chain, where the incoming
@@ -641,6 +671,18 @@ fn downstream_group(c: &mut Criterion) {
         t.dispatch(),
         downstream_sampled,
     );
+    bench_on(
+        &mut g,
+        "d6a_incoming_unsampled_attached",
+        t.dispatch(),
+        downstream_attached_unsampled,
+    );
+    bench_on(
+        &mut g,
+        "d1a_incoming_sampled_attached",
+        t.dispatch(),
+        downstream_attached_sampled,
+    );
     report("d", &t);
     let _ = t.shutdown();
     // The default sampler (`parentbased_always_on`), which services down the
@@ -657,6 +699,12 @@ fn downstream_group(c: &mut Criterion) {
         "d9_default_sampler_incoming_sampled",
         t.dispatch(),
         downstream_sampled,
+    );
+    bench_on(
+        &mut g,
+        "d8a_default_sampler_incoming_unsampled_attached",
+        t.dispatch(),
+        downstream_attached_unsampled,
     );
     report("d", &t);
     let _ = t.shutdown();
