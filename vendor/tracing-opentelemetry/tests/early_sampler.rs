@@ -599,3 +599,34 @@ fn a_span_without_data_given_a_parent_in_another_trace_answers_with_that_trace()
     provider.force_flush().unwrap();
     assert!(exporter.names().is_empty(), "{:?}", exporter.names());
 }
+
+#[test]
+fn a_span_moved_back_and_forth_many_times_is_exported_once_whole() {
+    // A hostile or confused caller: ten thousand parents, unsampled and
+    // sampled in turn, before the span starts. Each move replaces what the
+    // span holds; it ends as one span, with its fields, in the last trace.
+    let exporter = TestExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(
+        layer()
+            .with_tracer(provider.tracer("test"))
+            .with_early_sampler(RootsDroppedUnlessReparented),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("moved", http.route = "/pay");
+        for i in 0..10_000 {
+            span.set_parent(remote(i % 2 == 1)).unwrap();
+        }
+        span.in_scope(|| tracing::info_span!("inside").in_scope(|| {}));
+    });
+    provider.force_flush().unwrap();
+    let spans = exporter.0.lock().unwrap();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let moved = spans.iter().find(|s| s.name == "moved").unwrap();
+    assert_eq!(moved.span_context.trace_id(), TraceId::from(7));
+    assert_eq!(moved.parent_span_id, SpanId::from(9));
+    assert!(recorded_fields(moved).contains("\"/pay\""), "{moved:?}");
+}
