@@ -124,22 +124,21 @@ impl Protocol for GrpcConfig {
             }
             _ => format!("{0}/{0}", crate::cardinality::OTHER),
         };
-        // A server creates its span with the incoming parent current, so the
-        // sampler decides it once, under its real parent (`propagation`).
         let incoming = matches!(self.side, Side::Server)
-            .then(|| self.propagator.extract_headers(req.headers()).attach());
-        let span = tracing::info_span!(
-            "grpc",
-            otel.name = Empty,
-            otel.kind = self.side.span_kind(),
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            rpc.service = Empty,
-            rpc.method = Empty,
-            rpc.grpc.status_code = Empty,
-            error.type = Empty,
-        );
-        drop(incoming);
+            .then(|| self.propagator.extract_headers(req.headers()));
+        let span = crate::propagation::created_under(incoming, || {
+            tracing::info_span!(
+                "grpc",
+                otel.name = Empty,
+                otel.kind = self.side.span_kind(),
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = Empty,
+                rpc.method = Empty,
+                rpc.grpc.status_code = Empty,
+                error.type = Empty,
+            )
+        });
         if matches!(self.side, Side::Client) {
             self.propagator
                 .inject_headers(&span.context(), req.headers_mut());

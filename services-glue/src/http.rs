@@ -369,24 +369,22 @@ impl InFlight {
     ) -> InFlight {
         // Formatted only if the span is enabled (field values are lazy).
         let name = SpanName { method, route };
-        // Created with the incoming parent current, so the sampler decides
-        // the span once, under its real parent (`propagation` explains).
-        let incoming = opentelemetry::trace::TraceContextExt::span(&parent)
+        let valid = opentelemetry::trace::TraceContextExt::span(&parent)
             .span_context()
-            .is_valid()
-            .then(|| parent.attach());
-        let span = tracing::info_span!(
-            "HTTP request",
-            otel.name = %name,
-            otel.kind = Side::Server.span_kind(),
-            otel.status_code = Empty,
-            http.request.method = method,
-            http.route = route,
-            url.scheme = scheme,
-            http.response.status_code = Empty,
-            error.type = Empty,
-        );
-        drop(incoming);
+            .is_valid();
+        let span = crate::propagation::created_under(valid.then_some(parent), || {
+            tracing::info_span!(
+                "HTTP request",
+                otel.name = %name,
+                otel.kind = Side::Server.span_kind(),
+                otel.status_code = Empty,
+                http.request.method = method,
+                http.route = route,
+                url.scheme = scheme,
+                http.response.status_code = Empty,
+                error.type = Empty,
+            )
+        });
         config.metrics.active_add(method, scheme, 1);
         if let Some(size) = request_size {
             config.metrics.request_size_record(method, scheme, size);

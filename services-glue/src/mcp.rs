@@ -194,11 +194,8 @@ impl McpTelemetry {
         } else {
             Some(self.propagator.extract(&carrier))
         };
-        // Created with the incoming parent current, so the sampler decides
-        // the span once, under its real parent (`propagation` explains).
-        let incoming = parent.map(opentelemetry::Context::attach);
-        let span = operation_span("server", method, tool);
-        drop(incoming);
+        let span =
+            crate::propagation::created_under(parent, || operation_span("server", method, tool));
         let mut outcome = OutcomeGuard::new(
             span,
             Duration {

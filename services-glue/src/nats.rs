@@ -279,25 +279,24 @@ impl NatsTelemetry {
     /// parent is the producer's span from the headers.
     pub fn process(&self, message: &async_nats::Message) -> Processing {
         let label = self.subject_label(message.subject.as_str());
-        // Created with the producer's context current, so the sampler
-        // decides the span once, under its real parent (`propagation`).
         let incoming = message
             .headers
             .as_ref()
-            .map(|headers| self.propagator.extract(&NatsExtractor(headers)).attach());
-        let span = tracing::info_span!(
-            "messaging",
-            otel.name = %format!("process {label}"),
-            otel.kind = "consumer",
-            otel.status_code = Empty,
-            messaging.system = "nats",
-            messaging.operation.name = "process",
-            messaging.operation.type = "process",
-            messaging.destination.name = %label,
-            messaging.message.body.size = message.payload.len() as i64,
-            error.type = Empty,
-        );
-        drop(incoming);
+            .map(|headers| self.propagator.extract(&NatsExtractor(headers)));
+        let span = crate::propagation::created_under(incoming, || {
+            tracing::info_span!(
+                "messaging",
+                otel.name = %format!("process {label}"),
+                otel.kind = "consumer",
+                otel.status_code = Empty,
+                messaging.system = "nats",
+                messaging.operation.name = "process",
+                messaging.operation.type = "process",
+                messaging.destination.name = %label,
+                messaging.message.body.size = message.payload.len() as i64,
+                error.type = Empty,
+            )
+        });
         let attrs = vec![
             KeyValue::new("messaging.system", "nats"),
             KeyValue::new("messaging.operation.name", "process"),

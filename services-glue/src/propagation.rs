@@ -10,8 +10,8 @@
 //! trace context and baggage.
 //!
 //! A server's or consumer's span is created while the context extracted
-//! from the request is the current OpenTelemetry context, not given it
-//! afterwards with `set_parent`. The layer's sampler then decides the span
+//! from the request is the current OpenTelemetry context
+//! ([`created_under`]), not given it afterwards with `set_parent`. The layer's sampler then decides the span
 //! once, under its real parent: a request from a trace the caller did not
 //! sample is dropped at creation, with nothing built or kept. Given
 //! afterwards, the span is first decided as a root (a trace id drawn, its
@@ -172,6 +172,18 @@ impl Propagator {
     ) -> opentelemetry::Context {
         self.extract(carrier)
     }
+}
+
+/// Runs `make` (which creates a server's or consumer's span) with
+/// `incoming`, the context extracted from the request, as the current one:
+/// the span's parent, decided once (see the module doc). `None`: no
+/// incoming context, the span's parent is whatever is current.
+pub(crate) fn created_under<T>(
+    incoming: Option<opentelemetry::Context>,
+    make: impl FnOnce() -> T,
+) -> T {
+    let _current = incoming.map(opentelemetry::Context::attach);
+    make()
 }
 
 /// Makes `span` a child of the context in `carrier`; call before the span

@@ -1105,6 +1105,7 @@ where
             .span(id)
             .expect("registry should have a span for the current ID");
 
+        let new_root = !cx.span().span_context().is_valid();
         let otel_data = span.extensions().get::<OtelDataLock>().cloned();
         if let Some(otel_data) = otel_data {
             let mut data = otel_data.lock();
@@ -1116,7 +1117,7 @@ where
             let decision = layer
                 .early_sampler
                 .as_ref()
-                .filter(|_| cx.span().span_context().is_valid())
+                .filter(|_| !new_root)
                 .map(|sampler| sampler.decide(&cx, span.metadata()));
             let Some(
                 EarlyDecision::Drop(span_context)
@@ -1149,7 +1150,6 @@ where
             return Ok(());
         }
 
-        let new_root = !cx.span().span_context().is_valid();
         let mut extensions = span.extensions_mut();
         let had_data = match extensions.get_mut::<DroppedSpan>() {
             Some(dropped) if dropped.started.load(std::sync::atomic::Ordering::Relaxed) => {
