@@ -592,6 +592,20 @@ fn unknown_and_invalid_keys_fail_start_up_with_the_key_path() {
             "file_format: \"1.0\"\nlog_level: loud\n".to_string(),
             vec!["log_level=\"loud\"", "trace, debug, info"],
         ),
+        // The SDK reserves the whole limit per instrument; a billion would
+        // abort the service at its first instrument.
+        (
+            view_limit("1000000000"),
+            vec!["meter_provider.views[0].stream.aggregation_cardinality_limit=\"1000000000\"", "up to 100000"],
+        ),
+        (
+            view_limit("100001"),
+            vec!["aggregation_cardinality_limit=\"100001\"", "up to 100000"],
+        ),
+        (
+            view_limit("0"),
+            vec!["aggregation_cardinality_limit=\"0\"", "a positive integer"],
+        ),
     ] {
         let err = refused(&yaml, &[]);
         for w in &wanted {
@@ -606,6 +620,64 @@ fn unknown_and_invalid_keys_fail_start_up_with_the_key_path() {
     );
     assert!(err.contains("batch.max_queue_size=\"lots\""), "{err}");
     assert!(err.contains("otlp_grpc.endpoint=\"nowhere\""), "{err}");
+}
+
+/// A file whose one view sets `aggregation_cardinality_limit: limit` on
+/// every instrument.
+fn view_limit(limit: &str) -> String {
+    format!(
+        "file_format: \"1.0\"\nmeter_provider:\n  readers: []\n  views:\n    - selector:\n        instrument_name: \"*\"\n      stream:\n        aggregation_cardinality_limit: {limit}\n"
+    )
+}
+
+/// The limit a view sets is the one the exported stream keeps to: beyond
+/// it, attribute sets fold into the overflow series. The largest limit
+/// accepted starts.
+#[test]
+fn a_views_cardinality_limit_bounds_the_series_exported() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let readers = |limit: usize| {
+        format!(
+            "file_format: \"1.0\"\nmeter_provider:\n  readers:\n    - periodic:\n        interval: 3600000\n        exporter:\n          otlp_http:\n            endpoint: {}/v1/metrics\n  views:\n    - selector:\n        instrument_name: \"orders.*\"\n      stream:\n        aggregation_cardinality_limit: {limit}\n",
+            receiver.http_endpoint()
+        )
+    };
+    let (_big_dir, big) = write(&readers(telemetry::config::MAX_CARDINALITY_LIMIT));
+    let t = Telemetry::builder("limit-engine")
+        .with_env(file_env(&big, &[]))
+        .build()
+        .unwrap();
+    t.meter()
+        .u64_counter("orders.big")
+        .build()
+        .add(1, &[opentelemetry::KeyValue::new("id", 1)]);
+    t.shutdown().unwrap();
+
+    let (_dir, path) = write(&readers(5));
+    let t = Telemetry::builder("limit-engine")
+        .with_env(file_env(&path, &[]))
+        .build()
+        .unwrap();
+    let orders = t.meter().u64_counter("orders.placed").build();
+    for id in 0..50_i64 {
+        orders.add(1, &[opentelemetry::KeyValue::new("id", id)]);
+    }
+    t.meter_provider().unwrap().force_flush().unwrap();
+    let metrics = receiver.wait_for_metrics(Duration::from_secs(5), |m| {
+        m.iter().any(|m| m.name == "orders.placed")
+    });
+    let placed = telemetry::testing::find_metric(&metrics, "orders.placed").unwrap();
+    let points = placed.number_points();
+    // The SDK keeps `limit` attribute sets, then one overflow series.
+    assert_eq!(points.len(), 6, "{points:?}");
+    let overflow: Vec<_> = points
+        .iter()
+        .filter(|p| p.attributes.bool("otel.metric.overflow") == Some(true))
+        .collect();
+    assert_eq!(overflow.len(), 1, "{points:?}");
+    let total: f64 = points.iter().map(|p| p.value).sum();
+    assert_eq!(total, 50.0, "nothing lost, only folded: {points:?}");
+    t.shutdown().unwrap();
 }
 
 #[test]

@@ -36,4 +36,4 @@ pub use types::{
     Config, HistogramAggregation, LogExporterKind, MetricExporterKind, PropagatorKind,
     SamplerConfig, Signal, SpanExporterKind, TemporalityPreference,
 };
-pub use views::{ViewConfig, ViewSelector, ViewStream};
+pub use views::{MAX_CARDINALITY_LIMIT, ViewConfig, ViewSelector, ViewStream};

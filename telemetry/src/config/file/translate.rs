@@ -13,7 +13,7 @@ use opentelemetry_sdk::metrics::{Aggregation as SdkAggregation, InstrumentKind};
 
 use super::model::*;
 use crate::config::types::Signal;
-use crate::config::views::{ViewConfig, ViewSelector, ViewStream};
+use crate::config::views::{MAX_CARDINALITY_LIMIT, ViewConfig, ViewSelector, ViewStream};
 
 /// What a file says, ready for the parser.
 #[derive(Debug, Default)]
@@ -1044,9 +1044,16 @@ impl Translated {
         let cardinality_limit = st.aggregation_cardinality_limit.as_ref().and_then(|v| {
             let p = format!("{path}.stream.aggregation_cardinality_limit");
             match self.integer(&p, v) {
-                Some(n) if n > 0 => Some(n as usize),
+                Some(n) if n > 0 && n as u64 <= MAX_CARDINALITY_LIMIT as u64 => Some(n as usize),
                 Some(n) => {
-                    self.fail(&p, &n.to_string(), "a positive integer");
+                    self.fail(
+                        &p,
+                        &n.to_string(),
+                        format!(
+                            "a positive integer up to {MAX_CARDINALITY_LIMIT} (the SDK reserves \
+                             room for every series of the limit when an instrument is created)"
+                        ),
+                    );
                     None
                 }
                 None => None,
