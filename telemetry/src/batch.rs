@@ -188,9 +188,10 @@ impl std::fmt::Debug for Control {
     }
 }
 
-/// Bytes of slots a queue may allocate up front. The default bounds take
-/// 0.7 MiB (2048 spans of 352 bytes) and 1.1 MiB (2048 log records of 528);
-/// up to ≈ 11,900 spans or 7,900 log records stay on the array channel.
+/// Bytes of items a queue may allocate up front (each slot adds a stamp of
+/// 8–16 bytes). The default bounds take 0.7 MiB (2048 spans of 352 bytes)
+/// and 1.1 MiB (2048 log records of 528); up to ≈ 11,900 spans or 7,900 log
+/// records stay on the array channel.
 const EAGER_SLOT_BYTES: usize = 4 << 20;
 
 /// The channel that carries a queue's items; `reserve_slot` holds either
@@ -200,7 +201,7 @@ const EAGER_SLOT_BYTES: usize = 4 << 20;
 /// slot for every item of its bound when it is made: for a bound sized for
 /// a long outage that is memory held while the collector keeps up, and an
 /// abort at start-up for a bound larger than memory. Above
-/// [`EAGER_SLOT_BYTES`] of slots the list channel, which allocates in blocks
+/// [`EAGER_SLOT_BYTES`] of items the list channel, which allocates in blocks
 /// of 31 items as they arrive and frees them as they leave, is taken
 /// instead (≈ 340 more instructions per span pushed, its blocks zeroed).
 fn data_channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
@@ -209,6 +210,12 @@ fn data_channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
     } else {
         unbounded()
     }
+}
+
+/// Items of capacity the worker's batch keeps between exports: as many as
+/// [`EAGER_SLOT_BYTES`] hold, so the default batch (512) never shrinks.
+fn batch_capacity_kept<T>() -> usize {
+    EAGER_SLOT_BYTES / std::mem::size_of::<T>().max(1)
 }
 
 impl<T: Send + 'static> BatchQueue<T> {
@@ -233,7 +240,7 @@ impl<T: Send + 'static> BatchQueue<T> {
             data: data_rx,
             control: control_rx,
             wake: wake_rx,
-            // Grows to the largest batch taken, not to the configured size.
+            // Grows with the batches taken, not to the configured size.
             batch: Vec::new(),
             stopping: false,
             flushes: Vec::new(),
@@ -457,6 +464,11 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
     fn export_batch(&mut self) {
         let n = self.batch.len() as u64;
         self.exporter.take_batch(&mut self.batch);
+        // The large batches of a drained outage give their memory back.
+        let keep = batch_capacity_kept::<T>();
+        if self.batch.capacity() > keep {
+            self.batch.shrink_to(keep);
+        }
         let mut delay = FIRST_RETRY_DELAY;
         loop {
             let timeout = self.config.export_timeout;
@@ -845,6 +857,68 @@ mod tests {
         fn shutdown(&mut self, _timeout: Duration) -> OTelSdkResult {
             Ok(())
         }
+    }
+
+    /// Encodes in place, as the OTLP exporter does, and records the
+    /// capacity of every batch vector it is handed.
+    struct Measuring(Arc<Mutex<Vec<usize>>>);
+
+    impl BatchExporter<Large> for Measuring {
+        fn take_batch(&mut self, batch: &mut Vec<Large>) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(batch.capacity());
+            batch.clear();
+        }
+        fn export(&mut self) -> ExportFuture<'_> {
+            Box::pin(async { Ok(()) })
+        }
+        fn release_batch(&mut self) {}
+        fn shutdown(&mut self, _timeout: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_large_batch_gives_its_memory_back() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stats = PipelineStats::new(crate::config::Signal::Traces, 300);
+        let queue = BatchQueue::start(
+            "test",
+            Measuring(Arc::clone(&seen)),
+            BatchConfig {
+                max_queue_size: 300,
+                schedule_delay: Duration::from_secs(3600),
+                export_timeout: Duration::from_secs(5),
+                max_export_batch_size: 300,
+            },
+            rt.handle().clone(),
+            Arc::clone(&stats),
+            "test".to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // 200 items of 64 KiB: 12.5 MiB, more than the 64 items kept.
+        for _ in 0..200 {
+            queue.push([1; 64 * 1024]);
+        }
+        assert!(queue.flush(Duration::from_secs(10)).is_ok());
+        queue.push([2; 64 * 1024]);
+        assert!(queue.flush(Duration::from_secs(10)).is_ok());
+        assert!(queue.shutdown(Duration::from_secs(10)).is_ok());
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0] >= 200, "{seen:?}");
+        assert!(
+            seen[1] <= batch_capacity_kept::<Large>(),
+            "the second batch reuses at most the kept capacity: {seen:?}"
+        );
+        assert_eq!(stats.exported.load(Ordering::SeqCst), 201);
     }
 
     /// The list channel has no bound of its own: the slots alone hold it,

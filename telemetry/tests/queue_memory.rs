@@ -21,11 +21,16 @@ use telemetry::{Signal, Telemetry};
 const HUGE: usize = 1_000_000_000;
 const SPANS: usize = 2_000;
 
-/// This process's resident memory, bytes.
+/// This process's resident memory, bytes (`VmRSS`, whatever the page size).
 fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
 }
 
 #[test]

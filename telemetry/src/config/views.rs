@@ -50,7 +50,7 @@ pub struct ViewStream {
     /// Aggregation; `None` keeps telemetry's default for the instrument.
     pub aggregation: Option<Aggregation>,
     /// Most attribute sets per collection, at most [`MAX_CARDINALITY_LIMIT`]
-    /// (a larger one is taken as that).
+    /// (the configuration file refuses a larger one).
     pub cardinality_limit: Option<usize>,
     /// Attribute keys kept; every other key is dropped.
     pub attribute_keys: Option<Vec<String>>,
@@ -90,7 +90,7 @@ impl ViewConfig {
             builder = builder.with_aggregation(aggregation);
         }
         if let Some(limit) = s.cardinality_limit {
-            builder = builder.with_cardinality_limit(limit.min(MAX_CARDINALITY_LIMIT));
+            builder = builder.with_cardinality_limit(limit);
         }
         if let Some(keys) = &s.attribute_keys {
             builder = builder
