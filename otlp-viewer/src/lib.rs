@@ -18,6 +18,7 @@
 
 mod dump;
 mod histogram;
+mod size;
 mod store;
 mod tree;
 pub mod waterfall;

@@ -13,11 +13,13 @@ use otlp_receiver::{
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::LatencyHistogram;
+use crate::size;
 use crate::tree::log_time;
 
 /// How much the viewer keeps. The defaults hold about half a minute of a
 /// fleet at 200 payments/s in well under 512 MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// Spans over all stored traces; past it whole traces go, oldest first.
     pub max_spans: usize,
@@ -33,6 +35,12 @@ pub struct Limits {
     pub max_buckets: usize,
     /// Incoming links remembered per trace (e.g. clearing windows linking to a payment).
     pub max_links_per_trace: usize,
+    /// Estimated bytes of the stored spans and log records (their strings,
+    /// attributes, events and links, and resources too large to share):
+    /// the count bounds alone would let a few senders of huge attributes
+    /// take all memory. Past it, untraced log lines go first, then whole
+    /// traces, oldest first.
+    pub max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +53,7 @@ impl Default for Limits {
             max_services: 64,
             max_buckets: 720,
             max_links_per_trace: 64,
+            max_bytes: 256 << 20,
         }
     }
 }
@@ -209,6 +218,7 @@ pub struct LatestPoint {
 
 /// What the store holds and what it let go, so nobody mistakes a bound for a bug.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoreStats {
     /// The bounds in force.
     pub limits: Option<Limits>,
@@ -220,6 +230,8 @@ pub struct StoreStats {
     pub logs: usize,
     /// Metric series with a latest point.
     pub series: usize,
+    /// Estimated bytes of the stored spans and log records.
+    pub bytes: usize,
     /// Spans received since start.
     pub spans_received: u64,
     /// Log records received since start.
@@ -253,12 +265,16 @@ struct StoredSpan {
 struct StoredLog {
     resource: Arc<Attributes>,
     log: ReceivedLog,
+    /// Its share of [`Inner::bytes`].
+    bytes: usize,
 }
 
 #[derive(Debug, Default)]
 struct Trace {
     spans: Vec<StoredSpan>,
     logs: Vec<StoredLog>,
+    /// Its share of [`Inner::bytes`], spans and logs.
+    bytes: usize,
     start: u64,
     end: u64,
     error: bool,
@@ -283,6 +299,8 @@ struct Inner {
     untraced_logs: VecDeque<StoredLog>,
     spans: usize,
     logs: usize,
+    /// Estimated bytes of every stored span and log record.
+    bytes: usize,
     resources: Vec<Arc<Attributes>>,
     series: BTreeMap<Arc<str>, VecDeque<Bucket>>,
     latest: HashMap<(String, String, String), LatestPoint>,
@@ -300,6 +318,11 @@ pub struct Store {
 
 /// Resources remembered for sharing; a fleet has a handful of processes.
 const MAX_SHARED_RESOURCES: usize = 256;
+/// Larger resources are not remembered: each item holding one counts it.
+const MAX_SHARED_RESOURCE_BYTES: usize = 64 << 10;
+/// Metric series are kept by count; their strings are cut to these.
+const MAX_SERIES_NAME_BYTES: usize = 256;
+const MAX_SERIES_ATTRIBUTES_BYTES: usize = 1024;
 
 fn service_of(resource: &Attributes) -> &str {
     resource.str("service.name").unwrap_or("unknown_service")
@@ -359,7 +382,9 @@ impl Store {
         let inner = &mut *inner;
         inner.stats.spans_received += spans.len() as u64;
         for mut span in spans {
-            let resource = share_resource(&mut inner.resources, &mut span.resource);
+            let (resource, resource_bytes) =
+                share_resource(&mut inner.resources, &mut span.resource);
+            let mut bytes = size::span(&span) + resource_bytes;
             let service: Arc<str> = Arc::from(service_of(&resource));
             self.chart(inner, &service, &span);
             for link in &span.links {
@@ -378,6 +403,7 @@ impl Store {
             }
             trace.end = trace.end.max(span.end_unix_nanos);
             if span.parent_span_id.is_none() && trace.root.is_none() {
+                bytes += span.name.len();
                 trace.root = Some((span.name.clone(), Arc::clone(&service)));
             }
             if !trace.services.iter().any(|s| **s == *service) && trace.services.len() < 64 {
@@ -387,17 +413,19 @@ impl Store {
                 if !trace.key_attributes.contains_key(key)
                     && let Some(value) = span.attributes.get(key)
                 {
-                    trace
-                        .key_attributes
-                        .insert(key.clone(), display_value(value));
+                    let shown = display_value(value);
+                    bytes += key.len() + shown.len();
+                    trace.key_attributes.insert(key.clone(), shown);
                 }
             }
+            trace.bytes += bytes;
             trace.spans.push(StoredSpan {
                 resource,
                 service,
                 span,
             });
             inner.spans += 1;
+            inner.bytes += bytes;
         }
         self.evict(inner);
     }
@@ -408,24 +436,38 @@ impl Store {
         let inner = &mut *inner;
         inner.stats.logs_received += logs.len() as u64;
         for mut log in logs {
-            let resource = share_resource(&mut inner.resources, &mut log.resource);
-            let stored = StoredLog { resource, log };
-            match stored.log.trace_id.clone() {
+            let (resource, resource_bytes) =
+                share_resource(&mut inner.resources, &mut log.resource);
+            let bytes = size::log(&log) + resource_bytes;
+            let mut stored = StoredLog {
+                resource,
+                log,
+                bytes,
+            };
+            let added = match stored.log.trace_id.clone() {
                 Some(trace_id) => {
                     let trace = trace_entry(inner, &trace_id);
                     for key in &self.settings.key_attributes {
                         if !trace.key_attributes.contains_key(key)
                             && let Some(value) = stored.log.attributes.get(key)
                         {
-                            trace
-                                .key_attributes
-                                .insert(key.clone(), display_value(value));
+                            let shown = display_value(value);
+                            stored.bytes += key.len() + shown.len();
+                            trace.key_attributes.insert(key.clone(), shown);
                         }
                     }
+                    let added = stored.bytes;
+                    trace.bytes += added;
                     trace.logs.push(stored);
+                    added
                 }
-                None => inner.untraced_logs.push_back(stored),
-            }
+                None => {
+                    let added = stored.bytes;
+                    inner.untraced_logs.push_back(stored);
+                    added
+                }
+            };
+            inner.bytes += added;
             inner.logs += 1;
         }
         self.evict(inner);
@@ -436,24 +478,24 @@ impl Store {
         let mut inner = self.lock();
         let inner = &mut *inner;
         for metric in metrics {
-            let service = service_of(&metric.resource).to_string();
+            let service = size::clipped(
+                service_of(&metric.resource).to_string(),
+                MAX_SERIES_NAME_BYTES,
+            );
+            let name = size::clipped(metric.name.clone(), MAX_SERIES_NAME_BYTES);
+            let unit = size::clipped(metric.unit.clone(), MAX_SERIES_NAME_BYTES);
+            let rendered =
+                |a: &Attributes| size::clipped(render_attributes(a), MAX_SERIES_ATTRIBUTES_BYTES);
             let points: Vec<(String, f64, Option<f64>, u64)> = match &metric.data {
                 MetricData::Sum { points, .. } | MetricData::Gauge { points } => points
                     .iter()
-                    .map(|p| {
-                        (
-                            render_attributes(&p.attributes),
-                            p.value,
-                            None,
-                            p.time_unix_nanos,
-                        )
-                    })
+                    .map(|p| (rendered(&p.attributes), p.value, None, p.time_unix_nanos))
                     .collect(),
                 MetricData::Histogram { points, .. } => points
                     .iter()
                     .map(|p| {
                         (
-                            render_attributes(&p.attributes),
+                            rendered(&p.attributes),
                             p.count as f64,
                             p.sum,
                             p.time_unix_nanos,
@@ -464,7 +506,7 @@ impl Store {
             };
             for (attributes, value, sum, time) in points {
                 inner.stats.points_received += 1;
-                let key = (service.clone(), metric.name.clone(), attributes);
+                let key = (service.clone(), name.clone(), attributes);
                 if let Some(latest) = inner.latest.get_mut(&key) {
                     latest.value = value;
                     latest.sum = sum;
@@ -473,7 +515,7 @@ impl Store {
                     let point = LatestPoint {
                         service: key.0.clone(),
                         metric: key.1.clone(),
-                        unit: metric.unit.clone(),
+                        unit: unit.clone(),
                         attributes: key.2.clone(),
                         value,
                         sum,
@@ -537,12 +579,14 @@ impl Store {
         while inner.spans > self.limits.max_spans
             || inner.traces.len() > self.limits.max_traces
             || inner.logs > self.limits.max_logs
+            || inner.bytes > self.limits.max_bytes
         {
-            // Untraced log lines go first when logs are what overflows.
-            if inner.logs > self.limits.max_logs
-                && let Some(_old) = inner.untraced_logs.pop_front()
+            // Untraced log lines go first when logs or bytes overflow.
+            if (inner.logs > self.limits.max_logs || inner.bytes > self.limits.max_bytes)
+                && let Some(old) = inner.untraced_logs.pop_front()
             {
                 inner.logs -= 1;
+                inner.bytes -= old.bytes;
                 inner.stats.logs_evicted += 1;
                 continue;
             }
@@ -552,15 +596,23 @@ impl Store {
             if let Some(trace) = inner.traces.remove(&oldest) {
                 inner.spans -= trace.spans.len();
                 inner.logs -= trace.logs.len();
+                inner.bytes -= trace.bytes;
                 inner.stats.traces_evicted += 1;
                 inner.stats.spans_evicted += trace.spans.len() as u64;
                 inner.stats.logs_evicted += trace.logs.len() as u64;
                 for span in &trace.spans {
                     for link in &span.span.links {
                         if let Some(target) = inner.traces.get_mut(&link.trace_id) {
-                            target
-                                .linked_from
-                                .retain(|l| l.trace_id != span.span.trace_id);
+                            let mut freed = 0;
+                            target.linked_from.retain(|l| {
+                                let keep = l.trace_id != span.span.trace_id;
+                                if !keep {
+                                    freed += incoming_bytes(l);
+                                }
+                                keep
+                            });
+                            target.bytes -= freed;
+                            inner.bytes -= freed;
                         }
                     }
                 }
@@ -577,6 +629,7 @@ impl Store {
             spans: inner.spans,
             logs: inner.logs,
             series: inner.latest.len(),
+            bytes: inner.bytes,
             ..inner.stats.clone()
         }
     }
@@ -830,21 +883,41 @@ fn render_attributes(attributes: &Attributes) -> String {
     parts.join(",")
 }
 
-fn share_resource(shared: &mut Vec<Arc<Attributes>>, resource: &mut Attributes) -> Arc<Attributes> {
+/// The item's resource, shared with earlier items where it is the same, and
+/// the bytes the item must count for it (0 when shared).
+fn share_resource(
+    shared: &mut Vec<Arc<Attributes>>,
+    resource: &mut Attributes,
+) -> (Arc<Attributes>, usize) {
     let resource = std::mem::take(resource);
+    let bytes = size::attributes(&resource);
+    if bytes > MAX_SHARED_RESOURCE_BYTES {
+        return (Arc::new(resource), bytes);
+    }
     if let Some(known) = shared.iter().find(|r| ***r == resource) {
-        return Arc::clone(known);
+        return (Arc::clone(known), 0);
     }
     let resource = Arc::new(resource);
     if shared.len() < MAX_SHARED_RESOURCES {
         shared.push(Arc::clone(&resource));
+        return (resource, 0);
     }
-    resource
+    (resource, bytes)
 }
 
 fn trace_entry<'a>(inner: &'a mut Inner, trace_id: &str) -> &'a mut Trace {
     if !inner.traces.contains_key(trace_id) {
         inner.order.push_back(trace_id.to_string());
+        // The id is held twice: as the map's key and in the eviction order.
+        let bytes = 2 * size::text(trace_id);
+        inner.bytes += bytes;
+        inner.traces.insert(
+            trace_id.to_string(),
+            Trace {
+                bytes,
+                ..Trace::default()
+            },
+        );
     }
     inner.traces.entry(trace_id.to_string()).or_default()
 }
@@ -861,14 +934,27 @@ fn add_incoming(
     if let Some(target) = inner.traces.get_mut(&link.trace_id)
         && target.linked_from.len() < max
     {
-        target.linked_from.push(IncomingLink {
+        let incoming = IncomingLink {
             trace_id: span.trace_id.clone(),
             span_id: span.span_id.clone(),
-            span_name: span.name.clone(),
+            span_name: size::clipped(span.name.clone(), MAX_SERIES_NAME_BYTES),
             service: service.to_string(),
             target_span_id: link.span_id.clone(),
-        });
+        };
+        let bytes = incoming_bytes(&incoming);
+        target.bytes += bytes;
+        inner.bytes += bytes;
+        target.linked_from.push(incoming);
     }
+}
+
+fn incoming_bytes(l: &IncomingLink) -> usize {
+    std::mem::size_of::<IncomingLink>()
+        + size::text(&l.trace_id)
+        + size::text(&l.span_id)
+        + size::text(&l.span_name)
+        + size::text(&l.service)
+        + size::text(&l.target_span_id)
 }
 
 fn summarize(trace_id: &str, trace: &Trace) -> TraceSummary {

@@ -558,6 +558,120 @@ fn memory_stays_within_the_bounds_and_what_goes_is_counted() {
     assert_eq!(stats.points_refused, 4900);
 }
 
+/// This process's resident memory, bytes.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// The count bounds let a sender of huge attributes hold all memory: the
+/// byte bound holds whatever each item carries, the newest stay, and what
+/// goes is counted.
+#[test]
+fn huge_attributes_are_held_to_the_byte_bound_and_what_goes_is_counted() {
+    let max_bytes = 48 << 20;
+    let viewer = start(Limits {
+        max_bytes,
+        ..Limits::default()
+    });
+    let c = Client::new(&viewer);
+    let before = resident_bytes();
+    let payload = "x".repeat(1 << 20);
+    // 300 MiB of attributes, each request well inside the body limit.
+    for n in 0..300u32 {
+        let mut t = id(0, 16);
+        t[12..16].copy_from_slice(&n.to_be_bytes());
+        let mut s = span(&t, &id(1, 8), &[], "upload", SpanKind::Server);
+        s.attributes = vec![kv("payload", &payload), kv("payment.id", &format!("p{n}"))];
+        c.traces(spans_request("svc", vec![s]));
+    }
+    // An untraced log line and a resource too large to share, 4 MiB each.
+    let four = "y".repeat(4 << 20);
+    c.logs(log_request("svc", &[], &[], &four, vec![]));
+    let mut big_resource = spans_request(
+        "svc",
+        vec![span(&id(9, 16), &id(1, 8), &[], "r", SpanKind::Server)],
+    );
+    if let Some(r) = big_resource.resource_spans[0].resource.as_mut() {
+        r.attributes.push(kv("host.notes", &four));
+    }
+    c.traces(big_resource);
+    let grown = resident_bytes().saturating_sub(before);
+
+    let stats = viewer.store().stats();
+    assert!(stats.bytes <= max_bytes, "{stats:?}");
+    assert_eq!(stats.spans_received, 301);
+    assert_eq!(stats.spans + stats.spans_evicted as usize, 301, "{stats:?}");
+    assert_eq!(stats.logs + stats.logs_evicted as usize, 1, "{stats:?}");
+    // Most of the bound holds the newest megabyte spans.
+    assert!(stats.spans >= 30, "{stats:?}");
+    let newest: Vec<TraceSummary> = c.json("/api/traces?limit=2");
+    assert!(
+        newest
+            .iter()
+            .any(|t| t.trace_id.ends_with(&format!("{:08x}", 299))),
+        "{newest:?}"
+    );
+    assert!(
+        grown < 160 << 20,
+        "resident memory grew by {} MiB with a bound of {} MiB",
+        grown >> 20,
+        max_bytes >> 20
+    );
+}
+
+/// Metric series are bounded by count; the strings of each are cut.
+#[test]
+fn a_metric_series_keeps_its_strings_short() {
+    let viewer = start(Limits::default());
+    let c = Client::new(&viewer);
+    let long = "z".repeat(100_000);
+    let metrics = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(&long),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: long.clone(),
+                    unit: long.clone(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            attributes: vec![kv("user.note", &long)],
+                            value: Some(number_data_point::Value::AsDouble(1.0)),
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(c.post("/v1/metrics", metrics.encode_to_vec()), 200);
+    let points: Vec<otlp_viewer::LatestPoint> = c.json("/api/points");
+    assert_eq!(points.len(), 1, "{}", points.len());
+    let p = &points[0];
+    for (what, value, max) in [
+        ("service", &p.service, 256),
+        ("metric", &p.metric, 256),
+        ("unit", &p.unit, 256),
+        ("attributes", &p.attributes, 1024),
+    ] {
+        assert!(
+            value.len() <= max + '…'.len_utf8(),
+            "{what}: {} bytes",
+            value.len()
+        );
+        assert!(value.ends_with('…'), "{what} is marked as cut");
+    }
+}
+
 #[test]
 fn malformed_and_oversized_exports_are_refused_and_the_viewer_keeps_serving() {
     let mut config = ViewerConfig::default();
