@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -121,6 +122,17 @@ pub(crate) fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, InitE
     Ok(listener)
 }
 
+/// Connections served at once; more are closed as they arrive. The port
+/// faces whoever can reach it: without a bound, a flood of idle
+/// connections would take the service's file descriptors.
+const MAX_CONNECTIONS: usize = 256;
+/// A request's headers must arrive within this, and an idle keep-alive
+/// connection is closed after it: slow senders cannot hold a connection.
+/// Prometheus reconnects, and retries a GET on a connection closed idle.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed accept (out of file descriptors): wait, do not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Serves `GET /metrics` (and `/`) on telemetry's runtime until `stop` fires.
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
@@ -134,16 +146,25 @@ pub(crate) async fn serve(
             return;
         }
     };
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _peer): (_, SocketAddr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
-                Err(_) => continue,
+                Err(_) => {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             },
             _ = stop.changed() => return,
         };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let handle = handle.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let handle = handle.clone();
@@ -151,6 +172,8 @@ pub(crate) async fn serve(
                 });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, service)
                 .await;
         });
