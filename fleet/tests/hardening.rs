@@ -4,7 +4,8 @@
 //! bodies get 413, invalid input is refused by every engine, 10,000 unique
 //! large inputs leave memory and series flat, and nobody without the run's
 //! token can use the bus — while a holder of the token still cannot get a
-//! forged instruction into the ledger.
+//! forged instruction into the ledger. Half-sent requests cannot hold an
+//! engine's connections or file descriptors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -336,4 +337,72 @@ fn a_saturated_gateway_sheds_with_503_and_retry_after_and_counts_it() {
         },
     );
     counted.unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Whether the server has closed `stream` (end of file or reset).
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// A client that sends half a request and waits (slowloris) holds nothing
+/// for long at any engine, axum or actix: every engine closes it once its
+/// headers are late, and still answers.
+#[test]
+fn half_sent_requests_are_closed_at_every_engine() {
+    use std::io::Write;
+    const PER_ENGINE: usize = 60;
+    let launcher = Launcher::start(&["--rate", "0"], &[]);
+    let engines: Vec<(String, u16, u32)> = launcher
+        .fleet
+        .engines
+        .iter()
+        .map(|e| (e.name.clone(), e.port, e.pid))
+        .collect();
+    assert_eq!(engines.len(), 8);
+    let mut held = Vec::new();
+    for (name, port, pid) in &engines {
+        let before = open_descriptors(*pid);
+        for _ in 0..PER_ENGINE {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", *port)).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: engine\r\n")
+                .unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+            held.push((name.clone(), s));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let taken = open_descriptors(*pid).saturating_sub(before);
+        assert!(
+            taken <= PER_ENGINE + 8,
+            "{name}: {taken} descriptors for {PER_ENGINE} connections"
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !held.is_empty() && std::time::Instant::now() < deadline {
+        held.retain_mut(|(_, s)| !closed_by_server(s));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let open: BTreeMap<String, usize> = held.iter().fold(BTreeMap::new(), |mut m, (n, _)| {
+        *m.entry(n.clone()).or_insert(0) += 1;
+        m
+    });
+    assert!(open.is_empty(), "still held open after 40 s: {open:?}");
+    for (name, port, _) in &engines {
+        let (code, _) = testkit::http_get(&format!("http://127.0.0.1:{port}/health")).unwrap();
+        assert_eq!(code, 200, "{name} answers after the flood");
+    }
 }
