@@ -433,8 +433,19 @@ enum Listener {
     Http,
 }
 
+/// Connections a listener serves at once; more wait in the kernel's accept
+/// queue, not in the process's file descriptors.
+const MAX_CONNECTIONS: usize = 1024;
+/// An HTTP/1.1 request's headers must arrive within this (and an idle
+/// keep-alive connection closes after it): half-sent requests hold nothing.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Served>, protocol: Listener) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(_) => {
@@ -446,7 +457,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Served>, protocol: Liste
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _permit = permit;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            builder.http2().timer(hyper_util::rt::TokioTimer::new());
             let io = TokioIo::new(stream);
             // Connection errors (client hang-ups, garbage) only end that connection.
             let _ = match protocol {
@@ -725,6 +742,45 @@ async fn http_route(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that sends half a request and waits is cut at the header
+    /// timeout, and the receiver keeps taking exports meanwhile.
+    #[test]
+    fn half_sent_requests_are_closed_and_exports_go_on() {
+        use std::io::{Read, Write};
+        let receiver = crate::OtlpReceiver::start().unwrap();
+        let addr = receiver.http_addr();
+        let mut slow = Vec::new();
+        for _ in 0..20 {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            slow.push(s);
+        }
+        // An empty body is an empty export request.
+        let mut export = std::net::TcpStream::connect(addr).unwrap();
+        export
+            .write_all(
+                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut answer = String::new();
+        export.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        for mut s in slow {
+            // Closed by the receiver (end of file or reset), not still held.
+            s.set_read_timeout(Some(HEADER_READ_TIMEOUT + Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            let hung = matches!(
+                s.read(&mut buf),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            );
+            assert!(!hung, "a half-sent request is still held open");
+        }
+        receiver.shutdown();
+    }
 
     /// A partial success carries its rejected count in each signal's own
     /// field, as an integer in protobuf and as a string in JSON.
