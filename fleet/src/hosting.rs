@@ -312,10 +312,9 @@ mod tests {
         ));
         let mut slow = Vec::new();
         for _ in 0..4 {
-            let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
-            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-                .unwrap_or_else(|e| panic!("{e}"));
-            slow.push(s);
+            slow.push(
+                testkit::half_sent_request(addr, "/health").unwrap_or_else(|e| panic!("{e}")),
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
         // Every slot is taken: no answer while the slow clients hold them.
@@ -333,15 +332,10 @@ mod tests {
         );
         assert!(answer.ends_with("ok"), "{answer:?}");
         for mut s in slow {
-            // The server closed it: end of file (or a reset), not a hang.
-            s.set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap_or_else(|e| panic!("{e}"));
-            let mut buf = [0u8; 64];
-            let hung = matches!(
-                s.read(&mut buf),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            assert!(
+                testkit::closed_by_server(&mut s, Duration::from_secs(5)),
+                "a half-sent request is still held open"
             );
-            assert!(!hung, "a half-sent request is still held open");
         }
         let _ = stop.send(());
         rt.block_on(server).unwrap_or_else(|e| panic!("{e}"));

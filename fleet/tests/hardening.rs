@@ -345,26 +345,11 @@ fn open_descriptors(pid: u32) -> usize {
         .count()
 }
 
-/// Whether the server has closed `stream` (end of file or reset).
-fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
-    use std::io::Read;
-    let mut buf = [0u8; 256];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-    }
-}
-
 /// A client that sends half a request and waits (slowloris) holds nothing
 /// for long at any engine, axum or actix: every engine closes it once its
 /// headers are late, and still answers.
 #[test]
 fn half_sent_requests_are_closed_at_every_engine() {
-    use std::io::Write;
     const PER_ENGINE: usize = 60;
     let launcher = Launcher::start(&["--rate", "0"], &[]);
     let engines: Vec<(String, u16, u32)> = launcher
@@ -378,10 +363,7 @@ fn half_sent_requests_are_closed_at_every_engine() {
     for (name, port, pid) in &engines {
         let before = open_descriptors(*pid);
         for _ in 0..PER_ENGINE {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", *port)).unwrap();
-            s.write_all(b"GET /health HTTP/1.1\r\nHost: engine\r\n")
-                .unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+            let s = testkit::half_sent_request(("127.0.0.1", *port), "/health").unwrap();
             held.push((name.clone(), s));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -393,7 +375,7 @@ fn half_sent_requests_are_closed_at_every_engine() {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     while !held.is_empty() && std::time::Instant::now() < deadline {
-        held.retain_mut(|(_, s)| !closed_by_server(s));
+        held.retain_mut(|(_, s)| !testkit::closed_by_server(s, Duration::from_millis(10)));
         std::thread::sleep(Duration::from_millis(200));
     }
     let open: BTreeMap<String, usize> = held.iter().fold(BTreeMap::new(), |mut m, (n, _)| {

@@ -8,31 +8,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use telemetry::Telemetry;
-use testkit::http_request;
+use testkit::{closed_by_server, half_sent_request, http_request};
 
 /// More than the endpoint serves at once (256).
 const ATTACKERS: usize = 400;
 
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// Whether the server has closed `stream` (end of file or reset).
-fn closed_by_server(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 256];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-    }
 }
 
 #[test]
@@ -58,12 +44,7 @@ fn half_sent_requests_neither_take_descriptors_nor_hold_the_endpoint() {
     let before = open_descriptors();
     let mut held = Vec::with_capacity(ATTACKERS);
     for _ in 0..ATTACKERS {
-        let mut s = TcpStream::connect(addr).unwrap();
-        // Headers begun, never finished.
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: engine\r\n")
-            .unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-        held.push(s);
+        held.push(half_sent_request(addr, "/metrics").unwrap());
     }
     // The server-side sockets the flood took: give it time to accept all
     // it will, and read the highest count seen.
@@ -83,7 +64,7 @@ fn half_sent_requests_neither_take_descriptors_nor_hold_the_endpoint() {
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut open: Vec<TcpStream> = held;
     while !open.is_empty() && Instant::now() < deadline {
-        open.retain_mut(|s| !closed_by_server(s));
+        open.retain_mut(|s| !closed_by_server(s, Duration::from_millis(10)));
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(

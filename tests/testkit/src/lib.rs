@@ -48,6 +48,7 @@ mod process;
 mod prometheus;
 mod redis;
 mod rotel;
+mod slowloris;
 mod tarpit;
 mod webhook;
 
@@ -70,6 +71,7 @@ pub use prometheus::{
 };
 pub use redis::{Redis, redis_binary};
 pub use rotel::{OtlpProtocol, Rotel, RotelBuilder, rotel_binary};
+pub use slowloris::{closed_by_server, half_sent_request};
 pub use tarpit::Tarpit;
 pub use webhook::{Received, WebhookReceiver};
 
