@@ -583,12 +583,20 @@ mod tests {
         config: BatchConfig,
     ) -> (BatchQueue<u32>, Arc<PipelineStats>, tokio::runtime::Runtime) {
         assert_eq!(config.max_queue_size, 100);
+        start_queue_of(exporter, config)
+    }
+
+    /// A queue of items of any type over `exporter`, as [`start_queue`].
+    fn start_queue_of<T: Send + 'static, E: BatchExporter<T>>(
+        exporter: E,
+        config: BatchConfig,
+    ) -> (BatchQueue<T>, Arc<PipelineStats>, tokio::runtime::Runtime) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
+        let stats = PipelineStats::new(crate::config::Signal::Traces, config.max_queue_size);
         let queue = BatchQueue::start(
             "test",
             exporter,
@@ -882,15 +890,8 @@ mod tests {
 
     #[test]
     fn a_large_batch_gives_its_memory_back() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let stats = PipelineStats::new(crate::config::Signal::Traces, 300);
-        let queue = BatchQueue::start(
-            "test",
+        let (queue, stats, _rt) = start_queue_of(
             Measuring(Arc::clone(&seen)),
             BatchConfig {
                 max_queue_size: 300,
@@ -898,11 +899,7 @@ mod tests {
                 export_timeout: Duration::from_secs(5),
                 max_export_batch_size: 300,
             },
-            rt.handle().clone(),
-            Arc::clone(&stats),
-            "test".to_string(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        );
         // 200 items of 64 KiB: 12.5 MiB, more than the 64 items kept.
         for _ in 0..200 {
             queue.push([1; 64 * 1024]);
@@ -925,15 +922,8 @@ mod tests {
     /// counting the batch in export, and every item is counted once.
     #[test]
     fn a_queue_on_the_list_channel_holds_its_bound_exactly() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
         let open = Arc::new(AtomicBool::new(false));
-        let stats = PipelineStats::new(crate::config::Signal::Traces, 100);
-        let queue = BatchQueue::start(
-            "test",
+        let (queue, stats, _rt) = start_queue_of(
             Gated(Arc::clone(&open), Vec::new()),
             BatchConfig {
                 max_queue_size: 100,
@@ -941,11 +931,7 @@ mod tests {
                 export_timeout: Duration::from_secs(3600),
                 max_export_batch_size: 40,
             },
-            rt.handle().clone(),
-            Arc::clone(&stats),
-            "test".to_string(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        );
         assert_eq!(queue.data.capacity(), None, "a bound above the eager limit");
         for _ in 0..150 {
             queue.push([7; 64 * 1024]);
