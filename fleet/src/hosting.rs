@@ -91,7 +91,7 @@ pub async fn serve(
         .await
         .map_err(|e| bind_error(host, port, port_variable, e))?;
     tracing::info!(host = %host, port, "listening");
-    serve_on(listener, app, shutdown_signal()).await;
+    serve_on(listener, app, shutdown_signal(), MAX_CONNECTIONS).await;
     Ok(())
 }
 
@@ -108,17 +108,9 @@ const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100
 
 /// Serves `app` on `listener` until `stop` completes, then lets the requests
 /// in flight finish. HTTP/1.1 (with upgrades, for WebSockets) and HTTP/2,
-/// as `axum::serve`, with [`MAX_CONNECTIONS`] and [`HEADER_READ_TIMEOUT`].
-pub async fn serve_on(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    stop: impl Future<Output = ()>,
-) {
-    serve_bounded(listener, app, stop, MAX_CONNECTIONS).await;
-}
-
-/// [`serve_on`] with at most `max_connections` served at once.
-async fn serve_bounded(
+/// as `axum::serve`, with at most `max_connections` at once and
+/// [`HEADER_READ_TIMEOUT`].
+async fn serve_on(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     stop: impl Future<Output = ()>,
@@ -302,7 +294,7 @@ mod tests {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = rt.spawn(serve_bounded(
+        let server = rt.spawn(serve_on(
             listener,
             app,
             async {

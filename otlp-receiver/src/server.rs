@@ -750,13 +750,9 @@ mod tests {
         use std::io::{Read, Write};
         let receiver = crate::OtlpReceiver::start().unwrap();
         let addr = receiver.http_addr();
-        let mut slow = Vec::new();
-        for _ in 0..20 {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
-                .unwrap();
-            slow.push(s);
-        }
+        let slow: Vec<_> = (0..20)
+            .map(|_| testkit::half_sent_request(addr, "/v1/traces").unwrap())
+            .collect();
         // An empty body is an empty export request.
         let mut export = std::net::TcpStream::connect(addr).unwrap();
         export
@@ -769,15 +765,10 @@ mod tests {
         export.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         for mut s in slow {
-            // Closed by the receiver (end of file or reset), not still held.
-            s.set_read_timeout(Some(HEADER_READ_TIMEOUT + Duration::from_secs(10)))
-                .unwrap();
-            let mut buf = [0u8; 64];
-            let hung = matches!(
-                s.read(&mut buf),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            assert!(
+                testkit::closed_by_server(&mut s, HEADER_READ_TIMEOUT + Duration::from_secs(10)),
+                "a half-sent request is still held open"
             );
-            assert!(!hung, "a half-sent request is still held open");
         }
         receiver.shutdown();
     }

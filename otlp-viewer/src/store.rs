@@ -3,6 +3,7 @@
 //! series over the whole run. Every collection has a bound; what goes past
 //! it is the oldest, and it is counted.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -906,20 +907,19 @@ fn share_resource(
 }
 
 fn trace_entry<'a>(inner: &'a mut Inner, trace_id: &str) -> &'a mut Trace {
-    if !inner.traces.contains_key(trace_id) {
-        inner.order.push_back(trace_id.to_string());
-        // The id is held twice: as the map's key and in the eviction order.
-        let bytes = 2 * size::text(trace_id);
-        inner.bytes += bytes;
-        inner.traces.insert(
-            trace_id.to_string(),
-            Trace {
+    match inner.traces.entry(trace_id.to_string()) {
+        Entry::Occupied(trace) => trace.into_mut(),
+        Entry::Vacant(slot) => {
+            inner.order.push_back(trace_id.to_string());
+            // The id is held twice: as the map's key and in the eviction order.
+            let bytes = 2 * size::text(trace_id);
+            inner.bytes += bytes;
+            slot.insert(Trace {
                 bytes,
                 ..Trace::default()
-            },
-        );
+            })
+        }
     }
-    inner.traces.entry(trace_id.to_string()).or_default()
 }
 
 fn add_incoming(
