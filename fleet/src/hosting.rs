@@ -91,78 +91,20 @@ pub async fn serve(
         .await
         .map_err(|e| bind_error(host, port, port_variable, e))?;
     tracing::info!(host = %host, port, "listening");
-    serve_on(listener, app, shutdown_signal(), MAX_CONNECTIONS).await;
+    serve_on(listener, app, shutdown_signal()).await;
     Ok(())
 }
 
-/// Connections a service serves at once; more wait in the kernel's accept
-/// queue, not in the service's file descriptors.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// A request's headers must arrive within this, and a keep-alive connection
-/// idle between requests is closed after it: a client that sends half a
-/// request cannot hold a connection. (A WebSocket, once upgraded, is not
-/// timed.)
-pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// After a failed accept (out of file descriptors): wait, do not spin.
-const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Serves `app` on `listener` until `stop` completes, then lets the requests
-/// in flight finish. HTTP/1.1 (with upgrades, for WebSockets) and HTTP/2,
-/// as `axum::serve`, with at most `max_connections` at once and
-/// [`HEADER_READ_TIMEOUT`].
+/// in flight finish, with the workspace's connection bound and header
+/// deadline (`bounded_serve::Limits::default()`: 1,024 connections, 10 s).
 async fn serve_on(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     stop: impl Future<Output = ()>,
-    max_connections: usize,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    // CONNECT, for WebSockets over HTTP/2, as axum::serve enables it.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .enable_connect_protocol();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let permit = tokio::select! {
-            permit = std::sync::Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut stop => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        let service = TowerToHyperService::new(app.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+    let service = move || hyper_util::service::TowerToHyperService::new(app.clone());
+    bounded_serve::serve(listener, service, bounded_serve::Limits::default(), stop).await;
 }
 
 /// Why a service could not listen, and what to set.
@@ -264,72 +206,4 @@ fn tls_handshake_failed(e: &async_nats::ConnectError) -> bool {
 pub fn nats_ready(client: &async_nats::Client) -> impl Fn() -> bool + Send + Sync + 'static {
     let client = client.clone();
     move || client.connection_state() == async_nats::connection::State::Connected
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
-
-    fn get_health(addr: std::net::SocketAddr, wait: Duration) -> Option<String> {
-        let mut s = std::net::TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(wait)).ok()?;
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).ok()?;
-        Some(answer)
-    }
-
-    /// With every connection held by a half-sent request, the next client
-    /// waits for a slot (the bound holds), and gets one once the slow ones
-    /// are cut at the header timeout; the server then stops on its signal.
-    #[test]
-    fn connections_are_bounded_and_slow_headers_cut() {
-        let rt = runtime().unwrap_or_else(|e| panic!("{e}"));
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = rt.spawn(serve_on(
-            listener,
-            app,
-            async {
-                let _ = stopped.await;
-            },
-            4,
-        ));
-        let mut slow = Vec::new();
-        for _ in 0..4 {
-            slow.push(
-                testkit::half_sent_request(addr, "/health").unwrap_or_else(|e| panic!("{e}")),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        // Every slot is taken: no answer while the slow clients hold them.
-        assert_eq!(
-            get_health(addr, Duration::from_secs(1)).filter(|a| !a.is_empty()),
-            None
-        );
-        // Once they are cut (10 s), a client is served.
-        let started = Instant::now();
-        let answer = get_health(addr, Duration::from_secs(30)).unwrap_or_default();
-        assert!(
-            answer.starts_with("HTTP/1.1 200"),
-            "{answer:?} after {:?}",
-            started.elapsed()
-        );
-        assert!(answer.ends_with("ok"), "{answer:?}");
-        for mut s in slow {
-            assert!(
-                testkit::closed_by_server(&mut s, Duration::from_secs(5)),
-                "a half-sent request is still held open"
-            );
-        }
-        let _ = stop.send(());
-        rt.block_on(server).unwrap_or_else(|e| panic!("{e}"));
-    }
 }

@@ -7,13 +7,11 @@ use std::fmt;
 use std::io::{self, Read as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -433,52 +431,28 @@ enum Listener {
     Http,
 }
 
-/// Connections a listener serves at once; more wait in the kernel's accept
-/// queue, not in the process's file descriptors.
-const MAX_CONNECTIONS: usize = 1024;
-/// An HTTP/1.1 request's headers must arrive within this (and an idle
-/// keep-alive connection closes after it): half-sent requests hold nothing.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
+/// Serves one listener with the workspace's connection bound and header
+/// deadline (`bounded_serve::Limits::default()`: 1,024 connections, more
+/// wait in the kernel's accept queue; headers due within 10 s), until the
+/// serving thread stops.
 async fn accept_loop(listener: TcpListener, shared: Arc<Served>, protocol: Listener) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                // E.g. EMFILE: back off briefly instead of spinning.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            builder.http2().timer(hyper_util::rt::TokioTimer::new());
-            let io = TokioIo::new(stream);
-            // Connection errors (client hang-ups, garbage) only end that connection.
-            let _ = match protocol {
-                Listener::Grpc => {
-                    let svc =
-                        hyper::service::service_fn(move |req| grpc_route(Arc::clone(&shared), req));
-                    builder.serve_connection(io, svc).await
-                }
-                Listener::Http => {
-                    let svc =
-                        hyper::service::service_fn(move |req| http_route(Arc::clone(&shared), req));
-                    builder.serve_connection(io, svc).await
-                }
+    let limits = bounded_serve::Limits::default();
+    let stop = std::future::pending::<()>();
+    match protocol {
+        Listener::Grpc => {
+            let service = move || {
+                let shared = Arc::clone(&shared);
+                hyper::service::service_fn(move |req| grpc_route(Arc::clone(&shared), req))
             };
-        });
+            bounded_serve::serve(listener, service, limits, stop).await;
+        }
+        Listener::Http => {
+            let service = move || {
+                let shared = Arc::clone(&shared);
+                hyper::service::service_fn(move |req| http_route(Arc::clone(&shared), req))
+            };
+            bounded_serve::serve(listener, service, limits, stop).await;
+        }
     }
 }
 
@@ -742,6 +716,7 @@ async fn http_route(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// A client that sends half a request and waits is cut at the header
     /// timeout, and the receiver keeps taking exports meanwhile.
@@ -766,7 +741,10 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         for mut s in slow {
             assert!(
-                testkit::closed_by_server(&mut s, HEADER_READ_TIMEOUT + Duration::from_secs(10)),
+                testkit::closed_by_server(
+                    &mut s,
+                    bounded_serve::HEADER_READ_TIMEOUT + Duration::from_secs(10)
+                ),
                 "a half-sent request is still held open"
             );
         }

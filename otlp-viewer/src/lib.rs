@@ -151,10 +151,14 @@ impl Viewer {
         let router = web::router(Arc::clone(&store), ui_addr.port());
         let ui = ServingThread::start("otlp-viewer-ui", vec![ui], |listeners, stop| async move {
             if let Some(listener) = listeners.into_iter().next() {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.await;
-                    })
+                // Loopback only, but a browser's stray tabs and a local
+                // script are clients too: the connection bound and header
+                // deadline every server of the workspace has.
+                let service = move || hyper_util::service::TowerToHyperService::new(router.clone());
+                let stop = async move {
+                    let _ = stop.await;
+                };
+                bounded_serve::serve(listener, service, bounded_serve::Limits::default(), stop)
                     .await;
             }
         })

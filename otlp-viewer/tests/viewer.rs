@@ -429,6 +429,25 @@ fn hostile_values_are_shown_as_text_and_no_script_may_run() {
     assert!(text.contains("\u{fffd}[2J"));
 }
 
+/// A client that sends half a request to the page is cut at the header
+/// deadline, and the page answers others meanwhile.
+#[test]
+fn half_sent_requests_to_the_page_are_closed() {
+    let viewer = start(Limits::default());
+    let addr = viewer.url().trim_start_matches("http://").to_string();
+    let mut slow: Vec<_> = (0..20)
+        .map(|_| testkit::half_sent_request(addr.as_str(), "/").unwrap())
+        .collect();
+    let (status, _) = Client::new(&viewer).get("/api/stats");
+    assert_eq!(status, 200);
+    for s in &mut slow {
+        assert!(
+            testkit::closed_by_server(s, Duration::from_secs(20)),
+            "a half-sent request to the page is still held open"
+        );
+    }
+}
+
 #[test]
 fn other_hosts_and_bad_parameters_are_refused_with_what_to_change() {
     let viewer = start(Limits::default());

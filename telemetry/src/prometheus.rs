@@ -8,10 +8,8 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -122,16 +120,17 @@ pub(crate) fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, InitE
     Ok(listener)
 }
 
-/// Connections served at once; more are closed as they arrive. The port
-/// faces whoever can reach it: without a bound, a flood of idle
-/// connections would take the service's file descriptors.
-const MAX_CONNECTIONS: usize = 256;
-/// A request's headers must arrive within this, and an idle keep-alive
-/// connection is closed after it: slow senders cannot hold a connection.
-/// Prometheus reconnects, and retries a GET on a connection closed idle.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a failed accept (out of file descriptors): wait, do not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// What the endpoint holds for scrapers. The port faces whoever can reach
+/// it: at most 256 connections at once, and more are closed as they arrive
+/// (a scrape answered late is lost anyway; Prometheus reconnects). Headers
+/// are due within 10 s and an idle keep-alive connection closes after it,
+/// so slow senders hold nothing; Prometheus retries a GET on a connection
+/// closed idle.
+const LIMITS: bounded_serve::Limits = bounded_serve::Limits {
+    max_connections: 256,
+    header_read_timeout: bounded_serve::HEADER_READ_TIMEOUT,
+    when_full: bounded_serve::WhenFull::Close,
+};
 
 /// Serves `GET /metrics` (and `/`) on telemetry's runtime until `stop` fires.
 pub(crate) async fn serve(
@@ -146,38 +145,17 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, _peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => {
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
+    let service = move || {
         let handle = handle.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let handle = handle.clone();
-                    async move { Ok::<_, Infallible>(respond(&handle, &req)) }
-                });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let handle = handle.clone();
+            async move { Ok::<_, Infallible>(respond(&handle, &req)) }
+        })
+    };
+    let stop = async move {
+        let _ = stop.changed().await;
+    };
+    bounded_serve::serve(listener, service, LIMITS, stop).await;
 }
 
 fn respond<B>(handle: &PrometheusHandle, req: &hyper::Request<B>) -> hyper::Response<Full<Bytes>> {

@@ -1,0 +1,195 @@
+//! Each limit against raw sockets: clients that send half a request,
+//! more clients than the bound, and a stop with a request in flight.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bounded_serve::{Limits, WhenFull, serve};
+use bytes::Bytes;
+use http_body_util::Full;
+use testkit::{closed_by_server, half_sent_request};
+
+/// Short, so the tests do not wait out the production deadline.
+const HEADERS_DUE: Duration = Duration::from_secs(1);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Answers `ok`, after `delay` when the path is `/slow`.
+fn service(
+    delay: Duration,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    hyper::service::service_fn(
+        move |req: hyper::Request<hyper::body::Incoming>| async move {
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+        },
+    )
+}
+
+struct Server {
+    rt: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(limits: Limits, delay: Duration) -> Server {
+        let rt = runtime();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let svc = service(delay);
+        let served = rt.spawn(serve(listener, move || svc.clone(), limits, async {
+            let _ = stopped.await;
+        }));
+        Server {
+            rt,
+            addr,
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    /// Stops the server and waits for `serve` to return, at most `wait`.
+    fn stop(&mut self, wait: Duration) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let Some(served) = self.served.take() else {
+            return true;
+        };
+        self.rt
+            .block_on(async { tokio::time::timeout(wait, served).await })
+            .is_ok()
+    }
+}
+
+fn limits(max_connections: usize, when_full: WhenFull) -> Limits {
+    Limits {
+        max_connections,
+        header_read_timeout: HEADERS_DUE,
+        when_full,
+    }
+}
+
+/// A whole request's answer, or `None` when none came within `wait`.
+fn get(addr: SocketAddr, path: &str, wait: Duration) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    (!answer.is_empty()).then_some(answer)
+}
+
+#[test]
+fn a_half_sent_request_is_closed_at_the_header_deadline() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::ZERO);
+    let mut slow = half_sent_request(server.addr, "/").unwrap();
+    // Still open well before the deadline...
+    assert!(!closed_by_server(&mut slow, HEADERS_DUE / 4));
+    // ...and closed after it.
+    assert!(
+        closed_by_server(&mut slow, HEADERS_DUE * 5),
+        "a half-sent request is held past the header deadline"
+    );
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+#[test]
+fn when_full_a_client_waits_for_a_slot_and_is_served() {
+    let mut server = Server::start(limits(4, WhenFull::Wait), Duration::ZERO);
+    let mut slow: Vec<TcpStream> = (0..4)
+        .map(|_| half_sent_request(server.addr, "/").unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Every slot is taken: no answer while the slow clients hold them.
+    assert_eq!(get(server.addr, "/", HEADERS_DUE / 2), None);
+    // Once they are cut at the deadline, the next client is served.
+    let answer = get(server.addr, "/", HEADERS_DUE * 10).unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.ends_with("ok"), "{answer:?}");
+    for s in &mut slow {
+        assert!(closed_by_server(s, Duration::from_secs(5)));
+    }
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+#[test]
+fn when_full_with_close_a_client_is_closed_at_once_and_the_bound_holds() {
+    let mut server = Server::start(limits(4, WhenFull::Close), Duration::ZERO);
+    let _held: Vec<TcpStream> = (0..4)
+        .map(|_| half_sent_request(server.addr, "/").unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // The fifth is accepted and closed, well before any deadline.
+    let mut fifth = TcpStream::connect(server.addr).unwrap();
+    let started = Instant::now();
+    assert!(closed_by_server(&mut fifth, HEADERS_DUE / 2));
+    assert!(started.elapsed() < HEADERS_DUE);
+    // After the held ones are cut, clients are served again.
+    std::thread::sleep(HEADERS_DUE * 2);
+    let answer = get(server.addr, "/", Duration::from_secs(5)).unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_stop_lets_the_request_in_flight_finish_and_takes_no_new_connection() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::from_millis(800));
+    let addr = server.addr;
+    let in_flight = std::thread::spawn(move || get(addr, "/slow", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(200));
+    let stopping = Instant::now();
+    assert!(server.stop(Duration::from_secs(10)), "serve did not return");
+    // serve returned only once the request was answered (≈ 600 ms left
+    // when the stop came).
+    let stop_took = stopping.elapsed();
+    assert!(stop_took >= Duration::from_millis(300), "{stop_took:?}");
+    let answer = in_flight.join().unwrap().unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    // No one listens any more.
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn http2_with_prior_knowledge_is_served() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::ZERO);
+    let addr = server.addr;
+    let status = server.rt.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::get(format!("http://{addr}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        sender.send_request(req).await.unwrap().status()
+    });
+    assert_eq!(status, 200);
+    assert!(server.stop(Duration::from_secs(5)));
+}
