@@ -34,7 +34,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbound
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 
 use crate::config::BatchConfig;
-use crate::health::PipelineStats;
+use crate::health::{PipelineStats, QUEUE_CLOSED};
 
 /// A boxed export future borrowing the exporter.
 pub(crate) type ExportFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
@@ -103,6 +103,9 @@ enum Control {
     Shutdown(Sender<()>),
 }
 
+/// How long a shutdown waits for pushes that reserved a slot before the
+/// queue closed to deliver their item.
+const RESERVED_WAIT: Duration = Duration::from_millis(100);
 /// First wait before retrying a batch; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 /// Longest wait between two attempts at one batch.
@@ -318,6 +321,9 @@ impl<T: Send + 'static> BatchQueue<T> {
         if self.shut_down.swap(true, Ordering::SeqCst) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
+        // No slot can be reserved from now on: pushes are refused (and
+        // counted as dropped) or were already on their way to the channel.
+        self.stats.queued.fetch_or(QUEUE_CLOSED, Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
         let (tx, rx) = bounded(1);
         self.control
@@ -425,6 +431,21 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
         }
     }
 
+    /// Once the queue is closed: exports what is still arriving from pushes
+    /// that reserved a slot before it closed, until every slot is given
+    /// back. Such a push is one `try_send` from done; a pusher descheduled
+    /// for longer than [`RESERVED_WAIT`] leaves its item counted as queued.
+    fn drain_reserved(&mut self) {
+        let deadline = Instant::now() + RESERVED_WAIT;
+        loop {
+            self.drain();
+            if self.stats.queued() == 0 || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     /// Moves queued items into the batch up to its size; false when there is
     /// nothing to export.
     fn fill_batch(&mut self) -> bool {
@@ -442,7 +463,7 @@ impl<T: Send + 'static, E: BatchExporter<T>> Worker<T, E> {
     /// must stop.
     fn answer_deferred(&mut self) -> bool {
         if self.shutdown_reply.is_some() {
-            self.drain();
+            self.drain_reserved();
             let _ = self.exporter.shutdown(self.config.export_timeout);
             if let Some(reply) = self.shutdown_reply.take() {
                 let _ = reply.send(());
@@ -629,8 +650,64 @@ mod tests {
         assert_eq!(wait_for(&exported, 8), 8);
         assert!(queue.flush(Duration::from_secs(5)).is_ok());
         assert_eq!(exported.load(Ordering::SeqCst), 10);
-        assert_eq!(stats.queued.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.queued(), 0);
         assert!(queue.shutdown(Duration::from_secs(5)).is_ok());
+    }
+
+    /// Items pushed while the queue shuts down are each counted once,
+    /// exported or dropped: none is left counted as queued, in the channel
+    /// after the worker's last drain.
+    #[test]
+    fn pushes_racing_a_shutdown_are_each_counted_once() {
+        let mut left_queued = Vec::new();
+        for round in 0..300 {
+            let exported = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (queue, stats, _rt) = start_queue_of(
+                Counting(Arc::clone(&exported), Vec::new()),
+                BatchConfig {
+                    max_queue_size: 100_000,
+                    schedule_delay: Duration::from_millis(1),
+                    export_timeout: Duration::from_secs(5),
+                    max_export_batch_size: 64,
+                },
+            );
+            let queue = Arc::new(queue);
+            let pushing = Arc::new(AtomicBool::new(true));
+            let pushers: Vec<_> = (0..8)
+                .map(|_| {
+                    let queue = Arc::clone(&queue);
+                    let pushing = Arc::clone(&pushing);
+                    std::thread::spawn(move || {
+                        while pushing.load(Ordering::Relaxed) {
+                            queue.push(round);
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_micros(500));
+            assert!(queue.shutdown(Duration::from_secs(5)).is_ok());
+            pushing.store(false, Ordering::Relaxed);
+            for p in pushers {
+                p.join().unwrap_or_else(|_| panic!("a pusher panicked"));
+            }
+            let emitted = stats.emitted.load(Ordering::SeqCst);
+            let counted = stats.exported.load(Ordering::SeqCst)
+                + stats.failed.load(Ordering::SeqCst)
+                + stats.dropped.load(Ordering::SeqCst);
+            let queued = stats.queued();
+            assert_eq!(emitted, counted + queued as u64, "round {round}");
+            assert_eq!(
+                stats.exported.load(Ordering::SeqCst),
+                exported.load(Ordering::SeqCst) as u64
+            );
+            if queued != 0 {
+                left_queued.push((round, queued));
+            }
+        }
+        assert!(
+            left_queued.is_empty(),
+            "(round, items left counted as queued after shutdown): {left_queued:?}"
+        );
     }
 
     /// Refuses its first attempt as throttled (with an error that is not
@@ -936,12 +1013,12 @@ mod tests {
         for _ in 0..150 {
             queue.push([7; 64 * 1024]);
         }
-        assert_eq!(stats.queued.load(Ordering::SeqCst), 100);
+        assert_eq!(stats.queued(), 100);
         assert_eq!(stats.dropped.load(Ordering::SeqCst), 50);
         open.store(true, Ordering::SeqCst);
         assert!(queue.flush(Duration::from_secs(10)).is_ok());
         assert_eq!(stats.exported.load(Ordering::SeqCst), 100);
-        assert_eq!(stats.queued.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.queued(), 0);
         // Room again once exported.
         queue.push([7; 64 * 1024]);
         assert!(queue.shutdown(Duration::from_secs(10)).is_ok());

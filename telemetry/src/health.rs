@@ -47,7 +47,19 @@ struct WarnState {
 /// How often a still-failing exporter repeats its warning.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
+/// Set in [`PipelineStats::queued`] when the queue closes. The bound and
+/// the closing share one atomic, so a push either reserves its slot before
+/// the queue closed (and the worker's last drain waits for its item) or is
+/// refused: none lands in the channel after the last drain, uncounted.
+pub(crate) const QUEUE_CLOSED: usize = 1 << (usize::BITS - 1);
+
 impl PipelineStats {
+    /// Items held: reserved by a push and not yet exported, failed or given
+    /// back.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed) & !QUEUE_CLOSED
+    }
+
     pub(crate) fn new(signal: Signal, capacity: usize) -> Arc<PipelineStats> {
         Arc::new(PipelineStats {
             signal,
@@ -179,7 +191,7 @@ impl PipelineStats {
             exported: self.exported.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            queued: self.queued.load(Ordering::Relaxed),
+            queued: self.queued(),
             queue_capacity: self.capacity,
         }
     }

@@ -255,7 +255,7 @@ pub(crate) fn register_self_metrics(meter: &Meter, pipelines: &[Arc<PipelineStat
                 .with_unit(format!("{{{item}}}"))
                 .with_description("Items waiting in the processor's queue")
                 .with_callback(move |o| {
-                    let q = i64::try_from(stats.queued.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+                    let q = i64::try_from(stats.queued()).unwrap_or(i64::MAX);
                     o.observe(q, &attrs);
                 })
                 .build();
