@@ -2,12 +2,14 @@
 //! OTLP receiver, the viewer's page and telemetry's Prometheus endpoint.
 //!
 //! `axum::serve` and a bare hyper connection put no bound on how many
-//! connections are open at once and give a client forever to send its
-//! headers, so a few hundred half-sent requests hold as many of a service's
-//! file descriptors for good. [`serve`] adds both limits ([`Limits`]) and
-//! otherwise serves as `axum::serve` does: HTTP/1.1 with upgrades (for
-//! WebSockets), HTTP/2 with extended CONNECT, and, once `stop` completes,
-//! no new connections while those in flight finish.
+//! connections are open at once, and give a client forever to start a
+//! request: a connection that sends nothing, half an HTTP/2 preface, or a
+//! preface and no settings, holds its file descriptor (and with a bound,
+//! its slot) for good, and an HTTP/2 one stalls a graceful stop. [`serve`]
+//! adds the limits of [`Limits`] and otherwise serves as `axum::serve`
+//! does: HTTP/1.1 with upgrades (for WebSockets), HTTP/2 with extended
+//! CONNECT, and, once `stop` completes, no new connections while those in
+//! flight finish.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -29,6 +31,8 @@
 //! # }
 //! ```
 
+mod activity;
+
 use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
@@ -39,13 +43,21 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::activity::{Activity, Tracked};
 
 /// Connections a server serves at once unless told otherwise.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// A request's headers must arrive within this unless told otherwise.
+/// A request must start within this unless told otherwise.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no request in flight is closed after this unless told
+/// otherwise.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests in flight at a stop get this long unless told otherwise.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed accept (out of file descriptors): wait, do not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -54,11 +66,20 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Limits {
     /// Connections served at once.
     pub max_connections: usize,
-    /// An HTTP/1.1 request's headers must arrive within this, and a
-    /// keep-alive connection idle between requests is closed after it, so
-    /// a client that sends half a request cannot hold a connection. An
-    /// upgraded connection (a WebSocket) is not timed.
+    /// A new connection must have sent a whole request head within this
+    /// (whatever its protocol: nothing at all, half an HTTP/2 preface and
+    /// a preface without settings all count as no request), and an
+    /// HTTP/1.1 request's headers must arrive within it, also between
+    /// requests on a kept-alive connection. So a client that sends half a
+    /// request cannot hold a connection.
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight (an HTTP/2 one between
+    /// requests, say) is closed after this. An upgraded connection (a
+    /// WebSocket) is no longer the server's and is not timed.
+    pub idle_timeout: Duration,
+    /// After `stop`, requests in flight get this long to finish; then their
+    /// connections are closed.
+    pub drain_timeout: Duration,
     /// What becomes of a connection that arrives when all are taken.
     pub when_full: WhenFull,
 }
@@ -68,6 +89,8 @@ impl Default for Limits {
         Limits {
             max_connections: MAX_CONNECTIONS,
             header_read_timeout: HEADER_READ_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            drain_timeout: DRAIN_TIMEOUT,
             when_full: WhenFull::Wait,
         }
     }
@@ -86,9 +109,10 @@ pub enum WhenFull {
 }
 
 /// Serves each accepted connection with a service from `make_service`
-/// until `stop` completes, then stops accepting and waits for the
-/// connections in flight to finish (HTTP/1.1 ones close after their
-/// current request; HTTP/2 ones are sent GOAWAY).
+/// until `stop` completes, then stops accepting, asks every connection to
+/// close once its requests are answered (HTTP/1.1 after the current
+/// request, HTTP/2 with GOAWAY), and returns when all have closed or
+/// [`Limits::drain_timeout`] has passed and the rest were closed.
 pub async fn serve<M, S, B>(
     listener: TcpListener,
     mut make_service: M,
@@ -103,8 +127,10 @@ pub async fn serve<M, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    // Semaphore permits are u32-counted when waited for all at once.
+    let slots = limits.max_connections.clamp(1, u32::MAX as usize);
+    let permits = Arc::new(Semaphore::new(slots));
+    let (stopping, stop_heard) = watch::channel(false);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -146,18 +172,74 @@ pub async fn serve<M, S, B>(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), make_service())
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection =
+            serve_connection(&builder, stream, make_service(), limits, stop_heard.clone());
         tokio::spawn(async move {
-            // Connection errors (hang-ups, garbage, a header deadline
-            // missed) end only that connection.
-            let _ = connection.await;
+            connection.await;
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stopping.send(true);
+    // Every connection ends by its drain deadline, giving its slot back.
+    let _ = permits.acquire_many(slots as u32).await;
+}
+
+/// One connection, closed when its deadlines say (see [`Limits`]): no
+/// request started in time (closed at once), idle too long, or still open
+/// when the drain after a stop ends. An idle connection is closed
+/// gracefully first and dropped if it has not closed one
+/// `header_read_timeout` later; after a stop, by the drain's end.
+fn serve_connection<S, B>(
+    builder: &Builder<TokioExecutor>,
+    stream: TcpStream,
+    service: S,
+    limits: Limits,
+    mut stop_heard: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::new());
+    let service = Tracked::new(service, Arc::clone(&activity));
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    async move {
+        let mut connection = std::pin::pin!(connection);
+        // When the connection is dropped if it has not closed by then.
+        let mut closing_until: Option<Instant> = None;
+        loop {
+            let check_at = closing_until.unwrap_or_else(|| activity.deadline(&limits));
+            tokio::select! {
+                // Served to the end, an error, or handed to an upgrade.
+                _ = connection.as_mut() => return,
+                changed = stop_heard.changed(), if closing_until.is_none() => {
+                    if changed.is_err() || *stop_heard.borrow() {
+                        connection.as_mut().graceful_shutdown();
+                        closing_until = Some(Instant::now() + limits.drain_timeout);
+                    }
+                }
+                () = tokio::time::sleep_until(check_at) => {
+                    if closing_until.is_some() {
+                        return; // dropped: the socket closes now
+                    }
+                    if Instant::now() >= activity.deadline(&limits) {
+                        if !activity.started() {
+                            // No request to be graceful about.
+                            return;
+                        }
+                        connection.as_mut().graceful_shutdown();
+                        closing_until = Some(Instant::now() + limits.header_read_timeout);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use bounded_serve::{Limits, WhenFull, serve};
 use bytes::Bytes;
 use http_body_util::Full;
-use testkit::{closed_by_server, half_sent_request};
+use testkit::{H2_PREFACE, closed_by_server, closes_within, half_sent_request, stalled_connection};
 
-/// Short, so the tests do not wait out the production deadline.
+/// Short, so the tests do not wait out the production deadlines.
 const HEADERS_DUE: Duration = Duration::from_secs(1);
+const IDLE: Duration = Duration::from_secs(1);
+const DRAIN: Duration = Duration::from_secs(1);
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -87,6 +89,8 @@ fn limits(max_connections: usize, when_full: WhenFull) -> Limits {
     Limits {
         max_connections,
         header_read_timeout: HEADERS_DUE,
+        idle_timeout: IDLE,
+        drain_timeout: DRAIN,
         when_full,
     }
 }
@@ -114,6 +118,127 @@ fn a_half_sent_request_is_closed_at_the_header_deadline() {
         "a half-sent request is held past the header deadline"
     );
     assert!(server.stop(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_connection_that_starts_no_request_is_closed_at_the_header_deadline() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::ZERO);
+    let opened = Instant::now();
+    let clients = [
+        (
+            "sends nothing",
+            stalled_connection(server.addr, b"").unwrap(),
+        ),
+        (
+            "half an HTTP/2 preface",
+            stalled_connection(server.addr, &H2_PREFACE[..12]).unwrap(),
+        ),
+        (
+            "a preface without settings",
+            stalled_connection(server.addr, H2_PREFACE).unwrap(),
+        ),
+        (
+            "half an HTTP/1.1 request line",
+            stalled_connection(server.addr, b"GET / HT").unwrap(),
+        ),
+    ];
+    let watchers: Vec<_> = clients
+        .into_iter()
+        .map(|(what, mut s)| {
+            std::thread::spawn(move || {
+                let closed = closes_within(&mut s, HEADERS_DUE * 5);
+                (what, closed.then(|| opened.elapsed()))
+            })
+        })
+        .collect();
+    for watcher in watchers {
+        let (what, closed_after) = watcher.join().unwrap();
+        let closed_after =
+            closed_after.unwrap_or_else(|| panic!("a client that {what} is held open"));
+        assert!(
+            closed_after >= HEADERS_DUE / 2,
+            "a client that {what} is closed after {closed_after:?}, before its deadline"
+        );
+    }
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_stop_is_not_held_by_a_connection_that_started_no_request() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::ZERO);
+    let _held = [
+        stalled_connection(server.addr, b"").unwrap(),
+        stalled_connection(server.addr, H2_PREFACE).unwrap(),
+        stalled_connection(server.addr, &H2_PREFACE[..12]).unwrap(),
+    ];
+    std::thread::sleep(Duration::from_millis(200));
+    let stopping = Instant::now();
+    assert!(server.stop(Duration::from_secs(10)), "serve did not return");
+    let took = stopping.elapsed();
+    assert!(took < HEADERS_DUE * 3, "the stop took {took:?}");
+}
+
+/// An HTTP/2 client: one request, then the connection is left open.
+/// Returns the status and how long the connection stayed open after it.
+fn h2_request_then_idle(server: &Server, path: &str, wait: Duration) -> (u16, Option<Duration>) {
+    let addr = server.addr;
+    server.rt.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = hyper::Request::get(format!("http://{addr}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let status = sender.send_request(req).await.unwrap().status().as_u16();
+        let answered = Instant::now();
+        let closed = tokio::time::timeout(wait, conn)
+            .await
+            .ok()
+            .map(|_| answered.elapsed());
+        (status, closed)
+    })
+}
+
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::ZERO);
+    let (status, closed_after) = h2_request_then_idle(&server, "/", IDLE * 10);
+    assert_eq!(status, 200);
+    let closed_after = closed_after.expect("an idle HTTP/2 connection is held open");
+    assert!(closed_after >= IDLE / 2, "closed after {closed_after:?}");
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_request_longer_than_the_idle_timeout_is_answered() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), IDLE * 3);
+    let (status, _) = h2_request_then_idle(&server, "/slow", Duration::ZERO);
+    assert_eq!(status, 200);
+    let answer = get(server.addr, "/slow", IDLE * 10).unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_stop_closes_what_is_still_in_flight_when_the_drain_ends() {
+    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::from_secs(60));
+    let addr = server.addr;
+    let in_flight = std::thread::spawn(move || get(addr, "/slow", Duration::from_secs(60)));
+    std::thread::sleep(Duration::from_millis(200));
+    let stopping = Instant::now();
+    assert!(server.stop(Duration::from_secs(30)), "serve did not return");
+    let took = stopping.elapsed();
+    assert!(
+        took >= DRAIN / 2 && took < DRAIN * 4,
+        "the stop took {took:?}"
+    );
+    // The client sees its connection closed, not an answer.
+    assert_eq!(in_flight.join().unwrap(), None);
 }
 
 #[test]

@@ -362,8 +362,15 @@ fn half_sent_requests_are_closed_at_every_engine() {
     let mut held = Vec::new();
     for (name, port, pid) in &engines {
         let before = open_descriptors(*pid);
-        for _ in 0..PER_ENGINE {
-            let s = testkit::half_sent_request(("127.0.0.1", *port), "/health").unwrap();
+        let addr = ("127.0.0.1", *port);
+        for i in 0..PER_ENGINE {
+            // Half-sent requests, and connections that start no request:
+            // silent, or an HTTP/2 preface without its settings.
+            let s = match i % 4 {
+                0 => testkit::stalled_connection(addr, b"").unwrap(),
+                1 => testkit::stalled_connection(addr, testkit::H2_PREFACE).unwrap(),
+                _ => testkit::half_sent_request(addr, "/health").unwrap(),
+            };
             held.push((name.clone(), s));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -375,7 +382,7 @@ fn half_sent_requests_are_closed_at_every_engine() {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     while !held.is_empty() && std::time::Instant::now() < deadline {
-        held.retain_mut(|(_, s)| !testkit::closed_by_server(s, Duration::from_millis(10)));
+        held.retain_mut(|(_, s)| !testkit::closes_within(s, Duration::from_millis(10)));
         std::thread::sleep(Duration::from_millis(200));
     }
     let open: BTreeMap<String, usize> = held.iter().fold(BTreeMap::new(), |mut m, (n, _)| {

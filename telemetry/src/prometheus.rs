@@ -122,13 +122,16 @@ pub(crate) fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, InitE
 
 /// What the endpoint holds for scrapers. The port faces whoever can reach
 /// it: at most 256 connections at once, and more are closed as they arrive
-/// (a scrape answered late is lost anyway; Prometheus reconnects). Headers
-/// are due within 10 s and an idle keep-alive connection closes after it,
-/// so slow senders hold nothing; Prometheus retries a GET on a connection
-/// closed idle.
+/// (a scrape answered late is lost anyway; Prometheus reconnects). A
+/// request is due within 10 s of connecting and an idle keep-alive
+/// connection closes after it, so slow or silent clients hold nothing;
+/// Prometheus retries a GET on a connection closed idle.
 const LIMITS: bounded_serve::Limits = bounded_serve::Limits {
     max_connections: 256,
     header_read_timeout: bounded_serve::HEADER_READ_TIMEOUT,
+    idle_timeout: bounded_serve::IDLE_TIMEOUT,
+    // A render takes milliseconds: a stop does not wait for slow readers.
+    drain_timeout: std::time::Duration::from_secs(1),
     when_full: bounded_serve::WhenFull::Close,
 };
 

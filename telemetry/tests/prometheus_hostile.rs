@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use telemetry::Telemetry;
-use testkit::{closed_by_server, half_sent_request, http_request};
+use testkit::{H2_PREFACE, closes_within, half_sent_request, http_request, stalled_connection};
 
 /// More than the endpoint serves at once (256).
 const ATTACKERS: usize = 400;
@@ -43,8 +43,14 @@ fn half_sent_requests_neither_take_descriptors_nor_hold_the_endpoint() {
 
     let before = open_descriptors();
     let mut held = Vec::with_capacity(ATTACKERS);
-    for _ in 0..ATTACKERS {
-        held.push(half_sent_request(addr, "/metrics").unwrap());
+    for i in 0..ATTACKERS {
+        // Half-sent requests, and connections that start no request:
+        // silent, or an HTTP/2 preface without its settings.
+        held.push(match i % 4 {
+            0 => stalled_connection(addr, b"").unwrap(),
+            1 => stalled_connection(addr, H2_PREFACE).unwrap(),
+            _ => half_sent_request(addr, "/metrics").unwrap(),
+        });
     }
     // The server-side sockets the flood took: give it time to accept all
     // it will, and read the highest count seen.
@@ -64,7 +70,7 @@ fn half_sent_requests_neither_take_descriptors_nor_hold_the_endpoint() {
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut open: Vec<TcpStream> = held;
     while !open.is_empty() && Instant::now() < deadline {
-        open.retain_mut(|s| !closed_by_server(s, Duration::from_millis(10)));
+        open.retain_mut(|s| !closes_within(s, Duration::from_millis(10)));
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(

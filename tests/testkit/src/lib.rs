@@ -71,7 +71,9 @@ pub use prometheus::{
 };
 pub use redis::{Redis, redis_binary};
 pub use rotel::{OtlpProtocol, Rotel, RotelBuilder, rotel_binary};
-pub use slowloris::{closed_by_server, half_sent_request};
+pub use slowloris::{
+    H2_PREFACE, closed_by_server, closes_within, half_sent_request, stalled_connection,
+};
 pub use tarpit::Tarpit;
 pub use webhook::{Received, WebhookReceiver};
 
