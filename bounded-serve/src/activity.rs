@@ -1,66 +1,116 @@
-//! What a connection's deadlines are measured on: whether a request has
-//! started on it, how many are in flight, and since when it has been idle.
+//! What a connection's deadlines are measured on, and how its watchdog
+//! tells it to close.
+//!
 //! A request is in flight from the moment hyper hands it to the service
-//! until its response body has been sent or dropped.
+//! until its response body has been sent or dropped. Counting costs a few
+//! atomic operations per request and no clock read: the watchdog, which
+//! wakes only at deadlines, reads the clock and sees from the counters
+//! whether anything happened since it last looked.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper::{Request, Response};
-use tokio::time::Instant;
 
-use crate::Limits;
-
-/// Requests in flight on one connection, and when it last had none.
-#[derive(Debug)]
+/// Requests on one connection, and what its watchdog has asked of it.
+#[derive(Debug, Default)]
 pub(crate) struct Activity {
-    opened: Instant,
     in_flight: AtomicUsize,
-    /// Milliseconds after `opened` when the last request ended; `u64::MAX`
-    /// before the first request started.
-    idle_since_ms: AtomicU64,
+    ended: AtomicU64,
+    order: AtomicU8,
+    waker: AtomicWaker,
 }
 
-const NO_REQUEST_YET: u64 = u64::MAX;
+/// What the watchdog asks of a connection; each asks more than the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Order {
+    Serve = 0,
+    /// Finish what is in flight, take nothing new (HTTP/2: GOAWAY).
+    CloseGracefully = 1,
+    /// Close the socket now.
+    Drop = 2,
+}
+
+/// A reading of a connection's counters, to compare with a later one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) in_flight: usize,
+    pub(crate) ended: u64,
+}
+
+impl Seen {
+    /// Whether a request has started on the connection.
+    pub(crate) fn started(self) -> bool {
+        self.in_flight > 0 || self.ended > 0
+    }
+}
 
 impl Activity {
-    pub(crate) fn new() -> Activity {
-        Activity {
-            opened: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(NO_REQUEST_YET),
+    pub(crate) fn seen(&self) -> Seen {
+        Seen {
+            in_flight: self.in_flight.load(Ordering::Acquire),
+            ended: self.ended.load(Ordering::Acquire),
         }
     }
 
-    /// When the connection is due to close if nothing changes: a whole
-    /// request must have started within `header_read_timeout` of opening,
-    /// and none in flight for `idle_timeout` closes it. With a request in
-    /// flight, the check comes again an idle timeout later.
-    pub(crate) fn deadline(&self, limits: &Limits) -> Instant {
-        let now = Instant::now();
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return now + limits.idle_timeout;
-        }
-        match self.idle_since_ms.load(Ordering::Acquire) {
-            NO_REQUEST_YET => self.opened + limits.header_read_timeout,
-            ms => self.opened + std::time::Duration::from_millis(ms) + limits.idle_timeout,
+    /// Asks the connection for `order` (never less than it was asked).
+    pub(crate) fn order(&self, order: Order) {
+        self.order.fetch_max(order as u8, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// The next order above `after`, once there is one.
+    pub(crate) fn next_order(&self, after: Order) -> NextOrder<'_> {
+        NextOrder {
+            activity: self,
+            after,
         }
     }
 
-    /// Whether a request has started on the connection.
-    pub(crate) fn started(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) > 0
-            || self.idle_since_ms.load(Ordering::Acquire) != NO_REQUEST_YET
+    fn current_order(&self) -> Order {
+        match self.order.load(Ordering::Acquire) {
+            0 => Order::Serve,
+            1 => Order::CloseGracefully,
+            _ => Order::Drop,
+        }
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(Arc::clone(self))
+    }
+}
+
+/// Resolves to the first order above the one given.
+#[derive(Debug)]
+pub(crate) struct NextOrder<'a> {
+    activity: &'a Activity,
+    after: Order,
+}
+
+impl Future for NextOrder<'_> {
+    type Output = Order;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Order> {
+        let order = self.activity.current_order();
+        if order > self.after {
+            return Poll::Ready(order);
+        }
+        self.activity.waker.register(cx.waker());
+        // An order given between the load and the registration.
+        let order = self.activity.current_order();
+        if order > self.after {
+            Poll::Ready(order)
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -70,10 +120,8 @@ pub(crate) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let activity = &self.0;
-        let ms = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        activity.idle_since_ms.store(ms, Ordering::Release);
-        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.fetch_add(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

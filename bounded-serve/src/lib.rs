@@ -47,7 +47,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::activity::{Activity, Tracked};
+use crate::activity::{Activity, Order, Tracked};
 
 /// Connections a server serves at once unless told otherwise.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -189,13 +189,15 @@ pub async fn serve<M, S, B>(
 /// request started in time (closed at once), idle too long, or still open
 /// when the drain after a stop ends. An idle connection is closed
 /// gracefully first and dropped if it has not closed one
-/// `header_read_timeout` later; after a stop, by the drain's end.
+/// `header_read_timeout` later. The deadlines are kept by a watchdog task
+/// that sleeps until each is due, so serving a request polls nothing but
+/// the connection and one flag.
 fn serve_connection<S, B>(
     builder: &Builder<TokioExecutor>,
     stream: TcpStream,
     service: S,
     limits: Limits,
-    mut stop_heard: watch::Receiver<bool>,
+    stop_heard: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -206,40 +208,87 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::default());
     let service = Tracked::new(service, Arc::clone(&activity));
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .into_owned();
     async move {
+        let watchdog = tokio::spawn(watch_over(Arc::clone(&activity), limits, stop_heard));
         let mut connection = std::pin::pin!(connection);
-        // When the connection is dropped if it has not closed by then.
-        let mut closing_until: Option<Instant> = None;
+        let mut obeyed = Order::Serve;
         loop {
-            let check_at = closing_until.unwrap_or_else(|| activity.deadline(&limits));
             tokio::select! {
+                biased;
                 // Served to the end, an error, or handed to an upgrade.
-                _ = connection.as_mut() => return,
-                changed = stop_heard.changed(), if closing_until.is_none() => {
-                    if changed.is_err() || *stop_heard.borrow() {
-                        connection.as_mut().graceful_shutdown();
-                        closing_until = Some(Instant::now() + limits.drain_timeout);
-                    }
-                }
-                () = tokio::time::sleep_until(check_at) => {
-                    if closing_until.is_some() {
-                        return; // dropped: the socket closes now
-                    }
-                    if Instant::now() >= activity.deadline(&limits) {
-                        if !activity.started() {
-                            // No request to be graceful about.
-                            return;
-                        }
-                        connection.as_mut().graceful_shutdown();
-                        closing_until = Some(Instant::now() + limits.header_read_timeout);
+                _ = connection.as_mut() => break,
+                order = activity.next_order(obeyed) => {
+                    obeyed = order;
+                    match order {
+                        Order::Serve => {}
+                        Order::CloseGracefully => connection.as_mut().graceful_shutdown(),
+                        Order::Drop => break, // the socket closes as it is dropped
                     }
                 }
             }
         }
+        watchdog.abort();
+    }
+}
+
+/// Keeps one connection's deadlines: orders it to close when no request
+/// started in time, when it has been idle for `idle_timeout` (measured
+/// from when the watchdog last saw a request in flight or ended: between
+/// one and two idle timeouts after the last request), and when the drain
+/// after a stop ends.
+async fn watch_over(
+    activity: Arc<Activity>,
+    limits: Limits,
+    mut stop_heard: watch::Receiver<bool>,
+) {
+    let opened = Instant::now();
+    let mut seen = activity.seen();
+    let mut due = opened + limits.header_read_timeout;
+    let mut drop_at: Option<Instant> = None;
+    let mut stop_pending = true;
+    loop {
+        let wake_at = drop_at.map_or(due, |d| d.min(due));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake_at) => {}
+            changed = stop_heard.changed(), if stop_pending => {
+                // A stop, or the server gone: either way, drain.
+                if changed.is_err() || *stop_heard.borrow() {
+                    stop_pending = false;
+                    activity.order(Order::CloseGracefully);
+                    let end = Instant::now() + limits.drain_timeout;
+                    drop_at = Some(drop_at.map_or(end, |d| d.min(end)));
+                }
+                continue;
+            }
+        }
+        let now = Instant::now();
+        if drop_at.is_some_and(|d| now >= d) {
+            activity.order(Order::Drop);
+            return;
+        }
+        if now < due {
+            continue;
+        }
+        let latest = activity.seen();
+        if !latest.started() {
+            // No request to be graceful about.
+            activity.order(Order::Drop);
+            return;
+        }
+        if latest.in_flight > 0 || latest != seen {
+            seen = latest;
+            due = now + limits.idle_timeout;
+            continue;
+        }
+        // Idle for a whole idle timeout.
+        activity.order(Order::CloseGracefully);
+        let grace = now + limits.header_read_timeout;
+        drop_at = Some(drop_at.map_or(grace, |d| d.min(grace)));
+        due = grace;
     }
 }
