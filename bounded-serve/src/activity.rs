@@ -39,7 +39,7 @@ pub(crate) enum Order {
 }
 
 /// A reading of a connection's counters, to compare with a later one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Seen {
     pub(crate) in_flight: usize,
     pub(crate) ended: u64,

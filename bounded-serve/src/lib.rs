@@ -7,9 +7,15 @@
 //! preface and no settings, holds its file descriptor (and with a bound,
 //! its slot) for good, and an HTTP/2 one stalls a graceful stop. [`serve`]
 //! adds the limits of [`Limits`] and otherwise serves as `axum::serve`
-//! does: HTTP/1.1 with upgrades (for WebSockets), HTTP/2 with extended
-//! CONNECT, and, once `stop` completes, no new connections while those in
-//! flight finish.
+//! does: HTTP/1.1 with upgrades (for WebSockets) and HTTP/2, and, once
+//! `stop` completes, no new connections while those in flight finish.
+//!
+//! One difference: HTTP/2 does not offer extended CONNECT (RFC 8441,
+//! WebSockets inside an HTTP/2 connection), so clients open WebSockets with
+//! an HTTP/1.1 upgrade, as the RFC has them do when a server does not
+//! advertise it. An upgraded HTTP/1.1 connection leaves the server and its
+//! deadlines; a tunnel inside an HTTP/2 connection would share that
+//! connection's idle deadline and be cut with it.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -56,6 +62,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection with no request in flight is closed after this unless told
 /// otherwise.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection whose requests make no progress is closed after this
+/// unless told otherwise.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests in flight at a stop get this long unless told otherwise.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed accept (out of file descriptors): wait, do not spin.
@@ -77,6 +86,11 @@ pub struct Limits {
     /// requests, say) is closed after this. An upgraded connection (a
     /// WebSocket) is no longer the server's and is not timed.
     pub idle_timeout: Duration,
+    /// A connection with requests in flight and none ending for this long
+    /// is closed: a request body that trickles in (hyper times headers,
+    /// not bodies) or a handler that hangs does not hold a connection for
+    /// good.
+    pub request_timeout: Duration,
     /// After `stop`, requests in flight get this long to finish; then their
     /// connections are closed.
     pub drain_timeout: Duration,
@@ -90,6 +104,7 @@ impl Default for Limits {
             max_connections: MAX_CONNECTIONS,
             header_read_timeout: HEADER_READ_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
             drain_timeout: DRAIN_TIMEOUT,
             when_full: WhenFull::Wait,
         }
@@ -136,10 +151,7 @@ pub async fn serve<M, S, B>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .enable_connect_protocol();
+    builder.http2().timer(TokioTimer::new());
     let mut stop = std::pin::pin!(stop);
     loop {
         let permit = match limits.when_full {
@@ -237,17 +249,19 @@ where
 }
 
 /// Keeps one connection's deadlines: orders it to close when no request
-/// started in time, when it has been idle for `idle_timeout` (measured
-/// from when the watchdog last saw a request in flight or ended: between
-/// one and two idle timeouts after the last request), and when the drain
-/// after a stop ends.
+/// started in time, when it has been idle for `idle_timeout`, when
+/// requests have been in flight for `request_timeout` with none ending, and
+/// when the drain after a stop ends. The watchdog looks only when a
+/// deadline is due and measures from the look that last saw a change, so
+/// each deadline is met between one and two times its length.
 async fn watch_over(
     activity: Arc<Activity>,
     limits: Limits,
     mut stop_heard: watch::Receiver<bool>,
 ) {
     let opened = Instant::now();
-    let mut seen = activity.seen();
+    // As opened: the first look sees any request that started.
+    let mut seen = activity::Seen::default();
     let mut due = opened + limits.header_read_timeout;
     let mut drop_at: Option<Instant> = None;
     let mut stop_pending = true;
@@ -280,10 +294,23 @@ async fn watch_over(
             activity.order(Order::Drop);
             return;
         }
-        if latest.in_flight > 0 || latest != seen {
+        if latest != seen {
+            // A request started or ended since the last look.
             seen = latest;
-            due = now + limits.idle_timeout;
+            due = now
+                + if latest.in_flight > 0 {
+                    limits.request_timeout
+                } else {
+                    limits.idle_timeout
+                };
             continue;
+        }
+        if latest.in_flight > 0 {
+            // In flight for a whole request timeout and none ended: a body
+            // trickling in, or a handler that hangs. Waiting for it
+            // gracefully would wait for ever.
+            activity.order(Order::Drop);
+            return;
         }
         // Idle for a whole idle timeout.
         activity.order(Order::CloseGracefully);

@@ -25,7 +25,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Answers `ok`, after `delay` when the path is `/slow`.
+/// Answers `ok`: after `delay` when the path is `/slow`, after reading the
+/// whole body when it is `/upload`.
 fn service(
     delay: Duration,
 ) -> impl hyper::service::Service<
@@ -36,8 +37,12 @@ fn service(
 > + Clone {
     hyper::service::service_fn(
         move |req: hyper::Request<hyper::body::Incoming>| async move {
-            if req.uri().path() == "/slow" {
-                tokio::time::sleep(delay).await;
+            match req.uri().path() {
+                "/slow" => tokio::time::sleep(delay).await,
+                "/upload" => {
+                    let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                }
+                _ => {}
             }
             Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
         },
@@ -90,6 +95,7 @@ fn limits(max_connections: usize, when_full: WhenFull) -> Limits {
         max_connections,
         header_read_timeout: HEADERS_DUE,
         idle_timeout: IDLE,
+        request_timeout: Duration::from_secs(60),
         drain_timeout: DRAIN,
         when_full,
     }
@@ -221,6 +227,46 @@ fn a_request_longer_than_the_idle_timeout_is_answered() {
     assert_eq!(status, 200);
     let answer = get(server.addr, "/slow", IDLE * 10).unwrap_or_default();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+/// A body that trickles in, a byte at a time, does not hold a connection:
+/// it is closed once requests have made no progress for the request
+/// timeout. A whole body sent at once is answered.
+#[test]
+fn a_request_body_that_trickles_in_is_cut_at_the_request_timeout() {
+    const REQUEST_DUE: Duration = Duration::from_secs(1);
+    let mut server = Server::start(
+        Limits {
+            request_timeout: REQUEST_DUE,
+            ..limits(8, WhenFull::Wait)
+        },
+        Duration::ZERO,
+    );
+    let head = "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let mut cut_after = None;
+    while started.elapsed() < REQUEST_DUE * 10 {
+        // One byte every 200 ms: the connection is never silent.
+        if slow.write_all(b"x").is_err() || closes_within(&mut slow, Duration::from_millis(200)) {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_after = cut_after.expect("a trickling body holds its connection");
+    assert!(cut_after >= REQUEST_DUE / 2, "cut after {cut_after:?}");
+
+    let mut whole = TcpStream::connect(server.addr).unwrap();
+    whole.write_all(head.as_bytes()).unwrap();
+    whole.write_all(&[b'x'; 1000]).unwrap();
+    whole
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    whole.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
     assert!(server.stop(Duration::from_secs(5)));
 }
 

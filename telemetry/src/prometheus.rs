@@ -130,6 +130,7 @@ const LIMITS: bounded_serve::Limits = bounded_serve::Limits {
     max_connections: 256,
     header_read_timeout: bounded_serve::HEADER_READ_TIMEOUT,
     idle_timeout: bounded_serve::IDLE_TIMEOUT,
+    request_timeout: bounded_serve::REQUEST_TIMEOUT,
     // A render takes milliseconds: a stop does not wait for slow readers.
     drain_timeout: std::time::Duration::from_secs(1),
     when_full: bounded_serve::WhenFull::Close,
