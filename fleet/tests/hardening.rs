@@ -395,3 +395,86 @@ fn half_sent_requests_are_closed_at_every_engine() {
         assert_eq!(code, 200, "{name} answers after the flood");
     }
 }
+
+/// A request whose body arrives a byte at a time (slow POST) does not hold
+/// its connection for good at any engine that reads a body, axum or actix:
+/// past the request timeout (30 s; the axum engines' watchdog acts within
+/// twice that) the connection is closed or answered 408, and the engine
+/// still answers.
+#[test]
+fn bodies_sent_a_byte_at_a_time_are_cut_at_every_engine() {
+    use std::io::{Read, Write};
+    let launcher = Launcher::start(&["--rate", "0"], &[]);
+    let mut slow = Vec::new();
+    for engine in &launcher.fleet.engines {
+        let path = match engine.name.as_str() {
+            "gateway" => "/payments",
+            "compliance-engine" => "/screenings",
+            "liquidity-router" => "/routes",
+            "obligation-engine" => "/obligations",
+            "risk-engine" => "/assessments",
+            "token-engine" => "/transfers",
+            _ => continue,
+        };
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: 5000\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        slow.push((engine.name.clone(), engine.port, s, None::<String>));
+    }
+    assert_eq!(slow.len(), 6);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(90) && slow.iter().any(|e| e.3.is_none()) {
+        for (_, _, s, outcome) in slow.iter_mut().filter(|e| e.3.is_none()) {
+            let mut buf = [0u8; 512];
+            let ended = match s.read(&mut buf) {
+                Ok(0) => Some("closed".to_string()),
+                Ok(n) => Some(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    // Still open: one more byte of the body.
+                    s.write_all(b" ").err().map(|e| format!("closed ({e})"))
+                }
+                Err(e) => Some(format!("closed ({e})")),
+            };
+            if let Some(ended) = ended {
+                *outcome = Some(format!("{ended} after {:?}", started.elapsed()));
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let held: Vec<&String> = slow
+        .iter()
+        .filter(|e| e.3.is_none())
+        .map(|e| &e.0)
+        .collect();
+    assert!(
+        held.is_empty(),
+        "still reading a trickling body after 90 s: {held:?}"
+    );
+    for (name, port, _, outcome) in &slow {
+        let outcome = outcome.as_deref().unwrap_or_default();
+        assert!(
+            outcome.starts_with("closed") || outcome.starts_with("HTTP/1.1 408"),
+            "{name}: {outcome}"
+        );
+        let (code, _) = testkit::http_get(&format!("http://127.0.0.1:{port}/health")).unwrap();
+        assert_eq!(code, 200, "{name} answers after the slow body");
+    }
+}

@@ -190,6 +190,9 @@ where
         let prometheus = prometheus.clone();
         App::new()
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            // Inside the glue's middleware, so a request cut short is
+            // traced and counted as a 408.
+            .wrap(actix_web::middleware::from_fn(request_deadline))
             .wrap(services_glue::actix::HttpServerMiddleware::new(
                 config.clone(),
             ))
@@ -212,13 +215,37 @@ where
             )
             .configure(configure.clone())
     })
-    .workers(2)
-    .shutdown_timeout(10)
+    .workers(ACTIX_WORKERS)
+    // The same bound and deadlines as the axum engines' accept loop, where
+    // actix has them: connections per worker, the request head (actix's
+    // default 5 s), and the whole request (`request_deadline`).
+    .max_connections(bounded_serve::MAX_CONNECTIONS / ACTIX_WORKERS)
+    .shutdown_timeout(bounded_serve::DRAIN_TIMEOUT.as_secs())
     .bind((env.host.as_str(), env.port))
     .map_err(|e| bind_error(env, e))?;
     tracing::info!(host = %env.host, port = env.port, "listening");
     server.run().await?;
     Ok(())
+}
+
+/// Worker threads of an actix engine.
+const ACTIX_WORKERS: usize = 2;
+
+/// Ends a request that has not been answered within
+/// `bounded_serve::REQUEST_TIMEOUT` with a 408, reading no more of its
+/// body: actix times a request's head but not its body, so a body sent a
+/// byte at a time would hold its connection and worker task for good.
+async fn request_deadline(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    match tokio::time::timeout(bounded_serve::REQUEST_TIMEOUT, next.call(req)).await {
+        Ok(response) => response.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
+        Err(_) => Err(actix_web::error::ErrorRequestTimeout(format!(
+            "no answer within {} s: the request's body came too slowly or its handler hung",
+            bounded_serve::REQUEST_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 /// Connects to NATS with the engine's credentials (and TLS when a CA is
