@@ -23,6 +23,9 @@ use hyper::{Request, Response};
 pub(crate) struct Activity {
     in_flight: AtomicUsize,
     ended: AtomicU64,
+    /// Response body frames sent: a long response that keeps sending is
+    /// making progress.
+    frames: AtomicU64,
     order: AtomicU8,
     waker: AtomicWaker,
 }
@@ -43,6 +46,7 @@ pub(crate) enum Order {
 pub(crate) struct Seen {
     pub(crate) in_flight: usize,
     pub(crate) ended: u64,
+    pub(crate) frames: u64,
 }
 
 impl Seen {
@@ -53,10 +57,16 @@ impl Seen {
 }
 
 impl Activity {
+    /// The counters now. The ever-growing ones are read first: a request
+    /// ending between the reads then shows as a change at the next look,
+    /// never as a reading that a later one could equal by chance.
     pub(crate) fn seen(&self) -> Seen {
+        let ended = self.ended.load(Ordering::Acquire);
+        let frames = self.frames.load(Ordering::Acquire);
         Seen {
             in_flight: self.in_flight.load(Ordering::Acquire),
-            ended: self.ended.load(Ordering::Acquire),
+            ended,
+            frames,
         }
     }
 
@@ -177,7 +187,7 @@ where
         Poll::Ready(result.map(|response| {
             response.map(|body| TrackedBody {
                 inner: body,
-                _in_flight: in_flight,
+                in_flight,
             })
         }))
     }
@@ -189,7 +199,7 @@ pin_project_lite::pin_project! {
     pub(crate) struct TrackedBody<B> {
         #[pin]
         inner: B,
-        _in_flight: Option<InFlight>,
+        in_flight: Option<InFlight>,
     }
 }
 
@@ -201,7 +211,12 @@ impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let this = self.project();
+        let frame = this.inner.poll_frame(cx);
+        if let (Poll::Ready(Some(_)), Some(in_flight)) = (&frame, this.in_flight.as_ref()) {
+            in_flight.0.frames.fetch_add(1, Ordering::Relaxed);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

@@ -53,7 +53,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::activity::{Activity, Order, Tracked};
+use crate::activity::{Activity, Order, Seen, Tracked};
 
 /// Connections a server serves at once unless told otherwise.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -249,40 +249,41 @@ where
 }
 
 /// Keeps one connection's deadlines: orders it to close when no request
-/// started in time, when it has been idle for `idle_timeout`, when
-/// requests have been in flight for `request_timeout` with none ending, and
-/// when the drain after a stop ends. The watchdog looks only when a
-/// deadline is due and measures from the look that last saw a change, so
-/// each deadline is met between one and two times its length.
+/// started in time, when it has been idle for `idle_timeout`, when its
+/// requests have made no progress (none ended, no response data sent) for
+/// `request_timeout`, and when the drain after a stop ends. The watchdog
+/// looks only when a deadline is due and measures from the look that last
+/// saw a change, so each deadline is met within twice its length.
 async fn watch_over(
     activity: Arc<Activity>,
     limits: Limits,
     mut stop_heard: watch::Receiver<bool>,
 ) {
+    // However the watchdog ends (a deadline, aborted once the connection
+    // has ended, or a panic), the connection goes with it: it never
+    // outlives its deadlines, nor holds a stop.
+    let _last_word = DropOnExit(Arc::clone(&activity));
     let opened = Instant::now();
     // As opened: the first look sees any request that started.
-    let mut seen = activity::Seen::default();
-    let mut due = opened + limits.header_read_timeout;
-    let mut drop_at: Option<Instant> = None;
-    let mut stop_pending = true;
+    let mut seen = Seen::default();
+    let mut due = after(opened, limits.header_read_timeout);
+    let mut closing_idle = false;
+    let mut drain_end: Option<Instant> = None;
     loop {
-        let wake_at = drop_at.map_or(due, |d| d.min(due));
+        let wake_at = drain_end.map_or(due, |d| d.min(due));
         tokio::select! {
             () = tokio::time::sleep_until(wake_at) => {}
-            changed = stop_heard.changed(), if stop_pending => {
+            changed = stop_heard.changed(), if drain_end.is_none() => {
                 // A stop, or the server gone: either way, drain.
                 if changed.is_err() || *stop_heard.borrow() {
-                    stop_pending = false;
                     activity.order(Order::CloseGracefully);
-                    let end = Instant::now() + limits.drain_timeout;
-                    drop_at = Some(drop_at.map_or(end, |d| d.min(end)));
+                    drain_end = Some(after(Instant::now(), limits.drain_timeout));
                 }
                 continue;
             }
         }
         let now = Instant::now();
-        if drop_at.is_some_and(|d| now >= d) {
-            activity.order(Order::Drop);
+        if drain_end.is_some_and(|end| now >= end) {
             return;
         }
         if now < due {
@@ -291,31 +292,50 @@ async fn watch_over(
         let latest = activity.seen();
         if !latest.started() {
             // No request to be graceful about.
-            activity.order(Order::Drop);
             return;
         }
         if latest != seen {
-            // A request started or ended since the last look.
+            // A request started or ended, or a response sent data, since
+            // the last look. (Closing an idle connection gracefully, a
+            // request the client sent before it saw the GOAWAY is served.)
             seen = latest;
-            due = now
-                + if latest.in_flight > 0 {
-                    limits.request_timeout
-                } else {
-                    limits.idle_timeout
-                };
+            let wait = if latest.in_flight > 0 {
+                limits.request_timeout
+            } else if closing_idle {
+                limits.header_read_timeout
+            } else {
+                limits.idle_timeout
+            };
+            due = after(now, wait);
             continue;
         }
-        if latest.in_flight > 0 {
-            // In flight for a whole request timeout and none ended: a body
-            // trickling in, or a handler that hangs. Waiting for it
-            // gracefully would wait for ever.
-            activity.order(Order::Drop);
+        if latest.in_flight > 0 || closing_idle {
+            // No progress for a whole request timeout (a body trickling
+            // in, a handler that hangs: waiting for it gracefully would
+            // wait for ever), or asked to close and still open.
             return;
         }
         // Idle for a whole idle timeout.
         activity.order(Order::CloseGracefully);
-        let grace = now + limits.header_read_timeout;
-        drop_at = Some(drop_at.map_or(grace, |d| d.min(grace)));
-        due = grace;
+        closing_idle = true;
+        due = after(now, limits.header_read_timeout);
     }
+}
+
+/// Orders its connection dropped when it is dropped.
+struct DropOnExit(Arc<Activity>);
+
+impl Drop for DropOnExit {
+    fn drop(&mut self) {
+        self.0.order(Order::Drop);
+    }
+}
+
+/// `now + wait`, or a time too far to matter when that overflows (a
+/// timeout of `Duration::MAX` means "never").
+fn after(now: Instant, wait: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
 }

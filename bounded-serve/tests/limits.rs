@@ -25,26 +25,43 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
 /// Answers `ok`: after `delay` when the path is `/slow`, after reading the
-/// whole body when it is `/upload`.
+/// whole body when it is `/upload`; on `/stream`, ten chunks `delay / 10`
+/// apart.
 fn service(
     delay: Duration,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
-    Response = hyper::Response<Full<Bytes>>,
+    Response = hyper::Response<Body>,
     Error = Infallible,
     Future = impl Send,
 > + Clone {
     hyper::service::service_fn(
         move |req: hyper::Request<hyper::body::Incoming>| async move {
+            use http_body_util::BodyExt as _;
             match req.uri().path() {
                 "/slow" => tokio::time::sleep(delay).await,
                 "/upload" => {
-                    let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                    let _ = req.into_body().collect().await;
+                }
+                "/stream" => {
+                    let chunks = futures_util::stream::unfold(0u32, move |i| async move {
+                        if i == 10 {
+                            return None;
+                        }
+                        tokio::time::sleep(delay / 10).await;
+                        let frame = hyper::body::Frame::data(Bytes::from_static(b"piece\n"));
+                        Some((Ok::<_, Infallible>(frame), i + 1))
+                    });
+                    let body = http_body_util::StreamBody::new(chunks).boxed();
+                    return Ok(hyper::Response::new(body));
                 }
                 _ => {}
             }
-            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+            let body = Full::new(Bytes::from_static(b"ok")).boxed();
+            Ok::<_, Infallible>(hyper::Response::new(body))
         },
     )
 }
@@ -268,6 +285,51 @@ fn a_request_body_that_trickles_in_is_cut_at_the_request_timeout() {
     whole.read_exact(&mut answer).unwrap();
     assert_eq!(&answer, b"HTTP/1.1 200");
     assert!(server.stop(Duration::from_secs(5)));
+}
+
+/// A response that keeps sending data is making progress, however long it
+/// takes: it is not cut at the request timeout.
+#[test]
+fn a_response_that_keeps_sending_is_not_cut_at_the_request_timeout() {
+    const REQUEST_DUE: Duration = Duration::from_secs(1);
+    // Ten chunks over 4 s: four request timeouts.
+    let mut server = Server::start(
+        Limits {
+            request_timeout: REQUEST_DUE,
+            ..limits(8, WhenFull::Wait)
+        },
+        REQUEST_DUE * 4,
+    );
+    let answer = get(server.addr, "/stream", REQUEST_DUE * 20).unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_eq!(answer.matches("piece").count(), 10, "{answer:?}");
+    assert!(server.stop(Duration::from_secs(5)));
+}
+
+/// `Duration::MAX` means "never": no deadline overflows, and a stop still
+/// ends with the drain.
+#[test]
+fn timeouts_of_duration_max_mean_never_and_a_stop_still_drains() {
+    let mut server = Server::start(
+        Limits {
+            header_read_timeout: Duration::MAX,
+            idle_timeout: Duration::MAX,
+            request_timeout: Duration::MAX,
+            ..limits(8, WhenFull::Wait)
+        },
+        Duration::ZERO,
+    );
+    let (status, closed) = h2_request_then_idle(&server, "/", IDLE * 3);
+    assert_eq!(status, 200);
+    assert_eq!(closed, None, "closed although no deadline applies");
+    let _silent = stalled_connection(server.addr, b"").unwrap();
+    let stopping = Instant::now();
+    assert!(server.stop(DRAIN * 10), "serve did not return");
+    assert!(
+        stopping.elapsed() < DRAIN * 5,
+        "the stop took {:?}",
+        stopping.elapsed()
+    );
 }
 
 #[test]
