@@ -478,3 +478,58 @@ fn bodies_sent_a_byte_at_a_time_are_cut_at_every_engine() {
         assert_eq!(code, 200, "{name} answers after the slow body");
     }
 }
+
+/// Event streams are bounded: the gateway upgrades 256 WebSockets and
+/// answers the next with 503 and `Retry-After` (an upgraded connection is
+/// outside the accept loop's connection bound), and a slot freed is taken
+/// again.
+#[test]
+fn the_gateways_event_streams_are_bounded() {
+    use std::io::{Read, Write};
+    const BOUND: usize = 256;
+    // The launcher's own load opens none.
+    let launcher = Launcher::start(&["--rate", "0", "--websockets", "0"], &[]);
+    let gateway = launcher
+        .fleet
+        .engines
+        .iter()
+        .find(|e| e.name == "gateway")
+        .map(|e| e.port)
+        .unwrap();
+    let open_stream = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gateway)).unwrap();
+        s.write_all(
+            b"GET /payments/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        (String::from_utf8_lossy(&head).to_string(), s)
+    };
+    let mut streams = Vec::new();
+    for i in 0..BOUND {
+        let (status, s) = open_stream();
+        assert_eq!(status, "HTTP/1.1 101", "stream {i}");
+        streams.push(s);
+    }
+    let (status, _) = open_stream();
+    assert_eq!(status, "HTTP/1.1 503", "stream {}", BOUND + 1);
+    // One closed: its slot is free again once the gateway has seen it go.
+    drop(streams.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, s) = open_stream();
+        if status == "HTTP/1.1 101" {
+            streams.push(s);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the freed slot is not taken again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -75,7 +75,13 @@ struct Gateway {
     /// Payments in process at once; past it, new ones are shed (503) so
     /// the accepted ones keep their latency instead of everyone queueing.
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    /// Open event streams. An upgraded connection leaves the accept loop's
+    /// connection bound, so the streams have one of their own.
+    websockets: Arc<tokio::sync::Semaphore>,
 }
+
+/// Event streams (`/payments/stream`) open at once; past it, 503.
+pub(crate) const MAX_WEBSOCKETS: usize = 256;
 
 /// What a shed request is told to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -286,7 +292,20 @@ async fn get_payment(State(g): State<Arc<Gateway>>, Path(id): Path<String>) -> R
 }
 
 async fn stream(State(g): State<Arc<Gateway>>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| watch(g, socket))
+    let Ok(permit) = g.websockets.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
+            Json(serde_json::json!({
+                "error": format!("{MAX_WEBSOCKETS} event streams are open; retry after 1 s")
+            })),
+        )
+            .into_response();
+    };
+    upgrade.on_upgrade(move |socket| async move {
+        watch(g, socket).await;
+        drop(permit);
+    })
 }
 
 /// Keeps the connections gauge right however the socket ends.
@@ -349,6 +368,7 @@ async fn serve(t: &Telemetry, env: &EngineEnv) -> Result<(), EngineError> {
         events,
         in_flight: (env.gateway_max_in_flight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(env.gateway_max_in_flight))),
+        websockets: Arc::new(tokio::sync::Semaphore::new(MAX_WEBSOCKETS)),
     });
     let nats_telemetry = NatsTelemetry::new(&meter);
     for subject in [subjects::SETTLED, subjects::FAILED] {
