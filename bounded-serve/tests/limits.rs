@@ -118,6 +118,14 @@ fn limits(max_connections: usize, when_full: WhenFull) -> Limits {
     }
 }
 
+/// The test limits with another request timeout.
+fn with_request_timeout(request_timeout: Duration) -> Limits {
+    Limits {
+        request_timeout,
+        ..limits(8, WhenFull::Wait)
+    }
+}
+
 /// A whole request's answer, or `None` when none came within `wait`.
 fn get(addr: SocketAddr, path: &str, wait: Duration) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
@@ -253,13 +261,7 @@ fn a_request_longer_than_the_idle_timeout_is_answered() {
 #[test]
 fn a_request_body_that_trickles_in_is_cut_at_the_request_timeout() {
     const REQUEST_DUE: Duration = Duration::from_secs(1);
-    let mut server = Server::start(
-        Limits {
-            request_timeout: REQUEST_DUE,
-            ..limits(8, WhenFull::Wait)
-        },
-        Duration::ZERO,
-    );
+    let mut server = Server::start(with_request_timeout(REQUEST_DUE), Duration::ZERO);
     let head = "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
     let mut slow = TcpStream::connect(server.addr).unwrap();
     slow.write_all(head.as_bytes()).unwrap();
@@ -293,13 +295,7 @@ fn a_request_body_that_trickles_in_is_cut_at_the_request_timeout() {
 fn a_response_that_keeps_sending_is_not_cut_at_the_request_timeout() {
     const REQUEST_DUE: Duration = Duration::from_secs(1);
     // Ten chunks over 4 s: four request timeouts.
-    let mut server = Server::start(
-        Limits {
-            request_timeout: REQUEST_DUE,
-            ..limits(8, WhenFull::Wait)
-        },
-        REQUEST_DUE * 4,
-    );
+    let mut server = Server::start(with_request_timeout(REQUEST_DUE), REQUEST_DUE * 4);
     let answer = get(server.addr, "/stream", REQUEST_DUE * 20).unwrap_or_default();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     assert_eq!(answer.matches("piece").count(), 10, "{answer:?}");
@@ -332,21 +328,28 @@ fn timeouts_of_duration_max_mean_never_and_a_stop_still_drains() {
     );
 }
 
-#[test]
-fn a_stop_closes_what_is_still_in_flight_when_the_drain_ends() {
-    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::from_secs(60));
+/// Stops a server 200 ms into a request to `/slow` that takes `handling`:
+/// how long the stop took, and what the client got.
+fn stop_during_a_request(handling: Duration) -> (Duration, Option<String>, SocketAddr) {
+    let mut server = Server::start(limits(8, WhenFull::Wait), handling);
     let addr = server.addr;
     let in_flight = std::thread::spawn(move || get(addr, "/slow", Duration::from_secs(60)));
     std::thread::sleep(Duration::from_millis(200));
     let stopping = Instant::now();
     assert!(server.stop(Duration::from_secs(30)), "serve did not return");
     let took = stopping.elapsed();
+    (took, in_flight.join().unwrap(), addr)
+}
+
+#[test]
+fn a_stop_closes_what_is_still_in_flight_when_the_drain_ends() {
+    let (took, answer, _) = stop_during_a_request(Duration::from_secs(60));
     assert!(
         took >= DRAIN / 2 && took < DRAIN * 4,
         "the stop took {took:?}"
     );
     // The client sees its connection closed, not an answer.
-    assert_eq!(in_flight.join().unwrap(), None);
+    assert_eq!(answer, None);
 }
 
 #[test]
@@ -389,17 +392,11 @@ fn when_full_with_close_a_client_is_closed_at_once_and_the_bound_holds() {
 
 #[test]
 fn a_stop_lets_the_request_in_flight_finish_and_takes_no_new_connection() {
-    let mut server = Server::start(limits(8, WhenFull::Wait), Duration::from_millis(800));
-    let addr = server.addr;
-    let in_flight = std::thread::spawn(move || get(addr, "/slow", Duration::from_secs(10)));
-    std::thread::sleep(Duration::from_millis(200));
-    let stopping = Instant::now();
-    assert!(server.stop(Duration::from_secs(10)), "serve did not return");
+    let (took, answer, addr) = stop_during_a_request(Duration::from_millis(800));
     // serve returned only once the request was answered (≈ 600 ms left
     // when the stop came).
-    let stop_took = stopping.elapsed();
-    assert!(stop_took >= Duration::from_millis(300), "{stop_took:?}");
-    let answer = in_flight.join().unwrap().unwrap_or_default();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    let answer = answer.unwrap_or_default();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     // No one listens any more.
     assert!(TcpStream::connect(addr).is_err());
@@ -408,21 +405,7 @@ fn a_stop_lets_the_request_in_flight_finish_and_takes_no_new_connection() {
 #[test]
 fn http2_with_prior_knowledge_is_served() {
     let mut server = Server::start(limits(8, WhenFull::Wait), Duration::ZERO);
-    let addr = server.addr;
-    let status = server.rt.block_on(async move {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        let req = hyper::Request::get(format!("http://{addr}/"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        sender.send_request(req).await.unwrap().status()
-    });
+    let (status, _) = h2_request_then_idle(&server, "/", Duration::ZERO);
     assert_eq!(status, 200);
     assert!(server.stop(Duration::from_secs(5)));
 }
