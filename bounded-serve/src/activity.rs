@@ -18,9 +18,41 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper::{Request, Response};
 
+/// Requests in flight over all of a server's connections, and how many
+/// may be. Never waited on, so a counter does (a semaphore would take a
+/// lock to give a permit back).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(max: usize) -> Budget {
+        Budget {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes one request's share; false when all are taken.
+    fn take(&self) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used < self.max).then_some(used + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self) {
+        self.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Requests on one connection, and what its watchdog has asked of it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Activity {
+    budget: Arc<Budget>,
     in_flight: AtomicUsize,
     ended: AtomicU64,
     /// Response body frames sent: a long response that keeps sending is
@@ -57,6 +89,18 @@ impl Seen {
 }
 
 impl Activity {
+    /// A connection's activity, its requests held to `budget`.
+    pub(crate) fn new(budget: Arc<Budget>) -> Activity {
+        Activity {
+            budget,
+            in_flight: AtomicUsize::new(0),
+            ended: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            order: AtomicU8::new(Order::Serve as u8),
+            waker: AtomicWaker::new(),
+        }
+    }
+
     /// The counters now. The ever-growing ones are read first: a request
     /// ending between the reads then shows as a change at the next look,
     /// never as a reading that a later one could equal by chance.
@@ -92,9 +136,15 @@ impl Activity {
         }
     }
 
-    fn begin(self: &Arc<Self>) -> InFlight {
+    /// A request begins, if the server's budget has room for it.
+    fn begin(self: &Arc<Self>) -> Option<InFlight> {
+        if !self.budget.take() {
+            return None;
+        }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(self))
+        Some(InFlight {
+            activity: Arc::clone(self),
+        })
     }
 }
 
@@ -124,18 +174,23 @@ impl Future for NextOrder<'_> {
     }
 }
 
-/// One request in flight; ends when dropped.
+/// One request in flight, holding its share of the server's request
+/// budget; ends when dropped.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight {
+    activity: Arc<Activity>,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.ended.fetch_add(1, Ordering::AcqRel);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.ended.fetch_add(1, Ordering::AcqRel);
+        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.budget.give_back();
     }
 }
 
-/// A service whose requests are counted in an [`Activity`].
+/// A service whose requests are counted in an [`Activity`] and held to
+/// the server's request budget.
 #[derive(Debug)]
 pub(crate) struct Tracked<S> {
     inner: S,
@@ -157,20 +212,27 @@ where
     type Future = TrackedFuture<S::Future>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let in_flight = self.activity.begin();
-        TrackedFuture {
-            inner: self.inner.call(req),
-            in_flight: Some(in_flight),
+        match self.activity.begin() {
+            Some(in_flight) => TrackedFuture::Called {
+                inner: self.inner.call(req),
+                in_flight: Some(in_flight),
+            },
+            None => TrackedFuture::Refused,
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The service's answer; the request stays in flight in its body.
-    pub(crate) struct TrackedFuture<F> {
-        #[pin]
-        inner: F,
-        in_flight: Option<InFlight>,
+    /// The service's answer, the request staying in flight in its body; or
+    /// 503 at once when the server's request budget is spent.
+    #[project = TrackedFutureProj]
+    pub(crate) enum TrackedFuture<F> {
+        Called {
+            #[pin]
+            inner: F,
+            in_flight: Option<InFlight>,
+        },
+        Refused,
     }
 }
 
@@ -181,25 +243,41 @@ where
     type Output = Result<Response<TrackedBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        let in_flight = this.in_flight.take();
-        Poll::Ready(result.map(|response| {
-            response.map(|body| TrackedBody {
-                inner: body,
-                in_flight,
-            })
-        }))
+        match self.project() {
+            TrackedFutureProj::Called { inner, in_flight } => {
+                let result = std::task::ready!(inner.poll(cx));
+                let in_flight = in_flight.take();
+                Poll::Ready(result.map(|response| {
+                    response.map(|body| TrackedBody::Served {
+                        inner: body,
+                        in_flight,
+                    })
+                }))
+            }
+            TrackedFutureProj::Refused => {
+                let mut response = Response::new(TrackedBody::Refused);
+                *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                response.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("1"),
+                );
+                Poll::Ready(Ok(response))
+            }
+        }
     }
 }
 
 pin_project_lite::pin_project! {
     /// A response body that keeps its request in flight until it is sent
-    /// or dropped.
-    pub(crate) struct TrackedBody<B> {
-        #[pin]
-        inner: B,
-        in_flight: Option<InFlight>,
+    /// or dropped; empty for a refused request.
+    #[project = TrackedBodyProj]
+    pub(crate) enum TrackedBody<B> {
+        Served {
+            #[pin]
+            inner: B,
+            in_flight: Option<InFlight>,
+        },
+        Refused,
     }
 }
 
@@ -211,19 +289,29 @@ impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = this.inner.poll_frame(cx);
-        if let (Poll::Ready(Some(_)), Some(in_flight)) = (&frame, this.in_flight.as_ref()) {
-            in_flight.0.frames.fetch_add(1, Ordering::Relaxed);
+        match self.project() {
+            TrackedBodyProj::Served { inner, in_flight } => {
+                let frame = inner.poll_frame(cx);
+                if let (Poll::Ready(Some(_)), Some(in_flight)) = (&frame, in_flight.as_ref()) {
+                    in_flight.activity.frames.fetch_add(1, Ordering::Relaxed);
+                }
+                frame
+            }
+            TrackedBodyProj::Refused => Poll::Ready(None),
         }
-        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self {
+            TrackedBody::Served { inner, .. } => inner.is_end_stream(),
+            TrackedBody::Refused => true,
+        }
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        match self {
+            TrackedBody::Served { inner, .. } => inner.size_hint(),
+            TrackedBody::Refused => http_body::SizeHint::with_exact(0),
+        }
     }
 }

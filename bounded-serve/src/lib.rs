@@ -53,7 +53,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::activity::{Activity, Order, Seen, Tracked};
+use crate::activity::{Activity, Budget, Order, Seen, Tracked};
 
 /// Connections a server serves at once unless told otherwise.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -75,6 +75,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Limits {
     /// Connections served at once.
     pub max_connections: usize,
+    /// Requests in flight at once, over all connections; past it a request
+    /// is answered 503 with `Retry-After: 1` without reaching the service.
+    /// An HTTP/2 connection carries up to 200 requests at once, so the
+    /// connection bound alone would not bound the work; the default lets
+    /// HTTP/2 clients together have as many requests in flight as
+    /// HTTP/1.1 clients can, one per connection.
+    pub max_requests: usize,
     /// A new connection must have sent a whole request head within this
     /// (whatever its protocol: nothing at all, half an HTTP/2 preface and
     /// a preface without settings all count as no request), and an
@@ -102,6 +109,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: MAX_CONNECTIONS,
+            max_requests: MAX_CONNECTIONS,
             header_read_timeout: HEADER_READ_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
@@ -145,6 +153,7 @@ pub async fn serve<M, S, B>(
     // Semaphore permits are u32-counted when waited for all at once.
     let slots = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(slots));
+    let budget = Arc::new(Budget::new(limits.max_requests.max(1)));
     let (stopping, stop_heard) = watch::channel(false);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -184,8 +193,14 @@ pub async fn serve<M, S, B>(
                 }
             },
         };
-        let connection =
-            serve_connection(&builder, stream, make_service(), limits, stop_heard.clone());
+        let connection = serve_connection(
+            &builder,
+            stream,
+            make_service(),
+            Arc::clone(&budget),
+            limits,
+            stop_heard.clone(),
+        );
         tokio::spawn(async move {
             connection.await;
             drop(permit);
@@ -208,6 +223,7 @@ fn serve_connection<S, B>(
     builder: &Builder<TokioExecutor>,
     stream: TcpStream,
     service: S,
+    budget: Arc<Budget>,
     limits: Limits,
     stop_heard: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static
@@ -220,7 +236,7 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new(budget));
     let service = Tracked::new(service, Arc::clone(&activity));
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), service)

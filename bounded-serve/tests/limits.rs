@@ -110,6 +110,7 @@ impl Server {
 fn limits(max_connections: usize, when_full: WhenFull) -> Limits {
     Limits {
         max_connections,
+        max_requests: 64,
         header_read_timeout: HEADERS_DUE,
         idle_timeout: IDLE,
         request_timeout: Duration::from_secs(60),
@@ -400,6 +401,60 @@ fn a_stop_lets_the_request_in_flight_finish_and_takes_no_new_connection() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     // No one listens any more.
     assert!(TcpStream::connect(addr).is_err());
+}
+
+/// The request budget holds across the streams of an HTTP/2 connection:
+/// with a budget of 4, eight requests at once on one connection get four
+/// answers and four 503s with `Retry-After`, and the budget is free again
+/// once the four are answered.
+#[test]
+fn the_request_budget_holds_across_http2_streams() {
+    let mut server = Server::start(
+        Limits {
+            max_requests: 4,
+            ..limits(8, WhenFull::Wait)
+        },
+        Duration::from_millis(600),
+    );
+    let addr = server.addr;
+    let statuses = server.rt.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let send = |path: &'static str| {
+            let mut sender = sender.clone();
+            async move {
+                let req = hyper::Request::get(format!("http://{addr}{path}"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let response = sender.send_request(req).await.unwrap();
+                let retry_after = response.headers().get("retry-after").cloned();
+                (response.status().as_u16(), retry_after)
+            }
+        };
+        let at_once: Vec<_> = (0..8).map(|_| tokio::spawn(send("/slow"))).collect();
+        let mut statuses = Vec::new();
+        for r in at_once {
+            statuses.push(r.await.unwrap());
+        }
+        statuses.push(send("/").await);
+        statuses
+    });
+    let answered = statuses[..8].iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = statuses[..8].iter().filter(|(s, _)| *s == 503).collect();
+    assert_eq!((answered, refused.len()), (4, 4), "{statuses:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, r)| r.as_ref().is_some_and(|v| v == "1"))
+    );
+    assert_eq!(statuses[8].0, 200, "the budget is free again");
+    assert!(server.stop(Duration::from_secs(5)));
 }
 
 #[test]

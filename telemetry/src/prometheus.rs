@@ -128,6 +128,7 @@ pub(crate) fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, InitE
 /// Prometheus retries a GET on a connection closed idle.
 const LIMITS: bounded_serve::Limits = bounded_serve::Limits {
     max_connections: 256,
+    max_requests: 256,
     header_read_timeout: bounded_serve::HEADER_READ_TIMEOUT,
     idle_timeout: bounded_serve::IDLE_TIMEOUT,
     request_timeout: bounded_serve::REQUEST_TIMEOUT,
