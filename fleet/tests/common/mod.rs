@@ -33,10 +33,17 @@ pub fn launcher_command(args: &[&str], env: &[(&str, String)], run_dir: &Path) -
     )
 }
 
+/// Held while a fleet starts. The launcher picks free ports and releases
+/// them for its engines to bind; two fleets of one test binary starting at
+/// once can pick the same port in that gap. One at a time, each picks while
+/// the others' engines hold theirs.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Launcher {
     /// Starts the launcher and waits (≤ 120 s) for `fleet.json`, which it
     /// writes once every engine answers `/ready`.
     pub fn start(args: &[&str], env: &[(&str, String)]) -> Launcher {
+        let starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let mut inner = testkit::Launched::start(
             Path::new(env!("CARGO_BIN_EXE_deltran")),
             args,
@@ -46,6 +53,7 @@ impl Launcher {
             Duration::from_secs(120),
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        drop(starting);
         let fleet: FleetFile = serde_json::from_str(inner.run_file()).unwrap();
         inner.watch_pids(fleet.engines.iter().map(|e| e.pid).collect());
         Launcher { inner, fleet }
