@@ -2,18 +2,21 @@
 //! risk, token and obligation engines, and streams their status to
 //! WebSocket clients as settlement events arrive over NATS.
 
+mod event_stream;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::validation::decode;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use event_stream::StreamLimits;
 use services_glue::health::Readiness;
 use services_glue::nats::NatsTelemetry;
 use services_glue::reqwest::TracedClient;
@@ -302,8 +305,11 @@ async fn stream(State(g): State<Arc<Gateway>>, upgrade: WebSocketUpgrade) -> Res
         )
             .into_response();
     };
-    upgrade.on_upgrade(move |socket| async move {
-        watch(g, socket).await;
+    event_stream::configure(upgrade).on_upgrade(move |socket| async move {
+        g.m.websocket_connections.add(1, []);
+        let _open = Open(g.m.clone());
+        let end = event_stream::watch(socket, g.events.subscribe(), StreamLimits::default()).await;
+        tracing::info!(reason = end.as_str(), "event stream closed");
         drop(permit);
     })
 }
@@ -314,29 +320,6 @@ struct Open(GatewayInstruments);
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.websocket_connections.add(-1, []);
-    }
-}
-
-async fn watch(g: Arc<Gateway>, mut socket: WebSocket) {
-    g.m.websocket_connections.add(1, []);
-    let _open = Open(g.m.clone());
-    let mut events = g.events.subscribe();
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(json) => {
-                    if socket.send(Message::Text(json.into())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-        }
     }
 }
 
