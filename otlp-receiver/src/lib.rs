@@ -26,6 +26,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod budget;
 mod forward;
 mod model;
 mod recorder;

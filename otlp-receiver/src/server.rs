@@ -25,6 +25,7 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
+use crate::budget::{BudgetedBody, ByteBudget, Exhausted, Reservation};
 use crate::model::{
     self, ReceivedLog, ReceivedMetric, ReceivedSpan, RequestOutcome, Signal, Transport,
 };
@@ -174,6 +175,11 @@ pub struct ServerConfig {
     /// Largest accepted request body, compressed or decompressed: bounds the
     /// memory one hostile or broken request can take.
     pub max_body_bytes: usize,
+    /// Bytes all requests in flight may hold at once, read and decompressed,
+    /// over both listeners: bounds the memory of many such requests. Past
+    /// it a request is refused with a retryable answer (HTTP 503 with
+    /// `Retry-After`, gRPC `UNAVAILABLE`).
+    pub max_bytes_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -183,6 +189,7 @@ impl Default for ServerConfig {
             grpc: loopback,
             http: loopback,
             max_body_bytes: 16 * 1024 * 1024,
+            max_bytes_in_flight: 64 * 1024 * 1024,
         }
     }
 }
@@ -206,6 +213,7 @@ impl fmt::Debug for OtlpServer {
 struct Served {
     sink: Arc<dyn Sink>,
     max_body_bytes: usize,
+    in_flight: Arc<ByteBudget>,
 }
 
 impl Served {
@@ -268,6 +276,7 @@ impl OtlpServer {
         let served = Arc::new(Served {
             sink,
             max_body_bytes: config.max_body_bytes,
+            in_flight: ByteBudget::new(config.max_bytes_in_flight),
         });
         let serving = ServingThread::start(
             "otlp-receiver",
@@ -502,6 +511,8 @@ struct ExportHandler {
     shared: Arc<Served>,
     signal: Signal,
     headers: BTreeMap<String, String>,
+    /// The request's share of the bytes in flight; its body grows it.
+    reservation: Arc<Reservation>,
 }
 
 impl tonic::server::UnaryService<Bytes> for ExportHandler {
@@ -511,6 +522,10 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let body = request.into_inner();
         let headers = std::mem::take(&mut self.headers);
+        // The message as decompressed: the frames read were counted compressed.
+        if self.reservation.grow(body.len()).is_err() {
+            return std::future::ready(Err(grpc_refusal(&self.shared)));
+        }
         let result = match Batch::decode(self.signal, Transport::Grpc, &body) {
             Err(msg) => {
                 self.shared
@@ -561,12 +576,29 @@ async fn grpc_route(
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(shared.max_body_bytes);
+    let reservation = Arc::new(shared.in_flight.reserve());
     let handler = ExportHandler {
         shared,
         signal,
         headers: capture_headers(req.headers()),
+        reservation: Arc::clone(&reservation),
     };
+    let req = req.map(|body| {
+        BudgetedBody::new(body, reservation, |exhausted| {
+            Box::new(tonic::Status::unavailable(exhausted.to_string()))
+        })
+    });
     Ok(grpc.unary(handler, req).await)
+}
+
+/// What a gRPC export past the bytes-in-flight budget is answered.
+fn grpc_refusal(shared: &Served) -> tonic::Status {
+    tonic::Status::unavailable(
+        Exhausted {
+            limit: shared.in_flight.limit(),
+        }
+        .to_string(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,6 +625,15 @@ fn read_limited(mut reader: impl io::Read, limit: usize) -> Result<Vec<u8>, Stri
         return Err(format!("decompressed body exceeds {limit} bytes"));
     }
     Ok(out)
+}
+
+/// What an HTTP export past the bytes-in-flight budget is answered: 503,
+/// which OTLP/HTTP exporters retry, after the time `Retry-After` names.
+fn http_refusal(why: &str) -> Response<Full<Bytes>> {
+    let mut resp = plain(StatusCode::SERVICE_UNAVAILABLE, why);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    resp
 }
 
 async fn http_route(
@@ -647,11 +688,16 @@ async fn http_route(
         );
     }
 
-    let raw = match Limited::new(req.into_body(), shared.max_body_bytes)
+    let reservation = Arc::new(shared.in_flight.reserve());
+    let budgeted = BudgetedBody::new(req.into_body(), Arc::clone(&reservation), |exhausted| {
+        Box::new(exhausted)
+    });
+    let raw = match Limited::new(budgeted, shared.max_body_bytes)
         .collect()
         .await
     {
         Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<Exhausted>() => return Ok(http_refusal(&e.to_string())),
         Err(e) => {
             return invalid(
                 StatusCode::BAD_REQUEST,
@@ -672,6 +718,12 @@ async fn http_route(
             .map(Bytes::from),
         _ => Ok(raw),
     };
+    if !matches!(encoding.as_str(), "" | "identity")
+        && let Ok(decompressed) = &body
+        && let Err(exhausted) = reservation.grow(decompressed.len())
+    {
+        return Ok(http_refusal(&exhausted.to_string()));
+    }
     let decoded = body.and_then(|b| {
         if json {
             Batch::decode_json(signal, Transport::Http, &b).map(|(d, proto)| (proto, d))
@@ -749,6 +801,131 @@ mod tests {
             );
         }
         receiver.shutdown();
+    }
+
+    /// Counts what it is handed; the budget tests need only a sink.
+    struct Accept;
+
+    impl Sink for Accept {
+        fn receive(&self, _: RequestInfo, _: Option<Batch>) -> RequestOutcome {
+            RequestOutcome::Accepted
+        }
+    }
+
+    /// An export request of about `bytes` bytes: one span whose name fills it.
+    fn traces_request(bytes: usize) -> Vec<u8> {
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        name: "x".repeat(bytes),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn post_traces(server: &OtlpServer, body: &[u8], gzip: bool) -> testkit::HttpResponse {
+        let mut headers = vec![("Content-Type", "application/x-protobuf")];
+        if gzip {
+            headers.push(("Content-Encoding", "gzip"));
+        }
+        let url = format!("{}/v1/traces", server.http_endpoint());
+        testkit::http_request("POST", &url, &headers, Some(body)).unwrap()
+    }
+
+    async fn grpc_traces(server: &OtlpServer, body: Vec<u8>) -> Result<(), tonic::Status> {
+        let channel = tonic::transport::Channel::from_shared(server.grpc_endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.unwrap();
+        client
+            .unary(
+                tonic::Request::new(Bytes::from(body)),
+                http::uri::PathAndQuery::from_static(GRPC_TRACES_PATH),
+                RawCodec,
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Requests in flight share one byte budget over both listeners: while
+    /// one half-sent body holds most of it, another request is refused with
+    /// the retryable answer of its protocol, and once the first is answered
+    /// the same request is taken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_past_the_bytes_in_flight_are_refused_until_room_is_made() {
+        use std::io::Write;
+        const KIB: usize = 1024;
+        let config = ServerConfig {
+            max_body_bytes: 4096 * KIB,
+            max_bytes_in_flight: 1024 * KIB,
+            ..ServerConfig::default()
+        };
+        let server = OtlpServer::start(config, Arc::new(Accept)).unwrap();
+        // 800 KiB of a 900 KiB body, then nothing.
+        let mut holder = std::net::TcpStream::connect(server.http_addr()).unwrap();
+        write!(
+            holder,
+            "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            900 * KIB
+        )
+        .unwrap();
+        holder.write_all(&vec![0u8; 800 * KIB]).unwrap();
+        let export = traces_request(300 * KIB);
+        // Refused once the receiver has read the held part.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            let answer = tokio::task::block_in_place(|| post_traces(&server, &export, false));
+            if answer.status == 503 || std::time::Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(refused.status, 503, "{}", refused.text());
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        assert!(
+            refused.text().contains("bytes of requests in flight"),
+            "{}",
+            refused.text()
+        );
+        let status = grpc_traces(&server, export.clone()).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(
+            status.message().contains("bytes of requests in flight"),
+            "{status:?}"
+        );
+        // A compressed body counts what it decompresses to: 20 KiB of gzip
+        // that inflates past what is left of the budget.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&traces_request(300 * KIB)).unwrap();
+        let small = gz.finish().unwrap();
+        assert!(small.len() < 20 * KIB, "{}", small.len());
+        let answer = tokio::task::block_in_place(|| post_traces(&server, &small, true));
+        assert_eq!(answer.status, 503, "{}", answer.text());
+        // The holder finishes (a body of zeros is no export: 400), and its
+        // share is given back.
+        holder.write_all(&vec![0u8; 100 * KIB]).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut holder, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        let answer = tokio::task::block_in_place(|| post_traces(&server, &export, false));
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let answer = tokio::task::block_in_place(|| post_traces(&server, &small, true));
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        grpc_traces(&server, export).await.unwrap();
+        server.shutdown();
     }
 
     /// A partial success carries its rejected count in each signal's own
