@@ -8,9 +8,11 @@
 //!   stream (a client that never reads would otherwise hold the gateway's
 //!   send, and the slot, for good);
 //! - the gateway pings every ping interval, and a watcher from which nothing
-//!   (a pong or anything else) was heard for the idle deadline is closed
-//!   (a peer that vanished without a FIN is otherwise never noticed while no
-//!   event is sent);
+//!   was heard for the idle deadline is closed (a peer that vanished without
+//!   a FIN is otherwise never noticed while no event is sent). A pong, any
+//!   frame, or a send that had to wait for the watcher to make room counts
+//!   as heard: a watcher reading slowly through a full buffer meets its
+//!   pings late, but it is reading;
 //! - a watcher sends nothing but control frames, so its messages are capped
 //!   at [`MAX_INCOMING_MESSAGE`]: a hostile one cannot make the gateway
 //!   buffer tungstenite's default 64 MiB per stream.
@@ -18,9 +20,11 @@
 //! A watcher that falls more than the broadcast channel's capacity behind
 //! misses the events it fell behind on and keeps the stream.
 
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use futures_util::SinkExt as _;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -83,10 +87,13 @@ impl StreamEnd {
 }
 
 /// Applies the stream's bounds on what a watcher may send to the upgrade.
+/// The read buffer is sized for control frames, not tungstenite's 128 KiB
+/// (32 MiB over 256 streams).
 pub(crate) fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     upgrade
         .max_message_size(MAX_INCOMING_MESSAGE)
         .max_frame_size(MAX_INCOMING_MESSAGE)
+        .read_buffer_size(2 * MAX_INCOMING_MESSAGE)
 }
 
 /// Sends every event from `events` to the watcher on `socket` until the
@@ -111,8 +118,14 @@ pub(crate) async fn watch(
                 }
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None => return StreamEnd::ClientClosed,
-                Some(Err(_)) => return StreamEnd::ClientError,
+                Some(Ok(Message::Close(_))) => {
+                    // Sends tungstenite's queued reply, completing the
+                    // close handshake (without it the watcher sees 1006).
+                    let _ = tokio::time::timeout(limits.send_timeout, socket.flush()).await;
+                    return StreamEnd::ClientClosed;
+                }
+                None => return StreamEnd::ClientClosed,
+                Some(Err(e)) => return read_error(e),
                 Some(Ok(_)) => {
                     last_heard = Instant::now();
                     continue;
@@ -126,11 +139,39 @@ pub(crate) async fn watch(
                 Message::Ping(Default::default())
             }
         };
-        match tokio::time::timeout(limits.send_timeout, socket.send(outgoing)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return StreamEnd::SendFailed,
-            Err(_) => return StreamEnd::SendTimedOut,
+        let send = socket.send(outgoing);
+        tokio::pin!(send);
+        let sent = match futures_util::poll!(&mut send) {
+            Poll::Ready(sent) => sent,
+            // The watcher's buffers were full: the send completing later
+            // means the watcher read, which counts as hearing from it.
+            Poll::Pending => match tokio::time::timeout(limits.send_timeout, send).await {
+                Ok(sent) => {
+                    last_heard = Instant::now();
+                    sent
+                }
+                Err(_) => return StreamEnd::SendTimedOut,
+            },
+        };
+        if sent.is_err() {
+            return StreamEnd::SendFailed;
         }
+    }
+}
+
+/// A read error: the watcher's connection ending without a close frame is
+/// a close; anything else (a message over the cap, a protocol violation)
+/// is the watcher's error.
+fn read_error(e: axum::Error) -> StreamEnd {
+    use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+    match e.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(
+            Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Io(_)
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+        ) => StreamEnd::ClientClosed,
+        _ => StreamEnd::ClientError,
     }
 }
 
@@ -297,7 +338,7 @@ mod tests {
         let limits = StreamLimits {
             send_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_millis(100),
-            idle_timeout: Duration::from_millis(400),
+            idle_timeout: Duration::from_millis(1500),
         };
         let mut server = server(limits).await;
         // Reads everything, answers nothing: a raw socket sends no pongs.
@@ -328,7 +369,7 @@ mod tests {
         let limits = StreamLimits {
             send_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_millis(100),
-            idle_timeout: Duration::from_millis(400),
+            idle_timeout: Duration::from_millis(1500),
         };
         let mut server = server(limits).await;
         let (mut client, _) = tokio_tungstenite::client_async(
@@ -339,16 +380,16 @@ mod tests {
         )
         .await
         .unwrap();
-        // Five idle deadlines with no event: only the pongs, which the
+        // Three idle deadlines with no event: only the pongs, which the
         // client sends as it reads, keep the stream open.
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = Instant::now() + Duration::from_millis(4500);
         let mut pings = 0;
         while let Ok(Some(frame)) = tokio::time::timeout_at(until, client.next()).await {
             if frame.unwrap().is_ping() {
                 pings += 1;
             }
         }
-        assert!(pings >= 5, "only {pings} pings in 2 s");
+        assert!(pings >= 5, "only {pings} pings in 4.5 s");
         assert!(
             server.ends.try_recv().is_err(),
             "the stream ended while answered"
@@ -364,6 +405,12 @@ mod tests {
         client.close(None).await.unwrap();
         let end = next_end(&mut server, Duration::from_secs(10), "a closed watcher").await;
         assert_eq!(end, StreamEnd::ClientClosed);
+        // The gateway completed the close handshake: its reply arrives.
+        let reply = tokio::time::timeout(Duration::from_secs(10), client.next()).await;
+        assert!(
+            matches!(reply, Ok(Some(Ok(ref m))) if m.is_close()),
+            "{reply:?}"
+        );
     }
 
     #[tokio::test]
@@ -402,13 +449,82 @@ mod tests {
             .send(tokio_tungstenite::tungstenite::Message::text(at_cap))
             .await
             .unwrap();
-        server.events.send("after".into()).unwrap();
-        let frame = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(frame.into_text().unwrap().as_str(), "after");
-        assert!(server.ends.try_recv().is_err());
+        // The gateway reads frames in order: had it refused the message, the
+        // stream would end with that error, not with this close.
+        client.close(None).await.unwrap();
+        let end = next_end(&mut server, Duration::from_secs(10), "a closed watcher").await;
+        assert_eq!(end, StreamEnd::ClientClosed);
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_cap_in_small_fragments_loses_its_stream() {
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        let mut server = server(StreamLimits::default()).await;
+        let (mut client, _) = tokio_tungstenite::client_async(
+            format!("ws://127.0.0.1:{}/s", server.port),
+            TcpStream::connect(("127.0.0.1", server.port))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        // Three frames, each under the cap, of one message over it.
+        let part = axum::body::Bytes::from(vec![b'x'; MAX_INCOMING_MESSAGE / 2]);
+        for (opcode, last) in [
+            (OpCode::Data(Data::Text), false),
+            (OpCode::Data(Data::Continue), false),
+            (OpCode::Data(Data::Continue), true),
+        ] {
+            let frame = Frame::message(part.clone(), opcode, last);
+            let sent = client
+                .send(tokio_tungstenite::tungstenite::Message::Frame(frame))
+                .await;
+            if sent.is_err() {
+                break;
+            }
+        }
+        let end = next_end(&mut server, Duration::from_secs(10), "an oversized message").await;
+        assert_eq!(end, StreamEnd::ClientError);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_reads_slowly_keeps_its_stream() {
+        let limits = StreamLimits {
+            send_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(1000),
+        };
+        let mut server = server(limits).await;
+        // Never pongs (a raw socket), but reads 64 KiB every 50 ms while the
+        // gateway has far more to send: its pings wait behind full buffers.
+        let mut slow = raw_watcher(server.port).await;
+        let event = "x".repeat(64 * 1024);
+        let events = server.events.clone();
+        let pump = tokio::spawn(async move {
+            loop {
+                let _ = events.send(event.clone());
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        });
+        let until = Instant::now() + Duration::from_secs(4);
+        let mut read = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        while Instant::now() < until {
+            read += slow.read(&mut buf).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(read > 64 * 1024, "read only {read} bytes");
+        assert!(
+            server.ends.try_recv().is_err(),
+            "a watcher that reads was closed"
+        );
+        drop(slow);
+        let end = next_end(&mut server, Duration::from_secs(10), "a gone watcher").await;
+        pump.abort();
+        assert!(
+            matches!(end, StreamEnd::ClientClosed | StreamEnd::SendFailed),
+            "{end:?}"
+        );
     }
 }
