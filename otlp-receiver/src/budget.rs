@@ -66,13 +66,7 @@ impl ByteBudget {
         }
     }
 
-    /// The most all requests may hold at once.
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Bytes held now, over all requests.
-    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
@@ -102,10 +96,12 @@ impl Drop for Reservation {
 
 /// A request body that takes each data frame's bytes from a reservation
 /// before handing the frame on; past the budget it fails with `refusal`
-/// (gRPC: a `tonic::Status`, which tonic answers as it is).
+/// (gRPC: a `tonic::Status`, which tonic answers as it is). The first
+/// `prepaid` bytes were reserved before reading (a declared length).
 pub(crate) struct BudgetedBody<B> {
     inner: B,
     reservation: Arc<Reservation>,
+    prepaid: usize,
     refusal: fn(Exhausted) -> Box<dyn std::error::Error + Send + Sync>,
 }
 
@@ -113,13 +109,32 @@ impl<B> BudgetedBody<B> {
     pub(crate) fn new(
         inner: B,
         reservation: Arc<Reservation>,
+        prepaid: usize,
         refusal: fn(Exhausted) -> Box<dyn std::error::Error + Send + Sync>,
     ) -> Self {
         Self {
             inner,
             reservation,
+            prepaid,
             refusal,
         }
+    }
+}
+
+/// A reader (a decompressor) whose output is taken from a reservation as
+/// it is produced, so a small compressed body cannot inflate past the
+/// budget before it is counted. Past it, the read fails with [`Exhausted`]
+/// inside the `io::Error`.
+pub(crate) struct BudgetedRead<'a, R> {
+    pub inner: R,
+    pub reservation: &'a Reservation,
+}
+
+impl<R: std::io::Read> std::io::Read for BudgetedRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.reservation.grow(n).map_err(std::io::Error::other)?;
+        Ok(n)
     }
 }
 
@@ -138,10 +153,12 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref()
-                    && let Err(exhausted) = this.reservation.grow(data.len())
-                {
-                    return Poll::Ready(Some(Err((this.refusal)(exhausted))));
+                if let Some(data) = frame.data_ref() {
+                    let prepaid = data.len().min(this.prepaid);
+                    this.prepaid -= prepaid;
+                    if let Err(exhausted) = this.reservation.grow(data.len() - prepaid) {
+                        return Poll::Ready(Some(Err((this.refusal)(exhausted))));
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -25,7 +25,7 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use crate::budget::{BudgetedBody, ByteBudget, Exhausted, Reservation};
+use crate::budget::{BudgetedBody, BudgetedRead, ByteBudget, Exhausted, Reservation};
 use crate::model::{
     self, ReceivedLog, ReceivedMetric, ReceivedSpan, RequestOutcome, Signal, Transport,
 };
@@ -198,6 +198,7 @@ impl Default for ServerConfig {
 pub struct OtlpServer {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    in_flight: Arc<ByteBudget>,
     serving: Option<ServingThread>,
 }
 
@@ -267,16 +268,29 @@ impl OtlpServer {
     /// ```
     ///
     /// # Errors
-    /// When an address cannot be bound (in use, not local) or the thread cannot start.
+    /// When an address cannot be bound (in use, not local), the thread cannot
+    /// start, or `max_bytes_in_flight` is under twice `max_body_bytes`.
     pub fn start(config: ServerConfig, sink: Arc<dyn Sink>) -> io::Result<OtlpServer> {
+        if config.max_bytes_in_flight < config.max_body_bytes.saturating_mul(2) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "ServerConfig: max_bytes_in_flight ({}) must be at least twice max_body_bytes \
+                     ({}): one request may hold its body and as much again decompressed, and a \
+                     request that could never fit would be told to retry for ever",
+                    config.max_bytes_in_flight, config.max_body_bytes
+                ),
+            ));
+        }
         let grpc = std::net::TcpListener::bind(config.grpc)?;
         let http = std::net::TcpListener::bind(config.http)?;
         let grpc_addr = grpc.local_addr()?;
         let http_addr = http.local_addr()?;
+        let in_flight = ByteBudget::new(config.max_bytes_in_flight);
         let served = Arc::new(Served {
             sink,
             max_body_bytes: config.max_body_bytes,
-            in_flight: ByteBudget::new(config.max_bytes_in_flight),
+            in_flight: Arc::clone(&in_flight),
         });
         let serving = ServingThread::start(
             "otlp-receiver",
@@ -295,6 +309,7 @@ impl OtlpServer {
         Ok(OtlpServer {
             grpc_addr,
             http_addr,
+            in_flight,
             serving: Some(serving),
         })
     }
@@ -318,6 +333,11 @@ impl OtlpServer {
     /// Socket address of the HTTP listener.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Bytes the requests in flight hold now, read and decompressed.
+    pub fn bytes_in_flight(&self) -> usize {
+        self.in_flight.held()
     }
 
     /// Stops serving and joins the server thread (dropping the server does the same).
@@ -507,12 +527,51 @@ impl Decoder for RawCodec {
     }
 }
 
+/// The server's codec: [`RawCodec`], with each decompressed message taken
+/// from the request's share of the bytes in flight as tonic hands it over
+/// (the body's frames were counted compressed; an uncompressed message is
+/// those same frames, so it is not counted again).
+struct BudgetedCodec {
+    reservation: Arc<Reservation>,
+    compressed: bool,
+}
+
+impl Codec for BudgetedCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = BudgetedCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BudgetedCodec {
+            reservation: Arc::clone(&self.reservation),
+            compressed: self.compressed,
+        }
+    }
+}
+
+impl Decoder for BudgetedCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        if self.compressed {
+            self.reservation
+                .grow(src.remaining())
+                .map_err(|exhausted| tonic::Status::unavailable(exhausted.to_string()))?;
+        }
+        RawCodec.decode(src)
+    }
+}
+
 struct ExportHandler {
     shared: Arc<Served>,
     signal: Signal,
     headers: BTreeMap<String, String>,
-    /// The request's share of the bytes in flight; its body grows it.
-    reservation: Arc<Reservation>,
 }
 
 impl tonic::server::UnaryService<Bytes> for ExportHandler {
@@ -522,10 +581,6 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let body = request.into_inner();
         let headers = std::mem::take(&mut self.headers);
-        // The message as decompressed: the frames read were counted compressed.
-        if self.reservation.grow(body.len()).is_err() {
-            return std::future::ready(Err(grpc_refusal(&self.shared)));
-        }
         let result = match Batch::decode(self.signal, Transport::Grpc, &body) {
             Err(msg) => {
                 self.shared
@@ -572,33 +627,32 @@ async fn grpc_route(
             );
         }
     };
-    let mut grpc = tonic::server::Grpc::new(RawCodec)
+    let reservation = Arc::new(shared.in_flight.reserve());
+    let compressed = req
+        .headers()
+        .get("grpc-encoding")
+        .is_some_and(|e| e.as_bytes() != b"identity");
+    let codec = BudgetedCodec {
+        reservation: Arc::clone(&reservation),
+        compressed,
+    };
+    let mut grpc = tonic::server::Grpc::new(codec)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(shared.max_body_bytes);
-    let reservation = Arc::new(shared.in_flight.reserve());
     let handler = ExportHandler {
         shared,
         signal,
         headers: capture_headers(req.headers()),
-        reservation: Arc::clone(&reservation),
     };
+    // The reservation is held by the codec and the body, both dropped once
+    // the request is answered.
     let req = req.map(|body| {
-        BudgetedBody::new(body, reservation, |exhausted| {
+        BudgetedBody::new(body, reservation, 0, |exhausted| {
             Box::new(tonic::Status::unavailable(exhausted.to_string()))
         })
     });
     Ok(grpc.unary(handler, req).await)
-}
-
-/// What a gRPC export past the bytes-in-flight budget is answered.
-fn grpc_refusal(shared: &Served) -> tonic::Status {
-    tonic::Status::unavailable(
-        Exhausted {
-            limit: shared.in_flight.limit(),
-        }
-        .to_string(),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,17 +668,40 @@ fn plain(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
     resp
 }
 
-fn read_limited(mut reader: impl io::Read, limit: usize) -> Result<Vec<u8>, String> {
+/// Why a compressed body was not inflated.
+enum Inflate {
+    /// The budget of bytes in flight has no room for its output.
+    Refused(Exhausted),
+    /// Not a valid stream, or larger than the limit once inflated.
+    Invalid(String),
+}
+
+/// Reads a decompressor to its end, at most `limit` bytes, each taken from
+/// the request's reservation as it is produced.
+fn inflate(
+    reader: impl io::Read,
+    reservation: &Reservation,
+    limit: usize,
+) -> Result<Bytes, Inflate> {
     let mut out = Vec::new();
-    reader
-        .by_ref()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("cannot decompress body: {e}"))?;
-    if out.len() > limit {
-        return Err(format!("decompressed body exceeds {limit} bytes"));
+    BudgetedRead {
+        inner: reader,
+        reservation,
     }
-    Ok(out)
+    .take(limit as u64 + 1)
+    .read_to_end(&mut out)
+    .map_err(
+        |e| match e.get_ref().and_then(|e| e.downcast_ref::<Exhausted>()) {
+            Some(exhausted) => Inflate::Refused(*exhausted),
+            None => Inflate::Invalid(format!("cannot decompress body: {e}")),
+        },
+    )?;
+    if out.len() > limit {
+        return Err(Inflate::Invalid(format!(
+            "decompressed body exceeds {limit} bytes"
+        )));
+    }
+    Ok(Bytes::from(out))
 }
 
 /// What an HTTP export past the bytes-in-flight budget is answered: 503,
@@ -688,14 +765,29 @@ async fn http_route(
         );
     }
 
+    // A declared length is reserved before anything is read, so a request
+    // that cannot fit is refused at once rather than part-read; the size
+    // limit is checked first, so an oversized request gets its 400.
     let reservation = Arc::new(shared.in_flight.reserve());
-    let budgeted = BudgetedBody::new(req.into_body(), Arc::clone(&reservation), |exhausted| {
+    let declared = headers
+        .get("content-length")
+        .and_then(|l| l.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > shared.max_body_bytes {
+        let msg = format!(
+            "cannot read body: {declared} bytes exceed the limit of {}",
+            shared.max_body_bytes
+        );
+        return invalid(StatusCode::BAD_REQUEST, &msg, headers);
+    }
+    if let Err(exhausted) = reservation.grow(declared) {
+        return Ok(http_refusal(&exhausted.to_string()));
+    }
+    let limited = Limited::new(req.into_body(), shared.max_body_bytes);
+    let budgeted = BudgetedBody::new(limited, Arc::clone(&reservation), declared, |exhausted| {
         Box::new(exhausted)
     });
-    let raw = match Limited::new(budgeted, shared.max_body_bytes)
-        .collect()
-        .await
-    {
+    let raw = match budgeted.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<Exhausted>() => return Ok(http_refusal(&e.to_string())),
         Err(e) => {
@@ -706,24 +798,21 @@ async fn http_route(
             );
         }
     };
+    // Decompressed output is counted as it is produced.
+    let limit = shared.max_body_bytes;
     let body = match encoding.as_str() {
-        "gzip" => read_limited(
-            flate2::read::GzDecoder::new(&raw[..]),
-            shared.max_body_bytes,
-        )
-        .map(Bytes::from),
-        "zstd" => zstd::stream::read::Decoder::new(&raw[..])
-            .map_err(|e| format!("cannot decompress body: {e}"))
-            .and_then(|d| read_limited(d, shared.max_body_bytes))
-            .map(Bytes::from),
+        "gzip" => inflate(flate2::read::GzDecoder::new(&raw[..]), &reservation, limit),
+        "zstd" => match zstd::stream::read::Decoder::new(&raw[..]) {
+            Ok(d) => inflate(d, &reservation, limit),
+            Err(e) => Err(Inflate::Invalid(format!("cannot decompress body: {e}"))),
+        },
         _ => Ok(raw),
     };
-    if !matches!(encoding.as_str(), "" | "identity")
-        && let Ok(decompressed) = &body
-        && let Err(exhausted) = reservation.grow(decompressed.len())
-    {
-        return Ok(http_refusal(&exhausted.to_string()));
-    }
+    let body = match body {
+        Ok(body) => Ok(body),
+        Err(Inflate::Refused(exhausted)) => return Ok(http_refusal(&exhausted.to_string())),
+        Err(Inflate::Invalid(msg)) => Err(msg),
+    };
     let decoded = body.and_then(|b| {
         if json {
             Batch::decode_json(signal, Transport::Http, &b).map(|(d, proto)| (proto, d))
@@ -841,13 +930,20 @@ mod tests {
         testkit::http_request("POST", &url, &headers, Some(body)).unwrap()
     }
 
-    async fn grpc_traces(server: &OtlpServer, body: Vec<u8>) -> Result<(), tonic::Status> {
+    async fn grpc_traces(
+        server: &OtlpServer,
+        body: Vec<u8>,
+        gzip: bool,
+    ) -> Result<(), tonic::Status> {
         let channel = tonic::transport::Channel::from_shared(server.grpc_endpoint())
             .unwrap()
             .connect()
             .await
             .unwrap();
         let mut client = tonic::client::Grpc::new(channel);
+        if gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
         client.ready().await.unwrap();
         client
             .unary(
@@ -859,40 +955,61 @@ mod tests {
             .map(drop)
     }
 
+    fn gzip(body: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(body).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// `n` bytes of an `n + 10`-byte body, then nothing: a request in
+    /// flight that holds its declared length.
+    fn holder(server: &OtlpServer, n: usize) -> std::net::TcpStream {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(server.http_addr()).unwrap();
+        write!(
+            s,
+            "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            n + 10
+        )
+        .unwrap();
+        s.write_all(&vec![0u8; n]).unwrap();
+        s
+    }
+
     /// Requests in flight share one byte budget over both listeners: while
-    /// one half-sent body holds most of it, another request is refused with
-    /// the retryable answer of its protocol, and once the first is answered
-    /// the same request is taken.
+    /// two half-sent bodies hold most of it, other requests are refused with
+    /// the retryable answer of their protocol (a declared length at once; a
+    /// gRPC body as it is read; a compressed body as it inflates), and once
+    /// the two are answered the same requests are taken and nothing is held.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn requests_past_the_bytes_in_flight_are_refused_until_room_is_made() {
-        use std::io::Write;
+        use std::io::{Read, Write};
         const KIB: usize = 1024;
         let config = ServerConfig {
-            max_body_bytes: 4096 * KIB,
+            max_body_bytes: 512 * KIB,
             max_bytes_in_flight: 1024 * KIB,
             ..ServerConfig::default()
         };
         let server = OtlpServer::start(config, Arc::new(Accept)).unwrap();
-        // 800 KiB of a 900 KiB body, then nothing.
-        let mut holder = std::net::TcpStream::connect(server.http_addr()).unwrap();
-        write!(
-            holder,
-            "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            900 * KIB
-        )
-        .unwrap();
-        holder.write_all(&vec![0u8; 800 * KIB]).unwrap();
-        let export = traces_request(300 * KIB);
-        // Refused once the receiver has read the held part.
+        let mut holders = [holder(&server, 490 * KIB), holder(&server, 490 * KIB)];
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let refused = loop {
-            let answer = tokio::task::block_in_place(|| post_traces(&server, &export, false));
-            if answer.status == 503 || std::time::Instant::now() > deadline {
-                break answer;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        // Each holds its declared length from its headers on.
+        while server.bytes_in_flight() < 2 * (490 * KIB + 10) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                server.bytes_in_flight()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let export = traces_request(300 * KIB);
+        let small = gzip(&export);
+        assert!(small.len() < 10 * KIB, "{}", small.len());
+        let post = |body: &[u8], gz| tokio::task::block_in_place(|| post_traces(&server, body, gz));
+
+        let refused = post(&export, false);
         assert_eq!(refused.status, 503, "{}", refused.text());
         assert_eq!(refused.header("retry-after"), Some("1"));
         assert!(
@@ -900,32 +1017,60 @@ mod tests {
             "{}",
             refused.text()
         );
-        let status = grpc_traces(&server, export.clone()).await.unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-        assert!(
-            status.message().contains("bytes of requests in flight"),
-            "{status:?}"
-        );
-        // A compressed body counts what it decompresses to: 20 KiB of gzip
-        // that inflates past what is left of the budget.
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(&traces_request(300 * KIB)).unwrap();
-        let small = gz.finish().unwrap();
-        assert!(small.len() < 20 * KIB, "{}", small.len());
-        let answer = tokio::task::block_in_place(|| post_traces(&server, &small, true));
-        assert_eq!(answer.status, 503, "{}", answer.text());
-        // The holder finishes (a body of zeros is no export: 400), and its
-        // share is given back.
-        holder.write_all(&vec![0u8; 100 * KIB]).unwrap();
-        let mut answer = String::new();
-        std::io::Read::read_to_string(&mut holder, &mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-        let answer = tokio::task::block_in_place(|| post_traces(&server, &export, false));
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        let answer = tokio::task::block_in_place(|| post_traces(&server, &small, true));
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        grpc_traces(&server, export).await.unwrap();
+        let inflated = post(&small, true);
+        assert_eq!(inflated.status, 503, "{}", inflated.text());
+        for gz in [false, true] {
+            let status = grpc_traces(&server, export.clone(), gz).await.unwrap_err();
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unavailable,
+                "gzip {gz}: {status:?}"
+            );
+            assert!(
+                status.message().contains("bytes of requests in flight"),
+                "{status:?}"
+            );
+        }
+        // Over the size limit is a 400 whatever the budget holds.
+        let oversized = post(&vec![0u8; 600 * KIB], false);
+        assert_eq!(oversized.status, 400, "{}", oversized.text());
+
+        for h in &mut holders {
+            h.write_all(&[0u8; 10]).unwrap();
+            let mut answer = String::new();
+            h.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        }
+        assert_eq!(server.bytes_in_flight(), 0);
+        assert_eq!(post(&export, false).status, 200);
+        assert_eq!(post(&small, true).status, 200);
+        grpc_traces(&server, export.clone(), false).await.unwrap();
+        grpc_traces(&server, export, true).await.unwrap();
+        assert_eq!(server.bytes_in_flight(), 0);
         server.shutdown();
+    }
+
+    #[test]
+    fn a_budget_under_twice_the_body_limit_is_refused_with_what_to_change() {
+        let config = ServerConfig {
+            max_body_bytes: 1000,
+            max_bytes_in_flight: 1999,
+            ..ServerConfig::default()
+        };
+        let e = OtlpServer::start(config.clone(), Arc::new(Accept)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("max_bytes_in_flight (1999)") && msg.contains("max_body_bytes (1000)"),
+            "{msg}"
+        );
+        let config = ServerConfig {
+            max_bytes_in_flight: 2000,
+            ..config
+        };
+        OtlpServer::start(config, Arc::new(Accept))
+            .unwrap()
+            .shutdown();
     }
 
     /// A partial success carries its rejected count in each signal's own
