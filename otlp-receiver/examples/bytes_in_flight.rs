@@ -6,6 +6,11 @@
 //! BUDGET_MIB; `0` means none), has CLIENTS connections each send all but the
 //! last byte of a MIB-MiB body, waits until all have, then sends the last
 //! bytes; prints the answers and the process's peak RSS (`VmHWM`).
+//!
+//! `... --example bytes_in_flight -- bomb SPANS RESOURCE_KIB` sends one export
+//! of SPANS empty spans under a resource attribute of RESOURCE_KIB KiB (the
+//! model copies the resource onto each span) and prints the answer and the
+//! peak RSS.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Barrier};
@@ -32,8 +37,68 @@ fn peak_rss_mib() -> u64 {
         .map_or(0, |kib| kib / 1024)
 }
 
+/// One export of `spans` empty spans under a `resource_kib` KiB attribute.
+fn bomb(spans: usize, resource_kib: usize) -> Result<(), String> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message as _;
+    let body = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "r".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("x".repeat(resource_kib << 10))),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); spans],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let server = OtlpServer::start(ServerConfig::default(), Arc::new(Discard))
+        .map_err(|e| format!("cannot start the receiver: {e}"))?;
+    let before = peak_rss_mib();
+    let mut s = std::net::TcpStream::connect(server.http_addr()).map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .and_then(|()| s.write_all(&body))
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    println!(
+        "one export of {} KiB ({spans} empty spans, a {resource_kib} KiB resource): answer {:?}; peak RSS {before} MiB before it, {} MiB after",
+        body.len() >> 10,
+        answer.lines().next().unwrap_or(""),
+        peak_rss_mib()
+    );
+    server.shutdown();
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("bomb") {
+        let n = |i: usize| -> Result<usize, String> {
+            args.get(i)
+                .ok_or("usage: bomb SPANS RESOURCE_KIB")?
+                .parse()
+                .map_err(|e| format!("argument {i}: {e}; usage: bomb SPANS RESOURCE_KIB"))
+        };
+        return bomb(n(1)?, n(2)?);
+    }
     let number = |i: usize, default: usize| {
         args.get(i).map_or(Ok(default), |a| {
             a.parse::<usize>().map_err(|e| {

@@ -66,6 +66,11 @@ impl ByteBudget {
         }
     }
 
+    /// The most all requests may hold at once.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Bytes held now, over all requests.
     pub(crate) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
@@ -73,6 +78,11 @@ impl ByteBudget {
 }
 
 impl Reservation {
+    /// The budget this reservation is part of.
+    pub(crate) fn budget(&self) -> &ByteBudget {
+        &self.budget
+    }
+
     /// Takes `bytes` more, or nothing if that would pass the limit.
     pub(crate) fn grow(&self, bytes: usize) -> Result<(), Exhausted> {
         let limit = self.budget.limit;

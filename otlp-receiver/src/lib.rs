@@ -27,6 +27,7 @@
 //! ```
 
 mod budget;
+mod decoded_size;
 mod forward;
 mod model;
 mod recorder;

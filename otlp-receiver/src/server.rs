@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::budget::{BudgetedBody, BudgetedRead, ByteBudget, Exhausted, Reservation};
+use crate::decoded_size;
 use crate::model::{
     self, ReceivedLog, ReceivedMetric, ReceivedSpan, RequestOutcome, Signal, Transport,
 };
@@ -175,10 +176,12 @@ pub struct ServerConfig {
     /// Largest accepted request body, compressed or decompressed: bounds the
     /// memory one hostile or broken request can take.
     pub max_body_bytes: usize,
-    /// Bytes all requests in flight may hold at once, read and decompressed,
-    /// over both listeners: bounds the memory of many such requests. Past
-    /// it a request is refused with a retryable answer (HTTP 503 with
-    /// `Retry-After`, gRPC `UNAVAILABLE`).
+    /// Bytes all requests in flight may hold at once over both listeners:
+    /// what they declare, read, decompress and decode to (estimated before
+    /// decoding, about 7–25 times the protobuf). Past it a request is
+    /// refused with a retryable answer (HTTP 503 with `Retry-After`, gRPC
+    /// `UNAVAILABLE`); one that would decode to more than all of it, with
+    /// a 400 (`INVALID_ARGUMENT`) that asks for smaller batches.
     pub max_bytes_in_flight: usize,
 }
 
@@ -189,7 +192,7 @@ impl Default for ServerConfig {
             grpc: loopback,
             http: loopback,
             max_body_bytes: 16 * 1024 * 1024,
-            max_bytes_in_flight: 64 * 1024 * 1024,
+            max_bytes_in_flight: 256 * 1024 * 1024,
         }
     }
 }
@@ -572,6 +575,9 @@ struct ExportHandler {
     shared: Arc<Served>,
     signal: Signal,
     headers: BTreeMap<String, String>,
+    /// The request's share of the bytes in flight, grown by what the
+    /// message decodes to before it is decoded.
+    reservation: Arc<Reservation>,
 }
 
 impl tonic::server::UnaryService<Bytes> for ExportHandler {
@@ -581,6 +587,17 @@ impl tonic::server::UnaryService<Bytes> for ExportHandler {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let body = request.into_inner();
         let headers = std::mem::take(&mut self.headers);
+        if let Err(refused) = reserve_decoded(&self.reservation, self.signal, &body, false) {
+            let status = match refused {
+                Refused::Retry(exhausted) => tonic::Status::unavailable(exhausted.to_string()),
+                Refused::Never(msg) => {
+                    self.shared
+                        .receive(self.signal, Transport::Grpc, headers, body, None);
+                    tonic::Status::invalid_argument(msg)
+                }
+            };
+            return std::future::ready(Err(status));
+        }
         let result = match Batch::decode(self.signal, Transport::Grpc, &body) {
             Err(msg) => {
                 self.shared
@@ -644,6 +661,7 @@ async fn grpc_route(
         shared,
         signal,
         headers: capture_headers(req.headers()),
+        reservation: Arc::clone(&reservation),
     };
     // The reservation is held by the codec and the body, both dropped once
     // the request is answered.
@@ -666,6 +684,38 @@ fn plain(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+/// Why an export's decoded size was not reserved.
+enum Refused {
+    /// Not now: the budget is taken by other requests.
+    Retry(Exhausted),
+    /// Never: it decodes to more than the whole budget, or is malformed.
+    Never(String),
+}
+
+/// Takes what `body` decodes to from the request's reservation before it
+/// is decoded (see `decoded_size`).
+fn reserve_decoded(
+    reservation: &Reservation,
+    signal: Signal,
+    body: &[u8],
+    json: bool,
+) -> Result<(), Refused> {
+    let estimate = if json {
+        decoded_size::estimate_json(body)
+    } else {
+        decoded_size::estimate(signal, body)
+            .map_err(|e| Refused::Never(format!("invalid OTLP protobuf: {e}")))?
+    };
+    let limit = reservation.budget().limit();
+    if estimate > limit {
+        return Err(Refused::Never(format!(
+            "the export would decode to about {estimate} bytes, more than the receiver's \
+             {limit} bytes for all requests in flight; send smaller batches"
+        )));
+    }
+    reservation.grow(estimate).map_err(Refused::Retry)
 }
 
 /// Why a compressed body was not inflated.
@@ -813,6 +863,13 @@ async fn http_route(
         Err(Inflate::Refused(exhausted)) => return Ok(http_refusal(&exhausted.to_string())),
         Err(Inflate::Invalid(msg)) => Err(msg),
     };
+    if let Ok(body) = &body {
+        match reserve_decoded(&reservation, signal, body, json) {
+            Ok(()) => {}
+            Err(Refused::Retry(exhausted)) => return Ok(http_refusal(&exhausted.to_string())),
+            Err(Refused::Never(msg)) => return invalid(StatusCode::BAD_REQUEST, &msg, headers),
+        }
+    }
     let decoded = body.and_then(|b| {
         if json {
             Batch::decode_json(signal, Transport::Http, &b).map(|(d, proto)| (proto, d))
@@ -1046,6 +1103,82 @@ mod tests {
         assert_eq!(post(&small, true).status, 200);
         grpc_traces(&server, export.clone(), false).await.unwrap();
         grpc_traces(&server, export, true).await.unwrap();
+        assert_eq!(server.bytes_in_flight(), 0);
+        server.shutdown();
+    }
+
+    /// 1 MiB of resource attributes over 100,000 empty spans is 1.1 MB of
+    /// protobuf that the model would copy into about 100 GB: refused before
+    /// decoding, as never fitting, over both protocols; an ordinary batch
+    /// is taken, and nothing stays reserved.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exports_that_would_decode_past_the_budget_are_refused_before_decoding() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let kv = |key: &str, value: String| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value)),
+            }),
+            ..Default::default()
+        };
+        let request = |resource: Vec<KeyValue>, spans: Vec<Span>| {
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: resource,
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        };
+        let bomb = request(
+            vec![kv("r", "x".repeat(1 << 20))],
+            vec![Span::default(); 100_000],
+        );
+        let ordinary = request(
+            vec![kv("service.name", "token-engine".into())],
+            (0..512)
+                .map(|i| Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    name: format!("step {i}"),
+                    attributes: (0..10)
+                        .map(|a| kv(&format!("k{a}"), "v".repeat(20)))
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        let server = OtlpServer::start(ServerConfig::default(), Arc::new(Accept)).unwrap();
+        let post = |body: &[u8]| tokio::task::block_in_place(|| post_traces(&server, body, false));
+        let refused = post(&bomb);
+        assert_eq!(refused.status, 400, "{}", refused.text());
+        assert!(
+            refused.text().contains("would decode to about"),
+            "{}",
+            refused.text()
+        );
+        assert!(
+            refused.text().contains("send smaller batches"),
+            "{}",
+            refused.text()
+        );
+        let status = grpc_traces(&server, bomb, false).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().contains("would decode to about"),
+            "{status:?}"
+        );
+        assert_eq!(post(&ordinary).status, 200);
+        grpc_traces(&server, ordinary, true).await.unwrap();
         assert_eq!(server.bytes_in_flight(), 0);
         server.shutdown();
     }

@@ -1,0 +1,443 @@
+//! What an export request decodes to, estimated from its bytes before it is
+//! decoded, so that the estimate can be taken from the budget of bytes in
+//! flight first.
+//!
+//! Decoding multiplies: an empty span is 2 bytes of protobuf and a few
+//! hundred once decoded into `opentelemetry-proto`'s structs and again into
+//! the flat model, and the model copies each resource's attributes onto
+//! every item under it (1 MiB of resource attributes over 100,000 empty
+//! spans is 100 GB). The wire is walked once with the OTLP schema's
+//! message fields, without allocating, and every message is charged what
+//! its decoded forms take; strings and bytes are charged twice (decoded,
+//! then copied into the model), and each item is charged a copy of its
+//! resource and scope.
+
+use std::mem::size_of;
+
+use opentelemetry_proto::tonic::common::v1 as common;
+use opentelemetry_proto::tonic::logs::v1 as logs;
+use opentelemetry_proto::tonic::metrics::v1 as metrics;
+use opentelemetry_proto::tonic::resource::v1 as resource;
+use opentelemetry_proto::tonic::trace::v1 as trace;
+
+use crate::model::{
+    AttrValue, ReceivedEvent, ReceivedLink, ReceivedLog, ReceivedMetric, ReceivedSpan, Signal,
+};
+
+/// prost's own recursion limit: deeper messages fail to decode anyway.
+const MAX_DEPTH: u32 = 100;
+
+/// One entry of an attribute map in the model: key, value, and a share of
+/// the tree's node.
+const MODEL_ATTRIBUTE: usize = size_of::<String>() + size_of::<AttrValue>() + 16;
+
+/// The OTLP messages an export request is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Msg {
+    TracesRequest,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Event,
+    Link,
+    Status,
+    LogsRequest,
+    ResourceLogs,
+    ScopeLogs,
+    LogRecord,
+    MetricsRequest,
+    ResourceMetrics,
+    ScopeMetrics,
+    Metric,
+    Gauge,
+    Sum,
+    Histogram,
+    ExponentialHistogram,
+    Summary,
+    NumberDataPoint,
+    HistogramDataPoint,
+    ExponentialHistogramDataPoint,
+    Buckets,
+    SummaryDataPoint,
+    ValueAtQuantile,
+    Exemplar,
+    Resource,
+    EntityRef,
+    Scope,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KeyValueList,
+}
+
+impl Msg {
+    /// The message in field `field`, when that field is a message.
+    fn child(self, field: u32) -> Option<Msg> {
+        use Msg::*;
+        Some(match (self, field) {
+            (TracesRequest, 1) => ResourceSpans,
+            (ResourceSpans, 1) | (ResourceLogs, 1) | (ResourceMetrics, 1) => Resource,
+            (ResourceSpans, 2) => ScopeSpans,
+            (ScopeSpans, 1) | (ScopeLogs, 1) | (ScopeMetrics, 1) => Scope,
+            (ScopeSpans, 2) => Span,
+            (Span, 9) | (Event, 3) | (Link, 4) => KeyValue,
+            (Span, 11) => Event,
+            (Span, 13) => Link,
+            (Span, 15) => Status,
+            (LogsRequest, 1) => ResourceLogs,
+            (ResourceLogs, 2) => ScopeLogs,
+            (ScopeLogs, 2) => LogRecord,
+            (LogRecord, 5) => AnyValue,
+            (LogRecord, 6) => KeyValue,
+            (MetricsRequest, 1) => ResourceMetrics,
+            (ResourceMetrics, 2) => ScopeMetrics,
+            (ScopeMetrics, 2) => Metric,
+            (Metric, 5) => Gauge,
+            (Metric, 7) => Sum,
+            (Metric, 9) => Histogram,
+            (Metric, 10) => ExponentialHistogram,
+            (Metric, 11) => Summary,
+            (Metric, 12) => KeyValue,
+            (Gauge, 1) | (Sum, 1) => NumberDataPoint,
+            (Histogram, 1) => HistogramDataPoint,
+            (ExponentialHistogram, 1) => ExponentialHistogramDataPoint,
+            (Summary, 1) => SummaryDataPoint,
+            (NumberDataPoint, 7)
+            | (HistogramDataPoint, 9)
+            | (ExponentialHistogramDataPoint, 1)
+            | (SummaryDataPoint, 7)
+            | (Exemplar, 7) => KeyValue,
+            (NumberDataPoint, 5)
+            | (HistogramDataPoint, 8)
+            | (ExponentialHistogramDataPoint, 11) => Exemplar,
+            (ExponentialHistogramDataPoint, 8 | 9) => Buckets,
+            (SummaryDataPoint, 6) => ValueAtQuantile,
+            (Resource, 1) | (Scope, 3) | (KeyValueList, 1) => KeyValue,
+            (Resource, 3) => EntityRef,
+            (KeyValue, 2) | (ArrayValue, 1) => AnyValue,
+            (AnyValue, 5) => ArrayValue,
+            (AnyValue, 6) => KeyValueList,
+            _ => return None,
+        })
+    }
+
+    /// Whether length-delimited field `field` holds packed varints, which
+    /// decode to 8 bytes each from as little as 1.
+    fn packed_varints(self, field: u32) -> bool {
+        matches!((self, field), (Msg::Buckets, 2))
+    }
+
+    /// What one decoded instance takes: prost's struct, and the model's
+    /// where the model keeps one per instance.
+    fn cost(self) -> usize {
+        use Msg::*;
+        match self {
+            TracesRequest | LogsRequest | MetricsRequest => 0,
+            ResourceSpans => size_of::<trace::ResourceSpans>(),
+            ScopeSpans => size_of::<trace::ScopeSpans>(),
+            Span => size_of::<trace::Span>() + size_of::<ReceivedSpan>(),
+            Event => size_of::<trace::span::Event>() + size_of::<ReceivedEvent>(),
+            Link => size_of::<trace::span::Link>() + size_of::<ReceivedLink>(),
+            Status => size_of::<trace::Status>(),
+            ResourceLogs => size_of::<logs::ResourceLogs>(),
+            ScopeLogs => size_of::<logs::ScopeLogs>(),
+            LogRecord => size_of::<logs::LogRecord>() + size_of::<ReceivedLog>(),
+            ResourceMetrics => size_of::<metrics::ResourceMetrics>(),
+            ScopeMetrics => size_of::<metrics::ScopeMetrics>(),
+            Metric => size_of::<metrics::Metric>() + size_of::<ReceivedMetric>(),
+            Gauge => size_of::<metrics::Gauge>(),
+            Sum => size_of::<metrics::Sum>(),
+            Histogram => size_of::<metrics::Histogram>(),
+            ExponentialHistogram => size_of::<metrics::ExponentialHistogram>(),
+            Summary => size_of::<metrics::Summary>(),
+            NumberDataPoint => size_of::<metrics::NumberDataPoint>(),
+            HistogramDataPoint => size_of::<metrics::HistogramDataPoint>(),
+            ExponentialHistogramDataPoint => size_of::<metrics::ExponentialHistogramDataPoint>(),
+            Buckets => size_of::<metrics::exponential_histogram_data_point::Buckets>(),
+            SummaryDataPoint => size_of::<metrics::SummaryDataPoint>(),
+            ValueAtQuantile => size_of::<metrics::summary_data_point::ValueAtQuantile>(),
+            Exemplar => size_of::<metrics::Exemplar>(),
+            Resource => size_of::<resource::Resource>(),
+            EntityRef => size_of::<common::EntityRef>(),
+            Scope => size_of::<common::InstrumentationScope>(),
+            KeyValue => size_of::<common::KeyValue>() + MODEL_ATTRIBUTE,
+            AnyValue => size_of::<common::AnyValue>() + size_of::<AttrValue>(),
+            ArrayValue => size_of::<common::ArrayValue>(),
+            KeyValueList => size_of::<common::KeyValueList>(),
+        }
+    }
+
+    /// Whether the model makes one item (span, metric, log record) of it.
+    fn is_item(self) -> bool {
+        matches!(self, Msg::Span | Msg::Metric | Msg::LogRecord)
+    }
+}
+
+/// What a message's subtree decodes to.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    bytes: usize,
+    items: usize,
+}
+
+/// Estimated bytes the protobuf export request `wire` of `signal` decodes
+/// to, the request's own bytes not included.
+///
+/// # Errors
+/// When `wire` is not well-formed protobuf (the decoder would refuse it too).
+pub(crate) fn estimate(signal: Signal, wire: &[u8]) -> Result<usize, String> {
+    let root = match signal {
+        Signal::Traces => Msg::TracesRequest,
+        Signal::Metrics => Msg::MetricsRequest,
+        Signal::Logs => Msg::LogsRequest,
+    };
+    walk(root, wire, 0).map(|t| t.bytes)
+}
+
+/// Estimated bytes an OTLP/JSON export request decodes to: every object
+/// may be a message, charged as the largest one, and strings twice, as in
+/// [`estimate`]; the re-encoded protobuf is as large as the input at most.
+pub(crate) fn estimate_json(json: &[u8]) -> usize {
+    const LARGEST: usize = {
+        let span = size_of::<trace::Span>() + size_of::<ReceivedSpan>();
+        let log = size_of::<logs::LogRecord>() + size_of::<ReceivedLog>();
+        let metric = size_of::<metrics::Metric>() + size_of::<ReceivedMetric>();
+        let a = if span > log { span } else { log };
+        if a > metric { a } else { metric }
+    };
+    let objects = json.iter().filter(|&&b| b == b'{').count();
+    objects
+        .saturating_mul(LARGEST)
+        .saturating_add(json.len().saturating_mul(3))
+}
+
+fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("messages nested deeper than {MAX_DEPTH}"));
+    }
+    let mut tally = Tally {
+        bytes: msg.cost(),
+        items: usize::from(msg.is_item()),
+    };
+    // A resource's and a scope's decoded size, copied onto each item under
+    // them by the model.
+    let mut shared = 0usize;
+    let mut shared_items = 0usize;
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        let field = u32::try_from(key >> 3)
+            .ok()
+            .filter(|&f| f != 0)
+            .ok_or("a field number of 0 or out of range")?;
+        match key & 7 {
+            0 => {
+                varint(&mut buf)?;
+            }
+            1 => buf = skip(buf, 8)?,
+            5 => buf = skip(buf, 4)?,
+            2 => {
+                let len = usize::try_from(varint(&mut buf)?).map_err(|_| "length out of range")?;
+                let payload = buf
+                    .get(..len)
+                    .ok_or("a length past the end of the message")?;
+                buf = &buf[len..];
+                match msg.child(field) {
+                    Some(child) => {
+                        let sub = walk(child, payload, depth + 1)?;
+                        if matches!(child, Msg::Resource | Msg::Scope) {
+                            shared = shared.saturating_add(sub.bytes);
+                        } else {
+                            shared_items = shared_items.saturating_add(sub.items);
+                        }
+                        tally.bytes = tally.bytes.saturating_add(sub.bytes);
+                        tally.items = tally.items.saturating_add(sub.items);
+                    }
+                    None if msg.packed_varints(field) => {
+                        tally.bytes = tally.bytes.saturating_add(len.saturating_mul(8));
+                    }
+                    None => tally.bytes = tally.bytes.saturating_add(len.saturating_mul(2)),
+                }
+            }
+            other => return Err(format!("wire type {other} (groups) is not used by OTLP")),
+        }
+    }
+    tally.bytes = tally
+        .bytes
+        .saturating_add(shared.saturating_mul(shared_items));
+    Ok(tally)
+}
+
+fn skip(buf: &[u8], n: usize) -> Result<&[u8], String> {
+    buf.get(n..)
+        .ok_or_else(|| "a value past the end of the message".to_string())
+}
+
+fn varint(buf: &mut &[u8]) -> Result<u64, String> {
+    let mut value = 0u64;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *buf = &buf[i + 1..];
+            return Ok(value);
+        }
+    }
+    Err("a malformed varint".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+
+    fn kv(key: &str, value: &str) -> common::KeyValue {
+        common::KeyValue {
+            key: key.into(),
+            value: Some(common::AnyValue {
+                value: Some(common::any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resource(attributes: Vec<common::KeyValue>) -> Option<resource::Resource> {
+        Some(resource::Resource {
+            attributes,
+            ..Default::default()
+        })
+    }
+
+    fn spans(resource_attrs: Vec<common::KeyValue>, spans: Vec<trace::Span>) -> Vec<u8> {
+        ExportTraceServiceRequest {
+            resource_spans: vec![trace::ResourceSpans {
+                resource: resource(resource_attrs),
+                scope_spans: vec![trace::ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn span(attrs: usize) -> trace::Span {
+        trace::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "GET /orders/{id}".into(),
+            attributes: (0..attrs).map(|i| kv(&format!("k{i}"), "value")).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The heap a decode really takes is not measured here; what must hold
+    /// is that the estimate is not below the structs it counts, and grows
+    /// with what the model copies.
+    #[test]
+    fn an_item_is_charged_its_structs_its_strings_and_a_copy_of_its_resource() {
+        let one = spans(vec![], vec![span(0)]);
+        let bare = estimate(Signal::Traces, &one).unwrap();
+        assert!(bare >= size_of::<trace::Span>() + size_of::<ReceivedSpan>());
+        // Each attribute adds at least its structs.
+        let with = estimate(Signal::Traces, &spans(vec![], vec![span(3)])).unwrap();
+        assert!(with >= bare + 3 * (size_of::<common::KeyValue>() + MODEL_ATTRIBUTE));
+        // A resource is charged once per item under it.
+        let big = vec![kv("r", &"x".repeat(10_000))];
+        let one_item = estimate(Signal::Traces, &spans(big.clone(), vec![span(0)])).unwrap();
+        let ten_items = estimate(Signal::Traces, &spans(big, vec![span(0); 10])).unwrap();
+        assert!(ten_items - one_item >= 9 * 20_000, "{one_item} {ten_items}");
+    }
+
+    #[test]
+    fn empty_items_under_a_large_resource_are_charged_what_the_model_copies() {
+        // 1 MiB of resource attributes over 100,000 empty spans: 1.4 MB of
+        // protobuf that the model would copy into 100 GB.
+        let wire = spans(
+            vec![kv("r", &"x".repeat(1 << 20))],
+            vec![trace::Span::default(); 100_000],
+        );
+        assert!(wire.len() < 2 << 20, "{}", wire.len());
+        let estimate = estimate(Signal::Traces, &wire).unwrap();
+        assert!(estimate > 100_000 << 20, "{estimate}");
+    }
+
+    #[test]
+    fn every_signal_and_nesting_is_walked() {
+        let metrics = ExportMetricsServiceRequest {
+            resource_metrics: vec![metrics::ResourceMetrics {
+                scope_metrics: vec![metrics::ScopeMetrics {
+                    metrics: vec![metrics::Metric {
+                        name: "m".into(),
+                        data: Some(metrics::metric::Data::Histogram(metrics::Histogram {
+                            data_points: vec![metrics::HistogramDataPoint::default(); 1000],
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        let points = estimate(Signal::Metrics, &metrics).unwrap();
+        assert!(
+            points >= 1000 * size_of::<metrics::HistogramDataPoint>(),
+            "{points}"
+        );
+        let logs = ExportLogsServiceRequest {
+            resource_logs: vec![logs::ResourceLogs {
+                scope_logs: vec![logs::ScopeLogs {
+                    log_records: vec![logs::LogRecord::default(); 1000],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        let records = estimate(Signal::Logs, &logs).unwrap();
+        assert!(records >= 1000 * size_of::<ReceivedLog>(), "{records}");
+        // Arrays in arrays: each level is charged.
+        let mut value = common::AnyValue::default();
+        for _ in 0..40 {
+            value = common::AnyValue {
+                value: Some(common::any_value::Value::ArrayValue(common::ArrayValue {
+                    values: vec![value],
+                })),
+            };
+        }
+        let nested = spans(
+            vec![],
+            vec![trace::Span {
+                attributes: vec![common::KeyValue {
+                    key: "a".into(),
+                    value: Some(value),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        );
+        let deep = estimate(Signal::Traces, &nested).unwrap();
+        assert!(deep >= 40 * size_of::<common::AnyValue>(), "{deep}");
+    }
+
+    #[test]
+    fn malformed_wire_is_refused_not_walked_past_its_end() {
+        let mut wire = spans(vec![], vec![span(1)]);
+        wire.truncate(wire.len() - 3);
+        assert!(estimate(Signal::Traces, &wire).is_err());
+        assert!(estimate(Signal::Traces, &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(estimate(Signal::Traces, &[0x0b]).is_err(), "a group");
+        assert!(estimate(Signal::Traces, &[0x00, 0x00]).is_err(), "field 0");
+        assert_eq!(estimate(Signal::Traces, &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn json_objects_are_each_charged_the_largest_message() {
+        let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{},{}]}]}]}"#;
+        assert!(estimate_json(json) >= 6 * size_of::<ReceivedSpan>());
+    }
+}
