@@ -50,7 +50,9 @@ fn bomb(spans: usize, resource_kib: usize) -> Result<(), String> {
                 attributes: vec![KeyValue {
                     key: "r".into(),
                     value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("x".repeat(resource_kib << 10))),
+                        value: Some(any_value::Value::StringValue(
+                            "x".repeat(resource_kib << 10),
+                        )),
                     }),
                     ..Default::default()
                 }],
