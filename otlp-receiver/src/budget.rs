@@ -36,14 +36,18 @@ pub(crate) struct Reservation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Exhausted {
     pub limit: usize,
+    /// What the request was taking: its declared length, its body, what it
+    /// decompresses or decodes to.
+    pub what: &'static str,
 }
 
 impl std::fmt::Display for Exhausted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the receiver holds its limit of {} bytes of requests in flight; retry later",
-            self.limit
+            "the receiver holds its limit of {} bytes of requests in flight, with no room for \
+             {}; retry later",
+            self.limit, self.what
         )
     }
 }
@@ -83,15 +87,20 @@ impl Reservation {
         &self.budget
     }
 
-    /// Takes `bytes` more, or nothing if that would pass the limit.
-    pub(crate) fn grow(&self, bytes: usize) -> Result<(), Exhausted> {
+    /// Bytes this request holds.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Takes `bytes` more for `what`, or nothing if that would pass the limit.
+    pub(crate) fn grow(&self, bytes: usize, what: &'static str) -> Result<(), Exhausted> {
         let limit = self.budget.limit;
         self.budget
             .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 held.checked_add(bytes).filter(|&after| after <= limit)
             })
-            .map_err(|_| Exhausted { limit })?;
+            .map_err(|_| Exhausted { limit, what })?;
         self.held.fetch_add(bytes, Ordering::AcqRel);
         Ok(())
     }
@@ -143,7 +152,9 @@ pub(crate) struct BudgetedRead<'a, R> {
 impl<R: std::io::Read> std::io::Read for BudgetedRead<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.reservation.grow(n).map_err(std::io::Error::other)?;
+        self.reservation
+            .grow(n, "what it decompresses to")
+            .map_err(std::io::Error::other)?;
         Ok(n)
     }
 }
@@ -166,7 +177,8 @@ where
                 if let Some(data) = frame.data_ref() {
                     let prepaid = data.len().min(this.prepaid);
                     this.prepaid -= prepaid;
-                    if let Err(exhausted) = this.reservation.grow(data.len() - prepaid) {
+                    if let Err(exhausted) = this.reservation.grow(data.len() - prepaid, "its body")
+                    {
                         return Poll::Ready(Some(Err((this.refusal)(exhausted))));
                     }
                 }
@@ -196,19 +208,25 @@ mod tests {
         let budget = ByteBudget::new(100);
         let a = budget.reserve();
         let b = budget.reserve();
-        a.grow(60).unwrap();
-        assert_eq!(b.grow(41), Err(Exhausted { limit: 100 }));
-        b.grow(40).unwrap();
-        assert_eq!(budget.held(), 100);
-        assert!(a.grow(1).is_err());
+        a.grow(60, "x").unwrap();
+        assert_eq!(
+            b.grow(41, "its body"),
+            Err(Exhausted {
+                limit: 100,
+                what: "its body"
+            })
+        );
+        b.grow(40, "x").unwrap();
+        assert_eq!((budget.held(), a.held(), b.held()), (100, 60, 40));
+        assert!(a.grow(1, "x").is_err());
         drop(a);
         assert_eq!(budget.held(), 40);
-        b.grow(60).unwrap();
+        b.grow(60, "x").unwrap();
         drop(b);
         assert_eq!(budget.held(), 0);
         // A request larger than the whole budget never fits, and takes nothing.
         let c = budget.reserve();
-        assert!(c.grow(usize::MAX).is_err());
+        assert!(c.grow(usize::MAX, "x").is_err());
         assert_eq!(budget.held(), 0);
     }
 }

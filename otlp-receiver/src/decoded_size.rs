@@ -6,11 +6,18 @@
 //! hundred once decoded into `opentelemetry-proto`'s structs and again into
 //! the flat model, and the model copies each resource's attributes onto
 //! every item under it (1 MiB of resource attributes over 100,000 empty
-//! spans is 100 GB). The wire is walked once with the OTLP schema's
-//! message fields, without allocating, and every message is charged what
-//! its decoded forms take; strings and bytes are charged twice (decoded,
-//! then copied into the model), and each item is charged a copy of its
-//! resource and scope.
+//! spans was 100 GB before the model shared resources). The wire is walked
+//! once with the OTLP schema's message fields, without allocating, and
+//! charged what decoding takes:
+//! - every message, prost's struct and the model's, and an attribute map's
+//!   first node where the model keeps a map for it;
+//! - every scalar, as an element of a repeated field (prost accepts them
+//!   unpacked, one element per key, in a vector that may double);
+//! - strings and bytes three times (decoded, copied into the model, ids
+//!   turned to hex), bytes in a value six (a log body's bytes are
+//!   rendered with `{:?}`), packed varints 24 times (1 byte to 8, a vector
+//!   that may double, the model's copy);
+//! - each item a copy of its scope's name and version.
 
 use std::mem::size_of;
 
@@ -21,7 +28,8 @@ use opentelemetry_proto::tonic::resource::v1 as resource;
 use opentelemetry_proto::tonic::trace::v1 as trace;
 
 use crate::model::{
-    AttrValue, ReceivedEvent, ReceivedLink, ReceivedLog, ReceivedMetric, ReceivedSpan, Signal,
+    AttrValue, ExponentialPoint, HistogramPoint, NumberPoint, ReceivedEvent, ReceivedLink,
+    ReceivedLog, ReceivedMetric, ReceivedSpan, Signal,
 };
 
 /// prost's own recursion limit: deeper messages fail to decode anyway.
@@ -30,6 +38,17 @@ const MAX_DEPTH: u32 = 100;
 /// One entry of an attribute map in the model: key, value, and a share of
 /// the tree's node.
 const MODEL_ATTRIBUTE: usize = size_of::<String>() + size_of::<AttrValue>() + 16;
+
+/// The first node of a non-empty `BTreeMap<String, AttrValue>`: eleven
+/// keys and values and the node's header.
+const ATTRIBUTE_MAP: usize = 11 * (size_of::<String>() + size_of::<AttrValue>()) + 16;
+
+/// A scalar field: one element of a repeated field, twice over for a
+/// vector that may double.
+const SCALAR: usize = 16;
+
+/// A string or bytes field's own header, in prost and in the model.
+const STRING: usize = 2 * size_of::<String>();
 
 /// The OTLP messages an export request is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,27 +140,33 @@ impl Msg {
         })
     }
 
-    /// Whether length-delimited field `field` holds packed varints, which
-    /// decode to 8 bytes each from as little as 1.
-    fn packed_varints(self, field: u32) -> bool {
-        matches!((self, field), (Msg::Buckets, 2))
+    /// What a length-delimited field that is not a message takes per byte
+    /// of its payload, decoded and in the model.
+    fn per_byte(self, field: u32) -> usize {
+        match (self, field) {
+            // Packed varints: 1 byte to 8, a vector that may double, a copy.
+            (Msg::Buckets, 2) => 24,
+            // Bytes in a value: a log body's are rendered with `{:?}`.
+            (Msg::AnyValue, 7) => 6,
+            _ => 3,
+        }
     }
 
     /// What one decoded instance takes: prost's struct, and the model's
-    /// where the model keeps one per instance.
+    /// (with its attribute map) where the model keeps one per instance.
     fn cost(self) -> usize {
         use Msg::*;
         match self {
             TracesRequest | LogsRequest | MetricsRequest => 0,
             ResourceSpans => size_of::<trace::ResourceSpans>(),
             ScopeSpans => size_of::<trace::ScopeSpans>(),
-            Span => size_of::<trace::Span>() + size_of::<ReceivedSpan>(),
-            Event => size_of::<trace::span::Event>() + size_of::<ReceivedEvent>(),
-            Link => size_of::<trace::span::Link>() + size_of::<ReceivedLink>(),
+            Span => size_of::<trace::Span>() + size_of::<ReceivedSpan>() + ATTRIBUTE_MAP,
+            Event => size_of::<trace::span::Event>() + size_of::<ReceivedEvent>() + ATTRIBUTE_MAP,
+            Link => size_of::<trace::span::Link>() + size_of::<ReceivedLink>() + ATTRIBUTE_MAP,
             Status => size_of::<trace::Status>(),
             ResourceLogs => size_of::<logs::ResourceLogs>(),
             ScopeLogs => size_of::<logs::ScopeLogs>(),
-            LogRecord => size_of::<logs::LogRecord>() + size_of::<ReceivedLog>(),
+            LogRecord => size_of::<logs::LogRecord>() + size_of::<ReceivedLog>() + ATTRIBUTE_MAP,
             ResourceMetrics => size_of::<metrics::ResourceMetrics>(),
             ScopeMetrics => size_of::<metrics::ScopeMetrics>(),
             Metric => size_of::<metrics::Metric>() + size_of::<ReceivedMetric>(),
@@ -150,14 +175,24 @@ impl Msg {
             Histogram => size_of::<metrics::Histogram>(),
             ExponentialHistogram => size_of::<metrics::ExponentialHistogram>(),
             Summary => size_of::<metrics::Summary>(),
-            NumberDataPoint => size_of::<metrics::NumberDataPoint>(),
-            HistogramDataPoint => size_of::<metrics::HistogramDataPoint>(),
-            ExponentialHistogramDataPoint => size_of::<metrics::ExponentialHistogramDataPoint>(),
+            NumberDataPoint => {
+                size_of::<metrics::NumberDataPoint>() + size_of::<NumberPoint>() + ATTRIBUTE_MAP
+            }
+            HistogramDataPoint => {
+                size_of::<metrics::HistogramDataPoint>()
+                    + size_of::<HistogramPoint>()
+                    + ATTRIBUTE_MAP
+            }
+            ExponentialHistogramDataPoint => {
+                size_of::<metrics::ExponentialHistogramDataPoint>()
+                    + size_of::<ExponentialPoint>()
+                    + ATTRIBUTE_MAP
+            }
             Buckets => size_of::<metrics::exponential_histogram_data_point::Buckets>(),
-            SummaryDataPoint => size_of::<metrics::SummaryDataPoint>(),
+            SummaryDataPoint => size_of::<metrics::SummaryDataPoint>() + ATTRIBUTE_MAP,
             ValueAtQuantile => size_of::<metrics::summary_data_point::ValueAtQuantile>(),
             Exemplar => size_of::<metrics::Exemplar>(),
-            Resource => size_of::<resource::Resource>(),
+            Resource => size_of::<resource::Resource>() + ATTRIBUTE_MAP,
             EntityRef => size_of::<common::EntityRef>(),
             Scope => size_of::<common::InstrumentationScope>(),
             KeyValue => size_of::<common::KeyValue>() + MODEL_ATTRIBUTE,
@@ -195,20 +230,26 @@ pub(crate) fn estimate(signal: Signal, wire: &[u8]) -> Result<usize, String> {
 }
 
 /// Estimated bytes an OTLP/JSON export request decodes to: every object
-/// may be a message, charged as the largest one, and strings twice, as in
-/// [`estimate`]; the re-encoded protobuf is as large as the input at most.
+/// may be a message, charged as the largest with its attribute map; every
+/// comma may separate elements of a numeric array (2 bytes of JSON to 8 in
+/// prost and in the model, in vectors that may double); every byte may be
+/// in a string decoded, copied, and rendered as in [`estimate`]; and the
+/// request is re-encoded as protobuf. `{` and `,` inside strings are
+/// counted too, which only over-charges.
 pub(crate) fn estimate_json(json: &[u8]) -> usize {
     const LARGEST: usize = {
         let span = size_of::<trace::Span>() + size_of::<ReceivedSpan>();
         let log = size_of::<logs::LogRecord>() + size_of::<ReceivedLog>();
         let metric = size_of::<metrics::Metric>() + size_of::<ReceivedMetric>();
         let a = if span > log { span } else { log };
-        if a > metric { a } else { metric }
+        (if a > metric { a } else { metric }) + ATTRIBUTE_MAP
     };
     let objects = json.iter().filter(|&&b| b == b'{').count();
+    let commas = json.iter().filter(|&&b| b == b',').count();
     objects
         .saturating_mul(LARGEST)
-        .saturating_add(json.len().saturating_mul(3))
+        .saturating_add(commas.saturating_mul(4 * SCALAR))
+        .saturating_add(json.len().saturating_mul(7))
 }
 
 fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
@@ -219,8 +260,8 @@ fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
         bytes: msg.cost(),
         items: usize::from(msg.is_item()),
     };
-    // A resource's and a scope's decoded size, copied onto each item under
-    // them by the model.
+    // A scope's decoded size, charged again for each item under it: the
+    // model copies its name and version onto each (resources are shared).
     let mut shared = 0usize;
     let mut shared_items = 0usize;
     while !buf.is_empty() {
@@ -232,9 +273,16 @@ fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
         match key & 7 {
             0 => {
                 varint(&mut buf)?;
+                tally.bytes = tally.bytes.saturating_add(SCALAR);
             }
-            1 => buf = skip(buf, 8)?,
-            5 => buf = skip(buf, 4)?,
+            1 => {
+                buf = skip(buf, 8)?;
+                tally.bytes = tally.bytes.saturating_add(SCALAR);
+            }
+            5 => {
+                buf = skip(buf, 4)?;
+                tally.bytes = tally.bytes.saturating_add(SCALAR);
+            }
             2 => {
                 let len = usize::try_from(varint(&mut buf)?).map_err(|_| "length out of range")?;
                 let payload = buf
@@ -244,7 +292,7 @@ fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
                 match msg.child(field) {
                     Some(child) => {
                         let sub = walk(child, payload, depth + 1)?;
-                        if matches!(child, Msg::Resource | Msg::Scope) {
+                        if child == Msg::Scope {
                             shared = shared.saturating_add(sub.bytes);
                         } else {
                             shared_items = shared_items.saturating_add(sub.items);
@@ -252,10 +300,12 @@ fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
                         tally.bytes = tally.bytes.saturating_add(sub.bytes);
                         tally.items = tally.items.saturating_add(sub.items);
                     }
-                    None if msg.packed_varints(field) => {
-                        tally.bytes = tally.bytes.saturating_add(len.saturating_mul(8));
+                    None => {
+                        let bytes = len
+                            .saturating_mul(msg.per_byte(field))
+                            .saturating_add(STRING);
+                        tally.bytes = tally.bytes.saturating_add(bytes);
                     }
-                    None => tally.bytes = tally.bytes.saturating_add(len.saturating_mul(2)),
                 }
             }
             other => return Err(format!("wire type {other} (groups) is not used by OTLP")),
@@ -337,31 +387,84 @@ mod tests {
     /// is that the estimate is not below the structs it counts, and grows
     /// with what the model copies.
     #[test]
-    fn an_item_is_charged_its_structs_its_strings_and_a_copy_of_its_resource() {
+    fn an_item_is_charged_its_structs_its_strings_and_its_scope_not_its_resource() {
         let one = spans(vec![], vec![span(0)]);
         let bare = estimate(Signal::Traces, &one).unwrap();
-        assert!(bare >= size_of::<trace::Span>() + size_of::<ReceivedSpan>());
+        assert!(bare >= size_of::<trace::Span>() + size_of::<ReceivedSpan>() + ATTRIBUTE_MAP);
         // Each attribute adds at least its structs.
         let with = estimate(Signal::Traces, &spans(vec![], vec![span(3)])).unwrap();
         assert!(with >= bare + 3 * (size_of::<common::KeyValue>() + MODEL_ATTRIBUTE));
-        // A resource is charged once per item under it.
+        // A resource is charged once, however many items share it.
         let big = vec![kv("r", &"x".repeat(10_000))];
         let one_item = estimate(Signal::Traces, &spans(big.clone(), vec![span(0)])).unwrap();
         let ten_items = estimate(Signal::Traces, &spans(big, vec![span(0); 10])).unwrap();
-        assert!(ten_items - one_item >= 9 * 20_000, "{one_item} {ten_items}");
+        let per_span = estimate(Signal::Traces, &spans(vec![], vec![span(0); 2])).unwrap() - bare;
+        assert_eq!(ten_items - one_item, 9 * per_span);
+        assert!(one_item >= bare + 30_000, "{one_item}");
     }
 
     #[test]
-    fn empty_items_under_a_large_resource_are_charged_what_the_model_copies() {
-        // 1 MiB of resource attributes over 100,000 empty spans: 1.4 MB of
-        // protobuf that the model would copy into 100 GB.
+    fn empty_items_are_charged_what_they_decode_to() {
+        // 100,000 empty spans under 1 MiB of resource attributes: 1.2 MB of
+        // protobuf, over a hundred times that decoded.
         let wire = spans(
             vec![kv("r", &"x".repeat(1 << 20))],
             vec![trace::Span::default(); 100_000],
         );
         assert!(wire.len() < 2 << 20, "{}", wire.len());
         let estimate = estimate(Signal::Traces, &wire).unwrap();
-        assert!(estimate > 100_000 << 20, "{estimate}");
+        let floor = 100_000 * (size_of::<trace::Span>() + size_of::<ReceivedSpan>());
+        assert!(estimate > floor && estimate < 10 * floor, "{estimate}");
+    }
+
+    #[test]
+    fn repeated_scalars_are_charged_whether_packed_or_not() {
+        use metrics::exponential_histogram_data_point::Buckets;
+        let point = |counts: Vec<u64>| {
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![metrics::ResourceMetrics {
+                    scope_metrics: vec![metrics::ScopeMetrics {
+                        metrics: vec![metrics::Metric {
+                            data: Some(metrics::metric::Data::ExponentialHistogram(
+                                metrics::ExponentialHistogram {
+                                    data_points: vec![metrics::ExponentialHistogramDataPoint {
+                                        positive: Some(Buckets {
+                                            offset: 0,
+                                            bucket_counts: counts,
+                                        }),
+                                        ..Default::default()
+                                    }],
+                                    ..Default::default()
+                                },
+                            )),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        };
+        let empty = estimate(Signal::Metrics, &point(vec![])).unwrap();
+        // Packed: 10,000 one-byte varints that decode to 80,000 bytes.
+        let packed = estimate(Signal::Metrics, &point(vec![1; 10_000])).unwrap();
+        assert!(packed - empty >= 10_000 * 16, "{packed} {empty}");
+        // Unpacked, the same counts: one key and one varint each. prost
+        // accepts them; each is charged as an element.
+        let mut unpacked = Vec::new();
+        for _ in 0..10_000 {
+            unpacked.extend_from_slice(&[0x10, 0x01]); // field 2, varint 1
+        }
+        let bucket = |payload: &[u8]| {
+            let mut m = vec![0x42]; // ExponentialHistogramDataPoint.positive (8)
+            prost::encoding::encode_varint(payload.len() as u64, &mut m);
+            m.extend_from_slice(payload);
+            m
+        };
+        let point_bytes = bucket(&unpacked);
+        let walked = walk(Msg::ExponentialHistogramDataPoint, &point_bytes, 0).unwrap();
+        assert!(walked.bytes >= 10_000 * 16, "{}", walked.bytes);
     }
 
     #[test]
@@ -436,8 +539,30 @@ mod tests {
     }
 
     #[test]
-    fn json_objects_are_each_charged_the_largest_message() {
-        let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{},{}]}]}]}"#;
-        assert!(estimate_json(json) >= 6 * size_of::<ReceivedSpan>());
+    fn json_is_charged_at_least_its_protobuf() {
+        // The same export as JSON is never estimated below its protobuf,
+        // whose walk charges by the schema.
+        let proto = ExportTraceServiceRequest {
+            resource_spans: vec![trace::ResourceSpans {
+                resource: resource(vec![kv("service.name", "token-engine")]),
+                scope_spans: vec![trace::ScopeSpans {
+                    spans: vec![span(5); 50],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let json = serde_json::to_vec(&proto).unwrap();
+        let from_wire = estimate(Signal::Traces, &proto.encode_to_vec()).unwrap();
+        assert!(
+            estimate_json(&json) >= from_wire,
+            "{} {from_wire}",
+            estimate_json(&json)
+        );
+        // Empty objects and numeric arrays, the cheapest JSON to send.
+        let empties = format!(r#"{{"spans":[{}]}}"#, vec!["{}"; 1000].join(","));
+        assert!(estimate_json(empties.as_bytes()) >= 1000 * size_of::<ReceivedSpan>());
+        let numbers = format!("[{}]", vec!["0"; 1000].join(","));
+        assert!(estimate_json(numbers.as_bytes()) >= 1000 * 16);
     }
 }

@@ -283,11 +283,17 @@ impl fmt::Debug for Tee {
 
 impl Sink for Tee {
     fn receive(&self, request: RequestInfo, batch: Option<Batch>) -> RequestOutcome {
+        // Every sink but the last gets a copy; the last takes the batch, so
+        // a tee of two holds two decoded batches at most, not three.
+        let Some((last, firsts)) = self.0.split_last() else {
+            return RequestOutcome::Accepted;
+        };
         let mut answer = None;
-        for sink in &self.0 {
+        for sink in firsts {
             let outcome = sink.receive(request.clone(), batch.clone());
             answer.get_or_insert(outcome);
         }
-        answer.unwrap_or(RequestOutcome::Accepted)
+        let outcome = last.receive(request, batch);
+        answer.unwrap_or(outcome)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -310,8 +311,9 @@ pub struct ReceivedLink {
 /// One span as received, with its resource and scope denormalised onto it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedSpan {
-    /// Resource attributes of the `ResourceSpans` the span came in.
-    pub resource: Attributes,
+    /// Resource attributes of the `ResourceSpans` the span came in, shared
+    /// by every span of it.
+    pub resource: Arc<Attributes>,
     /// Instrumentation scope name.
     pub scope_name: String,
     /// Instrumentation scope version (`None` when empty).
@@ -467,8 +469,9 @@ pub enum MetricData {
 /// One metric as received, with its resource and scope denormalised onto it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedMetric {
-    /// Resource attributes of the `ResourceMetrics` the metric came in.
-    pub resource: Attributes,
+    /// Resource attributes of the `ResourceMetrics` the metric came in,
+    /// shared by every metric of it.
+    pub resource: Arc<Attributes>,
     /// Instrumentation scope (meter) name.
     pub scope_name: String,
     /// Instrumentation scope version (`None` when empty).
@@ -535,8 +538,9 @@ pub fn find_span<'a>(spans: &'a [ReceivedSpan], name: &str) -> Option<&'a Receiv
 /// One log record as received, with its resource and scope denormalised onto it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedLog {
-    /// Resource attributes of the `ResourceLogs` the record came in.
-    pub resource: Attributes,
+    /// Resource attributes of the `ResourceLogs` the record came in, shared
+    /// by every record of it.
+    pub resource: Arc<Attributes>,
     /// Instrumentation scope name (for the tracing appender: the target/`opentelemetry-appender-tracing`).
     pub scope_name: String,
     /// Instrumentation scope version (`None` when empty).
@@ -675,7 +679,7 @@ fn metric_data(data: Option<&metric::Data>) -> MetricData {
 pub fn spans_from(req: &ExportTraceServiceRequest, transport: Transport) -> Vec<ReceivedSpan> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
-        let resource = Attributes::from_resource(rs.resource.as_ref());
+        let resource = Arc::new(Attributes::from_resource(rs.resource.as_ref()));
         for ss in &rs.scope_spans {
             let (scope_name, scope_version) = scope_parts(ss.scope.as_ref());
             for s in &ss.spans {
@@ -688,7 +692,7 @@ pub fn spans_from(req: &ExportTraceServiceRequest, transport: Transport) -> Vec<
                     None => SpanStatus::Unset,
                 };
                 out.push(ReceivedSpan {
-                    resource: resource.clone(),
+                    resource: Arc::clone(&resource),
                     scope_name: scope_name.clone(),
                     scope_version: scope_version.clone(),
                     trace_id: hex(&s.trace_id),
@@ -735,12 +739,12 @@ pub fn metrics_from(
 ) -> Vec<ReceivedMetric> {
     let mut out = Vec::new();
     for rm in &req.resource_metrics {
-        let resource = Attributes::from_resource(rm.resource.as_ref());
+        let resource = Arc::new(Attributes::from_resource(rm.resource.as_ref()));
         for sm in &rm.scope_metrics {
             let (scope_name, scope_version) = scope_parts(sm.scope.as_ref());
             for m in &sm.metrics {
                 out.push(ReceivedMetric {
-                    resource: resource.clone(),
+                    resource: Arc::clone(&resource),
                     scope_name: scope_name.clone(),
                     scope_version: scope_version.clone(),
                     name: m.name.clone(),
@@ -758,7 +762,7 @@ pub fn metrics_from(
 pub fn logs_from(req: &ExportLogsServiceRequest, transport: Transport) -> Vec<ReceivedLog> {
     let mut out = Vec::new();
     for rl in &req.resource_logs {
-        let resource = Attributes::from_resource(rl.resource.as_ref());
+        let resource = Arc::new(Attributes::from_resource(rl.resource.as_ref()));
         for sl in &rl.scope_logs {
             let (scope_name, scope_version) = scope_parts(sl.scope.as_ref());
             for r in &sl.log_records {
@@ -768,7 +772,7 @@ pub fn logs_from(req: &ExportLogsServiceRequest, transport: Transport) -> Vec<Re
                     Some(_) => Some(format!("{:?}", AttrValue::from_any(Some(b)))),
                 });
                 out.push(ReceivedLog {
-                    resource: resource.clone(),
+                    resource: Arc::clone(&resource),
                     scope_name: scope_name.clone(),
                     scope_version: scope_version.clone(),
                     time_unix_nanos: r.time_unix_nano,
@@ -791,6 +795,40 @@ pub fn logs_from(req: &ExportLogsServiceRequest, transport: Transport) -> Vec<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every span of one `ResourceSpans` holds the same resource, not a
+    /// copy: a large resource over many spans costs its size once.
+    #[test]
+    fn the_items_of_one_resource_share_it() {
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "r".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("x".repeat(4096))),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span::default(); 3],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let spans = spans_from(&req, Transport::Grpc);
+        assert_eq!(spans.len(), 3);
+        assert!(
+            spans
+                .iter()
+                .all(|s| Arc::ptr_eq(&s.resource, &spans[0].resource))
+        );
+        assert_eq!(spans[0].resource.str("r").map(str::len), Some(4096));
+    }
 
     #[test]
     fn hex_and_zero_ids() {

@@ -564,7 +564,7 @@ impl Decoder for BudgetedCodec {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
         if self.compressed {
             self.reservation
-                .grow(src.remaining())
+                .grow(src.remaining(), "what it decompresses to")
                 .map_err(|exhausted| tonic::Status::unavailable(exhausted.to_string()))?;
         }
         RawCodec.decode(src)
@@ -708,14 +708,20 @@ fn reserve_decoded(
         decoded_size::estimate(signal, body)
             .map_err(|e| Refused::Never(format!("invalid OTLP protobuf: {e}")))?
     };
+    // What the request holds already (its body, what it inflated to) stays
+    // held while it decodes: past the whole budget with it, it never fits.
     let limit = reservation.budget().limit();
-    if estimate > limit {
+    if estimate.saturating_add(reservation.held()) > limit {
         return Err(Refused::Never(format!(
-            "the export would decode to about {estimate} bytes, more than the receiver's \
-             {limit} bytes for all requests in flight; send smaller batches"
+            "the export would decode to about {estimate} bytes, beside the {} it arrived as, \
+             more than the receiver's {limit} bytes for all requests in flight; send smaller \
+             batches",
+            reservation.held()
         )));
     }
-    reservation.grow(estimate).map_err(Refused::Retry)
+    reservation
+        .grow(estimate, "what it decodes to")
+        .map_err(Refused::Retry)
 }
 
 /// Why a compressed body was not inflated.
@@ -830,7 +836,7 @@ async fn http_route(
         );
         return invalid(StatusCode::BAD_REQUEST, &msg, headers);
     }
-    if let Err(exhausted) = reservation.grow(declared) {
+    if let Err(exhausted) = reservation.grow(declared, "its declared length") {
         return Ok(http_refusal(&exhausted.to_string()));
     }
     let limited = Limited::new(req.into_body(), shared.max_body_bytes);
@@ -1061,22 +1067,30 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let export = traces_request(300 * KIB);
+        let export = traces_request(100 * KIB);
         let small = gzip(&export);
         assert!(small.len() < 10 * KIB, "{}", small.len());
         let post = |body: &[u8], gz| tokio::task::block_in_place(|| post_traces(&server, body, gz));
 
+        // Each is refused at the first of its stages that has no room.
         let refused = post(&export, false);
         assert_eq!(refused.status, 503, "{}", refused.text());
         assert_eq!(refused.header("retry-after"), Some("1"));
         assert!(
-            refused.text().contains("bytes of requests in flight"),
+            refused.text().contains("no room for its declared length"),
             "{}",
             refused.text()
         );
         let inflated = post(&small, true);
         assert_eq!(inflated.status, 503, "{}", inflated.text());
-        for gz in [false, true] {
+        assert!(
+            inflated
+                .text()
+                .contains("no room for what it decompresses to"),
+            "{}",
+            inflated.text()
+        );
+        for (gz, stage) in [(false, "its body"), (true, "what it decompresses to")] {
             let status = grpc_traces(&server, export.clone(), gz).await.unwrap_err();
             assert_eq!(
                 status.code(),
@@ -1084,7 +1098,7 @@ mod tests {
                 "gzip {gz}: {status:?}"
             );
             assert!(
-                status.message().contains("bytes of requests in flight"),
+                status.message().contains(&format!("no room for {stage}")),
                 "{status:?}"
             );
         }
@@ -1107,10 +1121,23 @@ mod tests {
         server.shutdown();
     }
 
-    /// 1 MiB of resource attributes over 100,000 empty spans is 1.1 MB of
-    /// protobuf that the model would copy into about 100 GB: refused before
-    /// decoding, as never fitting, over both protocols; an ordinary batch
-    /// is taken, and nothing stays reserved.
+    /// Counts the requests handed over as invalid.
+    #[derive(Default)]
+    struct CountInvalid(std::sync::atomic::AtomicUsize);
+
+    impl Sink for CountInvalid {
+        fn receive(&self, _: RequestInfo, batch: Option<Batch>) -> RequestOutcome {
+            if batch.is_none() {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            RequestOutcome::Accepted
+        }
+    }
+
+    /// 100,000 empty spans are 200 KB of protobuf (300 KB of JSON) and over
+    /// 60 MB decoded: against an 8 MiB budget each encoding is refused
+    /// before decoding, as never fitting, and counted as invalid; an
+    /// ordinary batch is taken, and nothing stays reserved.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn exports_that_would_decode_past_the_budget_are_refused_before_decoding() {
         use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -1123,28 +1150,27 @@ mod tests {
             }),
             ..Default::default()
         };
-        let request = |resource: Vec<KeyValue>, spans: Vec<Span>| {
-            ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(Resource {
-                        attributes: resource,
-                        ..Default::default()
-                    }),
-                    scope_spans: vec![ScopeSpans {
-                        spans,
-                        ..Default::default()
-                    }],
+        let request = |spans: Vec<Span>| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "token-engine".into())],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
                     ..Default::default()
                 }],
-            }
-            .encode_to_vec()
+                ..Default::default()
+            }],
         };
-        let bomb = request(
-            vec![kv("r", "x".repeat(1 << 20))],
-            vec![Span::default(); 100_000],
-        );
+        let bomb = request(vec![Span::default(); 100_000]).encode_to_vec();
+        let bomb_json = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            vec!["{}"; 100_000].join(",")
+        )
+        .into_bytes();
+        assert!(bomb.len() < 256 * 1024 && bomb_json.len() < 1 << 20);
         let ordinary = request(
-            vec![kv("service.name", "token-engine".into())],
             (0..512)
                 .map(|i| Span {
                     trace_id: vec![1; 16],
@@ -1156,29 +1182,49 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-        );
-        let server = OtlpServer::start(ServerConfig::default(), Arc::new(Accept)).unwrap();
-        let post = |body: &[u8]| tokio::task::block_in_place(|| post_traces(&server, body, false));
-        let refused = post(&bomb);
-        assert_eq!(refused.status, 400, "{}", refused.text());
-        assert!(
-            refused.text().contains("would decode to about"),
-            "{}",
-            refused.text()
-        );
-        assert!(
-            refused.text().contains("send smaller batches"),
-            "{}",
-            refused.text()
-        );
+        )
+        .encode_to_vec();
+        let config = ServerConfig {
+            max_body_bytes: 1 << 20,
+            max_bytes_in_flight: 8 << 20,
+            ..ServerConfig::default()
+        };
+        let sink = Arc::new(CountInvalid::default());
+        let server = OtlpServer::start(config, Arc::clone(&sink) as Arc<dyn Sink>).unwrap();
+        let post = |body: &[u8], content_type: &str| {
+            let url = format!("{}/v1/traces", server.http_endpoint());
+            tokio::task::block_in_place(|| {
+                testkit::http_request("POST", &url, &[("Content-Type", content_type)], Some(body))
+                    .unwrap()
+            })
+        };
+        for (body, content_type) in [
+            (&bomb, "application/x-protobuf"),
+            (&bomb_json, "application/json"),
+        ] {
+            let refused = post(body, content_type);
+            assert_eq!(refused.status, 400, "{content_type}: {}", refused.text());
+            assert!(
+                refused.text().contains("would decode to about"),
+                "{}",
+                refused.text()
+            );
+            assert!(
+                refused.text().contains("send smaller batches"),
+                "{}",
+                refused.text()
+            );
+        }
         let status = grpc_traces(&server, bomb, false).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
         assert!(
             status.message().contains("would decode to about"),
             "{status:?}"
         );
-        assert_eq!(post(&ordinary).status, 200);
+        assert_eq!(sink.0.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(post(&ordinary, "application/x-protobuf").status, 200);
         grpc_traces(&server, ordinary, true).await.unwrap();
+        assert_eq!(sink.0.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(server.bytes_in_flight(), 0);
         server.shutdown();
     }

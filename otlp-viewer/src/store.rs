@@ -382,9 +382,9 @@ impl Store {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.stats.spans_received += spans.len() as u64;
-        for mut span in spans {
+        for span in spans {
             let (resource, resource_bytes) =
-                share_resource(&mut inner.resources, &mut span.resource);
+                share_resource(&mut inner.resources, &span.resource);
             let mut bytes = size::span(&span) + resource_bytes;
             let service: Arc<str> = Arc::from(service_of(&resource));
             self.chart(inner, &service, &span);
@@ -436,9 +436,9 @@ impl Store {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.stats.logs_received += logs.len() as u64;
-        for mut log in logs {
+        for log in logs {
             let (resource, resource_bytes) =
-                share_resource(&mut inner.resources, &mut log.resource);
+                share_resource(&mut inner.resources, &log.resource);
             let bytes = size::log(&log) + resource_bytes;
             let mut stored = StoredLog {
                 resource,
@@ -700,7 +700,7 @@ impl Store {
             .iter()
             .map(|s| {
                 let mut span = s.span.clone();
-                span.resource = identity(&s.resource);
+                span.resource = Arc::new(identity(&s.resource));
                 span
             })
             .collect();
@@ -872,7 +872,7 @@ fn identity(resource: &Attributes) -> Attributes {
 
 fn with_resource(log: &ReceivedLog, resource: &Arc<Attributes>) -> ReceivedLog {
     let mut log = log.clone();
-    log.resource = identity(resource);
+    log.resource = Arc::new(identity(resource));
     log
 }
 
@@ -888,22 +888,23 @@ fn render_attributes(attributes: &Attributes) -> String {
 /// the bytes the item must count for it (0 when shared).
 fn share_resource(
     shared: &mut Vec<Arc<Attributes>>,
-    resource: &mut Attributes,
+    resource: &Arc<Attributes>,
 ) -> (Arc<Attributes>, usize) {
-    let resource = std::mem::take(resource);
-    let bytes = size::attributes(&resource);
+    let bytes = size::attributes(resource);
     if bytes > MAX_SHARED_RESOURCE_BYTES {
-        return (Arc::new(resource), bytes);
+        return (Arc::clone(resource), bytes);
     }
-    if let Some(known) = shared.iter().find(|r| ***r == resource) {
+    if let Some(known) = shared
+        .iter()
+        .find(|r| Arc::ptr_eq(r, resource) || ***r == **resource)
+    {
         return (Arc::clone(known), 0);
     }
-    let resource = Arc::new(resource);
     if shared.len() < MAX_SHARED_RESOURCES {
-        shared.push(Arc::clone(&resource));
-        return (resource, 0);
+        shared.push(Arc::clone(resource));
+        return (Arc::clone(resource), 0);
     }
-    (resource, bytes)
+    (Arc::clone(resource), bytes)
 }
 
 fn trace_entry<'a>(inner: &'a mut Inner, trace_id: &str) -> &'a mut Trace {
