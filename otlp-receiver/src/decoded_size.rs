@@ -197,8 +197,14 @@ impl Msg {
             Scope => size_of::<common::InstrumentationScope>(),
             KeyValue => size_of::<common::KeyValue>() + MODEL_ATTRIBUTE,
             AnyValue => size_of::<common::AnyValue>() + size_of::<AttrValue>(),
-            ArrayValue => size_of::<common::ArrayValue>(),
-            KeyValueList => size_of::<common::KeyValueList>(),
+            // prost's vectors start at four elements; a map value is a map
+            // in the model.
+            ArrayValue => size_of::<common::ArrayValue>() + 4 * size_of::<common::AnyValue>(),
+            KeyValueList => {
+                size_of::<common::KeyValueList>()
+                    + 4 * size_of::<common::KeyValue>()
+                    + ATTRIBUTE_MAP
+            }
         }
     }
 
@@ -226,33 +232,95 @@ pub(crate) fn estimate(signal: Signal, wire: &[u8]) -> Result<usize, String> {
         Signal::Metrics => Msg::MetricsRequest,
         Signal::Logs => Msg::LogsRequest,
     };
-    walk(root, wire, 0).map(|t| t.bytes)
+    walk(root, wire, 0, Body::Outside).map(|t| t.bytes)
 }
 
-/// Estimated bytes an OTLP/JSON export request decodes to: every object
-/// may be a message, charged as the largest with its attribute map; every
-/// comma may separate elements of a numeric array (2 bytes of JSON to 8 in
-/// prost and in the model, in vectors that may double); every byte may be
-/// in a string decoded, copied, and rendered as in [`estimate`]; and the
-/// request is re-encoded as protobuf. `{` and `,` inside strings are
-/// counted too, which only over-charges.
-pub(crate) fn estimate_json(json: &[u8]) -> usize {
+/// OTLP/JSON nested deeper than this is refused (valid exports stay under
+/// about 20; serde_json's own limit is 128).
+const MAX_JSON_DEPTH: usize = 32;
+
+/// Estimated bytes parsing an OTLP/JSON export request takes, before the
+/// model is built from it (which [`estimate`] charges, from the request
+/// re-encoded as protobuf): every object may be a message, charged as the
+/// largest with its attribute map; every comma may separate elements of a
+/// numeric array (2 bytes of JSON to 8 in a vector that may double); every
+/// byte may be in a string. prost's `AnyValue` is parsed through a buffer
+/// (`serde(flatten)`) that each nested value copies again, so what is
+/// nested under values is charged once more for each level.
+///
+/// # Errors
+/// When the JSON is nested deeper than [`MAX_JSON_DEPTH`].
+pub(crate) fn estimate_json(json: &[u8]) -> Result<usize, String> {
     const LARGEST: usize = {
-        let span = size_of::<trace::Span>() + size_of::<ReceivedSpan>();
-        let log = size_of::<logs::LogRecord>() + size_of::<ReceivedLog>();
-        let metric = size_of::<metrics::Metric>() + size_of::<ReceivedMetric>();
+        let span = size_of::<trace::Span>();
+        let log = size_of::<logs::LogRecord>();
+        let metric = size_of::<metrics::Metric>();
         let a = if span > log { span } else { log };
         (if a > metric { a } else { metric }) + ATTRIBUTE_MAP
     };
-    let objects = json.iter().filter(|&&b| b == b'{').count();
-    let commas = json.iter().filter(|&&b| b == b',').count();
-    objects
-        .saturating_mul(LARGEST)
-        .saturating_add(commas.saturating_mul(4 * SCALAR))
-        .saturating_add(json.len().saturating_mul(7))
+    // Values start 8-10 objects and arrays deep; each nested level of an
+    // array or map value is three more.
+    let copies = |depth: usize| 1 + depth.saturating_sub(10) / 3;
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut total = 0usize;
+    for &b in json {
+        let n = copies(depth);
+        let charge = if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            4
+        } else {
+            match b {
+                b'"' => {
+                    in_string = true;
+                    4
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_JSON_DEPTH {
+                        return Err(format!(
+                            "OTLP/JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                        ));
+                    }
+                    if b == b'{' { LARGEST } else { 0 }
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    0
+                }
+                b',' => 2 * SCALAR,
+                _ => 4,
+            }
+        };
+        total = total.saturating_add(charge.saturating_mul(n));
+    }
+    Ok(total)
 }
 
-fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
+/// Where a message stands towards a log record's body, which the model
+/// keeps as it is when it is a string and renders with `{:?}` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Not in a body.
+    Outside,
+    /// The body's own value: a string is copied, bytes rendered.
+    Top,
+    /// Under the body's array or map: every string rendered, up to six
+    /// bytes per byte (`\u{1f}`), in a string that may double as it grows.
+    Rendered,
+}
+
+fn walk(msg: Msg, mut buf: &[u8], depth: u32, body: Body) -> Result<Tally, String> {
+    let scalar = if body == Body::Rendered {
+        3 * SCALAR
+    } else {
+        SCALAR
+    };
     if depth > MAX_DEPTH {
         return Err(format!("messages nested deeper than {MAX_DEPTH}"));
     }
@@ -273,15 +341,15 @@ fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
         match key & 7 {
             0 => {
                 varint(&mut buf)?;
-                tally.bytes = tally.bytes.saturating_add(SCALAR);
+                tally.bytes = tally.bytes.saturating_add(scalar);
             }
             1 => {
                 buf = skip(buf, 8)?;
-                tally.bytes = tally.bytes.saturating_add(SCALAR);
+                tally.bytes = tally.bytes.saturating_add(scalar);
             }
             5 => {
                 buf = skip(buf, 4)?;
-                tally.bytes = tally.bytes.saturating_add(SCALAR);
+                tally.bytes = tally.bytes.saturating_add(scalar);
             }
             2 => {
                 let len = usize::try_from(varint(&mut buf)?).map_err(|_| "length out of range")?;
@@ -291,7 +359,12 @@ fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
                 buf = &buf[len..];
                 match msg.child(field) {
                     Some(child) => {
-                        let sub = walk(child, payload, depth + 1)?;
+                        let body = match body {
+                            Body::Outside if msg == Msg::LogRecord && field == 5 => Body::Top,
+                            Body::Outside => Body::Outside,
+                            Body::Top | Body::Rendered => Body::Rendered,
+                        };
+                        let sub = walk(child, payload, depth + 1, body)?;
                         if child == Msg::Scope {
                             shared = shared.saturating_add(sub.bytes);
                         } else {
@@ -301,9 +374,11 @@ fn walk(msg: Msg, mut buf: &[u8], depth: u32) -> Result<Tally, String> {
                         tally.items = tally.items.saturating_add(sub.items);
                     }
                     None => {
-                        let bytes = len
-                            .saturating_mul(msg.per_byte(field))
-                            .saturating_add(STRING);
+                        let per_byte = match body {
+                            Body::Rendered => 13,
+                            Body::Outside | Body::Top => msg.per_byte(field),
+                        };
+                        let bytes = len.saturating_mul(per_byte).saturating_add(STRING);
                         tally.bytes = tally.bytes.saturating_add(bytes);
                     }
                 }
@@ -463,7 +538,13 @@ mod tests {
             m
         };
         let point_bytes = bucket(&unpacked);
-        let walked = walk(Msg::ExponentialHistogramDataPoint, &point_bytes, 0).unwrap();
+        let walked = walk(
+            Msg::ExponentialHistogramDataPoint,
+            &point_bytes,
+            0,
+            Body::Outside,
+        )
+        .unwrap();
         assert!(walked.bytes >= 10_000 * 16, "{}", walked.bytes);
     }
 
@@ -539,9 +620,7 @@ mod tests {
     }
 
     #[test]
-    fn json_is_charged_at_least_its_protobuf() {
-        // The same export as JSON is never estimated below its protobuf,
-        // whose walk charges by the schema.
+    fn json_parse_is_charged_per_object_comma_and_byte() {
         let proto = ExportTraceServiceRequest {
             resource_spans: vec![trace::ResourceSpans {
                 resource: resource(vec![kv("service.name", "token-engine")]),
@@ -553,16 +632,73 @@ mod tests {
             }],
         };
         let json = serde_json::to_vec(&proto).unwrap();
-        let from_wire = estimate(Signal::Traces, &proto.encode_to_vec()).unwrap();
+        let objects = json.iter().filter(|&&b| b == b'{').count();
+        let parse = estimate_json(&json).unwrap();
         assert!(
-            estimate_json(&json) >= from_wire,
-            "{} {from_wire}",
-            estimate_json(&json)
+            parse >= objects * size_of::<trace::Span>() + json.len(),
+            "{parse}"
         );
         // Empty objects and numeric arrays, the cheapest JSON to send.
         let empties = format!(r#"{{"spans":[{}]}}"#, vec!["{}"; 1000].join(","));
-        assert!(estimate_json(empties.as_bytes()) >= 1000 * size_of::<ReceivedSpan>());
+        assert!(estimate_json(empties.as_bytes()).unwrap() >= 1000 * size_of::<trace::Span>());
         let numbers = format!("[{}]", vec!["0"; 1000].join(","));
-        assert!(estimate_json(numbers.as_bytes()) >= 1000 * 16);
+        assert!(estimate_json(numbers.as_bytes()).unwrap() >= 1000 * 16);
+    }
+
+    #[test]
+    fn json_nested_under_values_is_charged_per_level_and_bounded() {
+        // The same 10,000 bytes of string, at the top and under twenty
+        // levels of nesting.
+        let text = "x".repeat(10_000);
+        let flat = estimate_json(format!(r#"{{"a":"{text}"}}"#).as_bytes()).unwrap();
+        let nested = format!("{}\"{text}\"{}", "[".repeat(20), "]".repeat(20));
+        let deep = estimate_json(nested.as_bytes()).unwrap();
+        assert!(deep >= 3 * flat, "{flat} {deep}");
+        let too_deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert!(
+            estimate_json(too_deep.as_bytes())
+                .unwrap_err()
+                .contains("deeper than 32")
+        );
+        // Braces and commas inside strings are text, not objects.
+        let braces = format!(r#"{{"a":"{}"}}"#, "{,".repeat(5_000));
+        let plain = format!(r#"{{"a":"{}"}}"#, "xx".repeat(5_000));
+        assert_eq!(
+            estimate_json(braces.as_bytes()).unwrap(),
+            estimate_json(plain.as_bytes()).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_log_body_that_is_not_a_string_is_charged_as_rendered() {
+        let record = |body: common::any_value::Value| {
+            ExportLogsServiceRequest {
+                resource_logs: vec![logs::ResourceLogs {
+                    scope_logs: vec![logs::ScopeLogs {
+                        log_records: vec![logs::LogRecord {
+                            body: Some(common::AnyValue { value: Some(body) }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        };
+        let text = "\x1f".repeat(10_000);
+        let in_array = record(common::any_value::Value::ArrayValue(common::ArrayValue {
+            values: vec![common::AnyValue {
+                value: Some(common::any_value::Value::StringValue(text.clone())),
+            }],
+        }));
+        let as_string = record(common::any_value::Value::StringValue(text.clone()));
+        let rendered = estimate(Signal::Logs, &in_array).unwrap();
+        let kept = estimate(Signal::Logs, &as_string).unwrap();
+        assert!(rendered >= 12 * 10_000, "{rendered}");
+        assert!(
+            kept < 4 * 10_000,
+            "a string body is copied, not rendered: {kept}"
+        );
     }
 }

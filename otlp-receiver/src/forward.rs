@@ -162,6 +162,14 @@ impl Sink for Forwarder {
         if batch.is_none() {
             return RequestOutcome::Invalid;
         }
+        self.forward(request)
+    }
+}
+
+impl Forwarder {
+    /// Queues a valid request's bytes for sending on; the decoded batch is
+    /// not needed, so a sink that also stores batches need not copy one.
+    pub fn forward(&self, request: RequestInfo) -> RequestOutcome {
         let headers = request
             .headers
             .into_iter()

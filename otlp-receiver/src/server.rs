@@ -125,30 +125,7 @@ impl Batch {
         transport: Transport,
         body: &[u8],
     ) -> Result<(Batch, Bytes), String> {
-        let err = |e: serde_json::Error| format!("invalid OTLP/JSON: {e}");
-        Ok(match signal {
-            Signal::Traces => {
-                let req: ExportTraceServiceRequest = serde_json::from_slice(body).map_err(err)?;
-                (
-                    Batch::Spans(model::spans_from(&req, transport)),
-                    Bytes::from(req.encode_to_vec()),
-                )
-            }
-            Signal::Metrics => {
-                let req: ExportMetricsServiceRequest = serde_json::from_slice(body).map_err(err)?;
-                (
-                    Batch::Metrics(model::metrics_from(&req, transport)),
-                    Bytes::from(req.encode_to_vec()),
-                )
-            }
-            Signal::Logs => {
-                let req: ExportLogsServiceRequest = serde_json::from_slice(body).map_err(err)?;
-                (
-                    Batch::Logs(model::logs_from(&req, transport)),
-                    Bytes::from(req.encode_to_vec()),
-                )
-            }
-        })
+        decode_json_then(signal, transport, body, |_| Ok::<(), String>(()))?
     }
 
     /// Spans, metrics (not points) or log records in the batch.
@@ -164,6 +141,45 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Decodes an OTLP/JSON request into prost's structs, re-encodes it as
+/// protobuf, and asks `before_model` (given that protobuf) whether to go on
+/// before building the model from it. The outer error is the JSON's; the
+/// inner, `before_model`'s.
+fn decode_json_then<E>(
+    signal: Signal,
+    transport: Transport,
+    body: &[u8],
+    before_model: impl FnOnce(&[u8]) -> Result<(), E>,
+) -> Result<Result<(Batch, Bytes), E>, String> {
+    let err = |e: serde_json::Error| format!("invalid OTLP/JSON: {e}");
+    Ok(match signal {
+        Signal::Traces => {
+            let req: ExportTraceServiceRequest = serde_json::from_slice(body).map_err(err)?;
+            let proto = req.encode_to_vec();
+            before_model(&proto).map(|()| {
+                let batch = Batch::Spans(model::spans_from(&req, transport));
+                (batch, Bytes::from(proto))
+            })
+        }
+        Signal::Metrics => {
+            let req: ExportMetricsServiceRequest = serde_json::from_slice(body).map_err(err)?;
+            let proto = req.encode_to_vec();
+            before_model(&proto).map(|()| {
+                let batch = Batch::Metrics(model::metrics_from(&req, transport));
+                (batch, Bytes::from(proto))
+            })
+        }
+        Signal::Logs => {
+            let req: ExportLogsServiceRequest = serde_json::from_slice(body).map_err(err)?;
+            let proto = req.encode_to_vec();
+            before_model(&proto).map(|()| {
+                let batch = Batch::Logs(model::logs_from(&req, transport));
+                (batch, Bytes::from(proto))
+            })
+        }
+    })
 }
 
 /// Where to listen and how much one request may carry.
@@ -704,6 +720,7 @@ fn reserve_decoded(
 ) -> Result<(), Refused> {
     let estimate = if json {
         decoded_size::estimate_json(body)
+            .map_err(|e| Refused::Never(format!("invalid OTLP/JSON: {e}")))?
     } else {
         decoded_size::estimate(signal, body)
             .map_err(|e| Refused::Never(format!("invalid OTLP protobuf: {e}")))?
@@ -790,6 +807,10 @@ async fn http_route(
         shared.receive(signal, Transport::Http, headers, Bytes::new(), None);
         Ok(plain(status, msg))
     };
+    let refuse = |refused: Refused, headers| match refused {
+        Refused::Retry(exhausted) => Ok(http_refusal(&exhausted.to_string())),
+        Refused::Never(msg) => invalid(StatusCode::BAD_REQUEST, &msg, headers),
+    };
 
     let content_type = headers.get("content-type").map_or("", String::as_str);
     let media_type = content_type
@@ -825,17 +846,14 @@ async fn http_route(
     // that cannot fit is refused at once rather than part-read; the size
     // limit is checked first, so an oversized request gets its 400.
     let reservation = Arc::new(shared.in_flight.reserve());
+    // An oversized one is read up to the limit and answered then, as one
+    // without a declared length is: answered at once, a client still
+    // writing its body would see the connection close, not the 400.
     let declared = headers
         .get("content-length")
         .and_then(|l| l.trim().parse::<usize>().ok())
+        .filter(|&l| l <= shared.max_body_bytes)
         .unwrap_or(0);
-    if declared > shared.max_body_bytes {
-        let msg = format!(
-            "cannot read body: {declared} bytes exceed the limit of {}",
-            shared.max_body_bytes
-        );
-        return invalid(StatusCode::BAD_REQUEST, &msg, headers);
-    }
     if let Err(exhausted) = reservation.grow(declared, "its declared length") {
         return Ok(http_refusal(&exhausted.to_string()));
     }
@@ -869,20 +887,30 @@ async fn http_route(
         Err(Inflate::Refused(exhausted)) => return Ok(http_refusal(&exhausted.to_string())),
         Err(Inflate::Invalid(msg)) => Err(msg),
     };
-    if let Ok(body) = &body {
-        match reserve_decoded(&reservation, signal, body, json) {
-            Ok(()) => {}
-            Err(Refused::Retry(exhausted)) => return Ok(http_refusal(&exhausted.to_string())),
-            Err(Refused::Never(msg)) => return invalid(StatusCode::BAD_REQUEST, &msg, headers),
+    // What the body decodes to is taken from the budget before decoding; an
+    // OTLP/JSON body twice: what its parse takes, then, from the protobuf it
+    // is re-encoded as, what the model built from it takes.
+    let decoded = match body {
+        Err(msg) => Err(msg),
+        Ok(b) if json => {
+            if let Err(refused) = reserve_decoded(&reservation, signal, &b, true) {
+                return refuse(refused, headers);
+            }
+            match decode_json_then(signal, Transport::Http, &b, |proto| {
+                reserve_decoded(&reservation, signal, proto, false)
+            }) {
+                Err(msg) => Err(msg),
+                Ok(Err(refused)) => return refuse(refused, headers),
+                Ok(Ok((d, proto))) => Ok((proto, d)),
+            }
         }
-    }
-    let decoded = body.and_then(|b| {
-        if json {
-            Batch::decode_json(signal, Transport::Http, &b).map(|(d, proto)| (proto, d))
-        } else {
+        Ok(b) => {
+            if let Err(refused) = reserve_decoded(&reservation, signal, &b, false) {
+                return refuse(refused, headers);
+            }
             Batch::decode(signal, Transport::Http, &b).map(|d| (b, d))
         }
-    });
+    };
     let (body, decoded) = match decoded {
         Ok(d) => d,
         Err(msg) => return invalid(StatusCode::BAD_REQUEST, &msg, headers),
@@ -1102,9 +1130,18 @@ mod tests {
                 "{status:?}"
             );
         }
-        // Over the size limit is a 400 whatever the budget holds.
-        let oversized = post(&vec![0u8; 600 * KIB], false);
-        assert_eq!(oversized.status, 400, "{}", oversized.text());
+        // Over the size limit: read up to the limit before it is answered
+        // (answered at once, a client still writing would see the
+        // connection close), so while the budget is held it is told to
+        // retry, and once there is room it gets its 400.
+        let oversized = vec![0u8; 600 * KIB];
+        let answer = post(&oversized, false);
+        assert_eq!(answer.status, 503, "{}", answer.text());
+        assert!(
+            answer.text().contains("no room for its body"),
+            "{}",
+            answer.text()
+        );
 
         for h in &mut holders {
             h.write_all(&[0u8; 10]).unwrap();
@@ -1113,6 +1150,8 @@ mod tests {
             assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
         }
         assert_eq!(server.bytes_in_flight(), 0);
+        let answer = post(&oversized, false);
+        assert_eq!(answer.status, 400, "{}", answer.text());
         assert_eq!(post(&export, false).status, 200);
         assert_eq!(post(&small, true).status, 200);
         grpc_traces(&server, export.clone(), false).await.unwrap();
@@ -1198,9 +1237,17 @@ mod tests {
                     .unwrap()
             })
         };
+        // A scope the model copies onto each of 1,000 spans: 64 KiB of name.
+        let scope_json = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"scope":{{"name":"{}"}},"spans":[{}]}}]}}]}}"#,
+            "n".repeat(64 * 1024),
+            vec!["{}"; 1_000].join(",")
+        )
+        .into_bytes();
         for (body, content_type) in [
             (&bomb, "application/x-protobuf"),
             (&bomb_json, "application/json"),
+            (&scope_json, "application/json"),
         ] {
             let refused = post(body, content_type);
             assert_eq!(refused.status, 400, "{content_type}: {}", refused.text());
@@ -1221,10 +1268,23 @@ mod tests {
             status.message().contains("would decode to about"),
             "{status:?}"
         );
-        assert_eq!(sink.0.load(std::sync::atomic::Ordering::Relaxed), 3);
+        // Nested past what any export needs.
+        let deep = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"attributes":[{{"key":"a","value":{}"x"{}}}]}}]}}]}}]}}"#,
+            r#"{"arrayValue":{"values":[{"stringValue":"#.repeat(10),
+            "}]}}".repeat(10)
+        );
+        let refused = post(deep.as_bytes(), "application/json");
+        assert_eq!(refused.status, 400, "{}", refused.text());
+        assert!(
+            refused.text().contains("nested deeper than 32"),
+            "{}",
+            refused.text()
+        );
+        assert_eq!(sink.0.load(std::sync::atomic::Ordering::Relaxed), 5);
         assert_eq!(post(&ordinary, "application/x-protobuf").status, 200);
         grpc_traces(&server, ordinary, true).await.unwrap();
-        assert_eq!(sink.0.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(sink.0.load(std::sync::atomic::Ordering::Relaxed), 5);
         assert_eq!(server.bytes_in_flight(), 0);
         server.shutdown();
     }

@@ -29,7 +29,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use otlp_receiver::{Forwarder, OtlpServer, ServerConfig, ServingThread, Sink, Tee};
+use otlp_receiver::{
+    Batch, Forwarder, OtlpServer, RequestInfo, RequestOutcome, ServerConfig, ServingThread, Sink,
+};
 
 pub use dump::{find_in_dump, read_dump, write_dump};
 pub use otlp_receiver::{ForwardConfig, ForwardProtocol, ForwardStats};
@@ -99,6 +101,23 @@ impl std::error::Error for ViewerError {
     }
 }
 
+/// The viewer's sink when it forwards: the store takes the decoded batch,
+/// the forwarder only the request's bytes, so no second decoded copy of an
+/// export is made.
+struct StoreAndForward {
+    store: Arc<Store>,
+    forwarder: Forwarder,
+}
+
+impl Sink for StoreAndForward {
+    fn receive(&self, request: RequestInfo, batch: Option<Batch>) -> RequestOutcome {
+        if batch.is_some() {
+            self.forwarder.forward(request.clone());
+        }
+        self.store.receive(request, batch)
+    }
+}
+
 /// A running viewer: OTLP in, web page out. Stops on [`Viewer::shutdown`] or drop.
 pub struct Viewer {
     store: Arc<Store>,
@@ -138,11 +157,11 @@ impl Viewer {
             Some(forward) => {
                 let forwarder = Forwarder::start(forward).map_err(ViewerError::Forward)?;
                 let stats = Arc::clone(forwarder.stats());
-                let tee = Tee(vec![
-                    Arc::clone(&store) as Arc<dyn Sink>,
-                    Arc::new(forwarder),
-                ]);
-                (Arc::new(tee), Some(stats))
+                let sink = StoreAndForward {
+                    store: Arc::clone(&store),
+                    forwarder,
+                };
+                (Arc::new(sink), Some(stats))
             }
         };
         let otlp = OtlpServer::start(config.otlp, sink)

@@ -382,9 +382,11 @@ impl Store {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.stats.spans_received += spans.len() as u64;
-        for span in spans {
-            let (resource, resource_bytes) =
-                share_resource(&mut inner.resources, &span.resource);
+        for mut span in spans {
+            let (resource, resource_bytes) = share_resource(&mut inner.resources, &span.resource);
+            // The span holds the stored resource, so the batch's own copy
+            // goes once its items do, and nothing uncounted stays alive.
+            span.resource = Arc::clone(&resource);
             let mut bytes = size::span(&span) + resource_bytes;
             let service: Arc<str> = Arc::from(service_of(&resource));
             self.chart(inner, &service, &span);
@@ -436,9 +438,9 @@ impl Store {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.stats.logs_received += logs.len() as u64;
-        for log in logs {
-            let (resource, resource_bytes) =
-                share_resource(&mut inner.resources, &log.resource);
+        for mut log in logs {
+            let (resource, resource_bytes) = share_resource(&mut inner.resources, &log.resource);
+            log.resource = Arc::clone(&resource);
             let bytes = size::log(&log) + resource_bytes;
             let mut stored = StoredLog {
                 resource,
@@ -1002,5 +1004,71 @@ impl Sink for Store {
                 RequestOutcome::Accepted
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use otlp_receiver::{Signal, Transport};
+    use prost::Message as _;
+
+    fn batch(span_id: u8) -> Vec<ReceivedSpan> {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("svc".into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![span_id; 8],
+                        name: "op".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        match Batch::decode(Signal::Traces, Transport::Http, &request.encode_to_vec()) {
+            Ok(Batch::Spans(spans)) => spans,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Batches decoded apart carry equal resources in separate allocations;
+    /// each stored span holds the one stored resource, so no batch's copy
+    /// stays alive uncounted.
+    #[test]
+    fn spans_hold_the_stored_resource_not_their_batchs_copy() {
+        let store = Store::new(Limits::default(), ViewerSettings::default());
+        let (first, second) = (batch(1), batch(2));
+        assert!(!Arc::ptr_eq(&first[0].resource, &second[0].resource));
+        let second_copy = Arc::downgrade(&second[0].resource);
+        store.add_spans(first);
+        store.add_spans(second);
+        let inner = store.lock();
+        let spans: Vec<&StoredSpan> = inner.traces.values().flat_map(|t| &t.spans).collect();
+        assert_eq!(spans.len(), 2);
+        for s in &spans {
+            assert!(Arc::ptr_eq(&s.resource, &s.span.resource));
+            assert!(Arc::ptr_eq(&s.resource, &spans[0].resource));
+        }
+        assert!(
+            second_copy.upgrade().is_none(),
+            "the second batch's resource is still held"
+        );
     }
 }

@@ -267,6 +267,13 @@ mod tests {
         s
     }
 
+    /// A WebSocket client that answers pings as it reads.
+    async fn ws_client(port: u16) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let url = format!("ws://127.0.0.1:{port}/s");
+        tokio_tungstenite::client_async(url, tcp).await.unwrap().0
+    }
+
     /// The next stream end, or a failure naming what did not happen.
     async fn next_end(server: &mut Server, within: Duration, what: &str) -> StreamEnd {
         tokio::time::timeout(within, server.ends.recv())
@@ -372,14 +379,7 @@ mod tests {
             idle_timeout: Duration::from_millis(1500),
         };
         let mut server = server(limits).await;
-        let (mut client, _) = tokio_tungstenite::client_async(
-            format!("ws://127.0.0.1:{}/s", server.port),
-            TcpStream::connect(("127.0.0.1", server.port))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut client = ws_client(server.port).await;
         // Three idle deadlines with no event: only the pongs, which the
         // client sends as it reads, keep the stream open.
         let until = Instant::now() + Duration::from_millis(4500);
@@ -405,8 +405,17 @@ mod tests {
         client.close(None).await.unwrap();
         let end = next_end(&mut server, Duration::from_secs(10), "a closed watcher").await;
         assert_eq!(end, StreamEnd::ClientClosed);
-        // The gateway completed the close handshake: its reply arrives.
-        let reply = tokio::time::timeout(Duration::from_secs(10), client.next()).await;
+        // The gateway completed the close handshake: its reply arrives,
+        // after any ping already on its way.
+        let reply = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match client.next().await {
+                    Some(Ok(m)) if m.is_ping() => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await;
         assert!(
             matches!(reply, Ok(Some(Ok(ref m))) if m.is_close()),
             "{reply:?}"
@@ -416,14 +425,7 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_that_sends_a_large_message_loses_its_stream() {
         let mut server = server(StreamLimits::default()).await;
-        let (mut client, _) = tokio_tungstenite::client_async(
-            format!("ws://127.0.0.1:{}/s", server.port),
-            TcpStream::connect(("127.0.0.1", server.port))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut client = ws_client(server.port).await;
         // One byte over the cap, in one frame.
         let big = "x".repeat(MAX_INCOMING_MESSAGE + 1);
         let _ = client
@@ -436,14 +438,7 @@ mod tests {
     #[tokio::test]
     async fn a_message_at_the_cap_is_read() {
         let mut server = server(StreamLimits::default()).await;
-        let (mut client, _) = tokio_tungstenite::client_async(
-            format!("ws://127.0.0.1:{}/s", server.port),
-            TcpStream::connect(("127.0.0.1", server.port))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut client = ws_client(server.port).await;
         let at_cap = "x".repeat(MAX_INCOMING_MESSAGE);
         client
             .send(tokio_tungstenite::tungstenite::Message::text(at_cap))
@@ -461,14 +456,7 @@ mod tests {
         use tokio_tungstenite::tungstenite::protocol::frame::Frame;
         use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
         let mut server = server(StreamLimits::default()).await;
-        let (mut client, _) = tokio_tungstenite::client_async(
-            format!("ws://127.0.0.1:{}/s", server.port),
-            TcpStream::connect(("127.0.0.1", server.port))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut client = ws_client(server.port).await;
         // Three frames, each under the cap, of one message over it.
         let part = axum::body::Bytes::from(vec![b'x'; MAX_INCOMING_MESSAGE / 2]);
         for (opcode, last) in [
