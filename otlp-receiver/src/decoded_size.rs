@@ -14,7 +14,7 @@
 //! - every scalar, as an element of a repeated field (prost accepts them
 //!   unpacked, one element per key, in a vector that may double);
 //! - strings and bytes three times (decoded, copied into the model, ids
-//!   turned to hex), bytes in a value six (a log body's bytes are
+//!   turned to hex), bytes in a value twelve (a log body's bytes are
 //!   rendered with `{:?}`), packed varints 24 times (1 byte to 8, a vector
 //!   that may double, the model's copy);
 //! - each item a copy of its scope's name and version.
@@ -146,8 +146,9 @@ impl Msg {
         match (self, field) {
             // Packed varints: 1 byte to 8, a vector that may double, a copy.
             (Msg::Buckets, 2) => 24,
-            // Bytes in a value: a log body's are rendered with `{:?}`.
-            (Msg::AnyValue, 7) => 6,
+            // Bytes in a value: a log body's are rendered with `{:?}`, up to
+            // five characters a byte, in a string that may double.
+            (Msg::AnyValue, 7) => 12,
             _ => 3,
         }
     }
@@ -242,9 +243,9 @@ const MAX_JSON_DEPTH: usize = 32;
 /// Estimated bytes parsing an OTLP/JSON export request takes, before the
 /// model is built from it (which [`estimate`] charges, from the request
 /// re-encoded as protobuf): every object may be a message, charged as the
-/// largest with its attribute map; every comma may separate elements of a
-/// numeric array (2 bytes of JSON to 8 in a vector that may double); every
-/// byte may be in a string. prost's `AnyValue` is parsed through a buffer
+/// largest prost struct in a doubling vector; every array as the first
+/// slots of a buffered sequence, every comma as a buffered element, every
+/// byte as part of a string. prost's `AnyValue` is parsed through a buffer
 /// (`serde(flatten)`) that each nested value copies again, so what is
 /// nested under values is charged once more for each level.
 ///
@@ -256,11 +257,17 @@ pub(crate) fn estimate_json(json: &[u8]) -> Result<usize, String> {
         let log = size_of::<logs::LogRecord>();
         let metric = size_of::<metrics::Metric>();
         let a = if span > log { span } else { log };
-        (if a > metric { a } else { metric }) + ATTRIBUTE_MAP
+        // A struct in a vector that may double (the model, and its maps, are
+        // charged from the re-encoded protobuf).
+        2 * if a > metric { a } else { metric }
     };
-    // Values start 8-10 objects and arrays deep; each nested level of an
-    // array or map value is three more.
-    let copies = |depth: usize| 1 + depth.saturating_sub(10) / 3;
+    // What serde buffers of a value (`Content`): a sequence's first four
+    // slots, and a map entry or element with its share of a doubling vector.
+    const SEQUENCE: usize = 4 * 32 + 32;
+    const ELEMENT: usize = 128;
+    // Values start 7-10 objects and arrays deep (resource attributes
+    // soonest); each nested level of an array or map value is three more.
+    let copies = |depth: usize| 1 + depth.saturating_sub(7) / 3;
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     let mut total = 0usize;
     for &b in json {
@@ -287,13 +294,13 @@ pub(crate) fn estimate_json(json: &[u8]) -> Result<usize, String> {
                             "OTLP/JSON nested deeper than {MAX_JSON_DEPTH} levels"
                         ));
                     }
-                    if b == b'{' { LARGEST } else { 0 }
+                    if b == b'{' { LARGEST } else { SEQUENCE }
                 }
                 b'}' | b']' => {
                     depth = depth.saturating_sub(1);
                     0
                 }
-                b',' => 2 * SCALAR,
+                b',' => ELEMENT,
                 _ => 4,
             }
         };
@@ -643,6 +650,9 @@ mod tests {
         assert!(estimate_json(empties.as_bytes()).unwrap() >= 1000 * size_of::<trace::Span>());
         let numbers = format!("[{}]", vec!["0"; 1000].join(","));
         assert!(estimate_json(numbers.as_bytes()).unwrap() >= 1000 * 16);
+        // Empty arrays in arrays: each a buffered sequence in a value.
+        let arrays = format!("[{}]", vec!["[[]]"; 1000].join(","));
+        assert!(estimate_json(arrays.as_bytes()).unwrap() >= 2000 * 4 * 32);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -37,17 +37,23 @@ pub struct ForwardConfig {
     pub protocol: ForwardProtocol,
     /// Export requests waiting to be forwarded; past it new ones are dropped.
     pub queue: usize,
+    /// Bytes of export requests waiting to be forwarded; past it new ones
+    /// are dropped. A request's body leaves the receiver's budget once it
+    /// is answered, so the queue bounds its own.
+    pub queue_bytes: usize,
     /// Deadline of one forwarded request.
     pub timeout: Duration,
 }
 
 impl ForwardConfig {
-    /// Forwarding to `endpoint` with a queue of 512 requests and a 10 s deadline.
+    /// Forwarding to `endpoint` with a queue of 512 requests and 64 MiB, and
+    /// a 10 s deadline.
     pub fn new(endpoint: impl Into<String>, protocol: ForwardProtocol) -> ForwardConfig {
         ForwardConfig {
             endpoint: endpoint.into(),
             protocol,
             queue: 512,
+            queue_bytes: 64 * 1024 * 1024,
             timeout: Duration::from_secs(10),
         }
     }
@@ -71,7 +77,7 @@ impl ForwardStats {
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
-    /// Requests dropped because the queue was full.
+    /// Requests dropped because the queue was full (in requests or bytes).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -81,11 +87,29 @@ struct Job {
     signal: Signal,
     headers: BTreeMap<String, String>,
     body: Bytes,
+    /// The body's share of the queue's bytes, given back when the job is
+    /// sent, fails or is dropped.
+    _queued: Queued,
+}
+
+/// Bytes a job holds of the queue's bound, given back on drop.
+struct Queued {
+    queued: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// A [`Sink`] that forwards every decodable export to another collector.
 pub struct Forwarder {
     queue: Option<mpsc::Sender<Job>>,
+    /// Bytes of the jobs queued or being sent, against `max_queued_bytes`.
+    queued_bytes: Arc<AtomicUsize>,
+    max_queued_bytes: usize,
     stats: Arc<ForwardStats>,
     thread: Option<JoinHandle<()>>,
 }
@@ -130,6 +154,7 @@ impl Forwarder {
             ));
         }
         let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
+        let max_queued_bytes = config.queue_bytes;
         let stats = Arc::new(ForwardStats::default());
         let worker_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
@@ -146,6 +171,8 @@ impl Forwarder {
             .map_err(|e| format!("cannot start the forwarding thread: {e}"))?;
         Ok(Forwarder {
             queue: Some(tx),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            max_queued_bytes,
             stats,
             thread: Some(thread),
         })
@@ -175,10 +202,25 @@ impl Forwarder {
             .into_iter()
             .filter(|(k, _)| !HOP_HEADERS.contains(&k.as_str()))
             .collect();
+        let bytes = request.body.len();
+        let max = self.max_queued_bytes;
+        let admitted =
+            self.queued_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                    queued.checked_add(bytes).filter(|&after| after <= max)
+                });
+        if admitted.is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return RequestOutcome::Accepted;
+        }
         let job = Job {
             signal: request.signal,
             headers,
             body: request.body,
+            _queued: Queued {
+                queued: Arc::clone(&self.queued_bytes),
+                bytes,
+            },
         };
         if let Some(queue) = &self.queue
             && queue.try_send(job).is_err()

@@ -769,7 +769,11 @@ pub fn logs_from(req: &ExportLogsServiceRequest, transport: Transport) -> Vec<Re
                 let body = r.body.as_ref().and_then(|b| match &b.value {
                     None => None,
                     Some(any_value::Value::StringValue(s)) => Some(s.clone()),
-                    Some(_) => Some(format!("{:?}", AttrValue::from_any(Some(b)))),
+                    Some(_) => {
+                        let mut rendered = format!("{:?}", AttrValue::from_any(Some(b)));
+                        rendered.shrink_to_fit();
+                        Some(rendered)
+                    }
                 });
                 out.push(ReceivedLog {
                     resource: Arc::clone(&resource),

@@ -12,6 +12,16 @@ use otlp_receiver::{AttrValue, Attributes, ReceivedLog, ReceivedSpan, SpanStatus
 const PER_ALLOCATION: usize = 16;
 const PER_ENTRY: usize = 48;
 
+/// A map's node: room for eleven keys and values whatever it holds, so a
+/// map of one small entry costs a whole node.
+const MAP_NODE: usize =
+    11 * (std::mem::size_of::<String>() + std::mem::size_of::<AttrValue>()) + PER_ALLOCATION;
+
+/// Heap bytes of the nodes of a map of `len` entries.
+fn map_nodes(len: usize) -> usize {
+    len.div_ceil(11) * MAP_NODE
+}
+
 /// Heap bytes of a string.
 pub(crate) fn text(s: &str) -> usize {
     if s.is_empty() {
@@ -27,17 +37,23 @@ fn value(v: &AttrValue) -> usize {
             AttrValue::Str(s) => text(s),
             AttrValue::Bytes(b) => b.len() + PER_ALLOCATION,
             AttrValue::Array(items) => items.iter().map(value).sum::<usize>() + PER_ALLOCATION,
-            AttrValue::Map(map) => map
-                .iter()
-                .map(|(k, v)| text(k) + value(v) + PER_ENTRY)
-                .sum(),
+            AttrValue::Map(map) => {
+                map_nodes(map.len())
+                    + map
+                        .iter()
+                        .map(|(k, v)| text(k) + value(v) + PER_ENTRY)
+                        .sum::<usize>()
+            }
             AttrValue::Bool(_) | AttrValue::I64(_) | AttrValue::F64(_) | AttrValue::Empty => 0,
         }
 }
 
 /// Heap bytes of an attribute map.
 pub(crate) fn attributes(a: &Attributes) -> usize {
-    a.iter().map(|(k, v)| text(k) + value(v) + PER_ENTRY).sum()
+    map_nodes(a.len())
+        + a.iter()
+            .map(|(k, v)| text(k) + value(v) + PER_ENTRY)
+            .sum::<usize>()
 }
 
 /// Bytes of a span, its resource not included (resources are shared).
@@ -105,7 +121,17 @@ mod tests {
         large
             .0
             .insert("k".into(), AttrValue::Str("x".repeat(1 << 20)));
-        assert!(attributes(&small) < 200);
+        // One small entry still takes a whole node of the map.
+        assert!(attributes(&small) >= MAP_NODE && attributes(&small) < MAP_NODE + 200);
+        let twelve: Attributes = Attributes(
+            (0..12)
+                .map(|i| (format!("k{i}"), AttrValue::I64(i)))
+                .collect(),
+        );
+        assert!(
+            attributes(&twelve) >= 2 * MAP_NODE,
+            "twelve entries take two nodes"
+        );
         assert!(attributes(&large) > 1 << 20);
         let mut nested = Attributes::default();
         nested.0.insert(

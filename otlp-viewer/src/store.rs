@@ -382,8 +382,10 @@ impl Store {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.stats.spans_received += spans.len() as u64;
+        let mut batch_resource = BatchResource::default();
         for mut span in spans {
-            let (resource, resource_bytes) = share_resource(&mut inner.resources, &span.resource);
+            let (resource, resource_bytes) =
+                batch_resource.share(&mut inner.resources, &span.resource);
             // The span holds the stored resource, so the batch's own copy
             // goes once its items do, and nothing uncounted stays alive.
             span.resource = Arc::clone(&resource);
@@ -438,8 +440,10 @@ impl Store {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.stats.logs_received += logs.len() as u64;
+        let mut batch_resource = BatchResource::default();
         for mut log in logs {
-            let (resource, resource_bytes) = share_resource(&mut inner.resources, &log.resource);
+            let (resource, resource_bytes) =
+                batch_resource.share(&mut inner.resources, &log.resource);
             log.resource = Arc::clone(&resource);
             let bytes = size::log(&log) + resource_bytes;
             let mut stored = StoredLog {
@@ -884,6 +888,29 @@ fn render_attributes(attributes: &Attributes) -> String {
         .map(|(k, v)| format!("{k}={}", display_value(v)))
         .collect();
     parts.join(",")
+}
+
+/// The last resource of a batch that was looked up: the items of one
+/// `ResourceSpans` hold one `Arc`, so it is compared with the stored
+/// resources once, not once per item.
+#[derive(Default)]
+struct BatchResource(Option<(Arc<Attributes>, Arc<Attributes>, usize)>);
+
+impl BatchResource {
+    fn share(
+        &mut self,
+        shared: &mut Vec<Arc<Attributes>>,
+        resource: &Arc<Attributes>,
+    ) -> (Arc<Attributes>, usize) {
+        if let Some((batch, stored, bytes)) = &self.0
+            && Arc::ptr_eq(batch, resource)
+        {
+            return (Arc::clone(stored), *bytes);
+        }
+        let (stored, bytes) = share_resource(shared, resource);
+        self.0 = Some((Arc::clone(resource), Arc::clone(&stored), bytes));
+        (stored, bytes)
+    }
 }
 
 /// The item's resource, shared with earlier items where it is the same, and

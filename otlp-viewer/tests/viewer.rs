@@ -816,6 +816,42 @@ fn in_front_of_a_collector_every_export_is_passed_on_unchanged_with_its_headers(
     }
 }
 
+/// Behind a collector that never answers, the forward queue holds at most
+/// its bytes: 20 exports of 256 KiB against a 1 MiB bound are mostly
+/// dropped (counted), though the queue's count bound would take them all.
+#[test]
+fn the_forward_queue_is_bounded_in_bytes() {
+    let tarpit = testkit::Tarpit::start().unwrap();
+    let mut forward =
+        otlp_viewer::ForwardConfig::new(tarpit.endpoint(), otlp_viewer::ForwardProtocol::Grpc);
+    forward.queue_bytes = 1 << 20;
+    forward.timeout = Duration::from_secs(2);
+    let viewer = Viewer::start(ViewerConfig {
+        forward: Some(forward),
+        ..ViewerConfig::default()
+    })
+    .unwrap();
+    let c = Client::new(&viewer);
+    let name = "x".repeat(256 * 1024);
+    let started = std::time::Instant::now();
+    for n in 0..20u8 {
+        c.traces(spans_request(
+            "svc",
+            vec![span(&id(n, 16), &id(1, 8), &[], &name, SpanKind::Server)],
+        ));
+    }
+    // At most four fit the bound at once, plus one more for each send the
+    // tarpit timed out while they were posted.
+    let timed_out = started.elapsed().as_secs() / 2;
+    let stats = std::sync::Arc::clone(viewer.forwarded().unwrap());
+    assert!(
+        stats.dropped() >= 20 - 4 - timed_out - 1,
+        "{stats:?} after {:?}",
+        started.elapsed()
+    );
+    viewer.shutdown();
+}
+
 #[test]
 fn a_dead_collector_behind_the_viewer_costs_counted_forwards_not_answers() {
     // A collector that accepts connections and never answers: the worst kind.
