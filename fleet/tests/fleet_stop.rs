@@ -21,6 +21,19 @@ fn the_fleet_stops_in_seconds_when_the_collector_never_answers() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(tarpit.connections() > 0, "the engines did connect");
     let engines: Vec<u16> = launcher.fleet.engines.iter().map(|e| e.port).collect();
+    // fleet.json names the NATS server the run started, so a supervisor (and
+    // this harness) can stop it should the launcher be killed.
+    let nats_pid = launcher
+        .fleet
+        .nats_pid
+        .expect("fleet.json names its nats-server");
+    let nats_alive = || std::path::Path::new(&format!("/proc/{nats_pid}")).exists();
+    assert!(
+        std::fs::read_to_string(format!("/proc/{nats_pid}/cmdline"))
+            .unwrap_or_default()
+            .contains("nats-server"),
+        "pid {nats_pid} is not the nats-server"
+    );
     let t0 = Instant::now();
     let status = launcher.interrupt();
     let took = t0.elapsed();
@@ -41,6 +54,7 @@ fn the_fleet_stops_in_seconds_when_the_collector_never_answers() {
             "port {port} still served"
         );
     }
+    assert!(!nats_alive(), "the nats-server outlived the launcher");
     // The ending says how the stop went and what each engine served.
     let stop = launcher
         .last_line_starting("deltran: stopped in ")

@@ -88,6 +88,10 @@ fn names() -> String {
 pub struct RunFile {
     /// NATS.
     pub nats_url: String,
+    /// Its process id, when this run started it (a supervisor that must
+    /// clean up after a killed launcher stops it by this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_pid: Option<u32>,
     /// Every component.
     pub components: Vec<RunFileComponent>,
 }
@@ -136,7 +140,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
             return Err(e);
         }
     }
-    write_run_file(&run_dir, nats.url(), &slots)?;
+    write_run_file(&run_dir, &nats, &slots)?;
     let api = loopback_url(port_of(&slots, Component::ApiServer));
     let mut outages: Vec<OutageWindow<Component>> = args
         .outage
@@ -374,9 +378,10 @@ async fn stop_all(slots: &mut [Slot]) -> bool {
     clean
 }
 
-fn write_run_file(run_dir: &Path, nats_url: &str, slots: &[Slot]) -> Result<(), String> {
+fn write_run_file(run_dir: &Path, nats: &NatsServer, slots: &[Slot]) -> Result<(), String> {
     let file = RunFile {
-        nats_url: nats_url.to_string(),
+        nats_url: nats.url().to_string(),
+        nats_pid: nats.pid(),
         components: slots
             .iter()
             .map(|s| RunFileComponent {

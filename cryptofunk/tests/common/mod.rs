@@ -28,7 +28,10 @@ impl Desk {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let run: RunFile = serde_json::from_str(inner.run_file()).unwrap();
-        inner.watch_pids(run.components.iter().map(|c| c.pid).collect());
+        // Killed should the launcher not stop them: the components, and the
+        // NATS server it started.
+        let started = run.components.iter().map(|c| c.pid).chain(run.nats_pid);
+        inner.watch_pids(started.collect());
         Desk { inner, run }
     }
 

@@ -53,6 +53,10 @@ pub struct FleetFile {
     pub gateway_url: String,
     /// The NATS server.
     pub nats_url: String,
+    /// Its process id, when this run started it (a supervisor that must
+    /// clean up after a killed launcher stops it by this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_pid: Option<u32>,
     /// Every engine.
     pub engines: Vec<FleetFileEngine>,
     /// The embedded viewer's page, when it runs (`deltran trace --viewer` takes it).
@@ -566,8 +570,13 @@ impl Fleet {
     }
 
     /// Writes `fleet.json` into the run directory.
-    pub fn write_fleet_file(&self, viewer: Option<&otlp_viewer::Viewer>) -> Result<(), String> {
+    pub fn write_fleet_file(
+        &self,
+        viewer: Option<&otlp_viewer::Viewer>,
+        nats_pid: Option<u32>,
+    ) -> Result<(), String> {
         let file = FleetFile {
+            nats_pid,
             viewer_url: viewer.map(otlp_viewer::Viewer::url),
             viewer_otlp_grpc: viewer.map(otlp_viewer::Viewer::otlp_grpc_endpoint),
             viewer_otlp_http: viewer.map(otlp_viewer::Viewer::otlp_http_endpoint),

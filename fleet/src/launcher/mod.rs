@@ -218,7 +218,7 @@ async fn run_async(args: RunArgs) -> Result<ExitCode, String> {
         nats.stop().await;
         return Err(e);
     }
-    fleet.write_fleet_file(viewer.as_ref())?;
+    fleet.write_fleet_file(viewer.as_ref(), nats.pid())?;
     let started = Instant::now();
     let stats = Arc::new(load::LoadStats::default());
     let mut load = load::start(

@@ -133,6 +133,11 @@ impl NatsServer {
         &self.url
     }
 
+    /// The process id of a server this run started (none for one it uses).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// The file holding the token of a server this run started.
     pub fn token_file(&self) -> Option<&Path> {
         self.token_file.as_deref()

@@ -55,7 +55,10 @@ impl Launcher {
         .unwrap_or_else(|e| panic!("{e}"));
         drop(starting);
         let fleet: FleetFile = serde_json::from_str(inner.run_file()).unwrap();
-        inner.watch_pids(fleet.engines.iter().map(|e| e.pid).collect());
+        // Killed should the launcher not stop them: the engines, and the
+        // NATS server it started.
+        let started = fleet.engines.iter().map(|e| e.pid).chain(fleet.nats_pid);
+        inner.watch_pids(started.collect());
         Launcher { inner, fleet }
     }
 
