@@ -98,10 +98,25 @@ fn one_decision_is_one_trace_and_every_instrument_reports() {
                     .iter()
                     .any(|s| s.parent_span_id.as_deref() == Some(c.span_id.as_str()))
         });
+        // Every LLM call has reached the provider: its server spans are
+        // leaves, which the orphan check cannot miss.
+        let chats = of_trace
+            .iter()
+            .filter(|s| s.name == "chat cryptofunk-sim-1")
+            .count();
+        let served = of_trace
+            .iter()
+            .filter(|s| {
+                s.kind == SpanKind::Server
+                    && service(s) == "llm-gateway"
+                    && s.name == "POST /v1/chat/completions"
+            })
+            .count();
         let whole = has("trading round", "orchestrator")
             && has("tools/call place_market_order", "order-executor")
             && !orphans
-            && !unanswered;
+            && !unanswered
+            && served >= chats;
         if whole || Instant::now() > deadline {
             break spans;
         }
