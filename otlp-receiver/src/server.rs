@@ -153,33 +153,31 @@ fn decode_json_then<E>(
     body: &[u8],
     before_model: impl FnOnce(&[u8]) -> Result<(), E>,
 ) -> Result<Result<(Batch, Bytes), E>, String> {
-    let err = |e: serde_json::Error| format!("invalid OTLP/JSON: {e}");
-    Ok(match signal {
-        Signal::Traces => {
-            let req: ExportTraceServiceRequest = serde_json::from_slice(body).map_err(err)?;
-            let proto = req.encode_to_vec();
-            before_model(&proto).map(|()| {
-                let batch = Batch::Spans(model::spans_from(&req, transport));
-                (batch, Bytes::from(proto))
-            })
-        }
-        Signal::Metrics => {
-            let req: ExportMetricsServiceRequest = serde_json::from_slice(body).map_err(err)?;
-            let proto = req.encode_to_vec();
-            before_model(&proto).map(|()| {
-                let batch = Batch::Metrics(model::metrics_from(&req, transport));
-                (batch, Bytes::from(proto))
-            })
-        }
-        Signal::Logs => {
-            let req: ExportLogsServiceRequest = serde_json::from_slice(body).map_err(err)?;
-            let proto = req.encode_to_vec();
-            before_model(&proto).map(|()| {
-                let batch = Batch::Logs(model::logs_from(&req, transport));
-                (batch, Bytes::from(proto))
-            })
-        }
-    })
+    match signal {
+        Signal::Traces => json_then(body, before_model, |r: &ExportTraceServiceRequest| {
+            Batch::Spans(model::spans_from(r, transport))
+        }),
+        Signal::Metrics => json_then(body, before_model, |r: &ExportMetricsServiceRequest| {
+            Batch::Metrics(model::metrics_from(r, transport))
+        }),
+        Signal::Logs => json_then(body, before_model, |r: &ExportLogsServiceRequest| {
+            Batch::Logs(model::logs_from(r, transport))
+        }),
+    }
+}
+
+/// [`decode_json_then`] for one signal's request type `R`.
+fn json_then<R, E>(
+    body: &[u8],
+    before_model: impl FnOnce(&[u8]) -> Result<(), E>,
+    model: impl FnOnce(&R) -> Batch,
+) -> Result<Result<(Batch, Bytes), E>, String>
+where
+    R: serde::de::DeserializeOwned + prost::Message,
+{
+    let req: R = serde_json::from_slice(body).map_err(|e| format!("invalid OTLP/JSON: {e}"))?;
+    let proto = req.encode_to_vec();
+    Ok(before_model(&proto).map(|()| (model(&req), Bytes::from(proto))))
 }
 
 /// Where to listen and how much one request may carry.
