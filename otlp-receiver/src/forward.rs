@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use tokio::sync::mpsc;
 
+use crate::budget::{ByteBudget, Reservation};
 use crate::model::{RequestOutcome, Signal};
 use crate::server::{Batch, GRPC_LOGS_PATH, GRPC_METRICS_PATH, GRPC_TRACES_PATH, RawCodec};
 use crate::server::{RequestInfo, Sink};
@@ -89,27 +90,14 @@ struct Job {
     body: Bytes,
     /// The body's share of the queue's bytes, given back when the job is
     /// sent, fails or is dropped.
-    _queued: Queued,
-}
-
-/// Bytes a job holds of the queue's bound, given back on drop.
-struct Queued {
-    queued: Arc<AtomicUsize>,
-    bytes: usize,
-}
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.queued.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
+    _queued: Reservation,
 }
 
 /// A [`Sink`] that forwards every decodable export to another collector.
 pub struct Forwarder {
     queue: Option<mpsc::Sender<Job>>,
-    /// Bytes of the jobs queued or being sent, against `max_queued_bytes`.
-    queued_bytes: Arc<AtomicUsize>,
-    max_queued_bytes: usize,
+    /// Bytes of the jobs queued or being sent.
+    queued_bytes: Arc<ByteBudget>,
     stats: Arc<ForwardStats>,
     thread: Option<JoinHandle<()>>,
 }
@@ -154,7 +142,7 @@ impl Forwarder {
             ));
         }
         let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
-        let max_queued_bytes = config.queue_bytes;
+        let queued_bytes = ByteBudget::new(config.queue_bytes);
         let stats = Arc::new(ForwardStats::default());
         let worker_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
@@ -171,8 +159,7 @@ impl Forwarder {
             .map_err(|e| format!("cannot start the forwarding thread: {e}"))?;
         Ok(Forwarder {
             queue: Some(tx),
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
-            max_queued_bytes,
+            queued_bytes,
             stats,
             thread: Some(thread),
         })
@@ -202,14 +189,11 @@ impl Forwarder {
             .into_iter()
             .filter(|(k, _)| !HOP_HEADERS.contains(&k.as_str()))
             .collect();
-        let bytes = request.body.len();
-        let max = self.max_queued_bytes;
-        let admitted =
-            self.queued_bytes
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                    queued.checked_add(bytes).filter(|&after| after <= max)
-                });
-        if admitted.is_err() {
+        let queued = self.queued_bytes.reserve();
+        if queued
+            .grow(request.body.len(), "the forward queue")
+            .is_err()
+        {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return RequestOutcome::Accepted;
         }
@@ -217,10 +201,7 @@ impl Forwarder {
             signal: request.signal,
             headers,
             body: request.body,
-            _queued: Queued {
-                queued: Arc::clone(&self.queued_bytes),
-                bytes,
-            },
+            _queued: queued,
         };
         if let Some(queue) = &self.queue
             && queue.try_send(job).is_err()

@@ -841,12 +841,11 @@ async fn http_route(
     }
 
     // A declared length is reserved before anything is read, so a request
-    // that cannot fit is refused at once rather than part-read; the size
-    // limit is checked first, so an oversized request gets its 400.
+    // that cannot fit is refused at once rather than part-read. An oversized
+    // one is read up to the limit and answered then, as one without a
+    // declared length is: answered at once, a client still writing its body
+    // would see the connection close, not the 400.
     let reservation = Arc::new(shared.in_flight.reserve());
-    // An oversized one is read up to the limit and answered then, as one
-    // without a declared length is: answered at once, a client still
-    // writing its body would see the connection close, not the 400.
     let declared = headers
         .get("content-length")
         .and_then(|l| l.trim().parse::<usize>().ok())
