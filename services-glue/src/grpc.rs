@@ -31,7 +31,6 @@ use std::sync::Arc;
 use http::{Request, Response};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
-use opentelemetry::trace::TraceContextExt;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -185,9 +184,9 @@ impl Measure for CallMeasure {
         let (service, method) = full
             .split_once('/')
             .unwrap_or((crate::cardinality::OTHER, crate::cardinality::OTHER));
-        // The span has started by now (its context was injected or
-        // entered), so it is renamed through the OpenTelemetry span itself.
-        span.context().span().update_name(full.to_string());
+        // Renamed through its `otel.name` field: the OpenTelemetry layer
+        // records the span itself, so the context's span is only its ids.
+        span.record("otel.name", &*full);
         span.record("rpc.service", service);
         span.record("rpc.method", method);
         let mut attrs = vec![

@@ -24,7 +24,7 @@ use crate::error::InitError;
 use crate::exporters::{self, LogDestination, MetricDestination, SpanDestination};
 use crate::guard::{Inner, ScopedTelemetry, Telemetry};
 use crate::health::TelemetryHealth;
-use crate::layers::{LayerRecipe, SharedWriter, service_tracer};
+use crate::layers::{LayerRecipe, SharedWriter, service_traces};
 use crate::log_filter::LogFilter;
 use crate::metrics::register_self_metrics;
 use crate::pipeline;
@@ -334,7 +334,10 @@ impl TelemetryBuilder {
             }
             runtime = Some(rt);
         }
-        let (tracer_provider, span_stats) = traces.unzip();
+        let (tracer_provider, span_stats, span_queues) = match traces {
+            Some(t) => (Some(t.provider), Some(t.stats), t.queues),
+            None => (None, None, Vec::new()),
+        };
         let (logger_provider, log_stats) = logs.unzip();
         let pipelines: Vec<_> = span_stats
             .unwrap_or_default()
@@ -354,9 +357,9 @@ impl TelemetryBuilder {
         let recipe = LayerRecipe {
             writer,
             format,
-            tracer: tracer_provider
+            traces: tracer_provider
                 .as_ref()
-                .map(|provider| service_tracer(provider, &identity)),
+                .map(|provider| service_traces(provider, &identity, span_queues, config.limits)),
             sampler: config.sampler,
             logger_provider: logger_provider.clone(),
             pass_through: !config.propagators.is_empty(),

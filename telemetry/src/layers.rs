@@ -19,7 +19,9 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::SamplerConfig;
-use crate::config::LogFormat;
+use crate::config::{LimitsConfig, LogFormat};
+use crate::processors::QueueSpanProcessor;
+use crate::recorded_spans::QueueSink;
 use crate::resource::ServiceIdentity;
 use crate::sampling::ParentDecides;
 use crate::stdout::JsonLayer;
@@ -48,8 +50,8 @@ impl<'a> MakeWriter<'a> for SharedWriter {
 pub(crate) struct LayerRecipe {
     pub(crate) writer: SharedWriter,
     pub(crate) format: LogFormat,
-    /// Spans are recorded with this tracer; `None` when traces go nowhere.
-    pub(crate) tracer: Option<SdkTracer>,
+    /// Where spans are recorded; `None` when traces go nowhere.
+    pub(crate) traces: Option<ServiceTraces>,
     /// The tracer provider's sampler, also asked when a span is created so
     /// unsampled spans are never built (`crate::sampling`).
     pub(crate) sampler: SamplerConfig,
@@ -63,29 +65,43 @@ impl std::fmt::Debug for LayerRecipe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LayerRecipe")
             .field("format", &self.format)
-            .field("traces", &self.tracer.is_some())
+            .field("traces", &self.traces.is_some())
             .field("logs", &self.logger_provider.is_some())
             .field("pass_through", &self.pass_through)
             .finish_non_exhaustive()
     }
 }
 
-/// The tracer spans are recorded with: scoped to the service, so backends
-/// show which build produced them.
+/// Where the service's spans are recorded: the layer records them itself
+/// and hands them to the span queues (`crate::recorded_spans`); the tracer
+/// is the layer's for anything it leaves to the SDK.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceTraces {
+    tracer: SdkTracer,
+    sink: QueueSink,
+}
+
+/// The service's traces: scoped to the service, so backends show which
+/// build produced them.
 ///
 /// Every span carries a copy of its scope (and an exporter handed the spans
 /// by value, such as the console one, copies them per attempt). Owned
 /// strings would make each copy two allocations (and two frees); the name
 /// and version are therefore made `'static`, once per built pipeline (a few
 /// bytes, kept for the life of the process).
-pub(crate) fn service_tracer(
+pub(crate) fn service_traces(
     provider: &SdkTracerProvider,
     identity: &ServiceIdentity,
-) -> SdkTracer {
+    queues: Vec<QueueSpanProcessor>,
+    limits: LimitsConfig,
+) -> ServiceTraces {
     let scope = InstrumentationScope::builder(leak(&identity.name))
         .with_version(leak(&identity.version))
         .build();
-    provider.tracer_with_scope(scope)
+    ServiceTraces {
+        tracer: provider.tracer_with_scope(scope.clone()),
+        sink: QueueSink::new(queues, scope, limits),
+    }
 }
 
 /// `text` as a `&'static str` whose copies are free.
@@ -119,11 +135,12 @@ impl LayerRecipe {
                 .with_writer(self.writer.clone())
                 .with_ansi(false)
         }));
-        let spans: Box<dyn Layer<S> + Send + Sync> = if let Some(tracer) = &self.tracer {
+        let spans: Box<dyn Layer<S> + Send + Sync> = if let Some(traces) = &self.traces {
             Box::new(
                 tracing_opentelemetry::layer()
-                    .with_tracer(tracer.clone())
+                    .with_tracer(traces.tracer.clone())
                     .with_early_sampler(ParentDecides::new(self.sampler))
+                    .with_span_sink(traces.sink.clone())
                     .with_location(self.code_location)
                     .with_threads(false)
                     .with_tracked_inactivity(false),

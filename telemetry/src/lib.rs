@@ -49,6 +49,7 @@ mod pipeline;
 mod processors;
 pub mod prometheus;
 pub mod propagation;
+mod recorded_spans;
 pub mod redact;
 mod resource;
 mod sampling;

@@ -1,6 +1,7 @@
 //! Span and log processors on top of [`BatchQueue`](crate::batch::BatchQueue),
 //! and the adapters that let it drive the SDK's exporters.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::LogRecord as _;
@@ -19,20 +20,30 @@ use crate::batch::{BatchExporter, BatchQueue, ExportFuture};
 
 /// Feeds ended spans into a [`BatchQueue`], truncating long string values
 /// (the SDK has no value-length limit of its own).
+///
+/// Shared: the tracer provider ends the spans made through its tracers
+/// here, and telemetry's layer hands it the spans it records itself
+/// (`crate::recorded_spans`).
+#[derive(Debug, Clone)]
+pub(crate) struct QueueSpanProcessor(Arc<SpanQueue>);
+
 #[derive(Debug)]
-pub(crate) struct QueueSpanProcessor {
-    pub(crate) queue: BatchQueue<SpanData>,
-    pub(crate) max_value_len: Option<usize>,
+struct SpanQueue {
+    queue: BatchQueue<SpanData>,
+    max_value_len: Option<usize>,
 }
 
-impl SpanProcessor for QueueSpanProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+impl QueueSpanProcessor {
+    pub(crate) fn new(queue: BatchQueue<SpanData>, max_value_len: Option<usize>) -> Self {
+        QueueSpanProcessor(Arc::new(SpanQueue {
+            queue,
+            max_value_len,
+        }))
+    }
 
-    fn on_end(&self, mut span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        if let Some(limit) = self.max_value_len {
+    /// Queues a sampled span, its long values cut.
+    pub(crate) fn push(&self, mut span: SpanData) {
+        if let Some(limit) = self.0.max_value_len {
             truncate_all(&mut span.attributes, limit);
             for event in span.events.events.iter_mut() {
                 truncate_all(&mut event.attributes, limit);
@@ -41,15 +52,25 @@ impl SpanProcessor for QueueSpanProcessor {
                 truncate_all(&mut link.attributes, limit);
             }
         }
-        self.queue.push(span);
+        self.0.queue.push(span);
+    }
+}
+
+impl SpanProcessor for QueueSpanProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.push(span);
+        }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.queue.flush(Duration::from_secs(5))
+        self.0.queue.flush(Duration::from_secs(5))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.queue.shutdown(timeout)
+        self.0.queue.shutdown(timeout)
     }
 }
 

@@ -153,8 +153,8 @@ impl ParentDecides {
 impl EarlySampler for ParentDecides {
     fn decide(&self, parent_cx: &Context, metadata: &'static Metadata<'static>) -> EarlyDecision {
         if parent_cx.is_telemetry_suppressed() {
-            // The SDK records nothing there anyway; leave it to the SDK.
-            return EarlyDecision::Build;
+            // The SDK records nothing there: no span, not even an id.
+            return EarlyDecision::Drop(SpanContext::empty_context());
         }
         let parent = parent_cx.span();
         let parent_sc = parent.span_context();
@@ -476,9 +476,15 @@ mod tests {
     }
 
     #[test]
-    fn suppressed_telemetry_is_left_to_the_sdk() {
-        let early = ParentDecides::new(SamplerConfig::AlwaysOff);
+    fn suppressed_telemetry_is_dropped_as_the_sdk_drops_it() {
         let cx = Context::new().with_telemetry_suppressed();
-        assert_eq!(early.decide(&cx, application_span()), EarlyDecision::Build);
+        for config in CONFIGS {
+            let early = ParentDecides::new(config);
+            assert_eq!(
+                early.decide(&cx, application_span()),
+                EarlyDecision::Drop(SpanContext::empty_context()),
+                "{config:?}"
+            );
+        }
     }
 }

@@ -126,6 +126,40 @@ fn attribute_limits_truncate_and_cap() {
 }
 
 #[test]
+fn event_and_link_limits_cap_a_long_lived_span() {
+    let (sink, _) = run(
+        &[
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "2"),
+            ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "1"),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", "1"),
+        ],
+        || {
+            let earlier = tracing::info_span!("earlier");
+            let later = tracing::info_span!("later");
+            let span = tracing::info_span!("busy");
+            span.in_scope(|| {
+                for i in 0..1000 {
+                    tracing::info!(i, extra = "x", "tick");
+                }
+            });
+            span.follows_from(&earlier);
+            span.follows_from(&later);
+        },
+    );
+    let spans = sink.spans();
+    let busy = spans.iter().find(|s| s.name == "busy").unwrap();
+    // The first events and link are kept (what is cut is counted on the
+    // span, which this model does not show).
+    assert_eq!(busy.events.len(), 2, "{busy:?}");
+    for event in &busy.events {
+        assert_eq!(event.attributes.len(), 1, "{event:?}");
+    }
+    assert_eq!(busy.links.len(), 1);
+    let earlier = spans.iter().find(|s| s.name == "earlier").unwrap();
+    assert_eq!(busy.links[0].span_id, earlier.span_id);
+}
+
+#[test]
 fn rust_log_is_the_off_switch_for_spans_and_logs() {
     let (sink, _) = run(&[("RUST_LOG", "warn")], || {
         tracing::info_span!("filtered").in_scope(|| tracing::info!("hidden"));

@@ -11,17 +11,24 @@ use crate::config::{Config, SamplerConfig, Signal};
 use crate::error::InitError;
 use crate::exporters::SpanDestination;
 use crate::health::PipelineStats;
-use crate::pipeline::Built;
 use crate::processors::QueueSpanProcessor;
 
-/// The tracer provider and the health of each of its queues; `None` when
-/// there is nowhere to send spans.
+/// The tracer provider, its queues and the health of each.
+pub(crate) struct Traces {
+    pub(crate) provider: SdkTracerProvider,
+    pub(crate) stats: Vec<Arc<PipelineStats>>,
+    /// The provider's processors, which telemetry's layer also feeds.
+    pub(crate) queues: Vec<QueueSpanProcessor>,
+}
+
+/// The tracer provider and its queues; `None` when there is nowhere to send
+/// spans.
 pub(crate) fn build(
     config: &Config,
     resource: &Resource,
     destinations: Vec<SpanDestination>,
     runtime: &tokio::runtime::Handle,
-) -> Result<Option<Built<SdkTracerProvider>>, InitError> {
+) -> Result<Option<Traces>, InitError> {
     if destinations.is_empty() {
         return Ok(None);
     }
@@ -36,6 +43,7 @@ pub(crate) fn build(
         .with_max_attributes_per_event(config.limits.event_attribute_count)
         .with_max_attributes_per_link(config.limits.link_attribute_count);
     let mut stats = Vec::new();
+    let mut queues = Vec::new();
     for (i, destination) in destinations.into_iter().enumerate() {
         let queue_stats = PipelineStats::new(Signal::Traces, config.span_batch.max_queue_size);
         let queue = BatchQueue::start(
@@ -46,13 +54,16 @@ pub(crate) fn build(
             Arc::clone(&queue_stats),
             destination.label,
         )?;
-        builder = builder.with_span_processor(QueueSpanProcessor {
-            queue,
-            max_value_len: config.limits.span_attribute_value_length,
-        });
+        let processor = QueueSpanProcessor::new(queue, config.limits.span_attribute_value_length);
+        builder = builder.with_span_processor(processor.clone());
+        queues.push(processor);
         stats.push(queue_stats);
     }
-    Ok(Some((builder.build(), stats)))
+    Ok(Some(Traces {
+        provider: builder.build(),
+        stats,
+        queues,
+    }))
 }
 
 /// The sampler for `s`: the tracer provider's, and the one telemetry's

@@ -1,3 +1,4 @@
+use crate::sink::{RecordLimits, RecordedSpan, SpanSink};
 use crate::stack::IdValueStack;
 use crate::SetParentError;
 use crate::{
@@ -59,6 +60,12 @@ fn prevent_reentrant_call<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// A [`SpanSink`] and the limits it asked for, read once.
+struct LayerSink {
+    sink: Box<dyn SpanSink>,
+    limits: RecordLimits,
+}
+
 /// An [OpenTelemetry] propagation layer for use in a project that uses
 /// [tracing].
 ///
@@ -75,6 +82,9 @@ pub struct OpenTelemetryLayer<S, T> {
     sem_conv_config: SemConvConfig,
     with_context: WithContext,
     early_sampler: Option<Box<dyn EarlySampler>>,
+    /// Where kept spans go when the layer records them itself (see
+    /// [`crate::sink`]); only together with an early sampler.
+    sink: Option<LayerSink>,
     /// This thread's recent spans without data (see `stateless`).
     stateless: StatelessSpans,
     _registry: marker::PhantomData<S>,
@@ -267,9 +277,16 @@ impl SpanBuilderUpdates {
 
     fn update_span(self, span: &opentelemetry::trace::SpanRef<'_>) {
         let Self {
-            status, attributes, ..
+            name,
+            status,
+            attributes,
+            ..
         } = self;
 
+        // A started span can still be renamed (the kind is fixed at start).
+        if let Some(name) = name {
+            span.update_name(name);
+        }
         if let Some(status) = status {
             span.set_status(status);
         }
@@ -728,6 +745,7 @@ where
                 set_parent: Self::set_parent_of,
             },
             early_sampler: None,
+            sink: None,
             stateless: StatelessSpans::off(),
             _registry: marker::PhantomData,
         }
@@ -788,6 +806,7 @@ where
                 set_parent: OpenTelemetryLayer::<S, Tracer>::set_parent_of,
             },
             early_sampler: self.early_sampler,
+            sink: self.sink,
             stateless: self.stateless,
             _registry: self._registry,
             // cannot use ``..self` here due to different generics
@@ -967,6 +986,35 @@ where
         }
     }
 
+    /// Records kept spans in the layer and hands each to `sink` when it
+    /// closes, instead of starting them through the tracer (see
+    /// [`crate::sink`]). Takes effect together with
+    /// [`with_early_sampler`](Self::with_early_sampler), which then decides
+    /// every span.
+    pub fn with_span_sink(self, sink: impl SpanSink) -> Self {
+        let limits = sink.limits();
+        Self {
+            sink: Some(LayerSink {
+                sink: Box::new(sink),
+                limits,
+            }),
+            ..self
+        }
+    }
+
+    /// The sink, when spans are recorded for one.
+    #[inline]
+    fn recording_sink(&self) -> Option<&LayerSink> {
+        self.sink.as_ref().filter(|_| self.early_sampler.is_some())
+    }
+
+    /// A new recorded span's limits, when spans are recorded for a sink.
+    #[inline]
+    fn new_bounds(&self) -> Option<crate::sink::Bounds> {
+        self.recording_sink()
+            .map(|sink| crate::sink::Bounds::new(sink.limits))
+    }
+
     /// Adds a filter for events that counts all events that came to the layer. See
     /// [`FilteredOpenTelemetryLayer`] for more details.
     ///
@@ -1075,6 +1123,7 @@ where
                 },
                 end_time: None,
                 root_trace_id: None,
+                bounds: None,
             })
         });
         if let Some(mut otel_data) = stand_in {
@@ -1109,7 +1158,12 @@ where
         let otel_data = span.extensions().get::<OtelDataLock>().cloned();
         if let Some(otel_data) = otel_data {
             let mut data = otel_data.lock();
-            let OtelDataState::Builder { parent_cx, .. } = &mut data.state else {
+            let OtelDataState::Builder {
+                parent_cx,
+                sink_cx: None,
+                ..
+            } = &mut data.state
+            else {
                 return Err(SetParentError::AlreadyStarted);
             };
             // Under no parent it stays as it was decided at creation (a root
@@ -1213,9 +1267,11 @@ where
                 builder,
                 parent_cx: cx,
                 status,
+                sink_cx: None,
             },
             end_time: None,
             root_trace_id,
+            bounds: layer.new_bounds(),
         }));
         drop(extensions);
         if !had_data {
@@ -1356,6 +1412,7 @@ where
                 },
                 end_time: None,
                 root_trace_id: None,
+                bounds: None,
             })
         });
         if let Some(mut otel_data) = stand_in {
@@ -1381,7 +1438,7 @@ where
         f: &mut dyn FnMut(&OtelContext),
     ) {
         Self::get_activated_context(dispatch, span, &mut |otel_data: &mut OtelData| {
-            if let OtelDataState::Context { current_cx } = &otel_data.state {
+            if let Some(current_cx) = otel_data.state.current_cx() {
                 f(current_cx)
             }
         });
@@ -1409,12 +1466,27 @@ where
     /// the context in the process.
     ///
     fn start_cx(&self, otel_data: &mut OtelData) {
+        if let Some(sink) = self.recording_sink() {
+            if let OtelDataState::Builder {
+                parent_cx,
+                sink_cx: sink_cx @ None,
+                ..
+            } = &mut otel_data.state
+            {
+                // Recorded here: the context holds only its span context.
+                let span_context =
+                    recorded_span_context(sink, parent_cx, otel_data.root_trace_id.take());
+                *sink_cx = Some(parent_cx.with_remote_span_context(span_context));
+            }
+            return;
+        }
         if let OtelDataState::Context { .. } = &otel_data.state {
             // If the context is already started, we do nothing.
         } else if let OtelDataState::Builder {
             builder,
             parent_cx,
             status,
+            ..
         } = take(&mut otel_data.state)
         {
             // We purposefully disable all tracing inside this call. Whoever called this is holding
@@ -1447,11 +1519,35 @@ where
 
     fn with_started_cx<U>(&self, otel_data: &mut OtelData, f: &dyn Fn(&OtelContext) -> U) -> U {
         self.start_cx(otel_data);
-        match &otel_data.state {
-            OtelDataState::Context { current_cx, .. } => prevent_reentrant_call(|| f(current_cx)),
-            _ => panic!("OtelDataState should be a Context after starting it; this is a bug!"),
+        match otel_data.state.current_cx() {
+            Some(current_cx) => prevent_reentrant_call(|| f(current_cx)),
+            None => panic!("OtelDataState should be a Context after starting it; this is a bug!"),
         }
     }
+}
+
+/// The span context of a span recorded for `sink`: in its parent's trace
+/// (sampled, with the parent's trace state), or for a root, in the trace it
+/// was decided on or a new one.
+fn recorded_span_context(
+    sink: &LayerSink,
+    parent_cx: &OtelContext,
+    root_trace_id: Option<otel::TraceId>,
+) -> otel::SpanContext {
+    let parent = parent_cx.span();
+    let parent = parent.span_context();
+    let trace_id = if parent.is_valid() {
+        parent.trace_id()
+    } else {
+        root_trace_id.unwrap_or_else(|| sink.sink.new_trace_id())
+    };
+    otel::SpanContext::new(
+        trace_id,
+        sink.sink.new_span_id(),
+        parent.trace_flags().with_sampled(true),
+        false,
+        parent.trace_state().clone(),
+    )
 }
 
 thread_local! {
@@ -1655,9 +1751,11 @@ where
                 builder,
                 parent_cx,
                 status,
+                sink_cx: None,
             },
             end_time: None,
             root_trace_id,
+            bounds: self.new_bounds(),
         }));
     }
 
@@ -1790,7 +1888,8 @@ where
                 span_builder_updates: &mut updates,
                 sem_conv_config: self.sem_conv_config,
             });
-            match &mut otel_data.lock().state {
+            let mut data = otel_data.lock();
+            match &mut data.state {
                 OtelDataState::Builder {
                     builder, status, ..
                 } => {
@@ -1802,6 +1901,7 @@ where
                     updates.update_span(&current_cx.span());
                 }
             }
+            data.trim();
         }
     }
 
@@ -1823,7 +1923,8 @@ where
                 dropped.start().span().span_context().clone()
             });
             if let Some(follows_context) = dropped_context {
-                match &mut data.lock().state {
+                let mut data = data.lock();
+                match &mut data.state {
                     OtelDataState::Builder { builder, .. } => builder
                         .links
                         .get_or_insert_with(Vec::new)
@@ -1832,6 +1933,7 @@ where
                         current_cx.span().add_link(follows_context, vec![])
                     }),
                 }
+                data.trim();
                 return;
             }
             let follows_extensions = follows_span.extensions();
@@ -1849,7 +1951,8 @@ where
 
             let follows_context =
                 self.with_started_cx(&mut follows_locked, &|cx| cx.span().span_context().clone());
-            match &mut data.lock().state {
+            let mut data = data.lock();
+            match &mut data.state {
                 OtelDataState::Builder { builder, .. } => {
                     if let Some(ref mut links) = builder.links {
                         links.push(otel::Link::with_context(follows_context));
@@ -1861,6 +1964,7 @@ where
                     prevent_reentrant_call(|| current_cx.span().add_link(follows_context, vec![]));
                 }
             }
+            data.trim();
         }
     }
 
@@ -1987,7 +2091,8 @@ where
                     }
                 }
 
-                match &mut otel_data.lock().state {
+                let mut data = otel_data.lock();
+                match &mut data.state {
                     OtelDataState::Builder {
                         builder, status, ..
                     } => {
@@ -2017,6 +2122,7 @@ where
                         span.add_event(otel_event.name, otel_event.attributes);
                     }
                 }
+                data.trim();
             };
         }
     }
@@ -2071,11 +2177,55 @@ where
                 ]
             });
 
+            if let Some(sink) = self.recording_sink() {
+                if let OtelDataState::Builder {
+                    mut builder,
+                    parent_cx,
+                    status,
+                    sink_cx,
+                } = otel_data.state
+                {
+                    // Recorded here: the whole span goes to the sink at once.
+                    let span_context = match &sink_cx {
+                        Some(cx) => cx.span().span_context().clone(),
+                        None => recorded_span_context(sink, &parent_cx, otel_data.root_trace_id),
+                    };
+                    let parent = parent_cx.span();
+                    let parent = parent.span_context();
+                    let mut bounds = otel_data
+                        .bounds
+                        .unwrap_or_else(|| crate::sink::Bounds::new(sink.limits));
+                    if let Some(timings) = timings {
+                        builder
+                            .attributes
+                            .get_or_insert_with(Vec::new)
+                            .extend(timings);
+                    }
+                    bounds.trim(&mut builder);
+                    sink.sink.end(RecordedSpan {
+                        span_context,
+                        parent_span_id: if parent.is_valid() {
+                            parent.span_id()
+                        } else {
+                            otel::SpanId::INVALID
+                        },
+                        parent_span_is_remote: parent.is_valid() && parent.is_remote(),
+                        builder,
+                        status,
+                        end_time: otel_data.end_time.unwrap_or_else(crate::time::now),
+                        dropped_attributes: bounds.attributes,
+                        dropped_events: bounds.events,
+                        dropped_links: bounds.links,
+                    });
+                    return;
+                }
+            }
             match otel_data.state {
                 OtelDataState::Builder {
                     builder,
                     parent_cx,
                     status,
+                    ..
                 } => {
                     // We're not holding the extensions lock here so it's fine to just call to
                     // opentelemetry and let it log whatever it wants. If we had a lock, we'd have

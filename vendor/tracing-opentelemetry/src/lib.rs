@@ -119,6 +119,8 @@ mod layer;
 mod otel_context;
 /// Sampling decided when a span is created (a local addition to 0.34.0).
 mod sampler;
+/// Spans the layer records itself for a sink (a local addition to 0.34.0).
+pub mod sink;
 /// Span extension which enables OpenTelemetry context management.
 mod span_ext;
 
@@ -135,6 +137,7 @@ pub use layer::{layer, FilteredOpenTelemetryLayer, OpenTelemetryLayer};
 pub use metrics::MetricsLayer;
 pub use otel_context::get_otel_context;
 pub use sampler::{EarlyDecision, EarlySampler};
+pub use sink::{RecordLimits, RecordedSpan, SpanSink};
 pub use span_ext::{OpenTelemetrySpanExt, SetParentError};
 
 #[derive(Debug, Clone)]
@@ -164,6 +167,20 @@ struct OtelData {
     /// A root the early sampler kept, decided on this trace id: it must
     /// start in it ([`EarlySampler::start_in_trace`]).
     root_trace_id: Option<opentelemetry::trace::TraceId>,
+    /// A span recorded for a [`SpanSink`]: its limits and what they dropped.
+    bounds: Option<sink::Bounds>,
+}
+
+impl OtelData {
+    /// Cuts a recorded span's lists back to its limits after a change.
+    #[inline]
+    fn trim(&mut self) {
+        if let (Some(bounds), OtelDataState::Builder { builder, .. }) =
+            (&mut self.bounds, &mut self.state)
+        {
+            bounds.trim(builder);
+        }
+    }
 }
 
 /// The builder and status of a span dropped at creation (or created under a
@@ -220,6 +237,7 @@ impl DroppedSpan {
             },
             end_time: None,
             root_trace_id: None,
+            bounds: None,
         }
     }
 }
@@ -233,9 +251,24 @@ pub(crate) enum OtelDataState {
         parent_cx: opentelemetry::Context,
         builder: opentelemetry::trace::SpanBuilder,
         status: opentelemetry::trace::Status,
+        /// Recorded for a [`SpanSink`], once started: the context made
+        /// current while it is entered (its span context, non-recording).
+        /// The builder keeps collecting; the parent is fixed.
+        sink_cx: Option<opentelemetry::Context>,
     },
     /// The span has been started or accessed and is now in a context.
     Context { current_cx: opentelemetry::Context },
+}
+
+impl OtelDataState {
+    /// The span's context once it has started: its SDK span's, or for a
+    /// span recorded for a sink, the one made for it.
+    fn current_cx(&self) -> Option<&opentelemetry::Context> {
+        match self {
+            OtelDataState::Context { current_cx } => Some(current_cx),
+            OtelDataState::Builder { sink_cx, .. } => sink_cx.as_ref(),
+        }
+    }
 }
 
 impl Default for OtelDataState {

@@ -308,6 +308,7 @@ impl OpenTelemetrySpanExt for tracing::Span {
                                 .add_link(follows_link.span_context, follows_link.attributes);
                         }
                     }
+                    data.trim();
                 });
             });
         }
@@ -321,9 +322,7 @@ impl OpenTelemetrySpanExt for tracing::Span {
             };
             // If our span hasn't been built, we should build it and get the context in one call
             get_context.with_activated_context(subscriber, id, |data: &mut OtelData| {
-                if let OtelDataState::Context { current_cx } = &data.state {
-                    cx = Some(current_cx.clone());
-                }
+                cx = data.state.current_cx().cloned();
             });
         });
 
@@ -353,6 +352,7 @@ impl OpenTelemetrySpanExt for tracing::Span {
                         span.set_attribute(key_value.take().unwrap());
                     }
                 };
+                data.trim();
             });
         });
     }
@@ -412,6 +412,7 @@ impl OpenTelemetrySpanExt for tracing::Span {
                         );
                     }
                 }
+                data.trim();
             });
         });
     }

@@ -144,12 +144,9 @@ where
                 Key::from_static_str(SPAN_EVENT_COUNT_FIELD),
                 Value::I64(i64::from(count)),
             );
-            match &mut otel_data.lock().state {
-                OtelDataState::Builder {
-                    builder,
-                    parent_cx: _,
-                    status: _,
-                } => {
+            let mut data = otel_data.lock();
+            match &mut data.state {
+                OtelDataState::Builder { builder, .. } => {
                     builder.attributes.get_or_insert(Vec::new()).push(key_value);
                 }
                 OtelDataState::Context { current_cx } => {
@@ -157,6 +154,7 @@ where
                     span.set_attribute(key_value);
                 }
             }
+            data.trim();
         }
 
         drop(span);
