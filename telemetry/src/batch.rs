@@ -264,6 +264,11 @@ impl<T: Send + 'static> BatchQueue<T> {
         })
     }
 
+    /// Whether the queue has been shut down (it takes nothing more).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Relaxed)
+    }
+
     /// Hands an item over without blocking; drops and counts it when full.
     ///
     /// "Full" counts the batch the worker is exporting too: items taken off

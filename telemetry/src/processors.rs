@@ -41,6 +41,11 @@ impl QueueSpanProcessor {
         }))
     }
 
+    /// Whether the queue was shut down with the tracer provider.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.0.queue.is_shut_down()
+    }
+
     /// Queues a sampled span, its long values cut.
     pub(crate) fn push(&self, mut span: SpanData) {
         if let Some(limit) = self.0.max_value_len {

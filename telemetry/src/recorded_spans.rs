@@ -62,6 +62,8 @@ impl SpanSink for QueueSink {
             attributes: limits.span_attribute_count,
             events: limits.span_event_count,
             links: limits.span_link_count,
+            event_attributes: limits.event_attribute_count,
+            link_attributes: limits.link_attribute_count,
         }
     }
 
@@ -69,7 +71,12 @@ impl SpanSink for QueueSink {
         let Some((last, others)) = self.0.queues.split_last() else {
             return;
         };
-        let data = span_data(span, &self.0.scope, &self.0.limits);
+        if last.is_shut_down() {
+            // After the provider's shutdown the SDK ends spans without a
+            // word: nothing is queued, nor counted as dropped.
+            return;
+        }
+        let data = span_data(span, &self.0.scope);
         for queue in others {
             queue.push(data.clone());
         }
@@ -77,36 +84,15 @@ impl SpanSink for QueueSink {
     }
 }
 
-/// `span` as the SDK ends a span: the layer kept the span's lists within
-/// their limits; each event's and link's attributes are cut here.
-fn span_data(span: RecordedSpan, scope: &InstrumentationScope, limits: &LimitsConfig) -> SpanData {
+/// `span` as the SDK ends a span (the layer kept it within the limits).
+fn span_data(span: RecordedSpan, scope: &InstrumentationScope) -> SpanData {
     let builder = span.builder;
     let mut events = SpanEvents::default();
     events.events = builder.events.unwrap_or_default();
     events.dropped_count = span.dropped_events;
-    let event_limit = limits.event_attribute_count as usize;
-    for event in events.events.iter_mut() {
-        if event.attributes.len() > event_limit {
-            let over = event.attributes.len() - event_limit;
-            event.attributes.truncate(event_limit);
-            event.dropped_attributes_count = event
-                .dropped_attributes_count
-                .saturating_add(u32::try_from(over).unwrap_or(u32::MAX));
-        }
-    }
     let mut links = SpanLinks::default();
     links.links = builder.links.unwrap_or_default();
     links.dropped_count = span.dropped_links;
-    let link_limit = limits.link_attribute_count as usize;
-    for link in links.links.iter_mut() {
-        if link.attributes.len() > link_limit {
-            let over = link.attributes.len() - link_limit;
-            link.attributes.truncate(link_limit);
-            link.dropped_attributes_count = link
-                .dropped_attributes_count
-                .saturating_add(u32::try_from(over).unwrap_or(u32::MAX));
-        }
-    }
     SpanData {
         span_context: span.span_context,
         parent_span_id: span.parent_span_id,

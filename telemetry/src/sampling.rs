@@ -13,14 +13,19 @@
 //!   is decided on the parent's trace id; when the answer is `Drop` nothing
 //!   about the span is built, and what is created under it is dropped with
 //!   it, keeping nothing at all;
-//! - a root is decided on a trace id drawn here. Kept, it is built and starts
-//!   in that very trace: the provider's id generator, [`DecidedTraceIds`],
-//!   hands the SDK that id when the layer starts the root. Dropped, its
+//! - a root is decided on a trace id drawn here. Kept, it is recorded in
+//!   that very trace (the layer records kept spans itself,
+//!   `crate::recorded_spans`; a span started through the SDK instead gets
+//!   that id from the provider's id generator, [`DecidedTraceIds`]).
+//!   Dropped, its
 //!   creation fields are still kept, because `set_parent` may yet give it a
 //!   remote parent that is sampled (the usual way a server span learns its
 //!   caller), and then it is built whole;
 //! - the exporters' own spans are dropped whatever their parent
 //!   (`crate::feedback`).
+//!
+//! Since the layer records what is kept without asking the SDK again, a
+//! decision to build is final: recorded and sampled.
 
 use std::cell::Cell;
 
@@ -159,6 +164,11 @@ impl EarlySampler for ParentDecides {
         let parent = parent_cx.span();
         let parent_sc = parent.span_context();
         let is_root = !parent_sc.is_valid();
+        if is_root && parent_cx.has_active_span() && self.unsampled_parents_drop {
+            // An active span with an invalid context: the SDK's parent-based
+            // samplers read it as a parent that is not sampled.
+            return EarlyDecision::Drop(self.dropped(self.ids.new_trace_id(), parent_sc));
+        }
         let is_exporter = is_exporter_target(metadata.target());
         if !is_exporter
             && ((is_root && self.roots == Roots::Sampled)
@@ -202,7 +212,8 @@ impl EarlySampler for ParentDecides {
             }
         };
         match decision {
-            SamplingDecision::Drop => {
+            // Recorded but not sampled is never exported: dropped here.
+            SamplingDecision::Drop | SamplingDecision::RecordOnly => {
                 // The SDK's samplers hand on the parent's trace state.
                 let sc = self.dropped(trace_id, parent_sc);
                 if is_root {
@@ -211,7 +222,7 @@ impl EarlySampler for ParentDecides {
                     EarlyDecision::Drop(sc)
                 }
             }
-            SamplingDecision::RecordOnly | SamplingDecision::RecordAndSample => {
+            SamplingDecision::RecordAndSample => {
                 if is_root && self.roots == Roots::ByTraceId {
                     EarlyDecision::BuildInTrace(trace_id)
                 } else {
@@ -364,6 +375,27 @@ mod tests {
                         "{config:?}: {decision:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn an_active_span_without_a_valid_context_is_decided_as_the_sdk_decides_it() {
+        let parent = Context::new().with_remote_span_context(SpanContext::empty_context());
+        for config in CONFIGS {
+            let early = ParentDecides::new(config);
+            let sdk = sampler(config);
+            for _ in 0..64 {
+                let decision = early.decide(&parent, application_span());
+                let trace_id = match &decision {
+                    EarlyDecision::Drop(sc) | EarlyDecision::DropUnlessReparented(sc) => {
+                        sc.trace_id()
+                    }
+                    EarlyDecision::BuildInTrace(trace_id) => *trace_id,
+                    EarlyDecision::Build => TraceId::from(0x77u128 << 64),
+                };
+                let sdk_drops = sdk_decision(&sdk, &parent, trace_id) == SamplingDecision::Drop;
+                assert_eq!(dropped(&decision).is_some(), sdk_drops, "{config:?}");
             }
         }
     }

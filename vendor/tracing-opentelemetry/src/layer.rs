@@ -248,6 +248,15 @@ pub(crate) struct SpanBuilderUpdates {
     attributes: Option<Vec<KeyValue>>,
 }
 
+/// Sets a span's status as the SDK does: only a greater one replaces it
+/// (`Ok` > `Error` > `Unset`), so `Ok` is final and an error keeps its
+/// description against a later bare one.
+pub(crate) fn set_status(current: &mut Status, status: Status) {
+    if status > *current {
+        *current = status;
+    }
+}
+
 impl SpanBuilderUpdates {
     pub(crate) fn update(self, span_builder: &mut SpanBuilder, s: &mut Status) {
         let Self {
@@ -264,7 +273,7 @@ impl SpanBuilderUpdates {
             span_builder.span_kind = Some(span_kind);
         }
         if let Some(status) = status {
-            *s = status;
+            set_status(s, status);
         }
         if let Some(attributes) = attributes {
             if let Some(builder_attributes) = &mut span_builder.attributes {
@@ -1157,7 +1166,8 @@ where
         let new_root = !cx.span().span_context().is_valid();
         let otel_data = span.extensions().get::<OtelDataLock>().cloned();
         if let Some(otel_data) = otel_data {
-            let mut data = otel_data.lock();
+            let mut guard = otel_data.lock();
+            let data = &mut *guard;
             let OtelDataState::Builder {
                 parent_cx,
                 sink_cx: None,
@@ -1168,19 +1178,31 @@ where
             };
             // Under no parent it stays as it was decided at creation (a root
             // kept on its trace id keeps it), or the tracer decides at start.
+            // Recorded for a sink, nothing decides at start: a span kept
+            // under its parent is decided again as the root it becomes.
+            let decided_as_root =
+                new_root && data.root_trace_id.is_none() && layer.recording_sink().is_some();
             let decision = layer
                 .early_sampler
                 .as_ref()
-                .filter(|_| !new_root)
+                .filter(|_| !new_root || decided_as_root)
                 .map(|sampler| sampler.decide(&cx, span.metadata()));
-            let Some(
-                EarlyDecision::Drop(span_context)
-                | EarlyDecision::DropUnlessReparented(span_context),
-            ) = decision
-            else {
-                *parent_cx = cx;
-                return Ok(());
+            let span_context = match decision {
+                Some(
+                    EarlyDecision::Drop(span_context)
+                    | EarlyDecision::DropUnlessReparented(span_context),
+                ) => span_context,
+                Some(EarlyDecision::BuildInTrace(trace_id)) => {
+                    data.root_trace_id = Some(trace_id);
+                    *parent_cx = cx;
+                    return Ok(());
+                }
+                Some(EarlyDecision::Build) | None => {
+                    *parent_cx = cx;
+                    return Ok(());
+                }
             };
+            let data = &mut *guard;
             // Not sampled under its new parent (a request coming in from a
             // trace not sampled upstream): dropped like a span created there,
             // so its children keep nothing. What it was built from is kept
@@ -1191,7 +1213,7 @@ where
             else {
                 unreachable!("matched as a builder above");
             };
-            drop(data);
+            drop(guard);
             let fields = KeptFields::from_builder(builder, status);
             let mut extensions = span.extensions_mut();
             extensions.remove::<OtelDataLock>();

@@ -25,7 +25,8 @@ use std::time::SystemTime;
 use opentelemetry::trace::{SpanBuilder, SpanContext, SpanId, Status, TraceId};
 
 /// How many attributes, events and links a span recorded for a
-/// [`SpanSink`] keeps; what comes after is counted as dropped.
+/// [`SpanSink`] keeps, and attributes each event and link keeps; what comes
+/// after is counted as dropped.
 ///
 /// They bound the memory of a long-lived span that keeps recording: the
 /// first ones are kept, as the SDK keeps them.
@@ -37,6 +38,10 @@ pub struct RecordLimits {
     pub events: u32,
     /// Links per span.
     pub links: u32,
+    /// Attributes per event.
+    pub event_attributes: u32,
+    /// Attributes per link.
+    pub link_attributes: u32,
 }
 
 impl Default for RecordLimits {
@@ -46,6 +51,8 @@ impl Default for RecordLimits {
             attributes: 128,
             events: 128,
             links: 128,
+            event_attributes: 128,
+            link_attributes: 128,
         }
     }
 }
@@ -118,7 +125,7 @@ impl Bounds {
 
     /// Cuts `builder`'s lists back to the limits, counting what is cut.
     /// Called after each change, so a list is never more than one change
-    /// over its limit.
+    /// over its limit, and only the last event or link can be new.
     #[inline]
     pub(crate) fn trim(&mut self, builder: &mut SpanBuilder) {
         trim(
@@ -128,18 +135,37 @@ impl Bounds {
         );
         trim(&mut builder.events, self.limits.events, &mut self.events);
         trim(&mut builder.links, self.limits.links, &mut self.links);
+        if let Some(event) = builder.events.as_mut().and_then(|e| e.last_mut()) {
+            trim_vec(
+                &mut event.attributes,
+                self.limits.event_attributes,
+                &mut event.dropped_attributes_count,
+            );
+        }
+        if let Some(link) = builder.links.as_mut().and_then(|l| l.last_mut()) {
+            trim_vec(
+                &mut link.attributes,
+                self.limits.link_attributes,
+                &mut link.dropped_attributes_count,
+            );
+        }
     }
 }
 
 #[inline]
 fn trim<T>(list: &mut Option<Vec<T>>, limit: u32, dropped: &mut u32) {
     if let Some(list) = list {
-        let limit = limit as usize;
-        if list.len() > limit {
-            let over = list.len() - limit;
-            list.truncate(limit);
-            *dropped = dropped.saturating_add(u32::try_from(over).unwrap_or(u32::MAX));
-        }
+        trim_vec(list, limit, dropped);
+    }
+}
+
+#[inline]
+fn trim_vec<T>(list: &mut Vec<T>, limit: u32, dropped: &mut u32) {
+    let limit = limit as usize;
+    if list.len() > limit {
+        let over = list.len() - limit;
+        list.truncate(limit);
+        *dropped = dropped.saturating_add(u32::try_from(over).unwrap_or(u32::MAX));
     }
 }
 
@@ -156,21 +182,24 @@ mod tests {
             attributes: 2,
             events: 1,
             links: 0,
+            event_attributes: 1,
+            link_attributes: 1,
         });
         let mut builder = SpanBuilder::from_name("s");
         builder.attributes = Some((0..5).map(|i| KeyValue::new("k", i)).collect());
-        builder.events = Some(vec![
-            Event::with_name("a"),
-            Event::with_name("b"),
-            Event::with_name("c"),
-        ]);
+        let mut first = Event::with_name("a");
+        first.attributes = vec![KeyValue::new("x", 1), KeyValue::new("y", 2)];
+        builder.events = Some(vec![first, Event::with_name("b"), Event::with_name("c")]);
         builder.links = Some(vec![Link::with_context(SpanContext::empty_context())]);
         bounds.trim(&mut builder);
         let attrs = builder.attributes.as_ref().unwrap();
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs[1].value, 1i64.into());
-        assert_eq!(builder.events.as_ref().unwrap()[0].name, "a");
-        assert_eq!(builder.events.as_ref().unwrap().len(), 1);
+        let events = builder.events.as_ref().unwrap();
+        assert_eq!((events.len(), &*events[0].name), (1, "a"));
+        // The kept event's own attributes are cut too.
+        assert_eq!(events[0].attributes, vec![KeyValue::new("x", 1)]);
+        assert_eq!(events[0].dropped_attributes_count, 1);
         assert!(builder.links.as_ref().unwrap().is_empty());
         assert_eq!((bounds.attributes, bounds.events, bounds.links), (3, 2, 1));
         // Within the limits, nothing more is counted.

@@ -365,7 +365,7 @@ impl OpenTelemetrySpanExt for tracing::Span {
             };
             get_context.with_context(subscriber, id, move |data| match &mut data.state {
                 OtelDataState::Builder { status: s, .. } => {
-                    *s = status.take().unwrap();
+                    crate::layer::set_status(s, status.take().unwrap());
                 }
                 OtelDataState::Context { current_cx } => {
                     let span = current_cx.span();

@@ -65,6 +65,14 @@ impl EarlySampler for ParentBased {
             ))
         } else if !sc.is_valid() && metadata.name() == "decided" {
             EarlyDecision::BuildInTrace(DECIDED)
+        } else if !sc.is_valid() && metadata.name() == "unlucky" {
+            EarlyDecision::DropUnlessReparented(SpanContext::new(
+                TraceId::from(0xdead_u128),
+                SpanId::from(43),
+                TraceFlags::default(),
+                false,
+                TraceState::default(),
+            ))
         } else {
             EarlyDecision::Build
         }
@@ -247,6 +255,8 @@ fn a_long_lived_span_keeps_its_first_items_within_the_limits() {
             attributes: 3,
             events: 2,
             links: 1,
+            event_attributes: 8,
+            link_attributes: 8,
         },
         ..Sink::default()
     };
@@ -311,4 +321,54 @@ fn otel_name_recorded_after_start_renames_the_span_either_way() {
         span.record("otel.name", "pkg.Service/Method");
     });
     assert_eq!(exports.0.lock().unwrap()[0].name, "pkg.Service/Method");
+}
+
+#[test]
+fn a_span_moved_to_no_parent_is_decided_as_the_root_it_becomes() {
+    let sink = Sink::default();
+    let (_, subscriber) = subscriber(&sink);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("outer").in_scope(|| {
+            // Kept under a sampled parent, then detached: decided again.
+            let unlucky = tracing::info_span!("unlucky");
+            unlucky.set_parent(Context::new()).unwrap();
+            unlucky.in_scope(|| tracing::info_span!("under_unlucky").in_scope(|| {}));
+            let decided = tracing::info_span!("decided");
+            decided.set_parent(Context::new()).unwrap();
+            decided.in_scope(|| {});
+        });
+    });
+    let spans = sink.take();
+    let names: Vec<_> = spans.iter().map(|s| s.builder.name.to_string()).collect();
+    assert_eq!(names, ["decided", "outer"]);
+    assert_eq!(spans[0].span_context.trace_id(), DECIDED);
+    assert_eq!(spans[0].parent_span_id, SpanId::INVALID);
+}
+
+#[test]
+fn status_follows_the_sdks_order_ok_over_error_over_unset() {
+    let sink = Sink::default();
+    let (_, subscriber) = subscriber(&sink);
+    tracing::subscriber::with_default(subscriber, || {
+        let ok = tracing::info_span!("ok", otel.status_code = tracing::field::Empty);
+        ok.set_status(Status::Ok);
+        ok.in_scope(|| tracing::error!("failed after all"));
+        ok.record("otel.status_code", "ERROR");
+        ok.set_status(Status::Unset);
+
+        let described = tracing::info_span!("described");
+        described.set_status(Status::error("connection reset"));
+        described.set_status(Status::error(""));
+        described.set_status(Status::Unset);
+    });
+    let spans = sink.take();
+    let status = |name: &str| {
+        &spans
+            .iter()
+            .find(|s| s.builder.name == name)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status("ok"), &Status::Ok);
+    assert_eq!(status("described"), &Status::error("connection reset"));
 }
