@@ -1000,6 +1000,49 @@ where
     /// [`crate::sink`]). Takes effect together with
     /// [`with_early_sampler`](Self::with_early_sampler), which then decides
     /// every span.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use opentelemetry::trace::{SpanId, TraceId};
+    /// use tracing_opentelemetry::{EarlyDecision, EarlySampler, RecordedSpan, SpanSink};
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// struct KeepAll;
+    /// impl EarlySampler for KeepAll {
+    ///     fn decide(
+    ///         &self,
+    ///         _parent: &opentelemetry::Context,
+    ///         _metadata: &'static tracing::Metadata<'static>,
+    ///     ) -> EarlyDecision {
+    ///         EarlyDecision::Build
+    ///     }
+    /// }
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Names(Arc<Mutex<Vec<String>>>);
+    /// impl SpanSink for Names {
+    ///     fn new_span_id(&self) -> SpanId {
+    ///         SpanId::from(1)
+    ///     }
+    ///     fn new_trace_id(&self) -> TraceId {
+    ///         TraceId::from(1)
+    ///     }
+    ///     fn end(&self, span: RecordedSpan) {
+    ///         self.0.lock().unwrap().push(span.builder.name.to_string());
+    ///     }
+    /// }
+    ///
+    /// let names = Names::default();
+    /// let subscriber = tracing_subscriber::registry().with(
+    ///     tracing_opentelemetry::layer()
+    ///         .with_early_sampler(KeepAll)
+    ///         .with_span_sink(names.clone()),
+    /// );
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::info_span!("checkout").in_scope(|| {});
+    /// });
+    /// assert_eq!(*names.0.lock().unwrap(), ["checkout"]);
+    /// ```
     pub fn with_span_sink(self, sink: impl SpanSink) -> Self {
         let limits = sink.limits();
         Self {

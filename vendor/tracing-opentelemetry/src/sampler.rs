@@ -13,10 +13,12 @@ use tracing_core::Metadata;
 /// What an [`EarlySampler`] decides for a span when it is created.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EarlyDecision {
-    /// Built as usual; the tracer's sampler decides when it starts.
+    /// Built as usual; the tracer's sampler decides when it starts. With a
+    /// [`SpanSink`](crate::SpanSink): recorded and sampled.
     Build,
     /// A root, built, that must start in this trace: its sampling was
     /// decided on this trace id (see [`EarlySampler::start_in_trace`]).
+    /// With a [`SpanSink`](crate::SpanSink): recorded and sampled, in it.
     BuildInTrace(TraceId),
     /// Dropped, with this span context.
     Drop(SpanContext),
