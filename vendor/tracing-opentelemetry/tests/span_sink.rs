@@ -372,3 +372,130 @@ fn status_follows_the_sdks_order_ok_over_error_over_unset() {
     assert_eq!(status("ok"), &Status::Ok);
     assert_eq!(status("described"), &Status::error("connection reset"));
 }
+
+/// One workload of everything a span records, as services write it.
+fn workload() {
+    let earlier = tracing::info_span!("earlier");
+    earlier.in_scope(|| {});
+    let root = tracing::info_span!(
+        "root",
+        otel.kind = "server",
+        http.route = "/pay",
+        amount = 12_i64,
+        late = tracing::field::Empty,
+        otel.name = tracing::field::Empty
+    );
+    root.in_scope(|| {
+        tracing::info!(step = "validate", "checked");
+        let child = tracing::info_span!("child", ok = true);
+        child.in_scope(|| {
+            tracing::warn!(retries = 2_i64, "slow");
+            tracing::info_span!("grandchild", ratio = 0.5).in_scope(|| {
+                let e = std::io::Error::other("disk full");
+                tracing::error!(error = &e as &dyn std::error::Error, "write failed");
+            });
+        });
+        child.set_attribute("ext.attr", "v");
+        child.add_event("ext event", vec![KeyValue::new("k", 1_i64)]);
+        child.follows_from(&earlier);
+        tracing::info_span!("never_entered", n = 3_i64);
+    });
+    root.record("late", "recorded after");
+    root.record("otel.name", "POST /pay");
+    root.set_status(Status::Ok);
+}
+
+/// What a span looks like without its ids and times.
+fn shape(
+    name: &str,
+    parent: Option<String>,
+    kind: Option<&opentelemetry::trace::SpanKind>,
+    attributes: &[KeyValue],
+    events: &[opentelemetry::trace::Event],
+    links: usize,
+    status: &Status,
+) -> String {
+    let mut attrs: Vec<String> = attributes.iter().map(|kv| format!("{kv:?}")).collect();
+    attrs.sort();
+    let events: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let mut a: Vec<String> = e.attributes.iter().map(|kv| format!("{kv:?}")).collect();
+            a.sort();
+            format!("{}{a:?}", e.name)
+        })
+        .collect();
+    format!("{name} <- {parent:?} {kind:?} {attrs:?} {events:?} links={links} {status:?}")
+}
+
+#[test]
+fn the_sink_gets_what_the_tracer_would_have_exported() {
+    // Through the SDK: the tracer starts each span.
+    let exports = TracerExports::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exports.clone())
+        .build();
+    let through_sdk = tracing_subscriber::registry().with(
+        layer()
+            .with_tracer(provider.tracer("test"))
+            .with_location(false)
+            .with_threads(false)
+            .with_level(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_early_sampler(ParentBased),
+    );
+    tracing::subscriber::with_default(through_sdk, workload);
+    let sdk = exports.0.lock().unwrap().clone();
+    let name_of = |id: SpanId| {
+        sdk.iter()
+            .find(|s| s.span_context.span_id() == id)
+            .map(|s| s.name.to_string())
+    };
+    let mut expected: Vec<String> = sdk
+        .iter()
+        .map(|s| {
+            shape(
+                &s.name,
+                name_of(s.parent_span_id),
+                Some(&s.span_kind),
+                &s.attributes,
+                &s.events,
+                s.links.len(),
+                &s.status,
+            )
+        })
+        .collect();
+
+    // Recorded by the layer.
+    let sink = Sink::default();
+    let (_, through_sink) = subscriber(&sink);
+    tracing::subscriber::with_default(through_sink, workload);
+    let recorded = sink.take();
+    let name_of = |id: SpanId| {
+        recorded
+            .iter()
+            .find(|s| s.span_context.span_id() == id)
+            .map(|s| s.builder.name.to_string())
+    };
+    let internal = opentelemetry::trace::SpanKind::Internal;
+    let mut got: Vec<String> = recorded
+        .iter()
+        .map(|s| {
+            assert!(s.builder.start_time.unwrap() <= s.end_time);
+            shape(
+                &s.builder.name,
+                name_of(s.parent_span_id),
+                Some(s.builder.span_kind.as_ref().unwrap_or(&internal)),
+                s.builder.attributes.as_deref().unwrap_or_default(),
+                s.builder.events.as_deref().unwrap_or_default(),
+                s.builder.links.as_ref().map_or(0, Vec::len),
+                &s.status,
+            )
+        })
+        .collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(got.len(), 5, "{got:#?}");
+    assert_eq!(got, expected);
+}
