@@ -1956,8 +1956,15 @@ where
             let mut data = otel_data.lock();
             match &mut data.state {
                 OtelDataState::Builder {
-                    builder, status, ..
+                    builder,
+                    status,
+                    sink_cx,
+                    ..
                 } => {
+                    if sink_cx.is_some() {
+                        // Started: its kind is fixed, as an SDK span's is.
+                        updates.span_kind = None;
+                    }
                     // If the builder is present, then update it.
                     updates.update(builder, status);
                 }

@@ -401,6 +401,8 @@ fn workload() {
         tracing::info_span!("never_entered", n = 3_i64);
     });
     root.record("late", "recorded after");
+    // A started span's kind is fixed.
+    root.record("otel.kind", "client");
     root.record("otel.name", "POST /pay");
     root.set_status(Status::Ok);
 }
