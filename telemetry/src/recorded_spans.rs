@@ -67,6 +67,11 @@ impl SpanSink for QueueSink {
         }
     }
 
+    /// The queues shut down with the tracer provider.
+    fn is_shut_down(&self) -> bool {
+        self.0.queues.iter().all(QueueSpanProcessor::is_shut_down)
+    }
+
     fn end(&self, span: RecordedSpan) {
         let Some((last, others)) = self.0.queues.split_last() else {
             return;

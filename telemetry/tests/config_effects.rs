@@ -138,7 +138,7 @@ fn event_and_link_limits_cap_a_long_lived_span() {
             let later = tracing::info_span!("later");
             let span = tracing::info_span!("busy");
             span.in_scope(|| {
-                for i in 0..1000 {
+                for i in 0..20 {
                     tracing::info!(i, extra = "x", "tick");
                 }
             });
@@ -157,6 +157,31 @@ fn event_and_link_limits_cap_a_long_lived_span() {
     assert_eq!(busy.links.len(), 1);
     let earlier = spans.iter().find(|s| s.name == "earlier").unwrap();
     assert_eq!(busy.links[0].span_id, earlier.span_id);
+}
+
+#[test]
+fn spans_after_shutdown_get_no_ids_and_are_neither_queued_nor_counted() {
+    let sink = InMemory::new();
+    let t = Telemetry::builder("config-engine")
+        .with_in_memory(&sink)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        tracing::info_span!("before").in_scope(|| {});
+    });
+    t.shutdown().unwrap();
+    let mut after = None;
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        let span = tracing::info_span!("after");
+        span.in_scope(|| {});
+        after = Some(span.context().span().span_context().clone());
+    });
+    // As the SDK's tracer after shutdown: nothing to propagate.
+    assert!(!after.unwrap().is_valid());
+    let traces = t.health().signal(telemetry::Signal::Traces).unwrap();
+    assert_eq!((traces.emitted, traces.dropped), (1, 0), "{traces:?}");
+    let names: Vec<_> = sink.spans().iter().map(|s| s.name.clone()).collect();
+    assert_eq!(names, ["before"]);
 }
 
 #[test]

@@ -1599,6 +1599,9 @@ fn recorded_span_context(
     parent_cx: &OtelContext,
     root_trace_id: Option<otel::TraceId>,
 ) -> otel::SpanContext {
+    if sink.sink.is_shut_down() {
+        return otel::SpanContext::empty_context();
+    }
     let parent = parent_cx.span();
     let parent = parent.span_context();
     let trace_id = if parent.is_valid() {
@@ -2262,6 +2265,10 @@ where
                         Some(cx) => cx.span().span_context().clone(),
                         None => recorded_span_context(sink, &parent_cx, otel_data.root_trace_id),
                     };
+                    if !span_context.is_valid() {
+                        // Started after the sink shut down: not recorded.
+                        return;
+                    }
                     let parent = parent_cx.span();
                     let parent = parent.span_context();
                     let mut bounds = otel_data

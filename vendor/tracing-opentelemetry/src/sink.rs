@@ -99,6 +99,14 @@ pub trait SpanSink: Send + Sync + 'static {
         RecordLimits::default()
     }
 
+    /// Whether the sink takes no more spans (its pipeline was shut down).
+    /// A span that starts then gets an empty span context, as the SDK's
+    /// tracer gives after shutdown: nothing is propagated for it, and it is
+    /// not handed over.
+    fn is_shut_down(&self) -> bool {
+        false
+    }
+
     /// Takes a span that ended. Called on the thread that closed the span,
     /// with no lock of the layer held: it must not block.
     fn end(&self, span: RecordedSpan);

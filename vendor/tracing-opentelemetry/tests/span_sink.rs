@@ -24,6 +24,7 @@ struct Sink {
     spans: Arc<Mutex<Vec<RecordedSpan>>>,
     next_id: Arc<AtomicU64>,
     limits: RecordLimits,
+    shut_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SpanSink for Sink {
@@ -35,6 +36,9 @@ impl SpanSink for Sink {
     }
     fn limits(&self) -> RecordLimits {
         self.limits
+    }
+    fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Relaxed)
     }
     fn end(&self, span: RecordedSpan) {
         self.spans.lock().unwrap().push(span);
@@ -500,4 +504,35 @@ fn the_sink_gets_what_the_tracer_would_have_exported() {
     got.sort();
     assert_eq!(got.len(), 5, "{got:#?}");
     assert_eq!(got, expected);
+}
+
+#[test]
+fn after_the_sink_shuts_down_spans_get_no_ids_and_are_not_handed_over() {
+    let sink = Sink::default();
+    let (_, subscriber) = subscriber(&sink);
+    let (mut before, mut after, mut child) = (None, None, None);
+    tracing::subscriber::with_default(subscriber, || {
+        let early = tracing::info_span!("early");
+        early.in_scope(|| {});
+        before = Some(early.context().span().span_context().clone());
+        sink.shut_down.store(true, Ordering::Relaxed);
+        let late = tracing::info_span!("late");
+        late.in_scope(|| {
+            after = Some(Context::current().span().span_context().clone());
+            tracing::info_span!("late_child").in_scope(|| {
+                child = Some(Context::current().span().span_context().clone());
+            });
+        });
+    });
+    // Started before: still recorded; after: as the SDK's tracer after
+    // shutdown, an empty context, nothing to propagate, nothing handed over.
+    assert!(before.unwrap().is_valid());
+    assert!(!after.unwrap().is_valid());
+    assert!(!child.unwrap().is_valid());
+    let names: Vec<_> = sink
+        .take()
+        .iter()
+        .map(|s| s.builder.name.to_string())
+        .collect();
+    assert_eq!(names, ["early"]);
 }
