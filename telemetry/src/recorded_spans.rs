@@ -73,14 +73,14 @@ impl SpanSink for QueueSink {
     }
 
     fn end(&self, span: RecordedSpan) {
+        // Ended after the provider's shutdown (started before it): the SDK
+        // ends such spans without a word, nothing queued nor counted.
+        if self.is_shut_down() {
+            return;
+        }
         let Some((last, others)) = self.0.queues.split_last() else {
             return;
         };
-        if last.is_shut_down() {
-            // After the provider's shutdown the SDK ends spans without a
-            // word: nothing is queued, nor counted as dropped.
-            return;
-        }
         let data = span_data(span, &self.0.scope);
         for queue in others {
             queue.push(data.clone());
